@@ -1,0 +1,126 @@
+"""Finds, starts and stops Azurite, the Azure Storage emulator (npm ``azurite``).
+
+The repo pins Azurite in package.json and installs it into ``node_modules`` (``make
+setup``). A started Azurite gets its own session so Ctrl-C reaches the host first
+(which still needs storage to finish its work), and on Linux it is told to die with
+its parent, so nothing is left running even if the parent is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["AzuriteError", "AzuriteProcess", "ports_listening", "start_azurite"]
+
+DEFAULT_PORTS = (10000, 10001, 10002)
+
+
+class AzuriteError(RuntimeError):
+    """Azurite is not installed or did not come up."""
+
+
+def ports_listening(host: str, ports: tuple[int, ...]) -> list[int]:
+    """The ports among ``ports`` that accept a TCP connection now."""
+    open_ports = []
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex((host, port)) == 0:
+                open_ports.append(port)
+    return open_ports
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class AzuriteProcess:
+    """A running Azurite this process started."""
+
+    process: subprocess.Popen[bytes]
+    ports: tuple[int, int, int]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Terminate Azurite and its children; kill them if they do not exit in time."""
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout)
+
+
+def azurite_binary(root: Path) -> Path:
+    """The repo's pinned Azurite launcher.
+
+    Raises:
+        AzuriteError: it is not installed (run ``make setup``).
+    """
+    binary = root / "node_modules" / ".bin" / "azurite"
+    if not binary.exists():
+        raise AzuriteError(f"Azurite is not installed at {binary}; run 'make setup' (npm ci)")
+    return binary
+
+
+def start_azurite(
+    root: Path,
+    location: Path,
+    *,
+    host: str = "127.0.0.1",
+    ports: tuple[int, int, int] = (10000, 10001, 10002),
+    in_memory: bool = False,
+    log_file: Path | None = None,
+    timeout: float = 60.0,
+) -> AzuriteProcess:
+    """Start blob, queue and table services and wait until all three accept connections.
+
+    Raises:
+        AzuriteError: it is not installed, exits early, or does not listen in time.
+    """
+    binary = azurite_binary(root)
+    location.mkdir(parents=True, exist_ok=True)
+    args = [
+        str(binary), "--silent", "--skipApiVersionCheck", "--disableProductStyleUrl",
+        "--location", str(location),
+        "--blobHost", host, "--blobPort", str(ports[0]),
+        "--queueHost", host, "--queuePort", str(ports[1]),
+        "--tableHost", host, "--tablePort", str(ports[2]),
+    ]
+    if in_memory:
+        args.append("--inMemoryPersistence")
+    output = log_file.open("ab") if log_file else subprocess.DEVNULL
+    try:
+        process = subprocess.Popen(
+            args, cwd=root, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for setsid and the death signal
+        )
+    finally:
+        if log_file:
+            output.close()  # type: ignore[union-attr]
+    started = AzuriteProcess(process, ports)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AzuriteError(f"Azurite exited with code {process.returncode} while starting")
+        if len(ports_listening(host, ports)) == len(ports):
+            return started
+        time.sleep(0.1)
+    started.stop()
+    raise AzuriteError(f"Azurite did not listen on {ports} within {timeout:.0f}s")

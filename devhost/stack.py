@@ -1,0 +1,133 @@
+"""``intake run``: the whole product on one machine.
+
+Creates ``local.settings.json`` with fresh keys if missing, starts Azurite unless one
+already listens, provisions storage, registers the demo partner, starts the host,
+then writes ``.intake/dev.json`` and prints how to call it. Ctrl-C stops the host
+(gracefully) and then the Azurite it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from shared.platform import wiring
+from shared.platform.names import Table
+from shared.platform.provision import provision_storage
+from shared.security import Partner, Role, TablePartnerDirectory
+
+from .azurite import DEFAULT_PORTS, AzuriteProcess, ports_listening, start_azurite
+from .host import HostConfig, LocalHost
+
+__all__ = ["DEMO_PARTNER", "ensure_local_settings", "run_stack"]
+
+log = logging.getLogger("devhost")
+DEMO_PARTNER = Partner(id="demo-partner", name="Demo partner", roles=frozenset({Role.INGEST}))
+OPERATOR = Partner(id="local-operator", name="Local operator", roles=frozenset({Role.ADMIN}))
+
+
+def ensure_local_settings(root: Path) -> Path:
+    """Copy local.settings.example.json to local.settings.json with new random keys.
+
+    An existing file is kept, and only empty keys in it are filled in.
+    """
+    target = root / "local.settings.json"
+    source = target if target.exists() else root / "local.settings.example.json"
+    doc: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
+    dev = doc.setdefault("DevHost", {})
+    keys = dev.setdefault("FunctionKeys", {})
+    changed = not target.exists()
+    if not keys.get("default"):
+        keys["default"], changed = secrets.token_urlsafe(32), True
+    if not dev.get("MasterKey"):
+        dev["MasterKey"], changed = secrets.token_urlsafe(32), True
+    if changed:
+        target.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        target.chmod(0o600)
+    return target
+
+
+def _register(state_file: Path) -> dict[str, Any]:
+    """Register the demo partner and operator; reuse their keys while still valid."""
+    directory = TablePartnerDirectory(wiring.storage().table_client(Table.PARTNERS))
+    previous: dict[str, Any] = {}
+    if state_file.exists():
+        previous = json.loads(state_file.read_text(encoding="utf-8"))
+    credentials = {}
+    for partner, slot in ((DEMO_PARTNER, "partner"), (OPERATOR, "admin")):
+        directory.upsert(partner)
+        token = previous.get(slot, {}).get("api_key", "")
+        if not token or directory.authenticate(token) != partner:
+            token = directory.issue_key(partner.id).token
+        credentials[slot] = {"id": partner.id, "api_key": token}
+    return credentials
+
+
+def _banner(state: dict[str, Any]) -> str:
+    base, key = state["base_url"], state["function_key"]
+    partner = state["partner"]
+    return "\n".join([
+        "",
+        "fhir-intake is running.",
+        f"  Base URL:       {base}",
+        f"  Function key:   {key}   (header x-functions-key)",
+        f"  Demo partner:   {partner['id']}, API key {partner['api_key']}   (header X-API-Key)",
+        f"  Operator:       {state['admin']['id']}, API key {state['admin']['api_key']}",
+        "  Written to .intake/dev.json for scripts.",
+        "",
+        "Try it:",
+        f"  curl -s {base}/health",
+        "",
+        "Press Ctrl-C to stop.",
+        "",
+    ])
+
+
+def run_stack(root: Path, port: int = 7071) -> int:
+    """Run everything until Ctrl-C; returns the exit code."""
+    settings_file = ensure_local_settings(root)
+    settings_doc = json.loads(settings_file.read_text(encoding="utf-8"))
+    azurite: AzuriteProcess | None = None
+    if ports_listening("127.0.0.1", DEFAULT_PORTS):
+        log.info("Storage ports %s are in use; using the Azurite already running", DEFAULT_PORTS)
+    else:
+        log.info("Starting Azurite (data in .azurite/)")
+        azurite = start_azurite(root, root / ".azurite", log_file=root / ".azurite" / "azurite.log")
+    state_dir = root / ".intake"
+    state_dir.mkdir(exist_ok=True)
+    state_file = state_dir / "dev.json"
+    host = LocalHost(HostConfig(root=root, port=port))
+
+    async def on_ready(running: LocalHost) -> None:
+        credentials = await asyncio.to_thread(_register, state_file)
+        state = {
+            "base_url": f"http://127.0.0.1:{running.port}/api",
+            "function_key": settings_doc["DevHost"]["FunctionKeys"]["default"],
+            **credentials,
+        }
+        state_file.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+        state_file.chmod(0o600)
+        print(_banner(state), file=sys.stderr, flush=True)
+
+    async def main() -> None:
+        host.install_signal_handlers()
+        for name, value in settings_doc.get("Values", {}).items():
+            os.environ.setdefault(name, str(value))
+        wiring.reset_caches()
+        count = await asyncio.to_thread(provision_storage, wiring.storage())
+        log.info("Storage ready: %d containers, queues and tables", count)
+        await host.run(on_ready)
+
+    try:
+        asyncio.run(main())
+    finally:
+        if azurite is not None:
+            log.info("Stopping Azurite")
+            azurite.stop()
+    return 0

@@ -1,0 +1,13 @@
+"""The Function App: registers each stage's Blueprint, nothing else.
+
+The Azure Functions runtime and the local host (``intake dev``) both load ``app``.
+"""
+
+import azure.functions as func
+
+from functions import health
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+for blueprint in (health.bp,):
+    app.register_functions(blueprint)

@@ -1,0 +1,31 @@
+"""GET /api/health: storage reachability and version, for probes and people."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared.platform import ConfigurationError
+from shared.platform import wiring
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+
+
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    """200 when every storage service answers, 503 otherwise; never reveals settings."""
+    try:
+        report = wiring.health()
+    except ConfigurationError:
+        log.error("health: settings invalid", extra={"stage": "health", "outcome": "config"})
+        return func.HttpResponse(
+            '{"status":"misconfigured"}', status_code=503, mimetype="application/json"
+        )
+    log.info("health: %s", report.status, extra={"stage": "health", "outcome": report.status})
+    return func.HttpResponse(
+        report.model_dump_json(),
+        status_code=200 if report.healthy else 503,
+        mimetype="application/json",
+    )

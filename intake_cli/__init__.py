@@ -1,0 +1,1 @@
+"""The ``intake`` command line: run the stack locally, and operator tools."""

@@ -1,0 +1,105 @@
+"""``intake``: one entry point for developers and operators."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+__all__ = ["main"]
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="[%(asctime)s] %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("azure", "aiohttp.access", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+def main(verbose: bool) -> None:
+    """fhir-intake: partner data in, clean FHIR R4 out."""
+    _logging(verbose)
+
+
+@main.command()
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
+              show_default=True, help="Folder with host.json and function_app.py.")
+@click.option("--app", "app_target", default="function_app:app", show_default=True,
+              help="module:attribute of the FunctionApp.")
+@click.option("--port", type=int, default=None, help="HTTP port [default: 7071 or Host.LocalHttpPort].")
+@click.option("--host-json", type=click.Path(path_type=Path), default="host.json", show_default=True)
+@click.option("--settings", type=click.Path(path_type=Path), default="local.settings.json",
+              show_default=True, help="local.settings.json to read app settings and keys from.")
+@click.option("--no-blob-events", is_flag=True, help="Do not emulate Event Grid blob events.")
+def dev(root: Path, app_target: str, port: int | None, host_json: Path, settings: Path,
+        no_blob_events: bool) -> None:
+    """Run the Function App on the local host (storage must be reachable)."""
+    from devhost.catalog import CatalogError
+    from devhost.config import HostConfigError
+    from devhost.host import HostConfig, LocalHost
+    from shared.platform.errors import ConfigurationError
+
+    config = HostConfig(root=root.resolve(), app=app_target, host_json=host_json,
+                        local_settings=settings, port=port)
+    if no_blob_events:
+        config.blob_events = {}
+    host = LocalHost(config)
+
+    async def run() -> None:
+        host.install_signal_handlers()
+        await host.run()
+
+    try:
+        asyncio.run(run())
+    except (CatalogError, HostConfigError, ConfigurationError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen: {exc.strerror}") from exc
+
+
+@main.command()
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
+              show_default=True)
+@click.option("--port", type=int, default=7071, show_default=True)
+def run(root: Path, port: int) -> None:
+    """Start Azurite and the host, provision storage, register the demo partner."""
+    from devhost.azurite import AzuriteError
+    from devhost.stack import run_stack
+
+    try:
+        sys.exit(run_stack(root.resolve(), port))
+    except AzuriteError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
+              show_default=True)
+def init(root: Path) -> None:
+    """Create local.settings.json with fresh function keys (keeps an existing one)."""
+    from devhost.stack import ensure_local_settings
+
+    click.echo(ensure_local_settings(root.resolve()))
+
+
+@main.command()
+def provision() -> None:
+    """Create every container, queue and table on the configured storage account."""
+    from shared.platform import wiring
+    from shared.platform.errors import IntakeError
+    from shared.platform.provision import provision_storage
+
+    try:
+        count = provision_storage(wiring.storage())
+    except IntakeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{count} containers, queues and tables ready")

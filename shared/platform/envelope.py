@@ -1,0 +1,96 @@
+"""The message every stage puts on a queue: a versioned, frozen envelope.
+
+Payloads never travel in queue messages (64 KiB limit, and PHI would sit in queue
+logs); the envelope points at a blob instead, and carries what a stage needs to
+route, correlate and retry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import EnvelopeError
+
+__all__ = ["ENVELOPE_VERSION", "BlobRef", "Envelope", "EnvelopeKind"]
+
+ENVELOPE_VERSION: Literal[1] = 1
+_MAX_MESSAGE_BYTES = 48 * 1024  # storage queues take 64 KiB, base64 costs a third of it
+
+
+class EnvelopeKind(StrEnum):
+    """What the referenced payload is, which tells the receiving stage what to do."""
+
+    RAW_RECEIVED = "raw.received"  # a partner payload in `raw`: normalize it
+    BUNDLE_NORMALIZED = "bundle.normalized"  # a Bundle in `normalized`: check consent
+    BUNDLE_PERMITTED = "bundle.permitted"  # consent allowed it: store it
+    RESOURCE_CHANGED = "resource.changed"  # the record changed: match subscriptions
+    DELIVERY_DUE = "delivery.due"  # a webhook delivery to attempt
+
+
+class BlobRef(BaseModel):
+    """Where a payload lives: a logical container name (never prefixed) and a blob name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    container: str = Field(min_length=3, max_length=63)
+    name: str = Field(min_length=1, max_length=1024)
+    etag: str | None = None
+
+
+class Envelope(BaseModel):
+    """A queue message between stages.
+
+    ``id`` is this message's own id; ``correlation_id`` stays the same from
+    ingestion to notification, so logs and status join up across stages.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1] = ENVELOPE_VERSION
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    correlation_id: str = Field(min_length=1, max_length=128)
+    partner: str = Field(min_length=1, max_length=64)
+    kind: EnvelopeKind
+    blob: BlobRef | None = None
+    created: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    attempt: int = Field(default=0, ge=0)
+    traceparent: str | None = Field(default=None, max_length=55)
+
+    def to_bytes(self) -> bytes:
+        """Serialize for a queue message body (JSON, UTF-8)."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+    @classmethod
+    def from_bytes(cls, body: bytes | str) -> Envelope:
+        """Parse a queue message body.
+
+        Raises:
+            EnvelopeError: the body is not a valid envelope of a version we read; the
+                message says which fields are wrong without echoing their values.
+        """
+        if len(body) > _MAX_MESSAGE_BYTES:
+            raise EnvelopeError(f"envelope of {len(body)} bytes is over {_MAX_MESSAGE_BYTES}")
+        try:
+            return cls.model_validate_json(body)
+        except ValidationError as exc:
+            fields = ", ".join(
+                sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
+            )
+            raise EnvelopeError(f"invalid envelope ({fields})") from exc
+
+    def next(self, kind: EnvelopeKind, blob: BlobRef | None) -> Envelope:
+        """The envelope for the next stage: new id, same correlation, attempt reset."""
+        return self.model_copy(
+            update={
+                "id": uuid.uuid4(),
+                "kind": kind,
+                "blob": blob,
+                "created": datetime.now(UTC),
+                "attempt": 0,
+            }
+        )

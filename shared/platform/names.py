@@ -1,0 +1,109 @@
+"""The one place that names every container, queue, table and app setting.
+
+Code asks for storage by these logical names; ``physical_name`` turns one into the
+name used on the account, adding the optional ``INTAKE_STORAGE_PREFIX`` so test runs
+(and several developers on one Azurite) never share a queue or a table.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+__all__ = [
+    "LOCAL_ONLY_TABLES",
+    "POISON_SUFFIX",
+    "Container",
+    "Queue",
+    "Setting",
+    "Table",
+    "physical_name",
+    "poison_queue",
+    "validate_prefix",
+]
+
+POISON_SUFFIX = "-poison"
+_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+
+
+class Container(StrEnum):
+    """Blob containers."""
+
+    INGEST_DROP = "ingest-drop"  # partners' batch drops: {partner}/{path}
+    RAW = "raw"  # immutable copies of what partners sent
+    NORMALIZED = "normalized"  # FHIR R4 transaction Bundles before consent
+    FHIR = "fhir"  # the unified record: resources and their history
+    QUARANTINE = "quarantine"  # rejected records with their OperationOutcome
+    REPORTS = "reports"  # per-file batch reports
+    AUDIT = "audit"  # append-only AuditEvents
+    EXPORTS = "exports"  # bulk export NDJSON
+    DEADLETTER = "deadletter"  # webhook deliveries that ran out of attempts
+
+
+class Queue(StrEnum):
+    """Storage queues between stages; each has a ``-poison`` twin (see ``poison_queue``)."""
+
+    BLOB_CREATED = "blob-created"  # Event Grid BlobCreated events for ingest-drop
+    NORMALIZE = "normalize"
+    CONSENT_CHECK = "consent-check"
+    NOTIFY = "notify"
+    DELIVER = "deliver"
+
+
+class Table(StrEnum):
+    """Tables for small state (names are alphanumeric: a Table service rule)."""
+
+    INGESTIONS = "ingestions"
+    IDEMPOTENCY = "idempotency"
+    PARTNERS = "partners"
+    SUBSCRIPTIONS = "subscriptions"
+    CHECKPOINTS = "checkpoints"
+    DEVHOST_BLOB_EVENTS = "devhostblobevents"  # local host only: blobs already announced
+
+
+LOCAL_ONLY_TABLES: frozenset[Table] = frozenset({Table.DEVHOST_BLOB_EVENTS})
+"""Tables only the local host uses; infrastructure does not provision them."""
+
+
+class Setting(StrEnum):
+    """App setting names, spelled as Azure Functions and the Azure SDKs expect them."""
+
+    STORAGE = "AzureWebJobsStorage"
+    STORAGE_ACCOUNT_NAME = "AzureWebJobsStorage__accountName"
+    STORAGE_BLOB_URI = "AzureWebJobsStorage__blobServiceUri"
+    STORAGE_QUEUE_URI = "AzureWebJobsStorage__queueServiceUri"
+    STORAGE_TABLE_URI = "AzureWebJobsStorage__tableServiceUri"
+    STORAGE_CLIENT_ID = "AzureWebJobsStorage__clientId"
+    KEY_VAULT_URL = "KEY_VAULT_URL"
+    STORAGE_PREFIX = "INTAKE_STORAGE_PREFIX"
+    ENVIRONMENT = "INTAKE_ENVIRONMENT"
+
+
+def poison_queue(queue: str) -> str:
+    """The poison twin of a queue, as the Functions runtime names it."""
+    return f"{queue}{POISON_SUFFIX}"
+
+
+def validate_prefix(prefix: str) -> str:
+    """Check a storage prefix: lowercase letters and digits, starting with a letter.
+
+    Raises:
+        ValueError: the prefix would make an invalid container, queue or table name.
+    """
+    if prefix and not _PREFIX.match(prefix):
+        raise ValueError(
+            f"{Setting.STORAGE_PREFIX} must be 1-16 lowercase letters or digits "
+            f"starting with a letter, got {prefix!r}"
+        )
+    return prefix
+
+
+def physical_name(name: str, prefix: str, *, table: bool = False) -> str:
+    """The name on the storage account for a logical name.
+
+    Containers and queues join prefix and name with a hyphen; tables allow only
+    letters and digits, so they are joined directly.
+    """
+    if not prefix:
+        return name
+    return f"{prefix}{name}" if table else f"{prefix}-{name}"

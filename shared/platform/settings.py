@@ -1,0 +1,145 @@
+"""Typed settings, read from the same names as Azure app settings.
+
+Locally they come from the environment that the local host fills from
+``local.settings.json``; in Azure from the Function App's settings. Nothing else
+reads the environment.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigurationError
+from .names import Setting, validate_prefix
+
+__all__ = [
+    "DEVELOPMENT_STORAGE",
+    "Environment",
+    "Settings",
+    "development_connection_string",
+    "load_settings",
+]
+
+# Azurite's well-known development account (public, documented by Microsoft).
+_DEV_ACCOUNT = "devstoreaccount1"
+_DEV_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq"
+    "/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
+
+
+class Environment(StrEnum):
+    """Where the app runs; development enables local-only conveniences."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Every setting the app reads, validated once at start-up."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    storage_connection: str | None = Field(
+        default=None, validation_alias=AliasChoices(Setting.STORAGE.value)
+    )
+    storage_account_name: str | None = Field(
+        default=None, validation_alias=AliasChoices(Setting.STORAGE_ACCOUNT_NAME.value)
+    )
+    storage_blob_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices(Setting.STORAGE_BLOB_URI.value)
+    )
+    storage_queue_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices(Setting.STORAGE_QUEUE_URI.value)
+    )
+    storage_table_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices(Setting.STORAGE_TABLE_URI.value)
+    )
+    storage_client_id: str | None = Field(
+        default=None, validation_alias=AliasChoices(Setting.STORAGE_CLIENT_ID.value)
+    )
+    key_vault_url: str | None = Field(
+        default=None, validation_alias=AliasChoices(Setting.KEY_VAULT_URL.value)
+    )
+    storage_prefix: str = Field(
+        default="", validation_alias=AliasChoices(Setting.STORAGE_PREFIX.value)
+    )
+    environment: Environment = Field(
+        default=Environment.PRODUCTION, validation_alias=AliasChoices(Setting.ENVIRONMENT.value)
+    )
+
+    @field_validator("storage_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        return validate_prefix(value)
+
+    @field_validator(
+        "storage_connection",
+        "storage_account_name",
+        "storage_blob_uri",
+        "storage_queue_uri",
+        "storage_table_uri",
+        "storage_client_id",
+        "key_vault_url",
+    )
+    @classmethod
+    def _blank_is_missing(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @model_validator(mode="after")
+    def _storage_is_configured(self) -> Settings:
+        if self.storage_connection is None and self.storage_account_name is None and not (
+            self.storage_blob_uri and self.storage_queue_uri and self.storage_table_uri
+        ):
+            raise ValueError(
+                f"storage is not configured: set {Setting.STORAGE} to a connection string, "
+                f"or {Setting.STORAGE_ACCOUNT_NAME} (identity-based), or all three "
+                f"{Setting.STORAGE}__blobServiceUri/__queueServiceUri/__tableServiceUri"
+            )
+        return self
+
+    @property
+    def connection_string(self) -> str | None:
+        """The storage connection string, with Azurite's shorthand spelled out."""
+        if self.storage_connection is None:
+            return None
+        if self.storage_connection.replace(" ", "").lower() == DEVELOPMENT_STORAGE.lower():
+            return development_connection_string()
+        return self.storage_connection
+
+    @property
+    def uses_identity(self) -> bool:
+        """True when storage is reached with Microsoft Entra ID rather than a key."""
+        return self.storage_connection is None
+
+
+def development_connection_string(host: str = "127.0.0.1", blob_port: int = 10000) -> str:
+    """Azurite's connection string; queue and table listen on the next two ports."""
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={_DEV_ACCOUNT};AccountKey={_DEV_KEY};"
+        f"BlobEndpoint=http://{host}:{blob_port}/{_DEV_ACCOUNT};"
+        f"QueueEndpoint=http://{host}:{blob_port + 1}/{_DEV_ACCOUNT};"
+        f"TableEndpoint=http://{host}:{blob_port + 2}/{_DEV_ACCOUNT};"
+    )
+
+
+def load_settings() -> Settings:
+    """Read and validate settings from the environment.
+
+    Raises:
+        ConfigurationError: with every problem in one message, naming the settings.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from exc

@@ -1,0 +1,109 @@
+"""Builds blob, queue and table service clients from settings.
+
+Two ways to reach storage, as Azure Functions itself does: a connection string
+(Azurite locally), or identity-based ``AzureWebJobsStorage__*`` settings with
+``DefaultAzureCredential`` (managed identity in Azure). Queue clients speak base64,
+the Functions queue trigger's default encoding, so every stage reads what another wrote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.queue import (
+    BinaryBase64DecodePolicy,
+    BinaryBase64EncodePolicy,
+    QueueClient,
+    QueueServiceClient,
+)
+
+from .names import Container, Table, physical_name
+from .settings import Settings
+
+__all__ = ["ServiceEndpoints", "StorageClients", "build_storage_clients", "service_endpoints"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEndpoints:
+    """The three service URLs of one storage account."""
+
+    blob: str
+    queue: str
+    table: str
+
+
+_BASE64: dict[str, Any] = {
+    "message_encode_policy": BinaryBase64EncodePolicy(),
+    "message_decode_policy": BinaryBase64DecodePolicy(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StorageClients:
+    """Service clients for one storage account, handing out clients by logical name.
+
+    Each client is thread-safe and reused; the prefix from settings is applied here,
+    so callers never see physical names.
+    """
+
+    blob: BlobServiceClient
+    queue: QueueServiceClient
+    table: TableServiceClient
+    prefix: str = ""
+
+    def container(self, name: Container) -> ContainerClient:
+        """A container client for a logical container name."""
+        return self.blob.get_container_client(physical_name(name, self.prefix))
+
+    def queue_client(self, name: str) -> QueueClient:
+        """A base64 queue client for a logical queue name (poison twins included)."""
+        return self.queue.get_queue_client(physical_name(name, self.prefix), **_BASE64)
+
+    def table_client(self, name: Table) -> TableClient:
+        """A table client for a logical table name."""
+        return self.table.get_table_client(physical_name(name, self.prefix, table=True))
+
+
+def service_endpoints(settings: Settings) -> ServiceEndpoints:
+    """The endpoints for identity-based access, explicit URIs winning over the account name."""
+    account = settings.storage_account_name
+    return ServiceEndpoints(
+        blob=settings.storage_blob_uri or f"https://{account}.blob.core.windows.net",
+        queue=settings.storage_queue_uri or f"https://{account}.queue.core.windows.net",
+        table=settings.storage_table_uri or f"https://{account}.table.core.windows.net",
+    )
+
+
+def _credential(settings: Settings) -> TokenCredential:
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id)
+
+
+def build_storage_clients(settings: Settings, **options: Any) -> StorageClients:
+    """Create the clients; no network call happens until one is used.
+
+    Args:
+        settings: where the account is and how to authenticate.
+        options: Azure SDK client options (``retry_total``, ``connection_timeout``...).
+    """
+    conn = settings.connection_string
+    if conn is not None:
+        return StorageClients(
+            blob=BlobServiceClient.from_connection_string(conn, **options),
+            queue=QueueServiceClient.from_connection_string(conn, **options),
+            table=TableServiceClient.from_connection_string(conn, **options),
+            prefix=settings.storage_prefix,
+        )
+    endpoints = service_endpoints(settings)
+    credential = _credential(settings)
+    return StorageClients(
+        blob=BlobServiceClient(endpoints.blob, credential=credential, **options),
+        queue=QueueServiceClient(endpoints.queue, credential=credential, **options),
+        table=TableServiceClient(endpoints.table, credential=credential, **options),
+        prefix=settings.storage_prefix,
+    )

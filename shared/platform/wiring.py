@@ -1,0 +1,43 @@
+"""The composition root: builds settings, clients and services once, for every function.
+
+Functions ask here for what they need; tests call ``reset_caches`` after changing the
+environment. Constructors do no I/O, so importing the app never touches storage.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from .health import HealthReport, check_health
+from .settings import Settings, load_settings
+from .storage import StorageClients, build_storage_clients
+
+__all__ = ["health", "reset_caches", "settings", "storage"]
+
+
+@cache
+def settings() -> Settings:
+    """The app's settings, validated on first use."""
+    return load_settings()
+
+
+@cache
+def storage() -> StorageClients:
+    """Clients for the app's storage account, shared by every invocation."""
+    return build_storage_clients(settings())
+
+
+@cache
+def _probe_clients() -> StorageClients:
+    return build_storage_clients(settings(), retry_total=0, connection_timeout=2, read_timeout=5)
+
+
+def health() -> HealthReport:
+    """Probe storage now (never cached: a health check must tell the present)."""
+    return check_health(_probe_clients())
+
+
+def reset_caches() -> None:
+    """Forget every cached object, so the next call reads settings afresh."""
+    for factory in (settings, storage, _probe_clients):
+        factory.cache_clear()

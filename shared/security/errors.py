@@ -1,0 +1,24 @@
+"""Security errors.
+
+    IntakeError
+    └── SecurityError            (permanent)
+        └── UnknownPartnerError  a key was issued for a partner that does not exist
+"""
+
+from __future__ import annotations
+
+from shared.platform.errors import IntakeError
+
+__all__ = ["SecurityError", "UnknownPartnerError"]
+
+
+class SecurityError(IntakeError):
+    """A security rule was broken or cannot be checked."""
+
+
+class UnknownPartnerError(SecurityError):
+    """No partner has this id."""
+
+    def __init__(self, partner_id: str) -> None:
+        super().__init__(f"no partner with id {partner_id!r}")
+        self.partner_id = partner_id

@@ -1,0 +1,27 @@
+"""Who calls us: partners and the roles their keys carry."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Partner", "Role"]
+
+
+class Role(StrEnum):
+    """What a caller may do."""
+
+    INGEST = "ingest"  # submit data, read its own ingestion status
+    READ = "read"  # clinical reads, with a purpose of use and consent
+    ADMIN = "admin"  # partners, subscriptions, replay, purge
+
+
+class Partner(BaseModel):
+    """A sending organization (or an operator principal, with the admin role)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    name: str = Field(min_length=1, max_length=200)
+    roles: frozenset[Role] = frozenset({Role.INGEST})
