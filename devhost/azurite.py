@@ -98,13 +98,11 @@ def start_azurite(
     location.mkdir(parents=True, exist_ok=True)
     args = [
         str(binary), "--silent", "--skipApiVersionCheck", "--disableProductStyleUrl",
-        "--location", str(location),
         "--blobHost", host, "--blobPort", str(ports[0]),
         "--queueHost", host, "--queuePort", str(ports[1]),
         "--tableHost", host, "--tablePort", str(ports[2]),
     ]
-    if in_memory:
-        args.append("--inMemoryPersistence")
+    args += ["--inMemoryPersistence"] if in_memory else ["--location", str(location)]
     output = log_file.open("ab") if log_file else subprocess.DEVNULL
     try:
         process = subprocess.Popen(

@@ -19,7 +19,7 @@ import json
 import logging
 from typing import Any
 
-import azure.functions as func
+from azure.functions.queue import QueueMessage as QueueTriggerMessage
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueMessage
 from azure.storage.queue.aio import QueueClient
@@ -136,7 +136,7 @@ class QueueListener:
             return body.decode("utf-8")
         if self._annotation == "bytes":
             return body
-        return func.QueueMessage(
+        return QueueTriggerMessage(
             id=message.id,
             body=body,
             dequeue_count=message.dequeue_count,
@@ -175,7 +175,7 @@ class QueueListener:
                 await renewer
             log.warning("Function 'Functions.%s' failed on message %s (attempt %d of %d): %s",
                         self.spec.name, message.id, message.dequeue_count,
-                        self._options.max_dequeue_count, type(exc).__name__)
+                        self._options.max_dequeue_count, type(exc).__name__, exc_info=exc)
             await self._after_failure(message, receipt[0])
             return
         renewer.cancel()

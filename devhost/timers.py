@@ -12,7 +12,7 @@ import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
-import azure.functions as func
+from azure.functions.timer import TimerRequest
 from croniter import croniter
 
 from .catalog import FunctionSpec
@@ -88,7 +88,8 @@ class TimerRunner:
     async def _fire(self, *, past_due: bool) -> None:
         try:
             await self._invoker.invoke(
-                self.spec, func.TimerRequest(past_due=past_due), {}, reason="Timer fired"
+                self.spec, TimerRequest(past_due=past_due), {}, reason="Timer fired"
             )
         except Exception as exc:  # noqa: BLE001 - a failing timer must not stop the host
-            log.error("Timer 'Functions.%s' failed: %s", self.spec.name, type(exc).__name__)
+            log.error("Timer 'Functions.%s' failed: %s", self.spec.name, type(exc).__name__,
+                      exc_info=exc)

@@ -1,0 +1,71 @@
+"""A running local host with the semantics test app, shared by a test module."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from azure.core.exceptions import ResourceExistsError
+
+from shared.platform.settings import Settings
+from shared.platform.storage import StorageClients, build_storage_clients
+from tests.support.hostproc import REPO, HostProcess, write_settings
+
+APPS = REPO / "tests" / "apps"
+
+
+class Results:
+    """Reads what the test app recorded in its ``results`` container."""
+
+    def __init__(self, clients: StorageClients) -> None:
+        self.container = clients.container("results")  # type: ignore[arg-type]
+        try:
+            self.container.create_container()
+        except ResourceExistsError:
+            pass
+
+    def list(self, prefix: str) -> list[dict[str, object]]:
+        return [
+            json.loads(self.container.download_blob(b.name).readall())
+            for b in self.container.list_blobs(name_starts_with=prefix)
+        ]
+
+
+def make_env(azurite: str) -> dict[str, str]:
+    return {
+        "AzureWebJobsStorage": azurite,
+        "INTAKE_STORAGE_PREFIX": "t" + secrets.token_hex(5),
+        "INTAKE_ENVIRONMENT": "development",
+    }
+
+
+def clients_for(env: dict[str, str]) -> StorageClients:
+    return build_storage_clients(Settings(**env))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, str]:
+    return {"function": secrets.token_urlsafe(24), "master": secrets.token_urlsafe(24)}
+
+
+def start_host(
+    tmp: Path, azurite: str, keys: dict[str, str], extra_env: dict[str, str] | None = None
+) -> tuple[HostProcess, dict[str, str]]:
+    env = {**make_env(azurite), **(extra_env or {})}
+    settings = write_settings(tmp / "local.settings.json", keys["function"], keys["master"])
+    host = HostProcess(root=APPS, app="semantics_app:app", env=env, log_path=tmp / "host.log",
+                       host_json=APPS / "host.json", settings=settings)
+    return host.start(), env
+
+
+@pytest.fixture(scope="module")
+def semantics_host(
+    azurite: str, keys: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[HostProcess, dict[str, str]]]:
+    host, env = start_host(tmp_path_factory.mktemp("host"), azurite, keys)
+    yield host, env
+    code = host.stop()
+    assert code == 0, host.logs()

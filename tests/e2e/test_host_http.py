@@ -1,0 +1,132 @@
+"""HTTP triggers through the local host: routing, auth levels, mapping, limits, errors."""
+
+from __future__ import annotations
+
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.azurite
+
+
+@pytest.fixture(scope="module")
+def http(semantics_host) -> httpx.Client:  # type: ignore[no-untyped-def]
+    host, _ = semantics_host
+    with host.client() as client:
+        yield client  # type: ignore[misc]
+
+
+def test_route_parameters_reach_the_function(http: httpx.Client, keys: dict[str, str]) -> None:
+    response = http.post("/api/items/books/42?q=a%20b", headers={"x-functions-key": keys["function"],
+                                                                "content-type": "text/plain"},
+                         content=b"hello")
+    assert response.status_code == 200
+    seen = response.json()
+    assert seen["route"] == {"category": "books", "id": "42"}
+    assert seen["params"] == {"q": "a b"}
+    assert seen["method"] == "POST"
+    assert seen["body_bytes"] == 5
+    assert seen["content_type"] == "text/plain"
+    assert response.headers["x-echo"] == "yes"
+    assert response.headers["content-type"].startswith("application/json")
+
+
+def test_optional_parameter_may_be_left_out(http: httpx.Client, keys: dict[str, str]) -> None:
+    response = http.get("/api/items/books", params={"code": keys["function"]})
+    assert response.status_code == 200
+    assert response.json()["route"] == {"category": "books"}
+
+
+def test_constraint_mismatch_is_not_found(http: httpx.Client, keys: dict[str, str]) -> None:
+    response = http.get("/api/items/books/not-a-number", headers={"x-functions-key": keys["function"]})
+    assert response.status_code == 404
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_catch_all_keeps_slashes_and_decodes(http: httpx.Client) -> None:
+    response = http.get("/api/files/a/b%20c/d.txt")
+    assert response.status_code == 200
+    assert response.text == "a/b c/d.txt"
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-functions-key": "wrong"}])
+def test_missing_or_wrong_function_key_is_401(http: httpx.Client, headers: dict[str, str]) -> None:
+    response = http.get("/api/items/books/1", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["issue"][0]["code"] == "login"
+
+
+def test_admin_level_takes_only_the_master_key(http: httpx.Client, keys: dict[str, str]) -> None:
+    assert http.get("/api/admin-only", headers={"x-functions-key": keys["function"]}).status_code == 401
+    response = http.get("/api/admin-only", headers={"x-functions-key": keys["master"]})
+    assert (response.status_code, response.text) == (200, "admin ok")
+
+
+def test_master_key_also_opens_function_level(http: httpx.Client, keys: dict[str, str]) -> None:
+    assert http.get("/api/items/books/1", headers={"x-functions-key": keys["master"]}).status_code == 200
+
+
+def test_unknown_route_is_404_outcome(http: httpx.Client) -> None:
+    response = http.get("/api/no/such/route")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    assert "no function" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_wrong_method_is_405_with_allow(http: httpx.Client, keys: dict[str, str]) -> None:
+    response = http.delete("/api/items/books/1", headers={"x-functions-key": keys["function"]})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+
+
+def test_a_raising_function_gives_500_and_the_host_lives_on(http: httpx.Client) -> None:
+    response = http.get("/api/boom")
+    assert response.status_code == 500
+    assert "deliberate failure" not in response.text  # no exception text leaks to callers
+    assert http.get("/api/files/still-here").text == "still-here"
+
+
+def test_large_response_arrives_intact(http: httpx.Client) -> None:
+    response = http.get("/api/big", params={"n": "3000000"})
+    assert response.status_code == 200
+    assert len(response.content) == 3_000_000
+    assert response.content[:5] == bytes([0, 1, 2, 3, 4])
+    assert response.content[-1] == (3_000_000 - 1) % 251
+
+
+def test_concurrent_requests_run_in_parallel(http: httpx.Client) -> None:
+    import concurrent.futures
+    import time
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        texts = list(pool.map(lambda _: http.get("/api/slow", params={"s": "1"}).text, range(4)))
+    assert texts == ["finished"] * 4
+    # four one-second handlers in well under four seconds: they ran side by side
+    assert time.monotonic() - started < 3.5
+
+
+def test_body_over_the_limit_is_413(azurite, keys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.e2e.conftest import start_host
+
+    host, _ = start_host(tmp_path, azurite, keys, {"FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": "1000"})
+    try:
+        with host.client() as client:
+            ok = client.post("/api/items/x", content=b"a" * 1000,
+                             headers={"x-functions-key": keys["function"]})
+            assert ok.status_code == 200
+            too_big = client.post("/api/items/x", content=b"a" * 1001,
+                                  headers={"x-functions-key": keys["function"]})
+            assert too_big.status_code == 413
+            assert "1000-byte limit" in too_big.json()["issue"][0]["diagnostics"]
+
+            def chunks():  # type: ignore[no-untyped-def]
+                yield b"a" * 800
+                yield b"a" * 800
+
+            streamed = client.post("/api/items/x", content=chunks(),
+                                   headers={"x-functions-key": keys["function"]})
+            assert streamed.status_code == 413
+            assert client.get("/api/files/alive").text == "alive"
+    finally:
+        assert host.stop() == 0
