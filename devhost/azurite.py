@@ -97,17 +97,33 @@ def start_azurite(
     binary = azurite_binary(root)
     location.mkdir(parents=True, exist_ok=True)
     args = [
-        str(binary), "--silent", "--skipApiVersionCheck", "--disableProductStyleUrl",
-        "--blobHost", host, "--blobPort", str(ports[0]),
-        "--queueHost", host, "--queuePort", str(ports[1]),
-        "--tableHost", host, "--tablePort", str(ports[2]),
+        str(binary),
+        "--silent",
+        "--skipApiVersionCheck",
+        "--disableProductStyleUrl",
+        "--blobHost",
+        host,
+        "--blobPort",
+        str(ports[0]),
+        "--queueHost",
+        host,
+        "--queuePort",
+        str(ports[1]),
+        "--tableHost",
+        host,
+        "--tablePort",
+        str(ports[2]),
     ]
     args += ["--inMemoryPersistence"] if in_memory else ["--location", str(location)]
     output = log_file.open("ab") if log_file else subprocess.DEVNULL
     try:
         process = subprocess.Popen(
-            args, cwd=root, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for setsid and the death signal
+            args,
+            cwd=root,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
     finally:
         if log_file:

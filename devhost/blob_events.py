@@ -37,7 +37,9 @@ _TOPIC = (
 )
 
 
-def blob_created_event(account: str, container: str, blob: BlobProperties, url: str) -> dict[str, Any]:
+def blob_created_event(
+    account: str, container: str, blob: BlobProperties, url: str
+) -> dict[str, Any]:
     """An Event Grid schema ``Microsoft.Storage.BlobCreated`` event for a blob."""
     settings = blob.content_settings
     return {
@@ -88,8 +90,11 @@ class BlobEventSource:
 
     async def prepare(self) -> None:
         """Create what the watcher needs and load what it announced before."""
-        for create in (self._container.create_container, self._queue.create_queue,
-                       self._seen_table.create_table):
+        for create in (
+            self._container.create_container,
+            self._queue.create_queue,
+            self._seen_table.create_table,
+        ):
             with contextlib.suppress(ResourceExistsError):
                 await create()
         partition = self._storage.physical(self._container_name)
@@ -104,8 +109,9 @@ class BlobEventSource:
             try:
                 await self.scan()
             except AzureError as exc:
-                log.warning("Watching %r failed (%s); retrying", self._container_name,
-                            type(exc).__name__)
+                log.warning(
+                    "Watching %r failed (%s); retrying", self._container_name, type(exc).__name__
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
 
@@ -125,17 +131,23 @@ class BlobEventSource:
             event = blob_created_event(account, physical, blob, url)
             body = base64.b64encode(json.dumps(event).encode()).decode()
             await self._queue.send_message(body)
-            await self._seen_table.upsert_entity({
-                "PartitionKey": physical,
-                "RowKey": hashlib.sha256(blob.name.encode()).hexdigest(),
-                "name": blob.name,
-                "etag": blob.etag,
-            })
+            await self._seen_table.upsert_entity(
+                {
+                    "PartitionKey": physical,
+                    "RowKey": hashlib.sha256(blob.name.encode()).hexdigest(),
+                    "name": blob.name,
+                    "etag": blob.etag,
+                }
+            )
             self._seen[blob.name] = blob.etag
             announced += 1
         if announced:
-            log.info("Announced %d new blob(s) in %r on %r", announced, self._container_name,
-                     self._queue_name)
+            log.info(
+                "Announced %d new blob(s) in %r on %r",
+                announced,
+                self._container_name,
+                self._queue_name,
+            )
             if self._on_enqueue is not None:
                 self._on_enqueue(self._queue_name)
         return announced

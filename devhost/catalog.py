@@ -67,7 +67,7 @@ def load_app(target: str, root: Path | None = None) -> func.FunctionApp:
         sys.path.insert(0, str(root))
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - any import failure is the app's, report it
+    except Exception as exc:
         raise CatalogError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
     app = getattr(module, attr or "app", None)
     if not isinstance(app, func.FunctionApp):
@@ -95,7 +95,7 @@ def build_catalog(app: func.FunctionApp) -> tuple[list[FunctionSpec], list[str]]
     specs: list[FunctionSpec] = []
     skipped: list[str] = []
     for function in app.get_functions():
-        name = function.get_function_name()
+        name = function.get_function_name() or "?"
         try:
             specs.append(_describe(name, function))
         except CatalogError as exc:
@@ -115,13 +115,19 @@ def _describe(name: str, function: Any) -> FunctionSpec:
         for b in doc["bindings"]
     ]
     triggers = [b for b in bindings if b.type in TRIGGERS]
-    unknown = [b for b in bindings if b.type not in TRIGGERS | OUTPUTS or (
-        b.type in OUTPUTS and b.direction != "out")]
+    unknown = [
+        b
+        for b in bindings
+        if b.type not in TRIGGERS | OUTPUTS or (b.type in OUTPUTS and b.direction != "out")
+    ]
     if len(triggers) != 1:
         kinds = sorted({b.type for b in bindings if b.type.endswith("Trigger")})
-        raise CatalogError(f"unsupported trigger {kinds or 'none'}; this host runs {sorted(TRIGGERS)}")
+        raise CatalogError(
+            f"unsupported trigger {kinds or 'none'}; this host runs {sorted(TRIGGERS)}"
+        )
     if unknown:
         raise CatalogError(f"unsupported binding(s) {sorted({b.type for b in unknown})}")
+    _check_trigger(triggers[0])
     user_function = function.get_user_function()
     names = {b.name for b in bindings if b.name != "$return"}
     context = _context_param(user_function, names)
@@ -134,3 +140,18 @@ def _describe(name: str, function: Any) -> FunctionSpec:
         parameters=tuple(inspect.signature(user_function).parameters),
         context_param=context,
     )
+
+
+def _check_trigger(trigger: Binding) -> None:
+    """Reject a route or schedule the host could not serve, before anything starts."""
+    from .config import HostConfigError
+    from .routing import RouteError, compile_route
+    from .timers import TimerSchedule
+
+    try:
+        if trigger.type == "httpTrigger" and trigger.config.get("route"):
+            compile_route(str(trigger.config["route"]))
+        elif trigger.type == "timerTrigger":
+            TimerSchedule(str(trigger.config.get("schedule", "")))
+    except (RouteError, HostConfigError) as exc:
+        raise CatalogError(str(exc)) from exc

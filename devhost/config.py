@@ -98,7 +98,9 @@ def load_host_options(path: Path, environ: dict[str, str] | None = None) -> Host
         try:
             doc = json.loads(path.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as exc:
-            raise HostConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+            raise HostConfigError(
+                f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})"
+            ) from exc
     extensions = doc.get("extensions", {})
     http = extensions.get("http", {})
     queues = extensions.get("queues", {})

@@ -95,7 +95,9 @@ class LocalHost:
         for line in skipped:
             log.error("Skipping function %s", line)
         storage = HostStorage.from_settings(settings)
-        workers = int(os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", 0)) or min(32, (os.cpu_count() or 1) + 4)
+        workers = int(os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", 0)) or min(
+            32, (os.cpu_count() or 1) + 4
+        )
         executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="function")
         listeners: dict[str, list[QueueListener]] = {}
 
@@ -105,22 +107,28 @@ class LocalHost:
 
         environ = dict(os.environ)
         invoker = Invoker(
-            storage, executor,
+            storage,
+            executor,
             encode_base64=options.queues.message_encoding == "base64",
             function_timeout=options.function_timeout,
             environ=environ,
             on_enqueue=wake,
         )
-        http = HttpFront(self.specs, options.http, KeyRing.from_settings(
-            local.function_keys, local.master_key), invoker)
+        http = HttpFront(
+            self.specs,
+            options.http,
+            KeyRing.from_settings(local.function_keys, local.master_key),
+            invoker,
+        )
         for spec in self.specs:
             if spec.trigger.type == "queueTrigger":
                 listener = QueueListener(spec, storage, options.queues, invoker, environ)
                 listeners.setdefault(listener.queue_name, []).append(listener)
         timers = [TimerRunner(s, invoker) for s in self.specs if s.trigger.type == "timerTrigger"]
         watchers = [
-            BlobEventSource(storage, container, queue, interval=cfg.blob_scan_interval,
-                            on_enqueue=wake)
+            BlobEventSource(
+                storage, container, queue, interval=cfg.blob_scan_interval, on_enqueue=wake
+            )
             for container, queue in cfg.blob_events.items()
         ]
         tasks: list[asyncio.Task[None]] = []
@@ -140,8 +148,10 @@ class LocalHost:
             if on_ready is not None:
                 await on_ready(self)
             await self._stop.wait()
-            log.info("Stopping: no new work is taken; waiting for %d invocation(s) in flight",
-                     invoker.in_flight)
+            log.info(
+                "Stopping: no new work is taken; waiting for %d invocation(s) in flight",
+                invoker.in_flight,
+            )
             for watcher in watchers:
                 watcher.stop()
             await asyncio.gather(
@@ -165,11 +175,18 @@ class LocalHost:
         for spec in self.specs:
             trigger = spec.trigger
             if trigger.type == "httpTrigger":
-                prefix = load_host_options(self.config.root / self.config.host_json).http.route_prefix
+                prefix = load_host_options(
+                    self.config.root / self.config.host_json
+                ).http.route_prefix
                 route = str(trigger.config.get("route") or spec.name)
                 methods = ",".join(trigger.config.get("methods") or ["ANY"])
-                log.info("  %s: [%s] %s/%s", spec.name, methods,
-                         base + (f"/{prefix}" if prefix else ""), route)
+                log.info(
+                    "  %s: [%s] %s/%s",
+                    spec.name,
+                    methods,
+                    base + (f"/{prefix}" if prefix else ""),
+                    route,
+                )
             else:
                 detail = trigger.config.get("queueName") or trigger.config.get("schedule")
                 log.info("  %s: %s (%s)", spec.name, trigger.type, detail)

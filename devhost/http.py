@@ -74,12 +74,13 @@ class HttpFront:
         """Start listening; returns the bound port (useful with port 0)."""
         app = web.Application(client_max_size=self._options.max_body_bytes)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=300)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=300
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, backlog=512)
         await site.start()
-        server = site._server  # noqa: SLF001 - aiohttp exposes no public accessor
+        server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else port
         return self.port
@@ -92,7 +93,9 @@ class HttpFront:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         limit = self._options.max_outstanding_requests
         if limit > 0 and self._outstanding >= limit:
-            return outcome(429, "throttled", "too many outstanding requests", **{"Retry-After": "1"})
+            return outcome(
+                429, "throttled", "too many outstanding requests", **{"Retry-After": "1"}
+            )
         self._outstanding += 1
         try:
             return await self._dispatch(request)
@@ -105,8 +108,12 @@ class HttpFront:
             log.info("HTTP %s: no function matches the route", request.method)
             return outcome(404, "not-found", f"no function is bound to {request.path}")
         if isinstance(resolved, set):
-            return outcome(405, "not-supported", f"{request.method} is not allowed here",
-                           Allow=", ".join(sorted(resolved)))
+            return outcome(
+                405,
+                "not-supported",
+                f"{request.method} is not allowed here",
+                Allow=", ".join(sorted(resolved)),
+            )
         name, route_params = resolved
         spec = self._specs[name]
         key = request.headers.get("x-functions-key") or request.query.get("code")
@@ -117,7 +124,9 @@ class HttpFront:
             return body
         headers: dict[str, str] = {}
         for header, value in request.headers.items():
-            headers[header.lower()] = f"{headers[header.lower()]}, {value}" if header.lower() in headers else value
+            headers[header.lower()] = (
+                f"{headers[header.lower()]}, {value}" if header.lower() in headers else value
+            )
         req = func.HttpRequest(
             method=request.method,
             url=str(request.url),
@@ -132,18 +141,21 @@ class HttpFront:
             else:
                 async with self._concurrency:
                     result = await self._invoke(spec, req, route_params)
-        except Exception as exc:  # noqa: BLE001 - a failing function must not take the host down
+        except Exception as exc:
             log.error("Function 'Functions.%s' failed: %s", name, type(exc).__name__, exc_info=exc)
             return outcome(500, "exception", "the function failed; see the host log")
         return await self._respond(request, result, name)
 
-    async def _invoke(self, spec: FunctionSpec, req: func.HttpRequest, params: dict[str, str]) -> Any:
+    async def _invoke(
+        self, spec: FunctionSpec, req: func.HttpRequest, params: dict[str, str]
+    ) -> Any:
         return await self._invoker.invoke(spec, req, {**params}, reason="HTTP request")
 
     async def _read_body(self, request: web.Request) -> bytes | web.Response:
         limit = self._options.max_body_bytes
-        too_big = outcome(413, "too-costly", f"request body is over the {limit}-byte limit",
-                          Connection="close")
+        too_big = outcome(
+            413, "too-costly", f"request body is over the {limit}-byte limit", Connection="close"
+        )
         if request.content_length is not None and request.content_length > limit:
             return too_big
         chunks: list[bytes] = []
@@ -163,12 +175,17 @@ class HttpFront:
         elif isinstance(result, bytes | bytearray):
             result = func.HttpResponse(bytes(result), mimetype="application/octet-stream")
         if not isinstance(result, func.HttpResponse):
-            log.error("Function 'Functions.%s' returned %s, not an HttpResponse", name,
-                      type(result).__name__)
+            log.error(
+                "Function 'Functions.%s' returned %s, not an HttpResponse",
+                name,
+                type(result).__name__,
+            )
             return outcome(500, "exception", "the function returned no HTTP response")
         headers = dict(result.headers.items())
         if not any(h.lower() == "content-type" for h in headers):
-            headers["Content-Type"] = f"{result.mimetype or 'text/plain'}; charset={result.charset or 'utf-8'}"
+            headers["Content-Type"] = (
+                f"{result.mimetype or 'text/plain'}; charset={result.charset or 'utf-8'}"
+            )
         payload = result.get_body() or b""
         if len(payload) <= _STREAM_ABOVE:
             return web.Response(status=result.status_code, body=payload, headers=headers)

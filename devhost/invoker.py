@@ -97,7 +97,7 @@ class InvocationContext(func.Context):  # type: ignore[misc]
         return self._id
 
     @property
-    def thread_local_storage(self) -> threading.local:
+    def thread_local_storage(self) -> threading.local:  # type: ignore[override]
         return self._local
 
     @property
@@ -176,10 +176,10 @@ class Invoker:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def wait_idle(self, timeout: float | None) -> bool:
-        """Wait until no invocation runs; False if the time ran out first."""
+    async def wait_idle(self, limit: float | None) -> bool:
+        """Wait until no invocation runs; False if ``limit`` seconds ran out first."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            await asyncio.wait_for(self._idle.wait(), limit)
         except TimeoutError:
             return False
         return True
@@ -199,8 +199,12 @@ class Invoker:
             Exception: whatever the function raised, or TimeoutError past functionTimeout.
         """
         invocation_id = str(uuid.uuid4())
-        outs = {b.name: OutValue() for b in spec.outputs if b.name != "$return" and b.type != "http"}
-        http_outs = {b.name: OutValue() for b in spec.outputs if b.name != "$return" and b.type == "http"}
+        outs = {
+            b.name: OutValue() for b in spec.outputs if b.name != "$return" and b.type != "http"
+        }
+        http_outs = {
+            b.name: OutValue() for b in spec.outputs if b.name != "$return" and b.type == "http"
+        }
         kwargs: dict[str, Any] = {spec.trigger.name: trigger_value, **outs, **http_outs}
         if spec.context_param:
             kwargs[spec.context_param] = InvocationContext(
@@ -226,8 +230,12 @@ class Invoker:
             outcome = "Succeeded"
             return result
         except TimeoutError:
-            log.error("Function 'Functions.%s' timed out after %ss (Id=%s)", spec.name,
-                      self._timeout, invocation_id)
+            log.error(
+                "Function 'Functions.%s' timed out after %ss (Id=%s)",
+                spec.name,
+                self._timeout,
+                invocation_id,
+            )
             raise
         finally:
             self.in_flight -= 1
@@ -235,7 +243,10 @@ class Invoker:
                 self._idle.set()
             log.info(
                 "Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)",
-                spec.name, outcome, invocation_id, (time.perf_counter() - started) * 1000,
+                spec.name,
+                outcome,
+                invocation_id,
+                (time.perf_counter() - started) * 1000,
             )
 
     async def _call(self, spec: FunctionSpec, kwargs: dict[str, Any]) -> Any:
@@ -247,7 +258,9 @@ class Invoker:
             self._executor, lambda: ctx.run(spec.user_function, **kwargs)
         )
 
-    async def _write_output(self, binding: Binding, value: Any, metadata: Mapping[str, Any]) -> None:
+    async def _write_output(
+        self, binding: Binding, value: Any, metadata: Mapping[str, Any]
+    ) -> None:
         if binding.type == "queue":
             queue = resolve_settings(str(binding.config["queueName"]), self._environ)
             messages = value if isinstance(value, list) else [value]
@@ -257,10 +270,16 @@ class Invoker:
             if self._on_enqueue is not None:
                 self._on_enqueue(queue)
         elif binding.type == "blob":
-            path = resolve_path(resolve_settings(str(binding.config["path"]), self._environ), metadata)
+            path = resolve_path(
+                resolve_settings(str(binding.config["path"]), self._environ), metadata
+            )
             container, _, name = path.partition("/")
-            data = value.encode() if isinstance(value, str) else value
-            if not isinstance(data, bytes | bytearray):
+            data: bytes
+            if isinstance(value, str):
+                data = value.encode()
+            elif isinstance(value, bytes | bytearray):
+                data = bytes(value)
+            else:
                 data = json.dumps(value).encode()
             await self._storage.container(container).upload_blob(name, data, overwrite=True)
 

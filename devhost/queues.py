@@ -19,8 +19,8 @@ import json
 import logging
 from typing import Any
 
-from azure.functions.queue import QueueMessage as QueueTriggerMessage
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.functions.queue import QueueMessage as QueueTriggerMessage
 from azure.storage.queue import QueueMessage
 from azure.storage.queue.aio import QueueClient
 
@@ -93,8 +93,9 @@ class QueueListener:
                 log.warning("Queue %r does not exist; waiting for it", self.queue_name)
                 messages = []
             except AzureError as exc:
-                log.warning("Polling queue %r failed (%s); backing off", self.queue_name,
-                            type(exc).__name__)
+                log.warning(
+                    "Polling queue %r failed (%s); backing off", self.queue_name, type(exc).__name__
+                )
                 messages = []
             if self._stopping:
                 # Fetched during shutdown: let the lease lapse so another host takes them.
@@ -136,7 +137,7 @@ class QueueListener:
             return body.decode("utf-8")
         if self._annotation == "bytes":
             return body
-        return QueueTriggerMessage(
+        return QueueTriggerMessage(  # type: ignore[no-untyped-call]
             id=message.id,
             body=body,
             dequeue_count=message.dequeue_count,
@@ -152,7 +153,9 @@ class QueueListener:
         if body is None:
             log.error(
                 "Queue %r message %s is not valid base64 (messageEncoding is base64); "
-                "moving it to %r unchanged", self.queue_name, message.id,
+                "moving it to %r unchanged",
+                self.queue_name,
+                message.id,
                 poison_queue(self.queue_name),
             )
             await self._to_poison(message, receipt[0])
@@ -166,16 +169,24 @@ class QueueListener:
                 if isinstance(parsed, dict):
                     metadata = {**parsed, **metadata}
             await self._invoker.invoke(
-                self.spec, value, metadata,
+                self.spec,
+                value,
+                metadata,
                 reason=f"New queue message detected on '{self.queue_name}'.",
             )
-        except Exception as exc:  # noqa: BLE001 - the runtime turns any failure into a retry
+        except Exception as exc:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
-            log.warning("Function 'Functions.%s' failed on message %s (attempt %d of %d): %s",
-                        self.spec.name, message.id, message.dequeue_count,
-                        self._options.max_dequeue_count, type(exc).__name__, exc_info=exc)
+            log.warning(
+                "Function 'Functions.%s' failed on message %s (attempt %d of %d): %s",
+                self.spec.name,
+                message.id,
+                message.dequeue_count,
+                self._options.max_dequeue_count,
+                type(exc).__name__,
+                exc_info=exc,
+            )
             await self._after_failure(message, receipt[0])
             return
         renewer.cancel()
@@ -184,8 +195,12 @@ class QueueListener:
         try:
             await self._queue.delete_message(message.id, receipt[0])
         except AzureError as exc:
-            log.warning("Could not delete message %s from %r (%s); it will be delivered again",
-                        message.id, self.queue_name, type(exc).__name__)
+            log.warning(
+                "Could not delete message %s from %r (%s); it will be delivered again",
+                message.id,
+                self.queue_name,
+                type(exc).__name__,
+            )
 
     async def _renew(self, message: QueueMessage, receipt: list[str | None]) -> None:
         while True:
@@ -196,13 +211,21 @@ class QueueListener:
                 )
                 receipt[0] = updated.pop_receipt
             except AzureError as exc:
-                log.warning("Could not renew the lease on message %s (%s)", message.id,
-                            type(exc).__name__)
+                log.warning(
+                    "Could not renew the lease on message %s (%s)", message.id, type(exc).__name__
+                )
 
     async def _after_failure(self, message: QueueMessage, receipt: str | None) -> None:
-        if message.dequeue_count is not None and message.dequeue_count >= self._options.max_dequeue_count:
-            log.error("Message %s failed %d times; moving it to %r", message.id,
-                      message.dequeue_count, poison_queue(self.queue_name))
+        if (
+            message.dequeue_count is not None
+            and message.dequeue_count >= self._options.max_dequeue_count
+        ):
+            log.error(
+                "Message %s failed %d times; moving it to %r",
+                message.id,
+                message.dequeue_count,
+                poison_queue(self.queue_name),
+            )
             await self._to_poison(message, receipt)
             return
         try:
@@ -210,8 +233,11 @@ class QueueListener:
                 message.id, receipt, visibility_timeout=int(self._options.visibility_timeout)
             )
         except AzureError as exc:
-            log.warning("Could not release message %s (%s); it returns when its lease ends",
-                        message.id, type(exc).__name__)
+            log.warning(
+                "Could not release message %s (%s); it returns when its lease ends",
+                message.id,
+                type(exc).__name__,
+            )
 
     async def _to_poison(self, message: QueueMessage, receipt: str | None) -> None:
         try:
@@ -220,8 +246,12 @@ class QueueListener:
             await self._poison.send_message(message.content)
             await self._queue.delete_message(message.id, receipt)
         except AzureError as exc:
-            log.error("Could not move message %s to the poison queue (%s); it stays on %r",
-                      message.id, type(exc).__name__, self.queue_name)
+            log.error(
+                "Could not move message %s to the poison queue (%s); it stays on %r",
+                message.id,
+                type(exc).__name__,
+                self.queue_name,
+            )
 
 
 def _trigger_annotation(spec: FunctionSpec) -> str:

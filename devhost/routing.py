@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from urllib.parse import unquote
 
-__all__ = ["Route", "RouteError", "RouteMatch", "RouteTable", "compile_route"]
+__all__ = ["Route", "RouteError", "RouteTable", "compile_route"]
 
 _PARAM = re.compile(r"\{([^{}]+)\}")
 _CONSTRAINT = re.compile(r"^(?P<name>[a-zA-Z]+)(?:\((?P<arg>.*)\))?$")
@@ -173,7 +173,9 @@ def compile_route(template: str) -> Route:
             catch-all anywhere but last.
     """
     segments = [s for s in template.strip("/").split("/")]
-    regex, params, precedence = "", [], []
+    regex = ""
+    params: list[_Param] = []
+    precedence: list[int] = []
     for index, segment in enumerate(segments):
         last = index == len(segments) - 1
         pieces, pos, seg_rank, lone_param = "", 0, 0, _PARAM.fullmatch(segment)

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from shared.platform import wiring
-from shared.platform.names import Table
+from shared.platform.names import Setting, Table
 from shared.platform.provision import provision_storage
+from shared.platform.settings import development_connection_string
 from shared.security import Partner, Role, TablePartnerDirectory
 
 from .azurite import DEFAULT_PORTS, AzuriteProcess, ports_listening, start_azurite
@@ -72,33 +73,46 @@ def _register(state_file: Path) -> dict[str, Any]:
 def _banner(state: dict[str, Any]) -> str:
     base, key = state["base_url"], state["function_key"]
     partner = state["partner"]
-    return "\n".join([
-        "",
-        "fhir-intake is running.",
-        f"  Base URL:       {base}",
-        f"  Function key:   {key}   (header x-functions-key)",
-        f"  Demo partner:   {partner['id']}, API key {partner['api_key']}   (header X-API-Key)",
-        f"  Operator:       {state['admin']['id']}, API key {state['admin']['api_key']}",
-        "  Written to .intake/dev.json for scripts.",
-        "",
-        "Try it:",
-        f"  curl -s {base}/health",
-        "",
-        "Press Ctrl-C to stop.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "",
+            "fhir-intake is running.",
+            f"  Base URL:       {base}",
+            f"  Function key:   {key}   (header x-functions-key)",
+            f"  Demo partner:   {partner['id']}, API key {partner['api_key']}   (header X-API-Key)",
+            f"  Operator:       {state['admin']['id']}, API key {state['admin']['api_key']}",
+            "  Written to .intake/dev.json for scripts.",
+            "",
+            "Try it:",
+            f"  curl -s {base}/health",
+            "",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+    )
 
 
-def run_stack(root: Path, port: int = 7071) -> int:
-    """Run everything until Ctrl-C; returns the exit code."""
+def run_stack(root: Path, port: int = 7071, storage_port: int = DEFAULT_PORTS[0]) -> int:
+    """Run everything until Ctrl-C; returns the exit code.
+
+    Args:
+        root: the repository (host.json, function_app.py, node_modules).
+        port: the HTTP port of the host.
+        storage_port: Azurite's blob port; queue and table take the next two.
+    """
     settings_file = ensure_local_settings(root)
     settings_doc = json.loads(settings_file.read_text(encoding="utf-8"))
+    ports = (storage_port, storage_port + 1, storage_port + 2)
+    if storage_port != DEFAULT_PORTS[0]:
+        os.environ[Setting.STORAGE] = development_connection_string(blob_port=storage_port)
     azurite: AzuriteProcess | None = None
-    if ports_listening("127.0.0.1", DEFAULT_PORTS):
-        log.info("Storage ports %s are in use; using the Azurite already running", DEFAULT_PORTS)
+    if ports_listening("127.0.0.1", ports):
+        log.info("Storage ports %s are in use; using the Azurite already running", ports)
     else:
-        log.info("Starting Azurite (data in .azurite/)")
-        azurite = start_azurite(root, root / ".azurite", log_file=root / ".azurite" / "azurite.log")
+        log.info("Starting Azurite on ports %s (data in .azurite/)", ports)
+        azurite = start_azurite(
+            root, root / ".azurite", ports=ports, log_file=root / ".azurite" / "azurite.log"
+        )
     state_dir = root / ".intake"
     state_dir.mkdir(exist_ok=True)
     state_file = state_dir / "dev.json"

@@ -19,7 +19,7 @@ from .catalog import FunctionSpec
 from .config import HostConfigError, parse_timespan
 from .invoker import Invoker
 
-__all__ = ["TimerSchedule", "TimerRunner"]
+__all__ = ["TimerRunner", "TimerSchedule"]
 
 log = logging.getLogger("devhost")
 _PAST_DUE = timedelta(seconds=1)
@@ -47,7 +47,9 @@ class TimerSchedule:
         """The first occurrence strictly after ``moment`` (UTC)."""
         if self._interval is not None:
             return moment + self._interval
-        nxt: datetime = croniter(self.expression, moment, second_at_beginning=True).get_next(datetime)
+        nxt: datetime = croniter(self.expression, moment, second_at_beginning=True).get_next(
+            datetime
+        )
         return nxt
 
 
@@ -75,8 +77,9 @@ class TimerRunner:
             if self._running is None or self._running.done():
                 self._running = asyncio.create_task(self._fire(past_due=late))
             else:
-                log.warning("Timer 'Functions.%s' is still running; skipping an occurrence",
-                            self.spec.name)
+                log.warning(
+                    "Timer 'Functions.%s' is still running; skipping an occurrence", self.spec.name
+                )
             due = self.schedule.next_after(max(due, datetime.now(UTC) - _PAST_DUE))
 
     async def stop(self) -> None:
@@ -90,6 +93,7 @@ class TimerRunner:
             await self._invoker.invoke(
                 self.spec, TimerRequest(past_due=past_due), {}, reason="Timer fired"
             )
-        except Exception as exc:  # noqa: BLE001 - a failing timer must not stop the host
-            log.error("Timer 'Functions.%s' failed: %s", self.spec.name, type(exc).__name__,
-                      exc_info=exc)
+        except Exception as exc:
+            log.error(
+                "Timer 'Functions.%s' failed: %s", self.spec.name, type(exc).__name__, exc_info=exc
+            )

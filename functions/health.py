@@ -6,10 +6,9 @@ import logging
 
 import azure.functions as func
 
-from shared.platform import ConfigurationError
-from shared.platform import wiring
+from shared.platform import ConfigurationError, wiring
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
 
 

@@ -31,25 +31,51 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
-              show_default=True, help="Folder with host.json and function_app.py.")
-@click.option("--app", "app_target", default="function_app:app", show_default=True,
-              help="module:attribute of the FunctionApp.")
-@click.option("--port", type=int, default=None, help="HTTP port [default: 7071 or Host.LocalHttpPort].")
-@click.option("--host-json", type=click.Path(path_type=Path), default="host.json", show_default=True)
-@click.option("--settings", type=click.Path(path_type=Path), default="local.settings.json",
-              show_default=True, help="local.settings.json to read app settings and keys from.")
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=".",
+    show_default=True,
+    help="Folder with host.json and function_app.py.",
+)
+@click.option(
+    "--app",
+    "app_target",
+    default="function_app:app",
+    show_default=True,
+    help="module:attribute of the FunctionApp.",
+)
+@click.option(
+    "--port", type=int, default=None, help="HTTP port [default: 7071 or Host.LocalHttpPort]."
+)
+@click.option(
+    "--host-json", type=click.Path(path_type=Path), default="host.json", show_default=True
+)
+@click.option(
+    "--settings",
+    type=click.Path(path_type=Path),
+    default="local.settings.json",
+    show_default=True,
+    help="local.settings.json to read app settings and keys from.",
+)
 @click.option("--no-blob-events", is_flag=True, help="Do not emulate Event Grid blob events.")
-def dev(root: Path, app_target: str, port: int | None, host_json: Path, settings: Path,
-        no_blob_events: bool) -> None:
+def dev(
+    root: Path,
+    app_target: str,
+    port: int | None,
+    host_json: Path,
+    settings: Path,
+    no_blob_events: bool,
+) -> None:
     """Run the Function App on the local host (storage must be reachable)."""
     from devhost.catalog import CatalogError
     from devhost.config import HostConfigError
     from devhost.host import HostConfig, LocalHost
     from shared.platform.errors import ConfigurationError
 
-    config = HostConfig(root=root.resolve(), app=app_target, host_json=host_json,
-                        local_settings=settings, port=port)
+    config = HostConfig(
+        root=root.resolve(), app=app_target, host_json=host_json, local_settings=settings, port=port
+    )
     if no_blob_events:
         config.blob_events = {}
     host = LocalHost(config)
@@ -67,23 +93,37 @@ def dev(root: Path, app_target: str, port: int | None, host_json: Path, settings
 
 
 @main.command()
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
-              show_default=True)
-@click.option("--port", type=int, default=7071, show_default=True)
-def run(root: Path, port: int) -> None:
+@click.option(
+    "--root", type=click.Path(path_type=Path, file_okay=False), default=".", show_default=True
+)
+@click.option("--port", type=int, default=7071, show_default=True, help="HTTP port of the host.")
+@click.option(
+    "--storage-port",
+    type=int,
+    default=10000,
+    show_default=True,
+    help="Azurite's blob port (queue and table use the next two).",
+)
+def run(root: Path, port: int, storage_port: int) -> None:
     """Start Azurite and the host, provision storage, register the demo partner."""
     from devhost.azurite import AzuriteError
+    from devhost.catalog import CatalogError
+    from devhost.config import HostConfigError
     from devhost.stack import run_stack
+    from shared.platform.errors import IntakeError
 
     try:
-        sys.exit(run_stack(root.resolve(), port))
-    except AzuriteError as exc:
+        sys.exit(run_stack(root.resolve(), port, storage_port))
+    except (AzuriteError, CatalogError, HostConfigError, IntakeError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot start: {exc.strerror or exc}") from exc
 
 
 @main.command()
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".",
-              show_default=True)
+@click.option(
+    "--root", type=click.Path(path_type=Path, file_okay=False), default=".", show_default=True
+)
 def init(root: Path) -> None:
     """Create local.settings.json with fresh function keys (keeps an existing one)."""
     from devhost.stack import ensure_local_settings

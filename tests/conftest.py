@@ -1,8 +1,9 @@
 """Session fixtures: a real Azurite, and storage names no other test run shares.
 
-Azurite is started (data in a temporary folder, from the repo's node_modules) only when nothing listens
-on 10000-10002; one that already runs (``make run``'s, say) is reused, and the
-per-test name prefix keeps this run's containers, queues and tables apart from it.
+Azurite is started (data in a temporary folder, from the repo's node_modules) only
+when nothing listens on 10000-10002; one that already runs (``make run``'s, say) is
+reused, and the per-test name prefix keeps this run's containers, queues and tables
+apart from it.
 """
 
 from __future__ import annotations

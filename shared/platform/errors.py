@@ -1,9 +1,9 @@
 """Errors of the platform layer, under the project-wide root ``IntakeError``.
 
-    IntakeError
-    ├── ConfigurationError        settings missing or invalid (permanent)
-    ├── StorageUnavailableError   storage did not answer (retryable)
-    └── EnvelopeError             a queue message is not a valid envelope (permanent)
+IntakeError
+├── ConfigurationError        settings missing or invalid (permanent)
+├── StorageUnavailableError   storage did not answer (retryable)
+└── EnvelopeError             a queue message is not a valid envelope (permanent)
 """
 
 from __future__ import annotations

@@ -82,6 +82,8 @@ def check_health(clients: StorageClients) -> HealthReport:
         next(iter(clients.table_client(Table.INGESTIONS).list_entities(results_per_page=1)), None)
 
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="health") as pool:
-        probes = dict(zip(("blob", "queue", "table"), pool.map(_probe, (blob, queue, table)), strict=True))
+        probes = dict(
+            zip(("blob", "queue", "table"), pool.map(_probe, (blob, queue, table)), strict=True)
+        )
     worst = max((p.status for p in probes.values()), key=list(ProbeStatus).index)
     return HealthReport(status=worst, version=__version__, storage=probes)

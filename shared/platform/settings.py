@@ -26,8 +26,7 @@ __all__ = [
 # Azurite's well-known development account (public, documented by Microsoft).
 _DEV_ACCOUNT = "devstoreaccount1"
 _DEV_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq"
-    "/K1SZFPTOtr/KBHBeksoGMGw=="
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
 
@@ -94,8 +93,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _storage_is_configured(self) -> Settings:
-        if self.storage_connection is None and self.storage_account_name is None and not (
-            self.storage_blob_uri and self.storage_queue_uri and self.storage_table_uri
+        if (
+            self.storage_connection is None
+            and self.storage_account_name is None
+            and not (self.storage_blob_uri and self.storage_queue_uri and self.storage_table_uri)
         ):
             raise ValueError(
                 f"storage is not configured: set {Setting.STORAGE} to a connection string, "

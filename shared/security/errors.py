@@ -1,8 +1,8 @@
 """Security errors.
 
-    IntakeError
-    └── SecurityError            (permanent)
-        └── UnknownPartnerError  a key was issued for a partner that does not exist
+IntakeError
+└── SecurityError            (permanent)
+    └── UnknownPartnerError  a key was issued for a partner that does not exist
 """
 
 from __future__ import annotations

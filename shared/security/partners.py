@@ -65,8 +65,11 @@ class TablePartnerDirectory:
             return None
         except AzureError as exc:
             raise StorageUnavailableError(f"reading partner failed: {type(exc).__name__}") from exc
-        return Partner(id=partner_id, name=row["name"],
-                       roles=frozenset(Role(r) for r in json.loads(row["roles"])))
+        return Partner(
+            id=partner_id,
+            name=row["name"],
+            roles=frozenset(Role(r) for r in json.loads(row["roles"])),
+        )
 
     def issue_key(self, partner_id: str) -> IssuedKey:
         if self.get(partner_id) is None:
@@ -74,15 +77,17 @@ class TablePartnerDirectory:
         issued = mint_key()
         stored = hash_secret(issued.secret)
         try:
-            self._table.create_entity({
-                "PartitionKey": _KEY,
-                "RowKey": issued.key_id,
-                "partner": partner_id,
-                "salt": stored.salt,
-                "digest": stored.digest,
-                "created": datetime.now(UTC),
-                "revoked": False,
-            })
+            self._table.create_entity(
+                {
+                    "PartitionKey": _KEY,
+                    "RowKey": issued.key_id,
+                    "partner": partner_id,
+                    "salt": stored.salt,
+                    "digest": stored.digest,
+                    "created": datetime.now(UTC),
+                    "revoked": False,
+                }
+            )
         except AzureError as exc:
             raise StorageUnavailableError(f"saving key failed: {type(exc).__name__}") from exc
         return issued

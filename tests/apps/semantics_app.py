@@ -6,6 +6,7 @@ through real storage, not through the host's internals.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -22,23 +23,23 @@ RESULTS = "results"
 
 def record(path: str, data: dict[str, object]) -> None:
     container = wiring.storage().container(RESULTS)  # type: ignore[arg-type]
-    try:
+    with contextlib.suppress(ResourceExistsError):
         container.create_container()
-    except ResourceExistsError:
-        pass
     container.upload_blob(path, json.dumps(data), overwrite=True)
 
 
 @app.route(route="items/{category:alpha}/{id:int?}", methods=["GET", "POST"])
 def echo(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(
-        json.dumps({
-            "route": dict(req.route_params),
-            "params": dict(req.params),
-            "method": req.method,
-            "body_bytes": len(req.get_body()),
-            "content_type": req.headers.get("content-type"),
-        }),
+        json.dumps(
+            {
+                "route": dict(req.route_params),
+                "params": dict(req.params),
+                "method": req.method,
+                "body_bytes": len(req.get_body()),
+                "content_type": req.headers.get("content-type"),
+            }
+        ),
         mimetype="application/json",
         headers={"X-Echo": "yes"},
     )
@@ -68,8 +69,9 @@ def slow(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="big", auth_level=func.AuthLevel.ANONYMOUS)
 def big(req: func.HttpRequest) -> func.HttpResponse:
     size = int(req.params.get("n", "3000000"))
-    return func.HttpResponse(bytes(i % 251 for i in range(size)),
-                             mimetype="application/octet-stream")
+    return func.HttpResponse(
+        bytes(i % 251 for i in range(size)), mimetype="application/octet-stream"
+    )
 
 
 @app.route(route="enqueue", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -81,17 +83,22 @@ async def enqueue(req: func.HttpRequest, out: func.Out[str]) -> func.HttpRespons
 
 @app.queue_trigger(arg_name="msg", queue_name="work", connection="AzureWebJobsStorage")
 def work(msg: func.QueueMessage, context: func.Context) -> None:
-    record(f"work/{msg.id}.json", {
-        "body": msg.get_body().decode(),
-        "dequeue_count": msg.dequeue_count,
-        "function": context.function_name,
-    })
+    record(
+        f"work/{msg.id}.json",
+        {
+            "body": msg.get_body().decode(),
+            "dequeue_count": msg.dequeue_count,
+            "function": context.function_name,
+        },
+    )
 
 
 @app.queue_trigger(arg_name="msg", queue_name="flaky", connection="AzureWebJobsStorage")
 def flaky(msg: func.QueueMessage) -> None:
-    record(f"flaky/{msg.id}/{msg.dequeue_count}.json",
-           {"at": datetime.now(UTC).timestamp(), "dequeue_count": msg.dequeue_count})
+    record(
+        f"flaky/{msg.id}/{msg.dequeue_count}.json",
+        {"at": datetime.now(UTC).timestamp(), "dequeue_count": msg.dequeue_count},
+    )
     raise RuntimeError("always fails")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Iterator
@@ -22,10 +23,8 @@ class Results:
 
     def __init__(self, clients: StorageClients) -> None:
         self.container = clients.container("results")  # type: ignore[arg-type]
-        try:
+        with contextlib.suppress(ResourceExistsError):
             self.container.create_container()
-        except ResourceExistsError:
-            pass
 
     def list(self, prefix: str) -> list[dict[str, object]]:
         return [
@@ -56,8 +55,14 @@ def start_host(
 ) -> tuple[HostProcess, dict[str, str]]:
     env = {**make_env(azurite), **(extra_env or {})}
     settings = write_settings(tmp / "local.settings.json", keys["function"], keys["master"])
-    host = HostProcess(root=APPS, app="semantics_app:app", env=env, log_path=tmp / "host.log",
-                       host_json=APPS / "host.json", settings=settings)
+    host = HostProcess(
+        root=APPS,
+        app="semantics_app:app",
+        env=env,
+        log_path=tmp / "host.log",
+        host_json=APPS / "host.json",
+        settings=settings,
+    )
     return host.start(), env
 
 

@@ -69,7 +69,9 @@ def test_sigterm_lets_a_slow_http_handler_finish(azurite, keys, tmp_path) -> Non
 
     def call() -> None:
         try:
-            outcome["response"] = httpx.get(f"{host.base_url}/api/slow", params={"s": "3"}, timeout=30)
+            outcome["response"] = httpx.get(
+                f"{host.base_url}/api/slow", params={"s": "3"}, timeout=30
+            )
         except httpx.HTTPError as exc:
             outcome["error"] = exc
 
@@ -108,8 +110,13 @@ def test_health_of_the_real_app_through_the_host(azurite, tmp_path) -> None:  # 
     from tests.support.hostproc import REPO, HostProcess, write_settings
 
     env = make_env(azurite)
-    host = HostProcess(root=REPO, app="function_app:app", env=env, log_path=tmp_path / "host.log",
-                       settings=write_settings(tmp_path / "s.json", "k", "m"))
+    host = HostProcess(
+        root=REPO,
+        app="function_app:app",
+        env=env,
+        log_path=tmp_path / "host.log",
+        settings=write_settings(tmp_path / "s.json", "k", "m"),
+    )
     host.start()
     try:
         with host.client() as client:
@@ -123,7 +130,10 @@ def test_health_of_the_real_app_through_the_host(azurite, tmp_path) -> None:  # 
             body = after.json()
             assert body["status"] == "ok"
             assert {k: v["status"] for k, v in body["storage"].items()} == {
-                "blob": "ok", "queue": "ok", "table": "ok"}
+                "blob": "ok",
+                "queue": "ok",
+                "table": "ok",
+            }
             assert body["version"] == __import__("shared").__version__
             assert "AccountKey" not in after.text and "devstoreaccount1" not in after.text
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import httpx
 import pytest
 
@@ -17,9 +16,11 @@ def http(semantics_host) -> httpx.Client:  # type: ignore[no-untyped-def]
 
 
 def test_route_parameters_reach_the_function(http: httpx.Client, keys: dict[str, str]) -> None:
-    response = http.post("/api/items/books/42?q=a%20b", headers={"x-functions-key": keys["function"],
-                                                                "content-type": "text/plain"},
-                         content=b"hello")
+    response = http.post(
+        "/api/items/books/42?q=a%20b",
+        headers={"x-functions-key": keys["function"], "content-type": "text/plain"},
+        content=b"hello",
+    )
     assert response.status_code == 200
     seen = response.json()
     assert seen["route"] == {"category": "books", "id": "42"}
@@ -38,7 +39,9 @@ def test_optional_parameter_may_be_left_out(http: httpx.Client, keys: dict[str, 
 
 
 def test_constraint_mismatch_is_not_found(http: httpx.Client, keys: dict[str, str]) -> None:
-    response = http.get("/api/items/books/not-a-number", headers={"x-functions-key": keys["function"]})
+    response = http.get(
+        "/api/items/books/not-a-number", headers={"x-functions-key": keys["function"]}
+    )
     assert response.status_code == 404
     assert response.json()["resourceType"] == "OperationOutcome"
 
@@ -57,13 +60,19 @@ def test_missing_or_wrong_function_key_is_401(http: httpx.Client, headers: dict[
 
 
 def test_admin_level_takes_only_the_master_key(http: httpx.Client, keys: dict[str, str]) -> None:
-    assert http.get("/api/admin-only", headers={"x-functions-key": keys["function"]}).status_code == 401
+    assert (
+        http.get("/api/admin-only", headers={"x-functions-key": keys["function"]}).status_code
+        == 401
+    )
     response = http.get("/api/admin-only", headers={"x-functions-key": keys["master"]})
     assert (response.status_code, response.text) == (200, "admin ok")
 
 
 def test_master_key_also_opens_function_level(http: httpx.Client, keys: dict[str, str]) -> None:
-    assert http.get("/api/items/books/1", headers={"x-functions-key": keys["master"]}).status_code == 200
+    assert (
+        http.get("/api/items/books/1", headers={"x-functions-key": keys["master"]}).status_code
+        == 200
+    )
 
 
 def test_unknown_route_is_404_outcome(http: httpx.Client) -> None:
@@ -112,11 +121,13 @@ def test_body_over_the_limit_is_413(azurite, keys, tmp_path) -> None:  # type: i
     host, _ = start_host(tmp_path, azurite, keys, {"FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": "1000"})
     try:
         with host.client() as client:
-            ok = client.post("/api/items/x", content=b"a" * 1000,
-                             headers={"x-functions-key": keys["function"]})
+            ok = client.post(
+                "/api/items/x", content=b"a" * 1000, headers={"x-functions-key": keys["function"]}
+            )
             assert ok.status_code == 200
-            too_big = client.post("/api/items/x", content=b"a" * 1001,
-                                  headers={"x-functions-key": keys["function"]})
+            too_big = client.post(
+                "/api/items/x", content=b"a" * 1001, headers={"x-functions-key": keys["function"]}
+            )
             assert too_big.status_code == 413
             assert "1000-byte limit" in too_big.json()["issue"][0]["diagnostics"]
 
@@ -124,8 +135,9 @@ def test_body_over_the_limit_is_413(azurite, keys, tmp_path) -> None:  # type: i
                 yield b"a" * 800
                 yield b"a" * 800
 
-            streamed = client.post("/api/items/x", content=chunks(),
-                                   headers={"x-functions-key": keys["function"]})
+            streamed = client.post(
+                "/api/items/x", content=chunks(), headers={"x-functions-key": keys["function"]}
+            )
             assert streamed.status_code == 413
             assert client.get("/api/files/alive").text == "alive"
     finally:

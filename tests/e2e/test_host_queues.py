@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from typing import Any
@@ -29,7 +30,9 @@ def test_output_binding_message_reaches_the_queue_trigger(semantics_host) -> Non
     results = Results(clients_for(env))
     marker = str(uuid.uuid4())
     with host.client() as client:
-        assert client.post("/api/enqueue", content=json.dumps({"marker": marker})).status_code == 202
+        assert (
+            client.post("/api/enqueue", content=json.dumps({"marker": marker})).status_code == 202
+        )
     seen = wait_for(
         lambda: [r for r in results.list("work/") if marker in str(r["body"])], what="work result"
     )
@@ -49,12 +52,15 @@ def test_failing_handler_is_retried_then_poisoned_with_body_intact(semantics_hos
     body = json.dumps({"case": "poison", "n": str(uuid.uuid4())}).encode()
     sent = clients.queue_client("flaky").send_message(body)
     poison = clients.queue_client(poison_queue("flaky"))
-    poisoned = wait_for(lambda: peek(poison), timeout=60,
-                        what="poison message")
+    poisoned = wait_for(lambda: peek(poison), timeout=60, what="poison message")
     assert [m.content for m in poisoned] == [body]
     attempts = sorted(results.list(f"flaky/{sent.id}/"), key=lambda r: r["dequeue_count"])  # type: ignore[arg-type, return-value]
-    assert [a["dequeue_count"] for a in attempts] == [1, 2, 3]  # maxDequeueCount in tests/apps/host.json
-    gaps = [float(b["at"]) - float(a["at"]) for a, b in zip(attempts, attempts[1:])]  # type: ignore[arg-type]
+    assert [a["dequeue_count"] for a in attempts] == [
+        1,
+        2,
+        3,
+    ]  # maxDequeueCount in tests/apps/host.json
+    gaps = [float(b["at"]) - float(a["at"]) for a, b in itertools.pairwise(attempts)]  # type: ignore[arg-type]
     # visibilityTimeout is 3 s: a failed message stays invisible that long before its retry
     assert all(gap >= 2.9 for gap in gaps), gaps
     assert clients.queue_client("flaky").get_queue_properties().approximate_message_count == 0

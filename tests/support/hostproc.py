@@ -42,16 +42,29 @@ class HostProcess:
 
     def start(self, timeout: float = 60.0) -> HostProcess:
         args = [
-            sys.executable, "-c", "from intake_cli.main import main; main()", "dev",
-            "--root", str(self.root), "--app", self.app, "--port", str(self.port),
-            "--host-json", str(self.host_json),
+            sys.executable,
+            "-c",
+            "from intake_cli.main import main; main()",
+            "dev",
+            "--root",
+            str(self.root),
+            "--app",
+            self.app,
+            "--port",
+            str(self.port),
+            "--host-json",
+            str(self.host_json),
         ]
         if self.settings is not None:
             args += ["--settings", str(self.settings)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                args, cwd=REPO, env={**os.environ, **self.env}, stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                args,
+                cwd=REPO,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -86,11 +99,15 @@ class HostProcess:
 
 
 def write_settings(path: Path, function_key: str, master_key: str) -> Path:
-    path.write_text(json.dumps({
-        "IsEncrypted": False,
-        "Values": {"FUNCTIONS_WORKER_RUNTIME": "python"},
-        "DevHost": {"FunctionKeys": {"default": function_key}, "MasterKey": master_key},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "IsEncrypted": False,
+                "Values": {"FUNCTIONS_WORKER_RUNTIME": "python"},
+                "DevHost": {"FunctionKeys": {"default": function_key}, "MasterKey": master_key},
+            }
+        )
+    )
     return path
 
 

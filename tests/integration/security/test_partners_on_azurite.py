@@ -1,0 +1,44 @@
+"""The partner directory on Azure Table storage (Azurite)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.platform import wiring
+from shared.platform.names import Table
+from shared.platform.provision import provision_storage
+from shared.security import Partner, Role, TablePartnerDirectory, UnknownPartnerError
+
+pytestmark = pytest.mark.azurite
+
+
+@pytest.fixture
+def directory(storage_env) -> TablePartnerDirectory:  # type: ignore[no-untyped-def]
+    provision_storage(wiring.storage())
+    return TablePartnerDirectory(wiring.storage().table_client(Table.PARTNERS))
+
+
+def test_issued_key_authenticates_its_partner_only(directory: TablePartnerDirectory) -> None:
+    a = Partner(id="hospital-a", name="Hospital A")
+    b = Partner(id="lab-b", name="Lab B", roles=frozenset({Role.INGEST, Role.READ}))
+    directory.upsert(a)
+    directory.upsert(b)
+    key_a, key_b = directory.issue_key(a.id), directory.issue_key(b.id)
+    assert directory.authenticate(key_a.token) == a
+    assert directory.authenticate(key_b.token) == b
+    tampered = key_a.token[:-1] + ("A" if key_a.token[-1] != "A" else "B")
+    assert directory.authenticate(tampered) is None
+    assert directory.authenticate("fik_0000000000000000_" + "a" * 43) is None
+    assert directory.authenticate("not a key") is None
+
+
+def test_secrets_are_not_stored(directory: TablePartnerDirectory) -> None:
+    directory.upsert(Partner(id="hospital-a", name="Hospital A"))
+    key = directory.issue_key("hospital-a")
+    rows = list(wiring.storage().table_client(Table.PARTNERS).list_entities())
+    assert rows and all(key.secret not in str(row) and key.token not in str(row) for row in rows)
+
+
+def test_keys_only_for_known_partners(directory: TablePartnerDirectory) -> None:
+    with pytest.raises(UnknownPartnerError):
+        directory.issue_key("nobody")

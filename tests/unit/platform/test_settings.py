@@ -1,0 +1,78 @@
+"""Settings read from Azure app-setting names, and the storage client factory."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.platform.errors import ConfigurationError
+from shared.platform.settings import Environment, load_settings
+from shared.platform.storage import build_storage_clients, service_endpoints
+
+NAMES = (
+    "AzureWebJobsStorage",
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__blobServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__clientId",
+    "INTAKE_STORAGE_PREFIX",
+    "INTAKE_ENVIRONMENT",
+    "KEY_VAULT_URL",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_development_storage_shorthand_becomes_azurite(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    settings = load_settings()
+    conn = settings.connection_string or ""
+    assert "AccountName=devstoreaccount1" in conn
+    assert "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1" in conn
+    assert not settings.uses_identity
+    clients = build_storage_clients(settings)
+    assert clients.blob.url.startswith("http://127.0.0.1:10000/devstoreaccount1")
+    assert clients.table.url.startswith("http://127.0.0.1:10002/devstoreaccount1")
+
+
+def test_identity_based_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage__accountName", "intakeprod")
+    monkeypatch.setenv("AzureWebJobsStorage__queueServiceUri", "https://q.example.net")
+    monkeypatch.setenv("AzureWebJobsStorage__clientId", "00000000-0000-0000-0000-000000000001")
+    settings = load_settings()
+    assert settings.uses_identity
+    endpoints = service_endpoints(settings)
+    assert endpoints.blob == "https://intakeprod.blob.core.windows.net"
+    assert endpoints.queue == "https://q.example.net"
+    assert endpoints.table == "https://intakeprod.table.core.windows.net"
+    clients = build_storage_clients(settings)  # no network: constructors do no I/O
+    assert clients.blob.account_name == "intakeprod"
+
+
+def test_missing_storage_fails_with_the_setting_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage", "   ")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert "AzureWebJobsStorage" in str(caught.value)
+    assert "AzureWebJobsStorage__accountName" in str(caught.value)
+
+
+@pytest.mark.parametrize("prefix", ["T1", "1abc", "a-b", "x" * 17])
+def test_bad_prefix_is_rejected(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("INTAKE_STORAGE_PREFIX", prefix)
+    with pytest.raises(ConfigurationError, match="INTAKE_STORAGE_PREFIX"):
+        load_settings()
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("KEY_VAULT_URL", "")
+    settings = load_settings()
+    assert settings.environment is Environment.PRODUCTION
+    assert settings.key_vault_url is None
+    assert settings.storage_prefix == ""
