@@ -18,6 +18,7 @@ __all__ = [
     "HttpOptions",
     "LocalSettings",
     "QueueOptions",
+    "apply_values",
     "load_host_options",
     "load_local_settings",
     "parse_timespan",
@@ -150,6 +151,12 @@ class LocalSettings:
     function_keys: dict[str, str] = field(default_factory=dict)
     master_key: str | None = None
     port: int | None = None
+
+
+def apply_values(local: LocalSettings) -> None:
+    """Put local app settings into the environment; variables already set win, as in Azure."""
+    for name, value in local.values.items():
+        os.environ.setdefault(name, value)
 
 
 def load_local_settings(path: Path) -> LocalSettings:

@@ -22,7 +22,7 @@ from shared.platform.settings import load_settings
 
 from .blob_events import BlobEventSource
 from .catalog import FunctionSpec, build_catalog, load_app
-from .config import HostOptions, load_host_options, load_local_settings
+from .config import HostOptions, apply_values, load_host_options, load_local_settings
 from .http import HttpFront
 from .invoker import Invoker
 from .keys import KeyRing
@@ -86,8 +86,7 @@ class LocalHost:
         """Start everything, wait for a stop request, then drain and close."""
         cfg = self.config
         local = load_local_settings(cfg.root / cfg.local_settings)
-        for name, value in local.values.items():
-            os.environ.setdefault(name, value)  # the real environment wins, as in Azure
+        apply_values(local)
         options: HostOptions = load_host_options(cfg.root / cfg.host_json)
         settings = load_settings()
         app = load_app(cfg.app, cfg.root)

@@ -24,6 +24,7 @@ from shared.platform.settings import development_connection_string
 from shared.security import Partner, Role, TablePartnerDirectory
 
 from .azurite import DEFAULT_PORTS, AzuriteProcess, ports_listening, start_azurite
+from .config import apply_values, load_local_settings
 from .host import HostConfig, LocalHost
 
 __all__ = ["DEMO_PARTNER", "ensure_local_settings", "run_stack"]
@@ -131,8 +132,7 @@ def run_stack(root: Path, port: int = 7071, storage_port: int = DEFAULT_PORTS[0]
 
     async def main() -> None:
         host.install_signal_handlers()
-        for name, value in settings_doc.get("Values", {}).items():
-            os.environ.setdefault(name, str(value))
+        apply_values(load_local_settings(settings_file))
         wiring.reset_caches()
         count = await asyncio.to_thread(provision_storage, wiring.storage())
         log.info("Storage ready: %d containers, queues and tables", count)

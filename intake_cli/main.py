@@ -132,12 +132,21 @@ def init(root: Path) -> None:
 
 
 @main.command()
-def provision() -> None:
+@click.option(
+    "--settings",
+    type=click.Path(path_type=Path),
+    default="local.settings.json",
+    show_default=True,
+    help="Read app settings from here when the file exists.",
+)
+def provision(settings: Path) -> None:
     """Create every container, queue and table on the configured storage account."""
+    from devhost.config import apply_values, load_local_settings
     from shared.platform import wiring
     from shared.platform.errors import IntakeError
     from shared.platform.provision import provision_storage
 
+    apply_values(load_local_settings(settings))
     try:
         count = provision_storage(wiring.storage())
     except IntakeError as exc:

@@ -62,8 +62,11 @@ def boom(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="slow", auth_level=func.AuthLevel.ANONYMOUS)
 def slow(req: func.HttpRequest) -> func.HttpResponse:
+    started = time.time()
     time.sleep(float(req.params.get("s", "2")))
-    return func.HttpResponse("finished")
+    return func.HttpResponse(
+        "finished", headers={"X-Started": repr(started), "X-Ended": repr(time.time())}
+    )
 
 
 @app.route(route="big", auth_level=func.AuthLevel.ANONYMOUS)

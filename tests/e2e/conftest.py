@@ -51,7 +51,11 @@ def keys() -> dict[str, str]:
 
 
 def start_host(
-    tmp: Path, azurite: str, keys: dict[str, str], extra_env: dict[str, str] | None = None
+    tmp: Path,
+    azurite: str,
+    keys: dict[str, str],
+    extra_env: dict[str, str] | None = None,
+    host_json: str = "host.json",
 ) -> tuple[HostProcess, dict[str, str]]:
     env = {**make_env(azurite), **(extra_env or {})}
     settings = write_settings(tmp / "local.settings.json", keys["function"], keys["master"])
@@ -60,7 +64,7 @@ def start_host(
         app="semantics_app:app",
         env=env,
         log_path=tmp / "host.log",
-        host_json=APPS / "host.json",
+        host_json=APPS / host_json,
         settings=settings,
     )
     return host.start(), env
