@@ -97,6 +97,9 @@ class QueueListener:
                     "Polling queue %r failed (%s); backing off", self.queue_name, type(exc).__name__
                 )
                 messages = []
+            except Exception as exc:  # a listener must outlive any surprise
+                log.error("Polling queue %r failed; backing off", self.queue_name, exc_info=exc)
+                messages = []
             if self._stopping:
                 # Fetched during shutdown: let the lease lapse so another host takes them.
                 break

@@ -15,7 +15,7 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from shared.platform.names import physical_name
 from shared.platform.settings import Settings
-from shared.platform.storage import service_endpoints
+from shared.platform.storage import connect_services
 
 __all__ = ["HostStorage"]
 
@@ -33,25 +33,20 @@ class HostStorage:
     @classmethod
     def from_settings(cls, settings: Settings) -> HostStorage:
         """Connect with the connection string, or with DefaultAzureCredential."""
-        conn = settings.connection_string
-        if conn is not None:
-            return cls(
-                blob=BlobServiceClient.from_connection_string(conn),
-                queue=QueueServiceClient.from_connection_string(conn),
-                table=TableServiceClient.from_connection_string(conn),
-                prefix=settings.storage_prefix,
-            )
         from azure.identity.aio import DefaultAzureCredential
 
-        credential = DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id)
-        endpoints = service_endpoints(settings)
-        return cls(
-            blob=BlobServiceClient(endpoints.blob, credential=credential),
-            queue=QueueServiceClient(endpoints.queue, credential=credential),
-            table=TableServiceClient(endpoints.table, credential=credential),
-            prefix=settings.storage_prefix,
-            _closers=(credential,),
+        credentials: list[DefaultAzureCredential] = []
+
+        def credential() -> DefaultAzureCredential:
+            credentials.append(
+                DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id)
+            )
+            return credentials[0]
+
+        blob, queue, table = connect_services(
+            settings, (BlobServiceClient, QueueServiceClient, TableServiceClient), credential
         )
+        return cls(blob, queue, table, settings.storage_prefix, tuple(credentials))
 
     def physical(self, name: str, *, table: bool = False) -> str:
         """The account-level name for a logical one."""

@@ -8,10 +8,10 @@ the Functions queue trigger's default encoding, so every stage reads what anothe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.credentials import TokenCredential
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.queue import (
@@ -21,10 +21,17 @@ from azure.storage.queue import (
     QueueServiceClient,
 )
 
-from .names import Container, Table, physical_name
+from .errors import ConfigurationError
+from .names import Container, Setting, Table, physical_name
 from .settings import Settings
 
-__all__ = ["ServiceEndpoints", "StorageClients", "build_storage_clients", "service_endpoints"]
+__all__ = [
+    "ServiceEndpoints",
+    "StorageClients",
+    "build_storage_clients",
+    "connect_services",
+    "service_endpoints",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +85,39 @@ def service_endpoints(settings: Settings) -> ServiceEndpoints:
     )
 
 
-def _credential(settings: Settings) -> TokenCredential:
-    from azure.identity import DefaultAzureCredential
+def connect_services(
+    settings: Settings,
+    kinds: tuple[type[Any], type[Any], type[Any]],
+    credential: Callable[[], Any],
+    **options: Any,
+) -> tuple[Any, Any, Any]:
+    """Blob, queue and table service clients of the given (sync or async) classes.
 
-    return DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id)
+    Args:
+        settings: where the account is and how to authenticate.
+        kinds: the blob, queue and table service client classes.
+        credential: makes the token credential when storage is identity-based.
+        options: Azure SDK client options (``retry_total``, ``connection_timeout``...).
+
+    Raises:
+        ConfigurationError: the connection string is malformed.
+    """
+    conn = settings.connection_string
+    if conn is not None:
+        try:
+            return tuple(  # type: ignore[return-value]
+                kind.from_connection_string(conn, **options) for kind in kinds
+            )
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{Setting.STORAGE} is not a valid storage connection string"
+            ) from exc
+    endpoints = service_endpoints(settings)
+    token = credential()
+    urls = (endpoints.blob, endpoints.queue, endpoints.table)
+    return tuple(  # type: ignore[return-value]
+        kind(url, credential=token, **options) for kind, url in zip(kinds, urls, strict=True)
+    )
 
 
 def build_storage_clients(settings: Settings, **options: Any) -> StorageClients:
@@ -90,20 +126,16 @@ def build_storage_clients(settings: Settings, **options: Any) -> StorageClients:
     Args:
         settings: where the account is and how to authenticate.
         options: Azure SDK client options (``retry_total``, ``connection_timeout``...).
+
+    Raises:
+        ConfigurationError: the connection string is malformed.
     """
-    conn = settings.connection_string
-    if conn is not None:
-        return StorageClients(
-            blob=BlobServiceClient.from_connection_string(conn, **options),
-            queue=QueueServiceClient.from_connection_string(conn, **options),
-            table=TableServiceClient.from_connection_string(conn, **options),
-            prefix=settings.storage_prefix,
-        )
-    endpoints = service_endpoints(settings)
-    credential = _credential(settings)
-    return StorageClients(
-        blob=BlobServiceClient(endpoints.blob, credential=credential, **options),
-        queue=QueueServiceClient(endpoints.queue, credential=credential, **options),
-        table=TableServiceClient(endpoints.table, credential=credential, **options),
-        prefix=settings.storage_prefix,
+    from azure.identity import DefaultAzureCredential
+
+    blob, queue, table = connect_services(
+        settings,
+        (BlobServiceClient, QueueServiceClient, TableServiceClient),
+        lambda: DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id),
+        **options,
     )
+    return StorageClients(blob=blob, queue=queue, table=table, prefix=settings.storage_prefix)
