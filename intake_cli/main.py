@@ -11,6 +11,21 @@ import click
 
 __all__ = ["main"]
 
+root_option = click.option(
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=".",
+    show_default=True,
+    help="Folder with host.json and function_app.py.",
+)
+settings_option = click.option(
+    "--settings",
+    type=click.Path(path_type=Path),
+    default="local.settings.json",
+    show_default=True,
+    help="local.settings.json to read app settings (and the host's keys) from.",
+)
+
 
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
@@ -31,13 +46,7 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option(
-    "--root",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=".",
-    show_default=True,
-    help="Folder with host.json and function_app.py.",
-)
+@root_option
 @click.option(
     "--app",
     "app_target",
@@ -51,13 +60,7 @@ def main(verbose: bool) -> None:
 @click.option(
     "--host-json", type=click.Path(path_type=Path), default="host.json", show_default=True
 )
-@click.option(
-    "--settings",
-    type=click.Path(path_type=Path),
-    default="local.settings.json",
-    show_default=True,
-    help="local.settings.json to read app settings and keys from.",
-)
+@settings_option
 @click.option("--no-blob-events", is_flag=True, help="Do not emulate Event Grid blob events.")
 def dev(
     root: Path,
@@ -93,9 +96,7 @@ def dev(
 
 
 @main.command()
-@click.option(
-    "--root", type=click.Path(path_type=Path, file_okay=False), default=".", show_default=True
-)
+@root_option
 @click.option("--port", type=int, default=7071, show_default=True, help="HTTP port of the host.")
 @click.option(
     "--storage-port",
@@ -121,9 +122,7 @@ def run(root: Path, port: int, storage_port: int) -> None:
 
 
 @main.command()
-@click.option(
-    "--root", type=click.Path(path_type=Path, file_okay=False), default=".", show_default=True
-)
+@root_option
 def init(root: Path) -> None:
     """Create local.settings.json with fresh function keys (keeps an existing one)."""
     from devhost.stack import ensure_local_settings
@@ -132,13 +131,7 @@ def init(root: Path) -> None:
 
 
 @main.command()
-@click.option(
-    "--settings",
-    type=click.Path(path_type=Path),
-    default="local.settings.json",
-    show_default=True,
-    help="Read app settings from here when the file exists.",
-)
+@settings_option
 def provision(settings: Path) -> None:
     """Create every container, queue and table on the configured storage account."""
     from devhost.config import apply_values, load_local_settings

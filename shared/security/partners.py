@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
@@ -57,14 +57,21 @@ class TablePartnerDirectory:
         except AzureError as exc:
             raise StorageUnavailableError(f"saving partner failed: {type(exc).__name__}") from exc
 
-    def get(self, partner_id: str) -> Partner | None:
-        """A partner by id, or None."""
+    def _row(self, partition: str, row_key: str) -> dict[str, Any] | None:
         try:
-            row = self._table.get_entity(_PARTNER, partner_id)
+            return dict(self._table.get_entity(partition, row_key))
         except ResourceNotFoundError:
             return None
         except AzureError as exc:
-            raise StorageUnavailableError(f"reading partner failed: {type(exc).__name__}") from exc
+            raise StorageUnavailableError(
+                f"reading {partition} failed: {type(exc).__name__}"
+            ) from exc
+
+    def get(self, partner_id: str) -> Partner | None:
+        """A partner by id, or None."""
+        row = self._row(_PARTNER, partner_id)
+        if row is None:
+            return None
         return Partner(
             id=partner_id,
             name=row["name"],
@@ -97,12 +104,9 @@ class TablePartnerDirectory:
         if parsed is None:
             return None
         key_id, secret = parsed
-        try:
-            row = self._table.get_entity(_KEY, key_id)
-        except ResourceNotFoundError:
+        row = self._row(_KEY, key_id)
+        if row is None:
             return None
-        except AzureError as exc:
-            raise StorageUnavailableError(f"reading key failed: {type(exc).__name__}") from exc
         if row.get("revoked") or not verify_secret(secret, KeyHash(row["salt"], row["digest"])):
             return None
         return self.get(row["partner"])
