@@ -122,3 +122,23 @@ def on_blob_created(msg: func.QueueMessage) -> None:
 @app.timer_trigger(arg_name="timer", schedule="* * * * * *")
 def tick(timer: func.TimerRequest) -> None:
     record(f"ticks/{uuid.uuid4()}.json", {"past_due": timer.past_due})
+
+
+@app.route(route="archive/{name}", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.blob_output(
+    arg_name="archived",
+    path="results/archive/{name}-{rand-guid}.txt",
+    connection="AzureWebJobsStorage",
+)
+def archive(req: func.HttpRequest, archived: func.Out[bytes]) -> func.HttpResponse:
+    archived.set(req.get_body())
+    return func.HttpResponse(status_code=201)
+
+
+@app.queue_trigger(arg_name="msg", queue_name="parallel", connection="AzureWebJobsStorage")
+async def parallel(msg: func.QueueMessage) -> None:
+    import asyncio
+
+    started = time.time()
+    await asyncio.sleep(0.5 + int(msg.get_body()) % 4 * 0.5)  # staggered, so batches overlap
+    record(f"parallel/{msg.id}.json", {"start": started, "end": time.time()})

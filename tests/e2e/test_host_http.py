@@ -161,3 +161,15 @@ def test_request_limits_from_host_json(azurite, keys, tmp_path) -> None:  # type
         assert throttled.status_code == 200  # the limit is on requests in flight, not a ban
     finally:
         assert host.stop() == 0
+
+
+def test_blob_output_binding_writes_after_success(semantics_host) -> None:  # type: ignore[no-untyped-def]
+    from tests.e2e.conftest import clients_for
+
+    host, env = semantics_host
+    with host.client() as client:
+        assert client.put("/api/archive/report", content=b"\x00binary\xff").status_code == 201
+    container = clients_for(env).container("results")  # type: ignore[arg-type]
+    names = [b.name for b in container.list_blobs(name_starts_with="archive/report-")]
+    assert len(names) == 1 and names[0].endswith(".txt")
+    assert container.download_blob(names[0]).readall() == b"\x00binary\xff"

@@ -90,3 +90,23 @@ def test_str_annotated_trigger_gets_the_decoded_text(semantics_host) -> None:  #
     clients.queue_client("slowq").send_message("plain text ✓".encode())
     seen = wait_for(lambda: results.list("slowq/"), timeout=30, what="slowq result")
     assert [r["body"] for r in seen] == ["plain text ✓"]
+
+
+def test_batch_size_and_threshold_bound_concurrency(semantics_host) -> None:  # type: ignore[no-untyped-def]
+    """batchSize 4 + newBatchThreshold 2 (tests/apps/host.json): at most 6 at once, and more
+    than one batch's worth in parallel."""
+    _, env = semantics_host
+    clients = clients_for(env)
+    results = Results(clients)
+    queue = clients.queue_client("parallel")
+    for n in range(14):
+        queue.send_message(str(n).encode())
+    runs = wait_for(
+        lambda: (r := results.list("parallel/")) and len(r) == 14 and r, timeout=60, what="14 runs"
+    )
+    moments = sorted({float(r["start"]) for r in runs} | {float(r["end"]) for r in runs})  # type: ignore[arg-type]
+    peak = max(
+        sum(1 for r in runs if float(r["start"]) <= t < float(r["end"]))  # type: ignore[arg-type]
+        for t in moments
+    )
+    assert 4 < peak <= 6, peak
