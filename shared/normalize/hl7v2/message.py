@@ -1,0 +1,165 @@
+"""A parsed HL7 v2 message: segments of raw fields, split further only when read.
+
+Positions follow the standard's numbering: ``PID-3`` is the third field of PID,
+``PID-3[2].4.1`` its second repetition, fourth component, first subcomponent. For MSH,
+MSH-1 is the field separator and MSH-2 the encoding characters, as the standard counts.
+A value of ``""`` is an explicit null ("delete this"), distinct from an empty value
+("not sent"): ``is_null`` tells them apart, ``get`` returns None for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+__all__ = ["NULL", "Delimiters", "Message", "Segment", "location"]
+
+NULL = '""'
+
+
+@dataclass(frozen=True, slots=True)
+class Delimiters:
+    """The encoding characters from MSH-1 and MSH-2 (a fifth, truncation, from v2.7)."""
+
+    field: str = "|"
+    component: str = "^"
+    repetition: str = "~"
+    escape: str = "\\"
+    subcomponent: str = "&"
+    truncation: str | None = None
+
+
+def location(
+    segment: str, field_no: int, rep: int = 1, comp: int | None = None, sub: int | None = None
+) -> str:
+    """A position as partners' engineers write it: ``PID-3[2].4.1``."""
+    text = f"{segment}-{field_no}"
+    if rep != 1:
+        text += f"[{rep}]"
+    if comp is not None:
+        text += f".{comp}"
+        if sub is not None:
+            text += f".{sub}"
+    return text
+
+
+@dataclass(slots=True)
+class Segment:
+    """One segment; ``fields[n]`` is the raw (still escaped) text of field n."""
+
+    name: str
+    fields: list[str]
+    line: int  # 1-based position in the message, for error locations
+    message: Message = field(repr=False)
+
+    def raw(self, n: int) -> str:
+        """The raw text of field n ("" when the segment has fewer fields)."""
+        return self.fields[n] if 0 <= n < len(self.fields) else ""
+
+    def _leaf(self, n: int, rep: int, comp: int, sub: int) -> str:
+        text = self.raw(n)
+        if not text or (self.name == "MSH" and n <= 2):
+            return text if comp == 1 and sub == 1 and rep == 1 else ""
+        d = self.message.delimiters
+        if rep != 1 or d.repetition in text:
+            reps = text.split(d.repetition)
+            text = reps[rep - 1] if rep <= len(reps) else ""
+        if comp != 1 or d.component in text:
+            comps = text.split(d.component)
+            text = comps[comp - 1] if comp <= len(comps) else ""
+        if sub != 1 or d.subcomponent in text:
+            subs = text.split(d.subcomponent)
+            text = subs[sub - 1] if sub <= len(subs) else ""
+        return text
+
+    def get(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> str | None:
+        """The unescaped value at a position, or None when it is empty or an explicit null."""
+        text = self._leaf(n, rep, comp, sub)
+        if not text or text == NULL:
+            return None
+        if self.name == "MSH" and n <= 2:
+            return text
+        return self.message.unescape(text)
+
+    def is_null(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> bool:
+        """Whether the position holds the explicit null ``""``."""
+        return self._leaf(n, rep, comp, sub) == NULL
+
+    def repetitions(self, n: int) -> int:
+        """How many repetitions field n has (0 when empty)."""
+        text = self.raw(n)
+        if not text:
+            return 0
+        if self.name == "MSH" and n <= 2:
+            return 1
+        return text.count(self.message.delimiters.repetition) + 1
+
+    def components(self, n: int, rep: int = 1) -> list[str | None]:
+        """The unescaped components of one repetition of field n."""
+        text = self.raw(n)
+        d = self.message.delimiters
+        if d.repetition in text:
+            reps = text.split(d.repetition)
+            text = reps[rep - 1] if rep <= len(reps) else ""
+        elif rep != 1:
+            text = ""
+        if not text:
+            return []
+        return [
+            None if not part or part == NULL else self.message.unescape(part)
+            for part in text.split(d.component)
+        ]
+
+    def location(
+        self, n: int, rep: int = 1, comp: int | None = None, sub: int | None = None
+    ) -> str:
+        """This segment's position for error messages."""
+        return location(self.name, n, rep, comp, sub)
+
+
+@dataclass(slots=True)
+class Message:
+    """A parsed message: its delimiters, character set and segments in order."""
+
+    delimiters: Delimiters
+    charset: str
+    segments: list[Segment] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def unescape(self, text: str) -> str:
+        """Resolve escape sequences with this message's delimiters and character set."""
+        from .escapes import unescape
+
+        return unescape(text, self.delimiters, self.charset)
+
+    @property
+    def msh(self) -> Segment:
+        """The header segment (always the first)."""
+        return self.segments[0]
+
+    @property
+    def message_type(self) -> tuple[str | None, str | None, str | None]:
+        """MSH-9: message code, trigger event, structure (``ADT``, ``A01``, ``ADT_A01``)."""
+        msh = self.msh
+        return msh.get(9, 1), msh.get(9, 2), msh.get(9, 3)
+
+    @property
+    def control_id(self) -> str | None:
+        """MSH-10, the sender's id for this message."""
+        return self.msh.get(10)
+
+    @property
+    def version(self) -> str | None:
+        """MSH-12.1, the HL7 version (``2.5.1``)."""
+        return self.msh.get(12)
+
+    def __iter__(self) -> Iterator[Segment]:
+        return iter(self.segments)
+
+    def all(self, name: str) -> list[Segment]:
+        """Every segment with this id, in order."""
+        return [s for s in self.segments if s.name == name]
+
+    def first(self, name: str) -> Segment | None:
+        """The first segment with this id, or None."""
+        return next((s for s in self.segments if s.name == name), None)
