@@ -1,0 +1,69 @@
+"""What one conversion knows and collects: the partner, its time zone, and the resources.
+
+``BundleBuilder`` keeps one resource per (type, id): a master entity seen twice in a
+message (the same practitioner as attending and admitting) is written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..errors import Issue, IssueCode, Severity
+
+__all__ = ["BundleBuilder", "ConversionContext"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionContext:
+    """Per-conversion inputs that do not come from the message itself."""
+
+    partner: str
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    source: str | None = None  # where the raw payload is kept, e.g. "raw/p1/2026/..."
+    received: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class BundleBuilder:
+    """Collects resources and issues, and writes the transaction Bundle."""
+
+    resources: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+
+    def add(self, resource: dict[str, Any]) -> dict[str, str]:
+        """Add a resource (first one wins for a repeated id); returns a Reference to it."""
+        key = (resource["resourceType"], resource["id"])
+        if key not in self.resources:
+            self.resources[key] = resource
+        return {"reference": f"{key[0]}/{key[1]}"}
+
+    def get(self, reference: dict[str, str]) -> dict[str, Any] | None:
+        """The resource a reference points at, if this bundle has it."""
+        kind, _, rid = reference["reference"].partition("/")
+        return self.resources.get((kind, rid))
+
+    def warn(
+        self, location: str | None, text: str, code: IssueCode = IssueCode.INFORMATIONAL
+    ) -> None:
+        """Record something the partner should know that did not stop the conversion."""
+        self.issues.append(
+            Issue(code=code, diagnostics=text, location=location, severity=Severity.WARNING)
+        )
+
+    def bundle(self) -> dict[str, Any]:
+        """A FHIR transaction Bundle of PUT entries, in the order resources were added."""
+        return {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "fullUrl": f"urn:uuid:{rid}",
+                    "resource": resource,
+                    "request": {"method": "PUT", "url": f"{kind}/{rid}"},
+                }
+                for (kind, rid), resource in self.resources.items()
+            ],
+        }

@@ -1,0 +1,315 @@
+"""HL7 v2 message to a FHIR R4 transaction Bundle.
+
+Segments are read in order, keeping the message structure as context: OBX belongs to
+the OBR before it, NTE to the segment before it, RXR to its RXA, SPM to its order. A
+segment we do not map is reported (never silently dropped); a Z-segment is kept
+verbatim on the Provenance, which also points at the raw payload and the source
+message id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Issue, IssueCode, NormalizationError
+from .context import BundleBuilder, ConversionContext
+from .datatypes import dtm
+from .ids import resource_id
+from .message import Message, Segment
+from .parser import parse_message
+from .resources.clinical import allergy, condition, coverage, procedure
+from .resources.documents import appointment, document_reference
+from .resources.encounter import encounter
+from .resources.immunization import immunization
+from .resources.patient import merge_patients, patient, related_person
+from .resources.people import organization
+from .resources.results import diagnostic_report, observation, service_request, specimen
+
+__all__ = ["Conversion", "convert_hl7v2", "convert_message"]
+
+SEGMENT_EXTENSION = "urn:fhir-intake:StructureDefinition:hl7v2-segment"
+_NEEDS_PATIENT = {"ADT", "ORU", "VXU", "MDM", "ORM", "OML", "RDE", "OMG", "OUL", "BAR", "DFT"}
+# Segments whose content is read as part of another, or that carry nothing to keep.
+_CONSUMED = {
+    "MSH",
+    "EVN",
+    "PD1",
+    "PV2",
+    "SFT",
+    "TQ1",
+    "TQ2",
+    "ROL",
+    "PRT",
+    "ARV",
+    "IN2",
+    "IN3",
+    "RGS",
+    "AIG",
+    "AIS",
+    "AIL",
+    "AIP",
+    "RXR",
+    "DSC",
+    "CTD",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """A converted message: its transaction Bundle and what the partner should know."""
+
+    bundle: dict[str, Any]
+    issues: tuple[Issue, ...]
+    message_type: str
+    control_id: str | None
+
+
+def _message_key(message: Message, ctx: ConversionContext) -> str:
+    return f"{ctx.partner}|{message.control_id or ''}|{message.msh.get(7) or ''}"
+
+
+def _following(segments: list[Segment], index: int, names: set[str]) -> Iterator[Segment]:
+    for seg in segments[index + 1 :]:
+        if seg.name not in names:
+            return
+        yield seg
+
+
+def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
+    """Convert a parsed message.
+
+    Raises:
+        NormalizationError: the message has no patient (PID) where its type needs one.
+    """
+    out = BundleBuilder()
+    for warning in message.warnings:
+        out.warn("MSH-18", warning)
+    code, event, structure = message.message_type
+    kind = "^".join(x for x in (code, event, structure) if x)
+    key = _message_key(message, ctx)
+    segments = message.segments
+    pid = message.first("PID")
+    if pid is None and code in _NEEDS_PATIENT:
+        raise NormalizationError.at(
+            "PID", f"{kind} needs a PID segment to say whose data it is", IssueCode.REQUIRED
+        )
+    subject = patient(pid, message.first("PD1"), ctx, out, key) if pid is not None else None
+    visit: dict[str, str] | None = None
+    current_order: dict[str, str] | None = None
+    current_orc: Segment | None = None
+    current_report: dict[str, Any] | None = None
+    last: dict[str, Any] | None = None
+    order_index = 0
+    doc_texts: list[str] = []
+    txa: Segment | None = None
+    zsegments: list[str] = []
+    skipped: dict[str, int] = {}
+    for index, seg in enumerate(segments):
+        name = seg.name
+        if name == "PID":
+            if subject is not None and seg is not pid:
+                out.warn(f"segment {seg.line}", "a second patient in one message is not converted")
+            last = out.get(subject) if subject else None
+        elif name == "NK1" and subject:
+            related_person(seg, subject, ctx, out)
+        elif name == "PV1" and subject:
+            pv2 = next(_following(segments, index, {"PV2"}), None)
+            visit = encounter(seg, pv2, subject, event, ctx, out, key)
+            last = out.get(visit)
+        elif name == "MRG" and subject:
+            merge_patients(seg, subject, ctx, out)
+        elif name == "AL1" and subject:
+            allergy(seg, subject, ctx, out)
+        elif name == "DG1" and subject:
+            condition(seg, subject, visit, ctx, out)
+        elif name == "PR1" and subject:
+            procedure(seg, subject, visit, ctx, out)
+        elif name == "IN1" and subject:
+            coverage(seg, subject, ctx, out)
+        elif name == "ORC" and subject:
+            current_orc, current_report = seg, None
+            order_index += 1
+            obr = next(
+                (
+                    s
+                    for s in _following(
+                        segments,
+                        index,
+                        {
+                            "TQ1",
+                            "TQ2",
+                            "PRT",
+                            "NTE",
+                            "OBR",
+                            "RQD",
+                            "RXO",
+                            "RXE",
+                            "RXC",
+                            "RXR",
+                            "RXA",
+                        },
+                    )
+                    if s.name == "OBR"
+                ),
+                None,
+            )
+            current_order = service_request(seg, obr, subject, ctx, out, key, order_index)
+            last = out.get(current_order) if current_order else None
+        elif name == "OBR" and subject:
+            if current_orc is None or current_report is not None:
+                order_index += 1
+            if code in {"ORM", "OML", "OMG"}:
+                current_order = service_request(
+                    current_orc, seg, subject, ctx, out, key, order_index
+                )
+                last = out.get(current_order) if current_order else None
+                current_orc = None
+            else:
+                current_report = diagnostic_report(
+                    seg, current_orc, subject, visit, current_order, ctx, out, key, order_index
+                )
+                last = current_report
+        elif name == "OBX" and subject:
+            if txa is not None:
+                text = "\n".join(
+                    v for v in (seg.get(5, rep=r) for r in range(1, seg.repetitions(5) + 1)) if v
+                )
+                doc_texts.append(text)
+                continue
+            report_key = current_report["id"] if current_report else f"{key}|{order_index}"
+            effective = (current_report or {}).get("effectiveDateTime")
+            last = observation(seg, subject, visit, current_report, ctx, out, report_key, effective)
+        elif name == "SPM" and subject:
+            sample = specimen(seg, subject, ctx, out, f"{key}|{order_index}")
+            if current_report is not None:
+                current_report.setdefault("specimen", []).append(sample)
+            last = out.get(sample)
+        elif name == "RXA" and subject:
+            rxr = next(_following(segments, index, {"RXR"}), None)
+            shot = immunization(seg, rxr, subject, ctx, out, key)
+            last = out.get(shot) if shot else None
+        elif name == "TXA" and subject:
+            txa = seg
+        elif name == "SCH":
+            resources = [s for s in segments[index + 1 :] if s.name in {"AIS", "AIL", "AIP"}]
+            tq1 = message.first("TQ1")
+            start = dtm(tq1.get(7, 1), ctx.zone) if tq1 else dtm(seg.get(11, 4), ctx.zone)
+            end = dtm(tq1.get(8, 1), ctx.zone) if tq1 else dtm(seg.get(11, 5), ctx.zone)
+            appointment(seg, subject, resources, ctx, out, key, start, end)
+        elif name == "NTE":
+            text = "\n".join(
+                v.strip()
+                for v in (seg.get(3, rep=r) for r in range(1, seg.repetitions(3) + 1))
+                if v and v.strip()
+            )
+            if text and last is not None and last["resourceType"] == "DiagnosticReport":
+                # R4 DiagnosticReport has no note; comments on a report are its conclusion.
+                last["conclusion"] = "\n".join(x for x in (last.get("conclusion"), text) if x)
+            elif (
+                text
+                and last is not None
+                and last["resourceType"]
+                in {
+                    "Observation",
+                    "DiagnosticReport",
+                    "ServiceRequest",
+                    "Procedure",
+                    "Condition",
+                    "AllergyIntolerance",
+                    "Immunization",
+                    "Specimen",
+                }
+            ):
+                last.setdefault("note", []).append({"text": text})
+            elif text:
+                out.warn(f"segment {seg.line}", "NTE follows nothing that takes a note; left out")
+        elif name.startswith("Z"):
+            zsegments.append(seg.message.delimiters.field.join(seg.fields))
+        elif name not in _CONSUMED:
+            skipped[name] = skipped.get(name, 0) + 1
+    if txa is not None and subject:
+        document_reference(txa, doc_texts, subject, visit, ctx, out, key)
+    for name, count in sorted(skipped.items()):
+        out.warn(name, f"{count} {name} segment(s) are not converted yet", IssueCode.NOT_SUPPORTED)
+    _provenance(message, ctx, out, kind, key, zsegments)
+    return Conversion(out.bundle(), tuple(out.issues), kind, message.control_id)
+
+
+def _provenance(
+    message: Message,
+    ctx: ConversionContext,
+    out: BundleBuilder,
+    kind: str,
+    key: str,
+    zsegments: list[str],
+) -> None:
+    msh = message.msh
+    targets = [{"reference": f"{t}/{i}"} for (t, i) in out.resources]
+    sender = organization(msh, 4, 1, ctx, out, hd=True) or organization(
+        msh, 3, 1, ctx, out, hd=True
+    )
+    recorded = ctx.received.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    provenance: dict[str, Any] = {
+        "resourceType": "Provenance",
+        "id": resource_id("Provenance", key),
+        "target": targets or [{"display": "nothing converted"}],
+        "recorded": recorded,
+        "activity": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                    "code": "CREATE",
+                }
+            ],
+            "text": f"converted from HL7 v2 {kind}",
+        },
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "author",
+                        }
+                    ]
+                },
+                "who": sender or {"display": f"partner {ctx.partner}"},
+            }
+        ],
+    }
+    occurred = dtm(msh.get(7, 1), ctx.zone)
+    if occurred and len(occurred) > 10:
+        provenance["occurredDateTime"] = occurred
+    source: dict[str, Any] = {
+        "role": "source",
+        "what": {
+            "identifier": {
+                "system": f"urn:fhir-intake:partner:{ctx.partner}:message",
+                "value": message.control_id or "unknown",
+            },
+            "display": f"HL7 v2 {kind}",
+        },
+    }
+    entities = [source]
+    if ctx.source:
+        entities.append(
+            {
+                "role": "source",
+                "what": {"identifier": {"system": "urn:fhir-intake:raw", "value": ctx.source}},
+            }
+        )
+    provenance["entity"] = entities
+    if zsegments:
+        provenance["extension"] = [{"url": SEGMENT_EXTENSION, "valueString": z} for z in zsegments]
+    out.add(provenance)
+
+
+def convert_hl7v2(data: bytes | str, ctx: ConversionContext) -> Conversion:
+    """Parse and convert one message.
+
+    Raises:
+        NormalizationError: the message cannot be read or converted; its issues say where.
+    """
+    return convert_message(parse_message(data), ctx)

@@ -1,0 +1,289 @@
+"""HL7 v2 data types to FHIR R4 data types.
+
+Each function takes a segment and a field position (and repetition), reads the
+components it needs and returns FHIR JSON (dicts), or None when nothing was sent.
+Positions cited are the standard's (v2.5.1 names; later versions keep them).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .message import Segment
+from .terminology import code_system_uri
+
+__all__ = [
+    "DateTimeResult",
+    "address",
+    "codeable_concept",
+    "coding",
+    "contact_point",
+    "dtm",
+    "human_name",
+    "identifier",
+    "quantity_value",
+]
+
+_DTM = re.compile(
+    r"^(?P<y>\d{4})(?P<mo>\d{2})?(?P<d>\d{2})?(?P<h>\d{2})?(?P<mi>\d{2})?(?P<s>\d{2})?"
+    r"(?:\.(?P<f>\d{1,4}))?(?P<tz>[+-]\d{4})?$"
+)
+
+DateTimeResult = str
+
+
+def _offset(tz: str) -> timezone:
+    sign = -1 if tz[0] == "-" else 1
+    return timezone(sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5])))
+
+
+def dtm(value: str | None, zone: ZoneInfo) -> DateTimeResult | None:
+    """A DTM/TS value (``YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]``) as a FHIR date or dateTime.
+
+    The precision is the input's: a date stays a date (``2026-03-01``); a time gains the
+    seconds FHIR requires (``T10:30:00``) and an offset: the one sent, else the partner's
+    zone at that local time (never the host's). Invalid values return None.
+
+    Args:
+        value: the DTM text (TS.1 for a TS field).
+        zone: the partner's time zone, for values sent without an offset.
+    """
+    if not value:
+        return None
+    found = _DTM.match(value.strip())
+    if not found:
+        return None
+    y, mo, d, h = found["y"], found["mo"], found["d"], found["h"]
+    try:
+        if h is None:
+            if d is not None:
+                datetime(int(y), int(mo), int(d))
+                return f"{y}-{mo}-{d}"
+            if mo is not None:
+                if not 1 <= int(mo) <= 12:
+                    return None
+                return f"{y}-{mo}"
+            return y
+        if d is None:
+            return None
+        local = datetime(
+            int(y), int(mo), int(d), int(h), int(found["mi"] or 0), int(found["s"] or 0)
+        )
+    except ValueError:
+        return None
+    tz = found["tz"]
+    stamp = local.replace(tzinfo=_offset(tz) if tz else zone)
+    fraction = f".{found['f']}" if found["f"] else ""
+    text = stamp.isoformat(timespec="seconds")
+    if text.endswith("+00:00") and not tz:
+        text = text[:-6] + "Z"
+    return text[:19] + fraction + text[19:]
+
+
+def coding(
+    seg: Segment, n: int, rep: int = 1, offset: int = 0, *, partner: str
+) -> dict[str, Any] | None:
+    """One coding triplet of a CWE/CE/CNE field (components 1-3, or 4-6 with offset 3)."""
+    code = seg.get(n, 1 + offset, rep=rep)
+    display = seg.get(n, 2 + offset, rep=rep)
+    if not code:
+        return None
+    result: dict[str, Any] = {}
+    system = code_system_uri(seg.get(n, 3 + offset, rep=rep), partner)
+    if system:
+        result["system"] = system
+    result["code"] = code.strip()
+    if display:
+        result["display"] = display.strip()
+    return result
+
+
+def codeable_concept(seg: Segment, n: int, rep: int = 1, *, partner: str) -> dict[str, Any] | None:
+    """CWE/CE/CNE to CodeableConcept: primary and alternate codings, text from CWE.9 or .2."""
+    codings = [
+        c
+        for c in (coding(seg, n, rep, 0, partner=partner), coding(seg, n, rep, 3, partner=partner))
+        if c
+    ]
+    text = seg.get(n, 9, rep=rep) or seg.get(n, 2, rep=rep)
+    if not codings and not text:
+        return None
+    concept: dict[str, Any] = {}
+    if codings:
+        concept["coding"] = codings
+    if text:
+        concept["text"] = text.strip()
+    return concept
+
+
+def identifier(seg: Segment, n: int, rep: int = 1, *, partner: str) -> dict[str, Any] | None:
+    """CX to Identifier: CX.1 value, CX.4 assigning authority to system, CX.5 type."""
+    from .ids import authority_system
+
+    value = seg.get(n, 1, rep=rep)
+    if not value:
+        return None
+    result: dict[str, Any] = {}
+    id_type = seg.get(n, 5, rep=rep)
+    if id_type:
+        result["type"] = {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": id_type}]
+        }
+    system = authority_system(
+        seg.get(n, 4, 1, rep=rep), seg.get(n, 4, 2, rep=rep), seg.get(n, 4, 3, rep=rep), partner
+    )
+    if system:
+        result["system"] = system
+    result["value"] = value.strip()
+    return result
+
+
+_NAME_USE = {
+    "L": "official",
+    "D": "usual",
+    "M": "maiden",
+    "N": "nickname",
+    "A": "anonymous",
+    "B": "official",
+    "C": "usual",
+    "S": "anonymous",
+    "T": "temp",
+    "P": "usual",
+    "U": "old",
+    "R": "official",
+    "BAD": "old",
+    "TEMP": "temp",
+}
+
+
+def human_name(seg: Segment, n: int, rep: int = 1, first: int = 1) -> dict[str, Any] | None:
+    """XPN (or the name part of XCN, starting at ``first``) to HumanName.
+
+    XPN.1.1 family, .2 given, .3 further given, .4 suffix, .5 prefix, .7 name type.
+    """
+    family = seg.get(n, first, 1, rep=rep)
+    given = [
+        g.strip() for g in (seg.get(n, first + 1, rep=rep), seg.get(n, first + 2, rep=rep)) if g
+    ]
+    suffix = seg.get(n, first + 3, rep=rep)
+    prefix = seg.get(n, first + 4, rep=rep)
+    if not (family or given):
+        return None
+    name: dict[str, Any] = {}
+    use = _NAME_USE.get((seg.get(n, first + 6, rep=rep) or "").upper())
+    if use:
+        name["use"] = use
+    if family:
+        name["family"] = family.strip()
+    if given:
+        name["given"] = given
+    if prefix:
+        name["prefix"] = [prefix.strip()]
+    if suffix:
+        name["suffix"] = [suffix.strip()]
+    return name
+
+
+_ADDRESS_USE = {
+    "H": ("home", None),
+    "B": ("work", None),
+    "O": ("work", None),
+    "C": ("temp", None),
+    "M": (None, "postal"),
+    "BA": ("old", None),
+    "BR": ("home", None),
+    "P": ("home", None),
+    "RH": ("home", None),
+}
+
+
+def address(seg: Segment, n: int, rep: int = 1) -> dict[str, Any] | None:
+    """XAD to Address: .1 street, .2 other, .3 city, .4 state, .5 postal code, .6 country,
+    .7 address type, .9 county."""
+    lines = [x.strip() for x in (seg.get(n, 1, 1, rep=rep), seg.get(n, 2, rep=rep)) if x]
+    parts = {
+        "city": seg.get(n, 3, rep=rep),
+        "district": seg.get(n, 9, rep=rep),
+        "state": seg.get(n, 4, rep=rep),
+        "postalCode": seg.get(n, 5, rep=rep),
+        "country": seg.get(n, 6, rep=rep),
+    }
+    result: dict[str, Any] = {}
+    use, kind = _ADDRESS_USE.get((seg.get(n, 7, rep=rep) or "").upper(), (None, None))
+    if use:
+        result["use"] = use
+    if kind:
+        result["type"] = kind
+    if lines:
+        result["line"] = lines
+    result.update({k: v.strip() for k, v in parts.items() if v and v.strip()})
+    return result if (lines or any(parts.values())) else None
+
+
+_TELECOM_USE = {
+    "PRN": "home",
+    "ORN": "home",
+    "WPN": "work",
+    "VHN": "home",
+    "ASN": "temp",
+    "EMR": "temp",
+    "NET": None,
+    "BPN": "work",
+    "PRS": "mobile",
+}
+_TELECOM_SYSTEM = {
+    "PH": "phone",
+    "FX": "fax",
+    "MD": "other",
+    "CP": "phone",
+    "BP": "pager",
+    "Internet": "email",
+    "X.400": "email",
+    "TDD": "other",
+    "TTY": "other",
+    "SAT": "phone",
+}
+
+
+def contact_point(seg: Segment, n: int, rep: int = 1) -> dict[str, Any] | None:
+    """XTN to ContactPoint: .1 (deprecated) number, .2 use, .3 equipment, .4 email,
+    .5-.8 country, area, local number, extension; .12 unformatted."""
+    equipment = seg.get(n, 3, rep=rep)
+    email = seg.get(n, 4, rep=rep)
+    parts = [seg.get(n, i, rep=rep) for i in (5, 6, 7)]
+    number = seg.get(n, 12, rep=rep) or (
+        " ".join(p for p in parts if p) if any(parts) else seg.get(n, 1, rep=rep)
+    )
+    if seg.get(n, 8, rep=rep) and number:
+        number = f"{number} x{seg.get(n, 8, rep=rep)}"
+    value = email if (equipment == "Internet" or (email and not number)) else number
+    if not value:
+        return None
+    result: dict[str, Any] = {
+        "system": "email" if value == email else _TELECOM_SYSTEM.get(equipment or "PH", "phone"),
+        "value": value.strip(),
+    }
+    use = _TELECOM_USE.get(seg.get(n, 2, rep=rep) or "")
+    if equipment == "CP":
+        use = "mobile"
+    if use:
+        result["use"] = use
+    return result
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+
+
+def quantity_value(text: str | None) -> float | int | None:
+    """An NM value as a JSON number (keeps integers integral), or None when not numeric."""
+    if not text:
+        return None
+    text = text.strip()
+    if not _NUMBER.match(text):
+        return None
+    if "." in text:
+        return float(text)
+    return int(text)

@@ -1,0 +1,1 @@
+"""One module per group of FHIR resources built from HL7 v2 segments."""

@@ -1,0 +1,179 @@
+"""AllergyIntolerance (AL1), Condition (DG1), Procedure (PR1) and Coverage (IN1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import BundleBuilder, ConversionContext
+from ..datatypes import codeable_concept, dtm
+from ..ids import resource_id
+from ..message import Segment
+from .people import organization, practitioner
+
+__all__ = ["allergy", "condition", "coverage", "procedure"]
+
+_ALLERGY_CATEGORY = {
+    "DA": "medication",
+    "MA": "medication",
+    "FA": "food",
+    "EA": "environment",
+    "AA": "environment",
+    "PA": "environment",
+    "LA": "environment",
+    "PLA": "environment",
+    "MC": "medication",
+}
+_CRITICALITY = {"SV": "high", "MO": "low", "MI": "low", "U": "unable-to-assess"}
+_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+
+
+def _concept_key(concept: dict[str, Any] | None) -> str:
+    if not concept:
+        return ""
+    return "|".join(
+        f"{c.get('system', '')}#{c.get('code', '')}" for c in concept.get("coding", [])
+    ) or concept.get("text", "")
+
+
+def allergy(
+    al1: Segment, patient: dict[str, str], ctx: ConversionContext, out: BundleBuilder
+) -> dict[str, str] | None:
+    """AL1: .2 type, .3 allergen, .4 severity, .5 reaction, .6 identification date."""
+    code = codeable_concept(al1, 3, partner=ctx.partner)
+    if code is None:
+        out.warn(al1.location(3), "AL1-3 (allergen) is empty; allergy left out")
+        return None
+    resource: dict[str, Any] = {
+        "resourceType": "AllergyIntolerance",
+        "id": resource_id("AllergyIntolerance", patient["reference"], _concept_key(code)),
+        "clinicalStatus": {"coding": [{"system": _CLINICAL, "code": "active"}]},
+        "verificationStatus": {"coding": [{"system": _VERIFICATION, "code": "confirmed"}]},
+        "code": code,
+        "patient": patient,
+    }
+    category = _ALLERGY_CATEGORY.get((al1.get(2) or "").upper())
+    if category:
+        resource["category"] = [category]
+    criticality = _CRITICALITY.get((al1.get(4) or "").upper())
+    if criticality:
+        resource["criticality"] = criticality
+    reactions = [al1.get(5, rep=r) for r in range(1, al1.repetitions(5) + 1)]
+    reactions = [r for r in reactions if r]
+    if reactions:
+        resource["reaction"] = [{"manifestation": [{"text": r} for r in reactions]}]
+    onset = dtm(al1.get(6), ctx.zone)
+    if onset:
+        resource["recordedDate"] = onset if len(onset) > 10 else None
+        if resource["recordedDate"] is None:
+            del resource["recordedDate"]
+            resource["onsetDateTime"] = onset
+    return out.add(resource)
+
+
+def condition(
+    dg1: Segment,
+    patient: dict[str, str],
+    encounter: dict[str, str] | None,
+    ctx: ConversionContext,
+    out: BundleBuilder,
+) -> dict[str, str] | None:
+    """DG1: .3 diagnosis code, .5 diagnosis date, .6 type, .16 clinician."""
+    code = codeable_concept(dg1, 3, partner=ctx.partner)
+    if code is None:
+        text = dg1.get(4)
+        code = {"text": text} if text else None
+    if code is None:
+        out.warn(dg1.location(3), "DG1-3 (diagnosis code) is empty; diagnosis left out")
+        return None
+    resource: dict[str, Any] = {
+        "resourceType": "Condition",
+        "id": resource_id(
+            "Condition",
+            patient["reference"],
+            (encounter or {}).get("reference", ""),
+            _concept_key(code),
+        ),
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                        "code": "encounter-diagnosis",
+                        "display": "Encounter Diagnosis",
+                    }
+                ]
+            }
+        ],
+        "code": code,
+        "subject": patient,
+    }
+    if encounter:
+        resource["encounter"] = encounter
+    recorded = dtm(dg1.get(5, 1), ctx.zone)
+    if recorded:
+        resource["recordedDate"] = recorded
+    clinician = practitioner(dg1, 16, 1, ctx, out)
+    if clinician:
+        resource["asserter"] = clinician
+    return out.add(resource)
+
+
+def procedure(
+    pr1: Segment,
+    patient: dict[str, str],
+    encounter: dict[str, str] | None,
+    ctx: ConversionContext,
+    out: BundleBuilder,
+) -> dict[str, str] | None:
+    """PR1: .3 procedure code, .5 procedure time, .11 surgeon."""
+    code = codeable_concept(pr1, 3, partner=ctx.partner) or (
+        {"text": pr1.get(4)} if pr1.get(4) else None
+    )
+    if code is None:
+        out.warn(pr1.location(3), "PR1-3 (procedure code) is empty; procedure left out")
+        return None
+    performed = dtm(pr1.get(5, 1), ctx.zone)
+    resource: dict[str, Any] = {
+        "resourceType": "Procedure",
+        "id": resource_id("Procedure", patient["reference"], _concept_key(code), performed or ""),
+        "status": "completed",
+        "code": code,
+        "subject": patient,
+    }
+    if encounter:
+        resource["encounter"] = encounter
+    if performed:
+        resource["performedDateTime"] = performed
+    surgeon = practitioner(pr1, 11, 1, ctx, out)
+    if surgeon:
+        resource["performer"] = [{"actor": surgeon}]
+    return out.add(resource)
+
+
+def coverage(
+    in1: Segment, patient: dict[str, str], ctx: ConversionContext, out: BundleBuilder
+) -> dict[str, str]:
+    """IN1: .2 plan, .3/.4 company id and name, .8 group, .12/.13 dates, .36 policy number."""
+    payor = organization(in1, 4, 1, ctx, out) or patient
+    policy = in1.get(36) or in1.get(2, 1) or in1.get(1) or ""
+    resource: dict[str, Any] = {
+        "resourceType": "Coverage",
+        "id": resource_id("Coverage", patient["reference"], payor["reference"], policy),
+        "status": "active",
+        "beneficiary": patient,
+        "payor": [payor],
+    }
+    if in1.get(36):
+        resource["subscriberId"] = in1.get(36)
+    plan = codeable_concept(in1, 2, partner=ctx.partner)
+    if plan:
+        resource["type"] = plan
+    period = {
+        k: v
+        for k, v in (("start", dtm(in1.get(12), ctx.zone)), ("end", dtm(in1.get(13), ctx.zone)))
+        if v
+    }
+    if period:
+        resource["period"] = period
+    return out.add(resource)

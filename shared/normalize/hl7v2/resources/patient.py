@@ -1,0 +1,169 @@
+"""Patient (PID, PD1), RelatedPerson (NK1) and merges (MRG)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import BundleBuilder, ConversionContext
+from ..datatypes import address, codeable_concept, contact_point, dtm, human_name, identifier
+from ..ids import is_global_system, resource_id
+from ..message import Segment
+from ..terminology import GENDER
+from .people import organization, practitioner
+
+__all__ = ["merge_patients", "patient", "patient_id_for", "related_person"]
+
+_SSN = "http://hl7.org/fhir/sid/us-ssn"
+
+
+def patient_id_for(identifiers: list[dict[str, Any]], ctx: ConversionContext, fallback: str) -> str:
+    """The Patient id: from a global identifier if there is one, else a partner-scoped one."""
+    usable = [i for i in identifiers if i.get("value") and i.get("system") != _SSN]
+    ranked = sorted(usable, key=lambda i: not is_global_system(i.get("system")))
+    if ranked:
+        best = ranked[0]
+        scope = "" if is_global_system(best.get("system")) else ctx.partner
+        return resource_id("Patient", scope, best.get("system"), best["value"])
+    return resource_id("Patient", ctx.partner, "unidentified", fallback)
+
+
+def _identifiers(pid: Segment, ctx: ConversionContext) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for n in (3, 2, 4):  # PID-3 identifier list; PID-2/PID-4 (older versions)
+        for rep in range(1, pid.repetitions(n) + 1):
+            ident = identifier(pid, n, rep, partner=ctx.partner)
+            if ident and ident not in found:
+                found.append(ident)
+    ssn = pid.get(19)
+    if ssn:
+        found.append({"system": _SSN, "value": ssn})
+    return found
+
+
+def patient(
+    pid: Segment, pd1: Segment | None, ctx: ConversionContext, out: BundleBuilder, message_key: str
+) -> dict[str, str]:
+    """A Patient from PID (and PD1); returns its reference."""
+    identifiers = _identifiers(pid, ctx)
+    resource: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": patient_id_for(identifiers, ctx, message_key),
+    }
+    if identifiers:
+        resource["identifier"] = identifiers
+    names = [x for x in (human_name(pid, 5, r) for r in range(1, pid.repetitions(5) + 1)) if x]
+    if names:
+        resource["name"] = names
+    telecom = [
+        x
+        for x in (
+            *(contact_point(pid, 13, r) for r in range(1, pid.repetitions(13) + 1)),
+            *(contact_point(pid, 14, r) for r in range(1, pid.repetitions(14) + 1)),
+        )
+        if x
+    ]
+    if telecom:
+        resource["telecom"] = telecom
+    gender = GENDER.get((pid.get(8) or "").upper())
+    if gender:
+        resource["gender"] = gender
+    elif pid.get(8):
+        out.warn(pid.location(8), f"administrative sex {pid.get(8)!r} is not in table 0001")
+    birth = dtm(pid.get(7, 1), ctx.zone)
+    if birth:
+        resource["birthDate"] = birth[:10]
+    elif pid.get(7):
+        out.warn(pid.location(7), "date of birth is not a valid DTM; left out")
+    if (pid.get(30) or "").upper() == "Y":
+        died = dtm(pid.get(29, 1), ctx.zone)
+        resource["deceasedDateTime" if died and len(died) > 10 else "deceasedBoolean"] = (
+            died if died and len(died) > 10 else True
+        )
+    addresses = [x for x in (address(pid, 11, r) for r in range(1, pid.repetitions(11) + 1)) if x]
+    if addresses:
+        resource["address"] = addresses
+    marital = codeable_concept(pid, 16, partner=ctx.partner)
+    if marital:
+        for c in marital.get("coding", []):
+            if "system" not in c or c["system"].endswith("v2-0002"):
+                c["system"] = "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus"
+        resource["maritalStatus"] = marital
+    if (pid.get(24) or "").upper() in {"Y", "N"}:
+        order = pid.get(25)
+        if order and order.isdigit():
+            resource["multipleBirthInteger"] = int(order)
+        else:
+            resource["multipleBirthBoolean"] = pid.get(24, 1).upper() == "Y"  # type: ignore[union-attr]
+    language = codeable_concept(pid, 15, partner=ctx.partner)
+    if language:
+        resource["communication"] = [{"language": language}]
+    if pd1 is not None:
+        gps = [
+            x
+            for x in (practitioner(pd1, 4, r, ctx, out) for r in range(1, pd1.repetitions(4) + 1))
+            if x
+        ]
+        gps += [
+            x
+            for x in (organization(pd1, 3, r, ctx, out) for r in range(1, pd1.repetitions(3) + 1))
+            if x
+        ]
+        if gps:
+            resource["generalPractitioner"] = gps
+    return out.add(resource)
+
+
+def related_person(
+    nk1: Segment, patient_ref: dict[str, str], ctx: ConversionContext, out: BundleBuilder
+) -> dict[str, str] | None:
+    """NK1: .2 name, .3 relationship, .4 address, .5/.6 phones; keyed by patient and set id."""
+    name = human_name(nk1, 2)
+    if name is None and not nk1.get(3):
+        return None
+    resource: dict[str, Any] = {
+        "resourceType": "RelatedPerson",
+        "id": resource_id("RelatedPerson", patient_ref["reference"], nk1.get(1) or "", str(name)),
+        "patient": patient_ref,
+    }
+    if name:
+        resource["name"] = [name]
+    relation = codeable_concept(nk1, 3, partner=ctx.partner)
+    if relation:
+        resource["relationship"] = [relation]
+    place = address(nk1, 4)
+    if place:
+        resource["address"] = [place]
+    phones = [x for x in (contact_point(nk1, 5), contact_point(nk1, 6)) if x]
+    if phones:
+        resource["telecom"] = phones
+    return out.add(resource)
+
+
+def merge_patients(
+    mrg: Segment, survivor: dict[str, str], ctx: ConversionContext, out: BundleBuilder
+) -> None:
+    """MRG (A40 and other merges): link the surviving patient and the one merged into it."""
+    old_ids = [
+        x
+        for x in (
+            identifier(mrg, 1, r, partner=ctx.partner) for r in range(1, mrg.repetitions(1) + 1)
+        )
+        if x
+    ]
+    if not old_ids:
+        out.warn(mrg.location(1), "MRG-1 names no prior patient identifier; merge not recorded")
+        return
+    old_id = patient_id_for(old_ids, ctx, "merged")
+    if f"Patient/{old_id}" == survivor["reference"]:
+        return
+    old = {
+        "resourceType": "Patient",
+        "id": old_id,
+        "identifier": old_ids,
+        "active": False,
+        "link": [{"other": survivor, "type": "replaced-by"}],
+    }
+    old_ref = out.add(old)
+    kept = out.get(survivor)
+    if kept is not None:
+        kept.setdefault("link", []).append({"other": old_ref, "type": "replaces"})

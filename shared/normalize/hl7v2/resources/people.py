@@ -1,0 +1,147 @@
+"""Practitioner (XCN), Organization (XON, HD) and Location (PL): master entities keyed by
+identifier, so the same one in many messages is one resource."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import BundleBuilder, ConversionContext
+from ..datatypes import human_name
+from ..ids import authority_system, is_global_system, resource_id
+from ..message import Segment
+
+__all__ = ["location", "organization", "organization_named", "practitioner"]
+
+
+def _scope(system: str | None, partner: str) -> str:
+    return "" if is_global_system(system) else partner
+
+
+def practitioner(
+    seg: Segment, n: int, rep: int, ctx: ConversionContext, out: BundleBuilder
+) -> dict[str, str] | None:
+    """XCN: .1 id, .2-.7 name, .9 assigning authority, .13 identifier type."""
+    ident = seg.get(n, 1, rep=rep)
+    name = human_name(seg, n, rep, first=2)
+    if not ident and not name:
+        return None
+    resource: dict[str, Any] = {"resourceType": "Practitioner"}
+    if ident:
+        system = authority_system(
+            seg.get(n, 9, 1, rep=rep),
+            seg.get(n, 9, 2, rep=rep),
+            seg.get(n, 9, 3, rep=rep),
+            ctx.partner,
+        )
+        entry: dict[str, Any] = {"value": ident}
+        if system:
+            entry["system"] = system
+        resource["identifier"] = [entry]
+        resource["id"] = resource_id("Practitioner", _scope(system, ctx.partner), system, ident)
+    else:
+        key = "|".join(str(v) for v in (name or {}).values())
+        resource["id"] = resource_id("Practitioner", ctx.partner, "name", key)
+    if name:
+        resource["name"] = [name]
+    return out.add(resource)
+
+
+def organization_named(
+    name: str | None,
+    ident: str | None,
+    system: str | None,
+    ctx: ConversionContext,
+    out: BundleBuilder,
+) -> dict[str, str] | None:
+    """An Organization from a name and/or identifier."""
+    if not name and not ident:
+        return None
+    resource: dict[str, Any] = {"resourceType": "Organization"}
+    if ident:
+        entry: dict[str, Any] = {"value": ident}
+        if system:
+            entry["system"] = system
+        resource["identifier"] = [entry]
+        resource["id"] = resource_id("Organization", _scope(system, ctx.partner), system, ident)
+    else:
+        resource["id"] = resource_id("Organization", ctx.partner, "name", name)
+    if name:
+        resource["name"] = name
+    return out.add(resource)
+
+
+def organization(
+    seg: Segment, n: int, rep: int, ctx: ConversionContext, out: BundleBuilder, *, hd: bool = False
+) -> dict[str, str] | None:
+    """XON (.1 name, .6 authority, .10 id) or HD (.1 namespace, .2 universal id, .3 type)."""
+    if hd:
+        namespace, uid, kind = (
+            seg.get(n, 1, rep=rep),
+            seg.get(n, 2, rep=rep),
+            seg.get(n, 3, rep=rep),
+        )
+        system = "urn:ietf:rfc:3986" if uid else None
+        ident = (
+            f"urn:oid:{uid}"
+            if (kind or "ISO").upper() == "ISO" and uid and uid[0].isdigit()
+            else uid
+        )
+        return organization_named(namespace, ident, system, ctx, out)
+    name = seg.get(n, 1, rep=rep)
+    ident = seg.get(n, 10, rep=rep) or seg.get(n, 3, rep=rep)
+    system = (
+        authority_system(
+            seg.get(n, 6, 1, rep=rep),
+            seg.get(n, 6, 2, rep=rep),
+            seg.get(n, 6, 3, rep=rep),
+            ctx.partner,
+        )
+        if ident
+        else None
+    )
+    return organization_named(name, ident, system, ctx, out)
+
+
+def location(
+    seg: Segment, n: int, ctx: ConversionContext, out: BundleBuilder
+) -> dict[str, str] | None:
+    """PL: .1 point of care, .2 room, .3 bed, .4 facility (HD), .9 description."""
+    parts = [seg.get(n, i) for i in (1, 2, 3)]
+    facility = seg.get(n, 4, 1) or seg.get(n, 4, 2)
+    if not any(parts) and not facility:
+        return None
+    label = "-".join(p for p in parts if p) or facility or ""
+    resource: dict[str, Any] = {
+        "resourceType": "Location",
+        "id": resource_id("Location", ctx.partner, facility, *parts),
+        "name": label,
+        "mode": "instance",
+    }
+    description = seg.get(n, 9)
+    if description:
+        resource["description"] = description
+    if parts[2]:
+        resource["physicalType"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/location-physical-type",
+                    "code": "bd",
+                    "display": "Bed",
+                }
+            ]
+        }
+    elif parts[1]:
+        resource["physicalType"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/location-physical-type",
+                    "code": "ro",
+                    "display": "Room",
+                }
+            ]
+        }
+    if facility:
+        org = organization_named(facility, None, None, ctx, out)
+        if org:
+            resource["managingOrganization"] = org
+    return out.add(resource)

@@ -1,0 +1,357 @@
+"""Orders and results: ServiceRequest (ORC/OBR), DiagnosticReport (OBR), Observation
+(OBX), Specimen (SPM). OBX-2 chooses Observation.value[x]."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from ..context import BundleBuilder, ConversionContext
+from ..datatypes import codeable_concept, dtm, quantity_value
+from ..ids import resource_id
+from ..message import Segment
+from ..terminology import OBSERVATION_STATUS, code_system_uri
+from .people import practitioner
+
+__all__ = ["diagnostic_report", "observation", "order_numbers", "service_request", "specimen"]
+
+_UCUM = "http://unitsofmeasure.org"
+_REPORT_STATUS = {
+    "F": "final",
+    "C": "corrected",
+    "A": "partial",
+    "P": "preliminary",
+    "R": "partial",
+    "S": "partial",
+    "I": "registered",
+    "O": "registered",
+    "X": "cancelled",
+    "Y": "final",
+    "Z": "final",
+}
+_ORDER_STATUS = {
+    "NW": "active",
+    "OK": "active",
+    "SC": "active",
+    "CA": "revoked",
+    "OC": "revoked",
+    "DC": "revoked",
+    "CR": "revoked",
+    "CM": "completed",
+    "HD": "on-hold",
+    "OH": "on-hold",
+    "RP": "active",
+    "XO": "active",
+    "IP": "active",
+    "ER": "entered-in-error",
+}
+_SN = re.compile(
+    r"^(?P<cmp><=|>=|<|>|=)?(?P<n1>[+-]?\d*\.?\d+)?(?P<sep>[-+/:])?(?P<n2>[+-]?\d*\.?\d+)?$"
+)
+_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+
+
+def order_numbers(orc: Segment | None, obr: Segment | None) -> tuple[str | None, str | None]:
+    """(placer, filler) order numbers: OBR-2/3, else ORC-2/3 (EI.1 with EI.2 namespace)."""
+
+    def ei(seg: Segment | None, n: int) -> str | None:
+        if seg is None or not seg.get(n, 1):
+            return None
+        ns = seg.get(n, 2) or seg.get(n, 3)
+        return f"{ns}:{seg.get(n, 1)}" if ns else seg.get(n, 1)
+
+    return ei(obr, 2) or ei(orc, 2), ei(obr, 3) or ei(orc, 3)
+
+
+def _order_key(
+    ctx: ConversionContext, orc: Segment | None, obr: Segment | None, message_key: str, index: int
+) -> str:
+    placer, filler = order_numbers(orc, obr)
+    if filler:
+        return f"{ctx.partner}|filler|{filler}"
+    if placer:
+        return f"{ctx.partner}|placer|{placer}"
+    return f"{ctx.partner}|message|{message_key}|{index}"
+
+
+def _identifiers(
+    orc: Segment | None, obr: Segment | None, ctx: ConversionContext
+) -> list[dict[str, Any]]:
+    placer, filler = order_numbers(orc, obr)
+    found = []
+    for value, code in ((placer, "PLAC"), (filler, "FILL")):
+        if value:
+            found.append(
+                {
+                    "type": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                                "code": code,
+                            }
+                        ]
+                    },
+                    "system": f"urn:fhir-intake:partner:{ctx.partner}:order",
+                    "value": value,
+                }
+            )
+    return found
+
+
+def service_request(
+    orc: Segment | None,
+    obr: Segment | None,
+    patient: dict[str, str],
+    ctx: ConversionContext,
+    out: BundleBuilder,
+    message_key: str,
+    index: int,
+) -> dict[str, str] | None:
+    """A ServiceRequest for an order (ORC, with OBR-4 as its code)."""
+    code = codeable_concept(obr, 4, partner=ctx.partner) if obr is not None else None
+    if code is None and orc is None:
+        return None
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "id": resource_id("ServiceRequest", _order_key(ctx, orc, obr, message_key, index)),
+        "status": _ORDER_STATUS.get((orc.get(5) or orc.get(1) or "") if orc else "", "unknown"),
+        "intent": "order",
+        "subject": patient,
+    }
+    if orc is not None and orc.get(5) is None and (orc.get(1) or "") in _ORDER_STATUS:
+        resource["status"] = _ORDER_STATUS[orc.get(1) or ""]
+    identifiers = _identifiers(orc, obr, ctx)
+    if identifiers:
+        resource["identifier"] = identifiers
+    if code:
+        resource["code"] = code
+    authored = dtm(orc.get(9, 1), ctx.zone) if orc is not None else None
+    if authored and len(authored) > 10:
+        resource["authoredOn"] = authored
+    requester = (practitioner(orc, 12, 1, ctx, out) if orc is not None else None) or (
+        practitioner(obr, 16, 1, ctx, out) if obr is not None else None
+    )
+    if requester:
+        resource["requester"] = requester
+    return out.add(resource)
+
+
+def diagnostic_report(
+    obr: Segment,
+    orc: Segment | None,
+    patient: dict[str, str],
+    encounter: dict[str, str] | None,
+    order: dict[str, str] | None,
+    ctx: ConversionContext,
+    out: BundleBuilder,
+    message_key: str,
+    index: int,
+) -> dict[str, Any]:
+    """A DiagnosticReport for an OBR; Observations are added to ``result`` as they come."""
+    code = codeable_concept(obr, 4, partner=ctx.partner) or {"text": "unspecified"}
+    if "coding" not in code and code.get("text") == "unspecified":
+        out.warn(obr.location(4), "OBR-4 (universal service identifier) is empty")
+    resource: dict[str, Any] = {
+        "resourceType": "DiagnosticReport",
+        "id": resource_id("DiagnosticReport", _order_key(ctx, orc, obr, message_key, index)),
+        "status": _REPORT_STATUS.get((obr.get(25) or "").upper(), "unknown"),
+        "code": code,
+        "subject": patient,
+    }
+    identifiers = _identifiers(orc, obr, ctx)
+    if identifiers:
+        resource["identifier"] = identifiers
+    if encounter:
+        resource["encounter"] = encounter
+    if order:
+        resource["basedOn"] = [order]
+    effective = dtm(obr.get(7, 1), ctx.zone)
+    if effective:
+        resource["effectiveDateTime"] = effective
+    issued = dtm(obr.get(22, 1), ctx.zone)
+    if issued and len(issued) > 10:
+        resource["issued"] = issued
+    category = codeable_concept(obr, 24, partner=ctx.partner)
+    if category:
+        for c in category.get("coding", []):
+            c.setdefault("system", "http://terminology.hl7.org/CodeSystem/v2-0074")
+        resource["category"] = [category]
+    out.add(resource)
+    return resource
+
+
+def _units(obx: Segment, ctx: ConversionContext) -> dict[str, Any]:
+    code = obx.get(6, 1)
+    if not code:
+        return {}
+    system = code_system_uri(obx.get(6, 3), ctx.partner)
+    unit: dict[str, Any] = {"unit": obx.get(6, 2) or code}
+    if system == _UCUM or system is None:
+        unit.update(system=_UCUM, code=code)
+    else:
+        unit.update(system=system, code=code)
+    return unit
+
+
+def _value(obx: Segment, ctx: ConversionContext, out: BundleBuilder) -> tuple[str, Any] | None:
+    kind = (obx.get(2) or "").upper()
+    reps = range(1, obx.repetitions(5) + 1)
+    if obx.repetitions(5) == 0:
+        return None
+    if kind == "NM":
+        number = quantity_value(obx.get(5))
+        if number is None:
+            out.warn(obx.location(5), "OBX-2 is NM but the value is not a number; kept as text")
+            return "valueString", obx.get(5)
+        return "valueQuantity", {"value": number, **_units(obx, ctx)}
+    if kind == "SN":
+        return _structured_numeric(obx, ctx, out)
+    if kind in {"CWE", "CE", "CNE", "CF"}:
+        concept = codeable_concept(obx, 5, partner=ctx.partner)
+        return ("valueCodeableConcept", concept) if concept else None
+    if kind in {"DTM", "TS", "DT", "DR"}:
+        moment = dtm(obx.get(5, 1), ctx.zone)
+        if moment is None:
+            return "valueString", obx.get(5)
+        return "valueDateTime", moment
+    if kind == "TM":
+        time = obx.get(5) or ""
+        digits = re.sub(r"\D", "", time.split("+")[0].split("-")[0])[:6].ljust(6, "0")
+        return "valueTime", f"{digits[:2]}:{digits[2:4]}:{digits[4:6]}"
+    if kind in {"ED", "RP"}:
+        return None  # carried by DiagnosticReport.presentedForm / DocumentReference
+    text = "\n".join(v for v in (obx.get(5, rep=r) for r in reps) if v)
+    if kind not in {"ST", "TX", "FT", "", "IS", "ID", "CX", "XCN", "XAD", "XPN", "XTN", "CP"}:
+        out.warn(obx.location(2), f"value type {kind!r} is kept as text")
+    return ("valueString", text) if text else None
+
+
+def _structured_numeric(
+    obx: Segment, ctx: ConversionContext, out: BundleBuilder
+) -> tuple[str, Any] | None:
+    """SN: .1 comparator, .2 number, .3 separator (- range, / or : ratio), .4 second number."""
+    comparator, first, sep, second = (obx.get(5, i) for i in (1, 2, 3, 4))
+    units = _units(obx, ctx)
+    n1, n2 = quantity_value(first), quantity_value(second)
+    if sep in {"-", "+"} and n1 is not None and n2 is not None and sep == "-":
+        return "valueRange", {"low": {"value": n1, **units}, "high": {"value": n2, **units}}
+    if sep in {"/", ":"} and n1 is not None and n2 is not None:
+        return "valueRatio", {"numerator": {"value": n1}, "denominator": {"value": n2}}
+    if n1 is not None:
+        quantity: dict[str, Any] = {"value": n1, **units}
+        if comparator in {"<", "<=", ">", ">="}:
+            quantity["comparator"] = comparator
+        return "valueQuantity", quantity
+    raw = obx.raw(5)
+    out.warn(obx.location(5), "OBX-2 is SN but the value is not a structured number; kept as text")
+    return ("valueString", obx.get(5) or raw) if raw else None
+
+
+def observation(
+    obx: Segment,
+    patient: dict[str, str],
+    encounter: dict[str, str] | None,
+    report: dict[str, Any] | None,
+    ctx: ConversionContext,
+    out: BundleBuilder,
+    key: str,
+    effective_default: str | None,
+) -> dict[str, Any]:
+    """An Observation for an OBX, keyed by its report (or message), OBX-3 and OBX-4."""
+    code = codeable_concept(obx, 3, partner=ctx.partner)
+    if code is None:
+        out.warn(obx.location(3), "OBX-3 (observation identifier) is empty")
+        code = {"text": "unspecified"}
+    ident = "|".join(c.get("code", "") for c in code.get("coding", [])) or code.get("text", "")
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": resource_id("Observation", key, ident, obx.get(4) or "", obx.get(1) or ""),
+        "status": OBSERVATION_STATUS.get((obx.get(11) or "").upper(), "unknown"),
+        "code": code,
+        "subject": patient,
+    }
+    if encounter:
+        resource["encounter"] = encounter
+    value = _value(obx, ctx, out)
+    if value:
+        resource[value[0]] = value[1]
+    elif obx.is_null(5):
+        resource["dataAbsentReason"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                    "code": "unknown",
+                }
+            ]
+        }
+    reference_range = obx.get(7)
+    if reference_range:
+        resource["referenceRange"] = [{"text": reference_range}]
+    flags = [obx.get(8, rep=r) for r in range(1, obx.repetitions(8) + 1)]
+    flags = [f for f in flags if f]
+    if flags:
+        resource["interpretation"] = [
+            {"coding": [{"system": _INTERPRETATION, "code": f}]} for f in flags
+        ]
+    effective = dtm(obx.get(14, 1), ctx.zone) or effective_default
+    if effective:
+        resource["effectiveDateTime"] = effective
+    performers = [
+        p
+        for p in (practitioner(obx, 16, r, ctx, out) for r in range(1, obx.repetitions(16) + 1))
+        if p
+    ]
+    if performers:
+        resource["performer"] = performers
+    method = codeable_concept(obx, 17, partner=ctx.partner)
+    if method:
+        resource["method"] = method
+    if (obx.get(2) or "").upper() == "ED" and report is not None:
+        data = obx.get(5, 5)
+        if data:
+            media = (
+                "/".join(x for x in (obx.get(5, 2), obx.get(5, 3)) if x)
+                or "application/octet-stream"
+            )
+            encoded = (
+                data
+                if (obx.get(5, 4) or "").upper() == "BASE64"
+                else base64.b64encode(data.encode()).decode()
+            )
+            report.setdefault("presentedForm", []).append(
+                {"contentType": media.lower(), "data": encoded}
+            )
+    out.add(resource)
+    if report is not None:
+        report.setdefault("result", []).append({"reference": f"Observation/{resource['id']}"})
+    return resource
+
+
+def specimen(
+    spm: Segment, patient: dict[str, str], ctx: ConversionContext, out: BundleBuilder, key: str
+) -> dict[str, str]:
+    """SPM: .2 specimen id, .4 type, .8 source site, .17 collection time."""
+    ident = spm.get(2, 1, 1) or spm.get(2, 2, 1)
+    resource: dict[str, Any] = {
+        "resourceType": "Specimen",
+        "id": resource_id("Specimen", ctx.partner, ident or key, spm.get(1) or ""),
+        "subject": patient,
+    }
+    if ident:
+        resource["identifier"] = [
+            {"system": f"urn:fhir-intake:partner:{ctx.partner}:specimen", "value": ident}
+        ]
+    kind = codeable_concept(spm, 4, partner=ctx.partner)
+    if kind:
+        resource["type"] = kind
+    collected = dtm(spm.get(17, 1, 1), ctx.zone)
+    site = codeable_concept(spm, 8, partner=ctx.partner)
+    collection: dict[str, Any] = {}
+    if collected:
+        collection["collectedDateTime"] = collected
+    if site:
+        collection["bodySite"] = site
+    if collection:
+        resource["collection"] = collection
+    return out.add(resource)

@@ -1,0 +1,120 @@
+"""Code systems and value maps from HL7 v2 tables to FHIR R4.
+
+HL7 table 0396 names coding systems; FHIR wants canonical URIs. A name we do not know
+becomes a partner-scoped URN, so a partner's local codes never mix with another's and
+can be mapped later without guessing.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "ENCOUNTER_CLASS",
+    "GENDER",
+    "OBSERVATION_STATUS",
+    "code_system_uri",
+    "local_system",
+]
+
+_TABLE_0396 = {
+    "LN": "http://loinc.org",
+    "LOINC": "http://loinc.org",
+    "SCT": "http://snomed.info/sct",
+    "SNM": "http://snomed.info/sct",
+    "SNOMED": "http://snomed.info/sct",
+    "SNOMEDCT": "http://snomed.info/sct",
+    "UCUM": "http://unitsofmeasure.org",
+    "CVX": "http://hl7.org/fhir/sid/cvx",
+    "MVX": "http://hl7.org/fhir/sid/mvx",
+    "NDC": "http://hl7.org/fhir/sid/ndc",
+    "RXNORM": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "RXN": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "I10": "http://hl7.org/fhir/sid/icd-10",
+    "I10C": "http://hl7.org/fhir/sid/icd-10-cm",
+    "ICD10CM": "http://hl7.org/fhir/sid/icd-10-cm",
+    "I10P": "http://www.cms.gov/Medicare/Coding/ICD10",
+    "I9": "http://hl7.org/fhir/sid/icd-9-cm",
+    "I9C": "http://hl7.org/fhir/sid/icd-9-cm",
+    "I9CDX": "http://hl7.org/fhir/sid/icd-9-cm",
+    "C4": "http://www.ama-assn.org/go/cpt",
+    "CPT": "http://www.ama-assn.org/go/cpt",
+    "HCPCS": "urn:oid:2.16.840.1.113883.6.285",
+    "NUCC": "http://nucc.org/provider-taxonomy",
+    "CDCREC": "urn:oid:2.16.840.1.113883.6.238",
+    "NPI": "http://hl7.org/fhir/sid/us-npi",
+    "ISO3166": "urn:iso:std:iso:3166",
+    "ISO+": "http://unitsofmeasure.org",
+}
+_HL7_TABLE = re.compile(r"^HL7[-_]?(\d{4})$", re.IGNORECASE)
+_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
+
+
+def local_system(partner: str, name: str) -> str:
+    """The URN for a partner's own code system (``urn:fhir-intake:partner:p1:cs:99LAB``)."""
+    safe = re.sub(r"[^A-Za-z0-9.\-_]", "_", name.strip())
+    return f"urn:fhir-intake:partner:{partner}:cs:{safe}"
+
+
+def code_system_uri(name: str | None, partner: str) -> str | None:
+    """The FHIR system for a v2 coding-system name (CWE.3), or None when none was sent.
+
+    Table 0396 names and ``HL7nnnn`` map to canonical URIs; an OID becomes ``urn:oid:``;
+    a URI is kept; anything else is the partner's local system.
+    """
+    if not name or not name.strip():
+        return None
+    name = name.strip()
+    known = _TABLE_0396.get(name.upper())
+    if known:
+        return known
+    table = _HL7_TABLE.match(name)
+    if table:
+        return f"http://terminology.hl7.org/CodeSystem/v2-{table[1]}"
+    if _OID.match(name):
+        return f"urn:oid:{name}"
+    if name.startswith(("http://", "https://", "urn:")):
+        return name
+    return local_system(partner, name)
+
+
+# Table 0001 (administrative sex) to Patient.gender (required binding).
+GENDER = {
+    "F": "female",
+    "M": "male",
+    "O": "other",
+    "A": "other",
+    "U": "unknown",
+    "N": "unknown",
+    "X": "other",
+}
+
+# Table 0004 (patient class) to Encounter.class (v3 ActCode).
+ENCOUNTER_CLASS = {
+    "E": ("EMER", "emergency"),
+    "I": ("IMP", "inpatient encounter"),
+    "O": ("AMB", "ambulatory"),
+    "P": ("PRENC", "pre-admission"),
+    "R": ("AMB", "ambulatory"),
+    "B": ("IMP", "inpatient encounter"),
+    "C": ("AMB", "ambulatory"),
+    "N": ("AMB", "ambulatory"),
+    "U": ("AMB", "ambulatory"),
+}
+
+# Table 0085 (observation result status) to Observation.status (required binding).
+OBSERVATION_STATUS = {
+    "F": "final",
+    "C": "corrected",
+    "A": "amended",
+    "P": "preliminary",
+    "S": "preliminary",
+    "R": "preliminary",
+    "I": "registered",
+    "O": "registered",
+    "X": "cancelled",
+    "D": "entered-in-error",
+    "W": "entered-in-error",
+    "U": "final",
+    "N": "unknown",
+}
