@@ -15,6 +15,8 @@ from ..errors import Issue, IssueCode, Severity
 
 __all__ = ["BundleBuilder", "ConversionContext"]
 
+_MASTER = {"Patient", "Practitioner", "Organization", "Location", "RelatedPerson"}
+
 
 @dataclass(frozen=True, slots=True)
 class ConversionContext:
@@ -34,10 +36,22 @@ class BundleBuilder:
     issues: list[Issue] = field(default_factory=list)
 
     def add(self, resource: dict[str, Any]) -> dict[str, str]:
-        """Add a resource (first one wins for a repeated id); returns a Reference to it."""
+        """Add a resource; returns a Reference to it.
+
+        A master entity met again is the same entity: the first copy stays. Any other
+        resource met again with different content is kept as first seen, and the
+        collision is reported, so nothing is lost without a word.
+        """
         key = (resource["resourceType"], resource["id"])
-        if key not in self.resources:
+        kept = self.resources.get(key)
+        if kept is None:
             self.resources[key] = resource
+        elif kept != resource and key[0] not in _MASTER:
+            self.warn(
+                None,
+                f"two {key[0]} resources in this message have the same identity; "
+                "the second was merged into the first",
+            )
         return {"reference": f"{key[0]}/{key[1]}"}
 
     def get(self, reference: dict[str, str]) -> dict[str, Any] | None:

@@ -109,8 +109,10 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
     for index, seg in enumerate(segments):
         name = seg.name
         if name == "PID":
-            if subject is not None and seg is not pid:
-                out.warn(f"segment {seg.line}", "a second patient in one message is not converted")
+            if seg is not pid:  # a message may carry several patients (BAR, DFT, ADT A40)
+                pd1 = next(_following(segments, index, {"PD1"}), None)
+                subject = patient(seg, pd1, ctx, out, f"{key}|{seg.line}")
+                visit, current_order, current_orc, current_report = None, None, None, None
             last = out.get(subject) if subject else None
         elif name == "NK1" and subject:
             related_person(seg, subject, ctx, out)
@@ -120,7 +122,7 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
             last = out.get(visit)
         elif name == "MRG" and subject:
             merge_patients(seg, subject, ctx, out)
-        elif name == "AL1" and subject:
+        elif name in {"AL1", "IAM"} and subject:
             allergy(seg, subject, ctx, out)
         elif name == "DG1" and subject:
             condition(seg, subject, visit, ctx, out)
@@ -178,7 +180,13 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
                 )
                 doc_texts.append(text)
                 continue
-            report_key = current_report["id"] if current_report else f"{key}|{order_index}"
+            # Results of an order are keyed by the order; a loose OBX (in ADT, BAR...) by its
+            # place in the message, so two loose OBX never share an id.
+            report_key = (
+                current_report["id"]
+                if current_report
+                else f"{(visit or subject)['reference']}|{key}|{seg.line}"
+            )
             effective = (current_report or {}).get("effectiveDateTime")
             last = observation(seg, subject, visit, current_report, ctx, out, report_key, effective)
         elif name == "SPM" and subject:
@@ -190,8 +198,8 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
             rxr = next(_following(segments, index, {"RXR"}), None)
             shot = immunization(seg, rxr, subject, ctx, out, key)
             last = out.get(shot) if shot else None
-        elif name == "TXA" and subject:
-            txa = seg
+        elif name == "TXA" and subject and code == "MDM":
+            txa = seg  # in MDM, the OBX segments that follow are the document's text
         elif name == "SCH":
             resources = [s for s in segments[index + 1 :] if s.name in {"AIS", "AIL", "AIP"}]
             tq1 = message.first("TQ1")
@@ -246,10 +254,10 @@ def _provenance(
     zsegments: list[str],
 ) -> None:
     msh = message.msh
-    targets = [{"reference": f"{t}/{i}"} for (t, i) in out.resources]
     sender = organization(msh, 4, 1, ctx, out, hd=True) or organization(
         msh, 3, 1, ctx, out, hd=True
     )
+    targets = [{"reference": f"{t}/{i}"} for (t, i) in out.resources]
     recorded = ctx.received.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     provenance: dict[str, Any] = {
         "resourceType": "Provenance",

@@ -39,7 +39,8 @@ def _concept_key(concept: dict[str, Any] | None) -> str:
 def allergy(
     al1: Segment, patient: dict[str, str], ctx: ConversionContext, out: BundleBuilder
 ) -> dict[str, str] | None:
-    """AL1: .2 type, .3 allergen, .4 severity, .5 reaction, .6 identification date."""
+    """AL1 (or IAM, same positions): .2 type, .3 allergen, .4 severity, .5 reaction; onset
+    AL1-6 or IAM-11."""
     code = codeable_concept(al1, 3, partner=ctx.partner)
     if code is None:
         out.warn(al1.location(3), "AL1-3 (allergen) is empty; allergy left out")
@@ -62,12 +63,9 @@ def allergy(
     reactions = [r for r in reactions if r]
     if reactions:
         resource["reaction"] = [{"manifestation": [{"text": r} for r in reactions]}]
-    onset = dtm(al1.get(6), ctx.zone)
+    onset = dtm(al1.get(6 if al1.name == "AL1" else 11), ctx.zone)  # AL1-6, IAM-11
     if onset:
-        resource["recordedDate"] = onset if len(onset) > 10 else None
-        if resource["recordedDate"] is None:
-            del resource["recordedDate"]
-            resource["onsetDateTime"] = onset
+        resource["onsetDateTime"] = onset
     return out.add(resource)
 
 

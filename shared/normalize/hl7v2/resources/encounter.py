@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import BundleBuilder, ConversionContext
-from ..datatypes import codeable_concept, dtm
+from ..datatypes import codeable_concept, dtm, identifier
 from ..ids import resource_id
 from ..message import Segment
 from ..terminology import ENCOUNTER_CLASS
@@ -50,7 +50,8 @@ def encounter(
     message_key: str,
 ) -> dict[str, str]:
     """An Encounter: keyed by the visit number (PV1-19) when sent, else by the message."""
-    visit = pv1.get(19)
+    visit_id = identifier(pv1, 19, partner=ctx.partner)
+    visit = visit_id["value"] if visit_id else None
     start = dtm(pv1.get(44, 1), ctx.zone)
     end = dtm(pv1.get(45, 1), ctx.zone)
     status = _EVENT_STATUS.get(
@@ -66,25 +67,23 @@ def encounter(
         )
     resource: dict[str, Any] = {
         "resourceType": "Encounter",
-        "id": resource_id("Encounter", ctx.partner, "visit", visit)
-        if visit
+        # A visit number is unique within its authority and patient.
+        "id": resource_id(
+            "Encounter", ctx.partner, patient["reference"], visit_id.get("system"), visit
+        )
+        if visit_id and visit
         else resource_id("Encounter", ctx.partner, "message", message_key),
         "status": status,
         "class": {"system": _ACT_CODE, "code": code, "display": display},
         "subject": patient,
     }
-    if visit:
-        resource["identifier"] = [
-            {
-                "type": {
-                    "coding": [
-                        {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "VN"}
-                    ]
-                },
-                "system": f"urn:fhir-intake:partner:{ctx.partner}:visit",
-                "value": visit,
-            }
-        ]
+    if visit_id:
+        visit_id.setdefault(
+            "type",
+            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "VN"}]},
+        )
+        visit_id.setdefault("system", f"urn:fhir-intake:partner:{ctx.partner}:visit")
+        resource["identifier"] = [visit_id]
     period = {k: v for k, v in (("start", start), ("end", end)) if v}
     if period:
         resource["period"] = period

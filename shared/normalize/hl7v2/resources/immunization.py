@@ -38,12 +38,13 @@ def immunization(
         status = "entered-in-error"
     resource: dict[str, Any] = {
         "resourceType": "Immunization",
+        # A VXU often repeats the patient's whole history: one shot is one patient,
+        # vaccine and time, whichever message carries it.
         "id": resource_id(
             "Immunization",
-            key,
-            rxa.get(1) or "",
-            rxa.get(2) or "",
-            vaccine.get("coding", [{}])[0].get("code", ""),
+            patient["reference"],
+            vaccine.get("coding", [{}])[0].get("code", "") or vaccine.get("text", ""),
+            when,
         ),
         "status": status,
         "vaccineCode": vaccine,

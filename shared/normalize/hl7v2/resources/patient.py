@@ -14,6 +14,8 @@ from .people import organization, practitioner
 __all__ = ["merge_patients", "patient", "patient_id_for", "related_person"]
 
 _SSN = "http://hl7.org/fhir/sid/us-ssn"
+_V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+_MAIDEN_NAME = "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName"
 
 
 def patient_id_for(identifiers: list[dict[str, Any]], ctx: ConversionContext, fallback: str) -> str:
@@ -37,6 +39,16 @@ def _identifiers(pid: Segment, ctx: ConversionContext) -> list[dict[str, Any]]:
     ssn = pid.get(19)
     if ssn:
         found.append({"system": _SSN, "value": ssn})
+    licence = pid.get(20, 1)
+    if licence:
+        entry: dict[str, Any] = {
+            "type": {"coding": [{"system": _V2_0203, "code": "DL"}]},
+            "value": licence,
+        }
+        issuer = pid.get(20, 2)
+        if issuer:
+            entry["system"] = f"urn:fhir-intake:driver-licence:{issuer}"
+        found.append(entry)
     return found
 
 
@@ -52,8 +64,16 @@ def patient(
     if identifiers:
         resource["identifier"] = identifiers
     names = [x for x in (human_name(pid, 5, r) for r in range(1, pid.repetitions(5) + 1)) if x]
+    for rep in range(1, pid.repetitions(9) + 1):  # PID-9 patient alias
+        alias = human_name(pid, 9, rep)
+        if alias:
+            alias.setdefault("use", "nickname")
+            names.append(alias)
     if names:
         resource["name"] = names
+    maiden = pid.get(6, 1, 1)
+    if maiden:
+        resource["extension"] = [{"url": _MAIDEN_NAME, "valueString": maiden}]
     telecom = [
         x
         for x in (

@@ -67,11 +67,12 @@ def order_numbers(orc: Segment | None, obr: Segment | None) -> tuple[str | None,
 def _order_key(
     ctx: ConversionContext, orc: Segment | None, obr: Segment | None, message_key: str, index: int
 ) -> str:
+    """An order is its placer and filler numbers (either alone when only one was sent)
+    and its service (OBR-4); with no number, its place in the message."""
     placer, filler = order_numbers(orc, obr)
-    if filler:
-        return f"{ctx.partner}|filler|{filler}"
-    if placer:
-        return f"{ctx.partner}|placer|{placer}"
+    service = (obr.get(4, 1) if obr is not None else None) or ""
+    if placer or filler:  # with the service: one order may hold several tests (OML)
+        return f"{ctx.partner}|order|{placer or ''}|{filler or ''}|{service}"
     return f"{ctx.partner}|message|{message_key}|{index}"
 
 
@@ -194,44 +195,62 @@ def _units(obx: Segment, ctx: ConversionContext) -> dict[str, Any]:
     return unit
 
 
-def _value(obx: Segment, ctx: ConversionContext, out: BundleBuilder) -> tuple[str, Any] | None:
+_TEXT_TYPES = {"ST", "TX", "FT", "", "IS", "ID", "CX", "XCN", "XAD", "XPN", "XTN", "CP"}
+
+
+def _values(obx: Segment, ctx: ConversionContext, out: BundleBuilder) -> list[tuple[str, Any]]:
+    """OBX-5's value(s): text repetitions join into one string; other repetitions each
+    give a value (Observation.component when there is more than one)."""
+    kind = (obx.get(2) or "").upper()
+    count = obx.repetitions(5)
+    if kind in _TEXT_TYPES or count <= 1:
+        one = _value(obx, ctx, out, 1)
+        return [one] if one else []
+    return [v for v in (_value(obx, ctx, out, rep) for rep in range(1, count + 1)) if v]
+
+
+def _value(
+    obx: Segment, ctx: ConversionContext, out: BundleBuilder, rep: int
+) -> tuple[str, Any] | None:
     kind = (obx.get(2) or "").upper()
     reps = range(1, obx.repetitions(5) + 1)
-    if obx.repetitions(5) == 0:
+    if obx.repetitions(5) == 0 or obx.is_null(5, rep=rep):
         return None
     if kind == "NM":
-        number = quantity_value(obx.get(5))
+        number = quantity_value(obx.get(5, rep=rep))
+        if number is None and obx.get(5, rep=rep) is None:
+            return None
         if number is None:
             out.warn(obx.location(5), "OBX-2 is NM but the value is not a number; kept as text")
-            return "valueString", obx.get(5)
+            return "valueString", obx.get(5, rep=rep)
         return "valueQuantity", {"value": number, **_units(obx, ctx)}
     if kind == "SN":
-        return _structured_numeric(obx, ctx, out)
+        return _structured_numeric(obx, ctx, out, rep)
     if kind in {"CWE", "CE", "CNE", "CF"}:
-        concept = codeable_concept(obx, 5, partner=ctx.partner)
+        concept = codeable_concept(obx, 5, rep, partner=ctx.partner)
         return ("valueCodeableConcept", concept) if concept else None
     if kind in {"DTM", "TS", "DT", "DR"}:
-        moment = dtm(obx.get(5, 1), ctx.zone)
+        moment = dtm(obx.get(5, 1, rep=rep), ctx.zone)
         if moment is None:
-            return "valueString", obx.get(5)
+            return "valueString", obx.get(5, rep=rep)
         return "valueDateTime", moment
     if kind == "TM":
-        time = obx.get(5) or ""
+        time = obx.get(5, rep=rep) or ""
         digits = re.sub(r"\D", "", time.split("+")[0].split("-")[0])[:6].ljust(6, "0")
         return "valueTime", f"{digits[:2]}:{digits[2:4]}:{digits[4:6]}"
     if kind in {"ED", "RP"}:
         return None  # carried by DiagnosticReport.presentedForm / DocumentReference
     text = "\n".join(v for v in (obx.get(5, rep=r) for r in reps) if v)
-    if kind not in {"ST", "TX", "FT", "", "IS", "ID", "CX", "XCN", "XAD", "XPN", "XTN", "CP"}:
+    if kind not in _TEXT_TYPES:
         out.warn(obx.location(2), f"value type {kind!r} is kept as text")
     return ("valueString", text) if text else None
 
 
 def _structured_numeric(
-    obx: Segment, ctx: ConversionContext, out: BundleBuilder
+    obx: Segment, ctx: ConversionContext, out: BundleBuilder, rep: int
 ) -> tuple[str, Any] | None:
     """SN: .1 comparator, .2 number, .3 separator (- range, / or : ratio), .4 second number."""
-    comparator, first, sep, second = (obx.get(5, i) for i in (1, 2, 3, 4))
+    comparator, first, sep, second = (obx.get(5, i, rep=rep) for i in (1, 2, 3, 4))
     units = _units(obx, ctx)
     n1, n2 = quantity_value(first), quantity_value(second)
     if sep in {"-", "+"} and n1 is not None and n2 is not None and sep == "-":
@@ -243,9 +262,11 @@ def _structured_numeric(
         if comparator in {"<", "<=", ">", ">="}:
             quantity["comparator"] = comparator
         return "valueQuantity", quantity
-    raw = obx.raw(5)
-    out.warn(obx.location(5), "OBX-2 is SN but the value is not a structured number; kept as text")
-    return ("valueString", obx.get(5) or raw) if raw else None
+    text = "".join(x for x in (comparator, first, sep, second) if x)
+    out.warn(
+        obx.location(5, rep), "OBX-2 is SN but the value is not a structured number; kept as text"
+    )
+    return ("valueString", text) if text else None
 
 
 def observation(
@@ -273,9 +294,11 @@ def observation(
     }
     if encounter:
         resource["encounter"] = encounter
-    value = _value(obx, ctx, out)
-    if value:
-        resource[value[0]] = value[1]
+    values = _values(obx, ctx, out)
+    if len(values) == 1:
+        resource[values[0][0]] = values[0][1]
+    elif values:
+        resource["component"] = [{"code": code, name: value} for name, value in values]
     elif obx.is_null(5):
         resource["dataAbsentReason"] = {
             "coding": [
