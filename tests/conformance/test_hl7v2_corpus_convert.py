@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from shared.normalize.hl7v2.context import ConversionContext
+from shared.normalize.context import ConversionContext
 from shared.normalize.hl7v2.converter import convert_hl7v2
 from tests.conftest import CORPUS
 

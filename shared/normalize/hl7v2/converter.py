@@ -10,13 +10,13 @@ message id.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from ..errors import Issue, IssueCode, NormalizationError
-from .context import BundleBuilder, ConversionContext
+from ..context import BundleBuilder, ConversionContext
+from ..errors import IssueCode, NormalizationError
+from ..models import Conversion
+from ..provenance import add_provenance
 from .datatypes import dtm
-from .ids import resource_id
 from .message import Message, Segment
 from .parser import parse_message
 from .resources.clinical import allergy, condition, coverage, procedure
@@ -27,9 +27,8 @@ from .resources.patient import merge_patients, patient, related_person
 from .resources.people import organization
 from .resources.results import diagnostic_report, observation, service_request, specimen
 
-__all__ = ["Conversion", "convert_hl7v2", "convert_message"]
+__all__ = ["convert_hl7v2", "convert_message"]
 
-SEGMENT_EXTENSION = "urn:fhir-intake:StructureDefinition:hl7v2-segment"
 _NEEDS_PATIENT = {"ADT", "ORU", "VXU", "MDM", "ORM", "OML", "RDE", "OMG", "OUL", "BAR", "DFT"}
 # Segments whose content is read as part of another, or that carry nothing to keep.
 _CONSUMED = {
@@ -54,16 +53,6 @@ _CONSUMED = {
     "DSC",
     "CTD",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Conversion:
-    """A converted message: its transaction Bundle and what the partner should know."""
-
-    bundle: dict[str, Any]
-    issues: tuple[Issue, ...]
-    message_type: str
-    control_id: str | None
 
 
 def _message_key(message: Message, ctx: ConversionContext) -> str:
@@ -242,7 +231,12 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
     for name, count in sorted(skipped.items()):
         out.warn(name, f"{count} {name} segment(s) are not converted yet", IssueCode.NOT_SUPPORTED)
     _provenance(message, ctx, out, kind, key, zsegments)
-    return Conversion(out.bundle(), tuple(out.issues), kind, message.control_id)
+    return Conversion(
+        bundle=out.bundle(),
+        issues=tuple(out.issues),
+        message_type=kind,
+        control_id=message.control_id,
+    )
 
 
 def _provenance(
@@ -257,61 +251,16 @@ def _provenance(
     sender = organization(msh, 4, 1, ctx, out, hd=True) or organization(
         msh, 3, 1, ctx, out, hd=True
     )
-    targets = [{"reference": f"{t}/{i}"} for (t, i) in out.resources]
-    recorded = ctx.received.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    provenance: dict[str, Any] = {
-        "resourceType": "Provenance",
-        "id": resource_id("Provenance", key),
-        "target": targets or [{"display": "nothing converted"}],
-        "recorded": recorded,
-        "activity": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
-                    "code": "CREATE",
-                }
-            ],
-            "text": f"converted from HL7 v2 {kind}",
-        },
-        "agent": [
-            {
-                "type": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                            "code": "author",
-                        }
-                    ]
-                },
-                "who": sender or {"display": f"partner {ctx.partner}"},
-            }
-        ],
-    }
-    occurred = dtm(msh.get(7, 1), ctx.zone)
-    if occurred and len(occurred) > 10:
-        provenance["occurredDateTime"] = occurred
-    source: dict[str, Any] = {
-        "role": "source",
-        "what": {
-            "identifier": {
-                "system": f"urn:fhir-intake:partner:{ctx.partner}:message",
-                "value": message.control_id or "unknown",
-            },
-            "display": f"HL7 v2 {kind}",
-        },
-    }
-    entities = [source]
-    if ctx.source:
-        entities.append(
-            {
-                "role": "source",
-                "what": {"identifier": {"system": "urn:fhir-intake:raw", "value": ctx.source}},
-            }
-        )
-    provenance["entity"] = entities
-    if zsegments:
-        provenance["extension"] = [{"url": SEGMENT_EXTENSION, "valueString": z} for z in zsegments]
-    out.add(provenance)
+    add_provenance(
+        out,
+        ctx,
+        key=key,
+        activity=f"converted from HL7 v2 {kind}",
+        source_id=message.control_id,
+        sender=sender,
+        occurred=dtm(msh.get(7, 1), ctx.zone),
+        verbatim=zsegments,
+    )
 
 
 def convert_hl7v2(data: bytes | str, ctx: ConversionContext) -> Conversion:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ..ids import authority_system
 from .message import Segment
 from .terminology import code_system_uri
 
@@ -121,7 +122,6 @@ def codeable_concept(seg: Segment, n: int, rep: int = 1, *, partner: str) -> dic
 
 def identifier(seg: Segment, n: int, rep: int = 1, *, partner: str) -> dict[str, Any] | None:
     """CX to Identifier: CX.1 value, CX.4 assigning authority to system, CX.5 type."""
-    from .ids import authority_system
 
     value = seg.get(n, 1, rep=rep)
     if not value:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 
+from ..ids import local_system
+
 __all__ = [
     "ENCOUNTER_CLASS",
     "GENDER",
     "OBSERVATION_STATUS",
     "code_system_uri",
-    "local_system",
 ]
 
 _TABLE_0396 = {
@@ -48,12 +49,6 @@ _TABLE_0396 = {
 }
 _HL7_TABLE = re.compile(r"^HL7[-_]?(\d{4})$", re.IGNORECASE)
 _OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
-
-
-def local_system(partner: str, name: str) -> str:
-    """The URN for a partner's own code system (``urn:fhir-intake:partner:p1:cs:99LAB``)."""
-    safe = re.sub(r"[^A-Za-z0-9.\-_]", "_", name.strip())
-    return f"urn:fhir-intake:partner:{partner}:cs:{safe}"
 
 
 def code_system_uri(name: str | None, partner: str) -> str | None:

@@ -10,7 +10,7 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
 from shared.normalize import NormalizationError
-from shared.normalize.hl7v2.context import ConversionContext
+from shared.normalize.context import ConversionContext
 from shared.normalize.hl7v2.converter import convert_hl7v2
 
 CTX = ConversionContext(

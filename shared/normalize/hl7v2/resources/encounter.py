@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..context import BundleBuilder, ConversionContext
+from ...context import BundleBuilder, ConversionContext
+from ...ids import resource_id
 from ..datatypes import codeable_concept, dtm, identifier
-from ..ids import resource_id
 from ..message import Segment
 from ..terminology import ENCOUNTER_CLASS
 from .people import location, practitioner

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..context import BundleBuilder, ConversionContext
+from ...context import BundleBuilder, ConversionContext
+from ...ids import resource_id
 from ..datatypes import codeable_concept, dtm, quantity_value
-from ..ids import resource_id
 from ..message import Segment
 from .people import organization_named, practitioner
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..context import BundleBuilder, ConversionContext
+from ...context import BundleBuilder, ConversionContext
+from ...ids import is_global_system, resource_id
 from ..datatypes import address, codeable_concept, contact_point, dtm, human_name, identifier
-from ..ids import is_global_system, resource_id
 from ..message import Segment
 from ..terminology import GENDER
 from .people import organization, practitioner

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..context import BundleBuilder, ConversionContext
+from ...context import BundleBuilder, ConversionContext
+from ...ids import authority_system, is_global_system, resource_id
 from ..datatypes import human_name
-from ..ids import authority_system, is_global_system, resource_id
 from ..message import Segment
 
 __all__ = ["location", "organization", "organization_named", "practitioner"]

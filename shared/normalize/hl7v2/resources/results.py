@@ -7,9 +7,9 @@ import base64
 import re
 from typing import Any
 
-from ..context import BundleBuilder, ConversionContext
+from ...context import BundleBuilder, ConversionContext
+from ...ids import resource_id
 from ..datatypes import codeable_concept, dtm, quantity_value
-from ..ids import resource_id
 from ..message import Segment
 from ..terminology import OBSERVATION_STATUS, code_system_uri
 from .people import practitioner

@@ -12,12 +12,17 @@ from __future__ import annotations
 import re
 import uuid
 
-from .terminology import local_system
-
-__all__ = ["NAMESPACE", "authority_system", "is_global_system", "resource_id"]
+__all__ = ["NAMESPACE", "authority_system", "is_global_system", "local_system", "resource_id"]
 
 NAMESPACE = uuid.UUID("8f5c6b1e-3f7a-5a9c-9d38-6a1f2e4b7c10")  # fhir-intake's own namespace
 _OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
+
+
+def local_system(partner: str, name: str) -> str:
+    """The URN for a partner's own code or identifier system
+    (``urn:fhir-intake:partner:p1:cs:99LAB``)."""
+    safe = re.sub(r"[^A-Za-z0-9.\-_]", "_", name.strip())
+    return f"urn:fhir-intake:partner:{partner}:cs:{safe}"
 
 
 def authority_system(

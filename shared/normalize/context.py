@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..errors import Issue, IssueCode, Severity
+from .errors import Issue, IssueCode, Severity
 
 __all__ = ["BundleBuilder", "ConversionContext"]
 
