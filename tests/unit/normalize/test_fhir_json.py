@@ -1,0 +1,205 @@
+"""FHIR JSON from partners: validation beyond the models, references, ids, and what a
+bad record costs (synthetic resources written for these tests)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.normalize import NormalizationError
+from shared.normalize.context import ConversionContext
+from shared.normalize.fhir_json import convert_fhir_json
+from shared.normalize.hl7v2.converter import convert_hl7v2
+
+CTX = ConversionContext(partner="p1", received=datetime(2026, 3, 1, tzinfo=UTC))
+PATIENT = {
+    "resourceType": "Patient",
+    "id": "pat-1",
+    "gender": "female",
+    "birthDate": "1970-01-01",
+    "identifier": [{"system": "2.16.840.1.113883.19.5", "value": " MRN1 "}],
+    "name": [{"family": "Doe", "given": ["Jane"]}],
+}
+OBSERVATION = {
+    "resourceType": "Observation",
+    "status": "final",
+    "code": {"coding": [{"system": "LN", "code": "8867-4"}]},
+    "subject": {"reference": "urn:uuid:11111111-1111-4111-8111-111111111111"},
+    "valueQuantity": {
+        "value": 60,
+        "unit": "/min",
+        "system": "http://unitsofmeasure.org",
+        "code": "/min",
+    },
+}
+
+
+def _bundle(kind: str, *entries: dict[str, Any]) -> bytes:
+    return json.dumps({"resourceType": "Bundle", "type": kind, "entry": list(entries)}).encode()
+
+
+def _resources(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
+
+
+def test_transaction_is_normalized_and_references_resolved() -> None:
+    data = _bundle(
+        "transaction",
+        {
+            "fullUrl": "urn:uuid:11111111-1111-4111-8111-111111111111",
+            "resource": PATIENT,
+            "request": {"method": "POST", "url": "Patient"},
+        },
+        {"resource": OBSERVATION, "request": {"method": "POST", "url": "Observation"}},
+    )
+    result = convert_fhir_json(data, CTX)
+    get_fhir_model_class("Bundle").model_validate(result.bundle)
+    (patient,) = _resources(result.bundle, "Patient")
+    (obs,) = _resources(result.bundle, "Observation")
+    assert patient["identifier"][0] == {"system": "urn:oid:2.16.840.1.113883.19.5", "value": "MRN1"}
+    assert obs["code"]["coding"][0]["system"] == "http://loinc.org"  # alias made canonical
+    assert obs["subject"] == {"reference": f"Patient/{patient['id']}"}
+    assert patient["meta"]["source"] == "urn:fhir-intake:partner:p1#Patient/pat-1"
+    assert result.rejected == ()
+
+
+def test_patient_id_matches_the_hl7v2_path_for_a_global_identifier() -> None:
+    fhir = convert_fhir_json(json.dumps(PATIENT).encode(), CTX).bundle
+    v2 = convert_hl7v2(
+        "MSH|^~\\&|A|B|C|D|20260101||ADT^A08|1|P|2.5.1\r"
+        "PID|1||MRN1^^^&2.16.840.1.113883.19.5&ISO^MR||Doe^Jane||19700101|F\r",
+        CTX,
+    ).bundle
+    assert _resources(fhir, "Patient")[0]["id"] == _resources(v2, "Patient")[0]["id"]
+
+
+def test_partner_ids_are_namespaced_by_partner() -> None:
+    plain = {**PATIENT, "identifier": []}
+    mine = convert_fhir_json(json.dumps(plain).encode(), CTX).bundle
+    theirs = convert_fhir_json(
+        json.dumps(plain).encode(), ConversionContext(partner="p2", received=CTX.received)
+    ).bundle
+    assert _resources(mine, "Patient")[0]["id"] != _resources(theirs, "Patient")[0]["id"]
+
+
+def test_required_binding_violation_is_rejected_with_its_path() -> None:
+    with pytest.raises(NormalizationError) as caught:
+        convert_fhir_json(json.dumps({**PATIENT, "gender": "F"}).encode(), CTX)
+    issue = caught.value.issues[0]
+    assert (issue.location, issue.code.value) == ("$.gender", "code-invalid")
+    assert "male, female, other, unknown" in issue.diagnostics.replace(
+        "female, male", "male, female"
+    )
+
+
+def test_a_bad_entry_fails_a_whole_transaction() -> None:
+    bad = {**OBSERVATION, "status": "done"}
+    data = _bundle(
+        "transaction",
+        {"fullUrl": "urn:uuid:11111111-1111-4111-8111-111111111111", "resource": PATIENT},
+        {"resource": bad},
+    )
+    with pytest.raises(NormalizationError) as caught:
+        convert_fhir_json(data, CTX)
+    locations = [i.location for i in caught.value.issues]
+    assert locations[:2] == ["$", "$.entry[1].resource.status"]
+
+
+def test_a_bad_entry_costs_a_batch_only_that_entry() -> None:
+    data = _bundle(
+        "batch", {"resource": PATIENT}, {"resource": {**PATIENT, "birthDate": "1970-13-45"}}
+    )
+    result = convert_fhir_json(data, CTX)
+    assert len(_resources(result.bundle, "Patient")) == 1
+    (rejection,) = result.rejected
+    assert rejection.location == "$.entry[1].resource"
+    assert rejection.issues[0].location == "$.entry[1].resource.birthDate"
+
+
+def test_ndjson_lines_fail_one_by_one() -> None:
+    lines = [
+        json.dumps(PATIENT),
+        "{not json",
+        json.dumps({**PATIENT, "id": "pat-2", "identifier": []}),
+    ]
+    result = convert_fhir_json("\n".join(lines).encode(), CTX)
+    assert len(_resources(result.bundle, "Patient")) == 2
+    assert [r.location for r in result.rejected] == ["line 2"]
+    assert result.records == 3
+
+
+@pytest.mark.parametrize(
+    ("reference", "words"),
+    [
+        ("urn:uuid:22222222-2222-4222-8222-222222222222", "names no entry"),
+        ("Patient", "is not a reference"),
+    ],
+)
+def test_unresolvable_references_are_reported(reference: str, words: str) -> None:
+    obs = {**OBSERVATION, "subject": {"reference": reference}}
+    with pytest.raises(NormalizationError) as caught:
+        convert_fhir_json(json.dumps(obs).encode(), CTX)
+    assert words in caught.value.issues[0].diagnostics
+    assert caught.value.issues[0].location == "$.subject.reference"
+
+
+def test_relative_references_outside_the_payload_point_at_the_partners_namespace() -> None:
+    obs = {**OBSERVATION, "subject": {"reference": "Patient/pat-1"}}
+    ref = _resources(convert_fhir_json(json.dumps(obs).encode(), CTX).bundle, "Observation")[0][
+        "subject"
+    ]
+    alone = _resources(
+        convert_fhir_json(json.dumps({**PATIENT, "identifier": []}).encode(), CTX).bundle, "Patient"
+    )[0]
+    assert ref == {"reference": f"Patient/{alone['id']}"}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"   ", b"[1, 2", b"\xff\xfe", b'{"resourceType": "Nope"}', b'{"a": 1}', b"[" * 100_000],
+)
+def test_unusable_payloads_are_rejected_not_crashed(payload: bytes) -> None:
+    with pytest.raises(NormalizationError) as caught:
+        convert_fhir_json(payload, CTX)
+    assert caught.value.issues
+
+
+@settings(max_examples=200)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "resourceType",
+                        "id",
+                        "status",
+                        "entry",
+                        "resource",
+                        "reference",
+                        "type",
+                        "code",
+                    ]
+                ),
+                inner,
+                max_size=4,
+            )
+        ),
+        max_leaves=20,
+    )
+)
+def test_any_json_ends_in_a_bundle_or_an_operation_outcome(value: Any) -> None:
+    try:
+        result = convert_fhir_json(json.dumps(value).encode(), CTX)
+    except NormalizationError as exc:
+        assert exc.to_operation_outcome()["issue"]
+    else:
+        assert result.bundle["type"] == "transaction"
