@@ -30,7 +30,12 @@ from .host import HostConfig, LocalHost
 __all__ = ["DEMO_PARTNER", "ensure_local_settings", "run_stack"]
 
 log = logging.getLogger("devhost")
-DEMO_PARTNER = Partner(id="demo-partner", name="Demo partner", roles=frozenset({Role.INGEST}))
+DEMO_PARTNER = Partner(
+    id="demo-partner",
+    name="Demo partner",
+    roles=frozenset({Role.INGEST}),
+    time_zone="America/New_York",
+)
 OPERATOR = Partner(id="local-operator", name="Local operator", roles=frozenset({Role.ADMIN}))
 
 

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from functools import cache
 
+from shared.intake.status import TableIngestionLog
+from shared.normalize.stage import NormalizeStage
+from shared.security.partners import TablePartnerDirectory
+
+from .adapters import BlobPayloadStore, QueueEnvelopeSender
 from .health import HealthReport, check_health
+from .names import Table
 from .settings import Settings, load_settings
 from .storage import StorageClients, build_storage_clients
 
-__all__ = ["health", "reset_caches", "settings", "storage"]
+__all__ = ["health", "normalize_stage", "partners", "reset_caches", "settings", "storage"]
 
 
 @cache
@@ -32,6 +38,24 @@ def _probe_clients() -> StorageClients:
     return build_storage_clients(settings(), retry_total=0, connection_timeout=2, read_timeout=5)
 
 
+@cache
+def partners() -> TablePartnerDirectory:
+    """The partner directory."""
+    return TablePartnerDirectory(storage().table_client(Table.PARTNERS))
+
+
+@cache
+def normalize_stage() -> NormalizeStage:
+    """The normalize stage, wired to storage."""
+    clients = storage()
+    return NormalizeStage(
+        BlobPayloadStore(clients),
+        QueueEnvelopeSender(clients),
+        TableIngestionLog(clients.table_client(Table.INGESTIONS)),
+        partners(),
+    )
+
+
 def health() -> HealthReport:
     """Probe storage now (never cached: a health check must tell the present)."""
     return check_health(_probe_clients())
@@ -39,5 +63,5 @@ def health() -> HealthReport:
 
 def reset_caches() -> None:
     """Forget every cached object, so the next call reads settings afresh."""
-    for factory in (settings, storage, _probe_clients):
+    for factory in (settings, storage, _probe_clients, partners, normalize_stage):
         factory.cache_clear()

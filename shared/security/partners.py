@@ -51,6 +51,7 @@ class TablePartnerDirectory:
                     "RowKey": partner.id,
                     "name": partner.name,
                     "roles": json.dumps(sorted(partner.roles)),
+                    "time_zone": partner.time_zone,
                 },
                 mode=UpdateMode.REPLACE,
             )
@@ -76,6 +77,7 @@ class TablePartnerDirectory:
             id=partner_id,
             name=row["name"],
             roles=frozenset(Role(r) for r in json.loads(row["roles"])),
+            time_zone=row.get("time_zone") or "UTC",
         )
 
     def issue_key(self, partner_id: str) -> IssuedKey:

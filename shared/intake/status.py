@@ -1,0 +1,82 @@
+"""Each ingestion's journey, one table row per ingestion (partner, correlation id).
+
+Stages merge their own columns into the row (``normalize_status``, ``normalize_at``,
+counts, issues), so each stage's write is independent and idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.platform.errors import StorageUnavailableError
+
+__all__ = ["IngestionLog", "StageReport", "TableIngestionLog"]
+
+_MAX_ISSUES_JSON = 30_000  # a table property holds at most 64 KiB
+
+
+@dataclass(frozen=True)
+class StageReport:
+    """What one stage did with one ingestion."""
+
+    stage: str
+    outcome: str  # e.g. "normalized", "partial", "rejected"
+    counts: dict[str, int] = field(default_factory=dict)
+    issues: list[dict[str, Any]] = field(default_factory=list)  # OperationOutcome issues
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class IngestionLog(Protocol):
+    """Port: where the journey is kept."""
+
+    def record(self, partner: str, correlation_id: str, report: StageReport) -> None:
+        """Merge a stage's report into the ingestion's row."""
+
+
+class TableIngestionLog:
+    """``IngestionLog`` on the ``ingestions`` table."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def record(self, partner: str, correlation_id: str, report: StageReport) -> None:
+        issues = json.dumps(report.issues)
+        if len(issues) > _MAX_ISSUES_JSON:
+            kept = report.issues[: max(1, len(report.issues) * _MAX_ISSUES_JSON // len(issues) - 1)]
+            issues = json.dumps(
+                [
+                    *kept,
+                    {
+                        "severity": "information",
+                        "code": "informational",
+                        "diagnostics": f"{len(report.issues) - len(kept)} more issues",
+                    },
+                ]
+            )
+        row: dict[str, Any] = {
+            "PartitionKey": partner,
+            "RowKey": correlation_id,
+            f"{report.stage}_status": report.outcome,
+            f"{report.stage}_at": report.at,
+            f"{report.stage}_issues": issues,
+            **{f"{report.stage}_{name}": value for name, value in report.counts.items()},
+        }
+        try:
+            self._table.upsert_entity(row, mode=UpdateMode.MERGE)
+        except AzureError as exc:
+            raise StorageUnavailableError(f"recording status failed: {type(exc).__name__}") from exc
+
+    def get(self, partner: str, correlation_id: str) -> dict[str, Any] | None:
+        """The ingestion's row, or None."""
+        try:
+            return dict(self._table.get_entity(partner, correlation_id))
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise StorageUnavailableError(f"reading status failed: {type(exc).__name__}") from exc

@@ -1,0 +1,108 @@
+"""One entry point for every format: detect what a payload is, convert it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .context import BundleBuilder, ConversionContext
+from .csv_mapping import convert_csv, load_mapping
+from .errors import Issue, IssueCode, NormalizationError
+from .fhir_json import convert_fhir_json
+from .hl7v2.converter import convert_hl7v2
+from .hl7v2.parser import split_messages
+from .models import Conversion, PayloadFormat, Rejection
+
+__all__ = ["CONTENT_TYPES", "convert_payload", "detect_format"]
+
+CONTENT_TYPES = {
+    "x-application/hl7-v2+er7": PayloadFormat.HL7V2,
+    "application/hl7-v2": PayloadFormat.HL7V2,
+    "application/hl7-v2+er7": PayloadFormat.HL7V2,
+    "application/fhir+json": PayloadFormat.FHIR,
+    "application/json": PayloadFormat.FHIR,
+    "application/x-ndjson": PayloadFormat.FHIR,
+    "application/fhir+ndjson": PayloadFormat.FHIR,
+    "application/ndjson": PayloadFormat.FHIR,
+    "text/csv": PayloadFormat.CSV,
+}
+
+
+def detect_format(data: bytes, content_type: str | None = None) -> PayloadFormat:
+    """The payload's format, from its content type or else its first bytes.
+
+    Raises:
+        NormalizationError: neither says what the payload is.
+    """
+    if content_type:
+        known = CONTENT_TYPES.get(content_type.split(";")[0].strip().lower())
+        if known:
+            return known
+    head = data[:1024].lstrip(b"\xef\xbb\xbf\x0b\r\n\t ")
+    if head.startswith((b"MSH", b"FHS", b"BHS")):
+        return PayloadFormat.HL7V2
+    if head.startswith((b"{", b"[")):
+        return PayloadFormat.FHIR
+    first_line = head.split(b"\n", 1)[0]
+    if b"," in first_line or b";" in first_line or b"\t" in first_line:
+        return PayloadFormat.CSV
+    raise NormalizationError.at(
+        None,
+        "cannot tell the format: send HL7 v2 (starting with MSH), "
+        "FHIR JSON or CSV, or name it in Content-Type",
+        IssueCode.NOT_SUPPORTED,
+    )
+
+
+def _convert_hl7_stream(data: bytes, ctx: ConversionContext) -> Conversion:
+    messages = split_messages(data) if data.count(b"MSH") > 1 else None
+    if not messages or len(messages) == 1:
+        return convert_hl7v2(data, ctx)
+    out = BundleBuilder()
+    rejected: list[Rejection] = []
+    issues: list[Issue] = []
+    kinds: list[str] = []
+    for number, text in enumerate(messages, start=1):
+        try:
+            one = convert_hl7v2(text, ctx)
+        except NormalizationError as exc:
+            rejected.append(Rejection(location=f"message {number}", issues=exc.issues))
+            continue
+        kinds.append(one.message_type)
+        issues.extend(one.issues)
+        for entry in one.bundle["entry"]:
+            out.add(entry["resource"])
+    if not out.resources:
+        raise NormalizationError([i for r in rejected for i in r.issues])
+    return Conversion(
+        bundle=out.bundle(),
+        issues=tuple(issues + out.issues),
+        rejected=tuple(rejected),
+        message_type=f"HL7 v2 batch of {len(messages)}",
+        records=len(messages),
+    )
+
+
+def convert_payload(
+    data: bytes,
+    ctx: ConversionContext,
+    fmt: PayloadFormat | None = None,
+    *,
+    content_type: str | None = None,
+    mapping: str | None = None,
+    mappings_dir: Path | None = None,
+) -> Conversion:
+    """Convert any supported payload to a FHIR R4 transaction Bundle.
+
+    Raises:
+        NormalizationError: the payload (or every record in it) cannot be converted.
+    """
+    fmt = fmt or detect_format(data, content_type)
+    if fmt is PayloadFormat.HL7V2:
+        return _convert_hl7_stream(data, ctx)
+    if fmt is PayloadFormat.FHIR:
+        return convert_fhir_json(data, ctx)
+    if not mapping:
+        raise NormalizationError.at(
+            "mapping", "a CSV payload needs a mapping name (?mapping=...)", IssueCode.REQUIRED
+        )
+    return convert_csv(data, load_mapping(mapping, mappings_dir), ctx)
