@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
@@ -145,3 +146,59 @@ def provision(settings: Path) -> None:
     except IntakeError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{count} containers, queues and tables ready")
+
+
+@main.command()
+@click.argument("file", type=click.File("rb"))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "hl7v2", "fhir", "csv"]),
+    default="auto",
+    show_default=True,
+)
+@click.option("--mapping", help="CSV mapping name (rpm-vitals, lab-results, ...).")
+@click.option(
+    "--partner",
+    default="local",
+    show_default=True,
+    help="Partner id: scopes local identifiers and ids.",
+)
+@click.option(
+    "--tz",
+    "zone",
+    default="UTC",
+    show_default=True,
+    help="IANA time zone for times sent without an offset.",
+)
+def convert(file: BinaryIO, fmt: str, mapping: str | None, partner: str, zone: str) -> None:
+    """Convert FILE (or - for stdin) to a FHIR R4 transaction Bundle, offline.
+
+    Prints the Bundle and exits 0; prints the OperationOutcome and exits 2 when the input
+    is rejected. Records rejected inside an accepted file are listed on stderr.
+    """
+    import json
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from shared.normalize import NormalizationError
+    from shared.normalize.context import ConversionContext
+    from shared.normalize.models import PayloadFormat
+    from shared.normalize.service import convert_payload
+
+    try:
+        ctx = ConversionContext(partner=partner, zone=ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise click.BadParameter(f"unknown time zone {zone!r}", param_hint="--tz") from exc
+    try:
+        result = convert_payload(
+            file.read(), ctx, None if fmt == "auto" else PayloadFormat(fmt), mapping=mapping
+        )
+    except NormalizationError as exc:
+        click.echo(json.dumps(exc.to_operation_outcome(), indent=2))
+        sys.exit(2)
+    for rejection in result.rejected:
+        first = rejection.issues[0]
+        click.echo(
+            f"rejected {rejection.location}: {first.location}: {first.diagnostics}", err=True
+        )
+    click.echo(json.dumps(result.bundle, indent=2))
