@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint unit clean
+.PHONY: setup run test lint bench-convert clean
 
 setup: $(STAMP) node_modules/.bin/azurite local.settings.json
 
@@ -34,6 +34,9 @@ lint: setup
 
 test: setup lint
 	$(BIN)/pytest
+
+bench-convert: setup
+	$(BIN)/python -m bench.bench_convert --json bench/convert.json
 
 clean:
 	rm -rf $(VENV) node_modules .azurite .intake .pytest_cache .mypy_cache .ruff_cache

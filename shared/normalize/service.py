@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .checks import check_bundle
 from .context import BundleBuilder, ConversionContext
 from .csv_mapping import convert_csv, load_mapping
 from .errors import Issue, IssueCode, NormalizationError
@@ -98,11 +99,14 @@ def convert_payload(
     """
     fmt = fmt or detect_format(data, content_type)
     if fmt is PayloadFormat.HL7V2:
-        return _convert_hl7_stream(data, ctx)
-    if fmt is PayloadFormat.FHIR:
-        return convert_fhir_json(data, ctx)
-    if not mapping:
+        result = _convert_hl7_stream(data, ctx)
+    elif fmt is PayloadFormat.FHIR:
+        result = convert_fhir_json(data, ctx)
+    elif not mapping:
         raise NormalizationError.at(
             "mapping", "a CSV payload needs a mapping name (?mapping=...)", IssueCode.REQUIRED
         )
-    return convert_csv(data, load_mapping(mapping, mappings_dir), ctx)
+    else:
+        result = convert_csv(data, load_mapping(mapping, mappings_dir), ctx)
+    check_bundle(result.bundle)
+    return result

@@ -6,7 +6,10 @@ value is a literal field separator, never a split point.
 
 from __future__ import annotations
 
-from .message import Delimiters
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .message import Delimiters
 
 __all__ = ["unescape"]
 

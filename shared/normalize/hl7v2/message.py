@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .escapes import unescape
+
 __all__ = ["NULL", "Delimiters", "Message", "Segment", "location"]
 
 NULL = '""'
@@ -57,7 +59,8 @@ class Segment:
         return self.fields[n] if 0 <= n < len(self.fields) else ""
 
     def _leaf(self, n: int, rep: int, comp: int, sub: int) -> str:
-        text = self.raw(n)
+        fields = self.fields
+        text = fields[n] if 0 <= n < len(fields) else ""
         if not text or (self.name == "MSH" and n <= 2):
             return text if comp == 1 and sub == 1 and rep == 1 else ""
         d = self.message.delimiters
@@ -77,9 +80,9 @@ class Segment:
         text = self._leaf(n, rep, comp, sub)
         if not text or text == NULL:
             return None
-        if self.name == "MSH" and n <= 2:
+        if (self.name == "MSH" and n <= 2) or self.message.delimiters.escape not in text:
             return text
-        return self.message.unescape(text)
+        return unescape(text, self.message.delimiters, self.message.charset)
 
     def is_null(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> bool:
         """Whether the position holds the explicit null ``""``."""
@@ -128,8 +131,6 @@ class Message:
 
     def unescape(self, text: str) -> str:
         """Resolve escape sequences with this message's delimiters and character set."""
-        from .escapes import unescape
-
         return unescape(text, self.delimiters, self.charset)
 
     @property
