@@ -159,3 +159,23 @@ def test_rejections_are_operation_outcomes(message: str, location: str) -> None:
     outcome = caught.value.to_operation_outcome()
     get_fhir_model_class("OperationOutcome").model_validate(outcome)
     assert outcome["issue"][0]["location"] == [location]
+
+
+@pytest.mark.parametrize(
+    ("units", "expected"),
+    [
+        ("mg/dL^^UCUM", {"system": "http://unitsofmeasure.org", "code": "mg/dL"}),
+        ("beats/min^^ISO+", {"system": "http://unitsofmeasure.org", "code": "/min"}),
+        ("mmHg", {"system": "http://unitsofmeasure.org", "code": "mm[Hg]"}),
+        ("blips^^99UNITS", {"system": "urn:fhir-intake:partner:p1:cs:99UNITS", "code": "blips"}),
+    ],
+)
+def test_units_become_ucum_where_certain(units: str, expected: dict[str, str]) -> None:
+    message = (
+        "MSH|^~\\&|A|B|C|D|20260101||ORU^R01|1|P|2.5.1\r"
+        "PID|1||1^^^H^MR\r"
+        f"OBX|1|NM|X^Y^99L||5|{units}|||||F\r"
+    )
+    obs = _resources(convert_hl7v2(message, CTX).bundle, "Observation")[0]
+    quantity = obs["valueQuantity"]
+    assert {"system": quantity["system"], "code": quantity["code"]} == expected

@@ -11,7 +11,7 @@ from ...context import BundleBuilder, ConversionContext
 from ...ids import resource_id
 from ..datatypes import codeable_concept, dtm, quantity_value
 from ..message import Segment
-from ..terminology import OBSERVATION_STATUS, code_system_uri
+from ..terminology import OBSERVATION_STATUS, UCUM_SPELLINGS, code_system_uri
 from .people import practitioner
 
 __all__ = ["diagnostic_report", "observation", "order_numbers", "service_request", "specimen"]
@@ -183,13 +183,18 @@ def diagnostic_report(
 
 
 def _units(obx: Segment, ctx: ConversionContext) -> dict[str, Any]:
+    """OBX-6 to Quantity unit, system and code: UCUM where the unit is UCUM or a common
+    spelling of a UCUM unit, else the sender's system (kept, never guessed)."""
     code = obx.get(6, 1)
     if not code:
         return {}
-    system = code_system_uri(obx.get(6, 3), ctx.partner)
     unit: dict[str, Any] = {"unit": obx.get(6, 2) or code}
+    system = code_system_uri(obx.get(6, 3), ctx.partner)
+    ucum = UCUM_SPELLINGS.get(code.strip().lower())
     if system == _UCUM or system is None:
-        unit.update(system=_UCUM, code=code)
+        unit.update(system=_UCUM, code=ucum or code)
+    elif ucum:
+        unit.update(system=_UCUM, code=ucum)
     else:
         unit.update(system=system, code=code)
     return unit
