@@ -31,6 +31,7 @@ from .errors import Issue, IssueCode, NormalizationError
 from .fhir_rules import REQUIRED_BINDINGS, canonical_system
 from .ids import is_global_system, local_system, resource_id
 from .models import Conversion, Rejection
+from .payload import read_utf8
 from .provenance import add_provenance
 
 __all__ = ["MAPPINGS_DIR", "CsvMapping", "convert_csv", "load_mapping", "mapping_schema"]
@@ -321,14 +322,7 @@ def convert_csv(data: bytes, mapping: CsvMapping, ctx: ConversionContext) -> Con
         NormalizationError: the file cannot be read, lacks a column the mapping needs,
             or no row could be converted.
     """
-    if len(data) > MAX_CSV_BYTES:
-        raise NormalizationError.at(
-            None, f"the file is over {MAX_CSV_BYTES} bytes", IssueCode.TOO_COSTLY
-        )
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise NormalizationError.at(f"byte {exc.start}", "CSV files must be UTF-8") from exc
+    text = read_utf8(data, MAX_CSV_BYTES, "CSV file")
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=mapping.delimiter)
     header = [h.strip() for h in (reader.fieldnames or [])]
     reader.fieldnames = header

@@ -28,6 +28,7 @@ from .errors import Issue, IssueCode, NormalizationError
 from .fhir_rules import REQUIRED_BINDINGS, canonical_system
 from .ids import is_global_system, resource_id
 from .models import Conversion, Rejection
+from .payload import read_utf8
 from .provenance import add_provenance
 
 __all__ = ["MAX_FHIR_BYTES", "convert_fhir_json"]
@@ -45,14 +46,7 @@ _UUID = re.compile(
 
 def _records(data: bytes) -> tuple[list[tuple[str, Any]], str]:
     """JSON values with their locations, and the payload kind ("json" or "ndjson")."""
-    if len(data) > MAX_FHIR_BYTES:
-        raise NormalizationError.at(
-            None, f"the payload is over {MAX_FHIR_BYTES} bytes", IssueCode.TOO_COSTLY
-        )
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise NormalizationError.at(f"byte {exc.start}", "FHIR JSON must be UTF-8") from exc
+    text = read_utf8(data, MAX_FHIR_BYTES, "FHIR JSON payload")
     if not text.strip():
         raise NormalizationError.at(None, "the payload is empty", IssueCode.REQUIRED)
     try:
