@@ -10,7 +10,7 @@ from .csv_mapping import convert_csv, load_mapping
 from .errors import Issue, IssueCode, NormalizationError
 from .fhir_json import convert_fhir_json
 from .hl7v2.converter import convert_hl7v2
-from .hl7v2.parser import split_messages
+from .hl7v2.parser import decode, split_messages
 from .models import Conversion, PayloadFormat, Rejection
 
 __all__ = ["CONTENT_TYPES", "convert_payload", "detect_format"]
@@ -55,8 +55,11 @@ def detect_format(data: bytes, content_type: str | None = None) -> PayloadFormat
 
 
 def _convert_hl7_stream(data: bytes, ctx: ConversionContext) -> Conversion:
-    messages = split_messages(data) if data.count(b"MSH") > 1 else None
-    if not messages or len(messages) == 1:
+    if data.count(b"MSH") <= 1:
+        return convert_hl7v2(data, ctx)
+    text, _, _ = decode(data)  # the first header's MSH-18 decides for the whole stream
+    messages = split_messages(text)
+    if len(messages) == 1:
         return convert_hl7v2(data, ctx)
     out = BundleBuilder()
     rejected: list[Rejection] = []

@@ -76,6 +76,12 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
     for warning in message.warnings:
         out.warn("MSH-18", warning)
     code, event, structure = message.message_type
+    if not code:
+        raise NormalizationError.at(
+            "MSH-9", "the message type (MSH-9) is empty", IssueCode.REQUIRED
+        )
+    if not message.control_id:
+        out.warn("MSH-10", "no message control id: a resend cannot be told from a new message")
     kind = "^".join(x for x in (code, event, structure) if x)
     key = _message_key(message, ctx)
     segments = message.segments

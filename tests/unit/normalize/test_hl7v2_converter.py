@@ -179,3 +179,18 @@ def test_units_become_ucum_where_certain(units: str, expected: dict[str, str]) -
     obs = _resources(convert_hl7v2(message, CTX).bundle, "Observation")[0]
     quantity = obs["valueQuantity"]
     assert {"system": quantity["system"], "code": quantity["code"]} == expected
+
+
+def test_a_latin1_batch_keeps_its_characters_and_fails_message_by_message() -> None:
+    from shared.normalize.service import convert_payload
+
+    one = (
+        "MSH|^~\\&|A|B|C|D|20260101||ADT^A08|{id}|P|2.5|||||DEU|8859/1\r"
+        "PID|1||{mrn}^^^H^MR||Müller^Jürgen\r"
+    )
+    stream = one.format(id="1", mrn="M1") + "MSH|^~\\&|broken\r" + one.format(id="3", mrn="M3")
+    result = convert_payload(stream.encode("latin-1"), CTX)
+    families = sorted(p["name"][0]["family"] for p in _resources(result.bundle, "Patient"))
+    assert families == ["Müller", "Müller"]
+    assert [r.location for r in result.rejected] == ["message 2"]
+    assert result.records == 3
