@@ -6,6 +6,7 @@ message (the same practitioner as attending and admitting) is written once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ class ConversionContext:
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     source: str | None = None  # where the raw payload is kept, e.g. "raw/p1/2026/..."
     received: datetime = field(default_factory=lambda: datetime.now(UTC))
+    code_systems: Mapping[str, str] = field(default_factory=dict)  # partner's names -> URIs
 
 
 @dataclass

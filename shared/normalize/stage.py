@@ -101,6 +101,7 @@ class NormalizeStage:
             zone=ZoneInfo(partner.time_zone),
             source=f"{envelope.blob.container}/{envelope.blob.name}",
             received=envelope.created,
+            code_systems=partner.code_systems,
         )
         named = metadata.get("format", "")
         fmt = PayloadFormat(named) if named in PayloadFormat._value2member_map_ else None

@@ -27,6 +27,7 @@ class Partner(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     roles: frozenset[Role] = frozenset({Role.INGEST})
     time_zone: str = "UTC"  # IANA name: how the partner's times without an offset are read
+    code_systems: dict[str, str] = Field(default_factory=dict)  # their coding-system names -> URIs
 
     @field_validator("time_zone")
     @classmethod

@@ -52,6 +52,7 @@ class TablePartnerDirectory:
                     "name": partner.name,
                     "roles": json.dumps(sorted(partner.roles)),
                     "time_zone": partner.time_zone,
+                    "code_systems": json.dumps(partner.code_systems),
                 },
                 mode=UpdateMode.REPLACE,
             )
@@ -78,6 +79,7 @@ class TablePartnerDirectory:
             name=row["name"],
             roles=frozenset(Role(r) for r in json.loads(row["roles"])),
             time_zone=row.get("time_zone") or "UTC",
+            code_systems=json.loads(row.get("code_systems") or "{}"),
         )
 
     def issue_key(self, partner_id: str) -> IssuedKey:

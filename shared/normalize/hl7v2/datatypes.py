@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ..context import ConversionContext
 from ..ids import authority_system
 from .message import Segment
 from .terminology import code_system_uri
@@ -85,7 +86,7 @@ def dtm(value: str | None, zone: ZoneInfo) -> DateTimeResult | None:
 
 
 def coding(
-    seg: Segment, n: int, rep: int = 1, offset: int = 0, *, partner: str
+    seg: Segment, n: int, rep: int = 1, offset: int = 0, *, ctx: ConversionContext
 ) -> dict[str, Any] | None:
     """One coding triplet of a CWE/CE/CNE field (components 1-3, or 4-6 with offset 3)."""
     code = seg.get(n, 1 + offset, rep=rep)
@@ -93,7 +94,7 @@ def coding(
     if not code:
         return None
     result: dict[str, Any] = {}
-    system = code_system_uri(seg.get(n, 3 + offset, rep=rep), partner)
+    system = code_system_uri(seg.get(n, 3 + offset, rep=rep), ctx.partner, ctx.code_systems)
     if system:
         result["system"] = system
     result["code"] = code.strip()
@@ -102,13 +103,11 @@ def coding(
     return result
 
 
-def codeable_concept(seg: Segment, n: int, rep: int = 1, *, partner: str) -> dict[str, Any] | None:
+def codeable_concept(
+    seg: Segment, n: int, rep: int = 1, *, ctx: ConversionContext
+) -> dict[str, Any] | None:
     """CWE/CE/CNE to CodeableConcept: primary and alternate codings, text from CWE.9 or .2."""
-    codings = [
-        c
-        for c in (coding(seg, n, rep, 0, partner=partner), coding(seg, n, rep, 3, partner=partner))
-        if c
-    ]
+    codings = [c for c in (coding(seg, n, rep, 0, ctx=ctx), coding(seg, n, rep, 3, ctx=ctx)) if c]
     text = seg.get(n, 9, rep=rep) or seg.get(n, 2, rep=rep)
     if not codings and not text:
         return None
@@ -120,7 +119,9 @@ def codeable_concept(seg: Segment, n: int, rep: int = 1, *, partner: str) -> dic
     return concept
 
 
-def identifier(seg: Segment, n: int, rep: int = 1, *, partner: str) -> dict[str, Any] | None:
+def identifier(
+    seg: Segment, n: int, rep: int = 1, *, ctx: ConversionContext
+) -> dict[str, Any] | None:
     """CX to Identifier: CX.1 value, CX.4 assigning authority to system, CX.5 type."""
 
     value = seg.get(n, 1, rep=rep)
@@ -133,7 +134,7 @@ def identifier(seg: Segment, n: int, rep: int = 1, *, partner: str) -> dict[str,
             "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": id_type}]
         }
     system = authority_system(
-        seg.get(n, 4, 1, rep=rep), seg.get(n, 4, 2, rep=rep), seg.get(n, 4, 3, rep=rep), partner
+        seg.get(n, 4, 1, rep=rep), seg.get(n, 4, 2, rep=rep), seg.get(n, 4, 3, rep=rep), ctx.partner
     )
     if system:
         result["system"] = system

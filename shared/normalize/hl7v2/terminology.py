@@ -8,6 +8,7 @@ can be mapped later without guessing.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from ..ids import local_system
 
@@ -52,15 +53,20 @@ _HL7_TABLE = re.compile(r"^HL7[-_]?(\d{4})$", re.IGNORECASE)
 _OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
 
 
-def code_system_uri(name: str | None, partner: str) -> str | None:
+def code_system_uri(
+    name: str | None, partner: str, overrides: Mapping[str, str] | None = None
+) -> str | None:
     """The FHIR system for a v2 coding-system name (CWE.3), or None when none was sent.
 
-    Table 0396 names and ``HL7nnnn`` map to canonical URIs; an OID becomes ``urn:oid:``;
+    The partner's map (``Partner.code_systems``) comes first; then table 0396 names and
+    ``HL7nnnn`` map to canonical URIs; an OID becomes ``urn:oid:``;
     a URI is kept; anything else is the partner's local system.
     """
     if not name or not name.strip():
         return None
     name = name.strip()
+    if overrides and name in overrides:  # the partner's own map wins
+        return overrides[name]
     known = _TABLE_0396.get(name.upper())
     if known:
         return known

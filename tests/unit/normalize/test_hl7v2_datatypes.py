@@ -6,11 +6,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from shared.normalize.context import ConversionContext
 from shared.normalize.hl7v2 import parse_message
 from shared.normalize.hl7v2.datatypes import codeable_concept, dtm, identifier, quantity_value
 from shared.normalize.hl7v2.terminology import code_system_uri
 
 BERLIN = ZoneInfo("Europe/Berlin")
+P1 = ConversionContext(partner="p1")
 UTC = ZoneInfo("UTC")
 
 
@@ -60,7 +62,7 @@ def _seg(text: str):  # type: ignore[no-untyped-def]
 
 def test_cwe_to_codeable_concept_with_alternate_coding_and_original_text() -> None:
     obx = _seg("OBX|1|CWE|X|1|27268008^Salmonella^SCT^SAL^Salm.^99LAB^^^Salmonella sp.")
-    assert codeable_concept(obx, 5, partner="p1") == {
+    assert codeable_concept(obx, 5, ctx=P1) == {
         "coding": [
             {"system": "http://snomed.info/sct", "code": "27268008", "display": "Salmonella"},
             {"system": "urn:fhir-intake:partner:p1:cs:99LAB", "code": "SAL", "display": "Salm."},
@@ -71,14 +73,14 @@ def test_cwe_to_codeable_concept_with_alternate_coding_and_original_text() -> No
 
 def test_identifier_with_global_and_local_authorities() -> None:
     pid = _seg("PID|1||123^^^&2.16.840.1.113883.19.5&ISO^MR~456^^^HOSP^MR")
-    assert identifier(pid, 3, 1, partner="p1") == {
+    assert identifier(pid, 3, 1, ctx=P1) == {
         "type": {
             "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]
         },
         "system": "urn:oid:2.16.840.1.113883.19.5",
         "value": "123",
     }
-    assert identifier(pid, 3, 2, partner="p1")["system"] == "urn:fhir-intake:partner:p1:cs:HOSP"  # type: ignore[index]
+    assert identifier(pid, 3, 2, ctx=P1)["system"] == "urn:fhir-intake:partner:p1:cs:HOSP"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -87,3 +89,11 @@ def test_identifier_with_global_and_local_authorities() -> None:
 )
 def test_numbers(text: str, value: float | None) -> None:
     assert quantity_value(text) == value
+
+
+def test_a_partners_code_system_map_wins() -> None:
+    ctx = ConversionContext(partner="p1", code_systems={"99LAB": "http://lab.example.org/codes"})
+    obx = _seg("OBX|1|CWE|X|1|SAL^Salmonella^99LAB")
+    assert (
+        codeable_concept(obx, 5, ctx=ctx)["coding"][0]["system"] == "http://lab.example.org/codes"
+    )  # type: ignore[index]

@@ -41,7 +41,7 @@ def allergy(
 ) -> dict[str, str] | None:
     """AL1 (or IAM, same positions): .2 type, .3 allergen, .4 severity, .5 reaction; onset
     AL1-6 or IAM-11."""
-    code = codeable_concept(al1, 3, partner=ctx.partner)
+    code = codeable_concept(al1, 3, ctx=ctx)
     if code is None:
         out.warn(al1.location(3), "AL1-3 (allergen) is empty; allergy left out")
         return None
@@ -77,7 +77,7 @@ def condition(
     out: BundleBuilder,
 ) -> dict[str, str] | None:
     """DG1: .3 diagnosis code, .5 diagnosis date, .6 type, .16 clinician."""
-    code = codeable_concept(dg1, 3, partner=ctx.partner)
+    code = codeable_concept(dg1, 3, ctx=ctx)
     if code is None:
         text = dg1.get(4)
         code = {"text": text} if text else None
@@ -125,9 +125,7 @@ def procedure(
     out: BundleBuilder,
 ) -> dict[str, str] | None:
     """PR1: .3 procedure code, .5 procedure time, .11 surgeon."""
-    code = codeable_concept(pr1, 3, partner=ctx.partner) or (
-        {"text": pr1.get(4)} if pr1.get(4) else None
-    )
+    code = codeable_concept(pr1, 3, ctx=ctx) or ({"text": pr1.get(4)} if pr1.get(4) else None)
     if code is None:
         out.warn(pr1.location(3), "PR1-3 (procedure code) is empty; procedure left out")
         return None
@@ -164,7 +162,7 @@ def coverage(
     }
     if in1.get(36):
         resource["subscriberId"] = in1.get(36)
-    plan = codeable_concept(in1, 2, partner=ctx.partner)
+    plan = codeable_concept(in1, 2, ctx=ctx)
     if plan:
         resource["type"] = plan
     period = {

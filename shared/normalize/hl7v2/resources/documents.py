@@ -71,7 +71,7 @@ def document_reference(
             "system": f"urn:fhir-intake:partner:{ctx.partner}:document",
             "value": number,
         }
-    kind = codeable_concept(txa, 2, partner=ctx.partner)
+    kind = codeable_concept(txa, 2, ctx=ctx)
     if kind:
         resource["type"] = kind
     when = dtm(txa.get(4, 1), ctx.zone)
@@ -108,7 +108,7 @@ def appointment(
     service = None
     for seg in resources:
         if seg.name == "AIS":
-            service = service or codeable_concept(seg, 3, partner=ctx.partner)
+            service = service or codeable_concept(seg, 3, ctx=ctx)
         elif seg.name == "AIL":
             place = location(seg, 3, ctx, out)
             if place:
@@ -130,10 +130,10 @@ def appointment(
         resource["identifier"] = [
             {"system": f"urn:fhir-intake:partner:{ctx.partner}:appointment", "value": ident}
         ]
-    reason = codeable_concept(sch, 7, partner=ctx.partner)
+    reason = codeable_concept(sch, 7, ctx=ctx)
     if reason:
         resource["reasonCode"] = [reason]
-    kind = codeable_concept(sch, 8, partner=ctx.partner)
+    kind = codeable_concept(sch, 8, ctx=ctx)
     if kind:
         resource["appointmentType"] = kind
     if service:

@@ -50,7 +50,7 @@ def encounter(
     message_key: str,
 ) -> dict[str, str]:
     """An Encounter: keyed by the visit number (PV1-19) when sent, else by the message."""
-    visit_id = identifier(pv1, 19, partner=ctx.partner)
+    visit_id = identifier(pv1, 19, ctx=ctx)
     visit = visit_id["value"] if visit_id else None
     start = dtm(pv1.get(44, 1), ctx.zone)
     end = dtm(pv1.get(45, 1), ctx.zone)
@@ -110,19 +110,19 @@ def encounter(
     if place:
         resource["location"] = [{"location": place}]
     hospitalization: dict[str, Any] = {}
-    admit = codeable_concept(pv1, 14, partner=ctx.partner)
+    admit = codeable_concept(pv1, 14, ctx=ctx)
     if admit:
         hospitalization["admitSource"] = admit
-    disposition = codeable_concept(pv1, 36, partner=ctx.partner)
+    disposition = codeable_concept(pv1, 36, ctx=ctx)
     if disposition:
         hospitalization["dischargeDisposition"] = disposition
     if hospitalization:
         resource["hospitalization"] = hospitalization
-    service = codeable_concept(pv1, 10, partner=ctx.partner)
+    service = codeable_concept(pv1, 10, ctx=ctx)
     if service:
         resource["serviceType"] = service
     if pv2 is not None:
-        reason = codeable_concept(pv2, 3, partner=ctx.partner)
+        reason = codeable_concept(pv2, 3, ctx=ctx)
         if reason:
             resource["reasonCode"] = [reason]
     return out.add(resource)

@@ -25,7 +25,7 @@ def immunization(
 ) -> dict[str, str] | None:
     """RXA: .3 administered at, .5 vaccine, .6/.7 dose, .10 administering provider,
     .15 lot, .17 manufacturer (MVX), .18 refusal reason, .20 completion, .21 action."""
-    vaccine = codeable_concept(rxa, 5, partner=ctx.partner)
+    vaccine = codeable_concept(rxa, 5, ctx=ctx)
     when = dtm(rxa.get(3, 1), ctx.zone)
     if vaccine is None or when is None:
         out.warn(
@@ -75,14 +75,14 @@ def immunization(
     if giver:
         resource["performer"] = [{"actor": giver}]
     if status == "not-done":
-        reason = codeable_concept(rxa, 18, partner=ctx.partner)
+        reason = codeable_concept(rxa, 18, ctx=ctx)
         if reason:
             resource["statusReason"] = reason
     if rxr is not None:
-        route = codeable_concept(rxr, 1, partner=ctx.partner)
+        route = codeable_concept(rxr, 1, ctx=ctx)
         if route:
             resource["route"] = route
-        site = codeable_concept(rxr, 2, partner=ctx.partner)
+        site = codeable_concept(rxr, 2, ctx=ctx)
         if site:
             resource["site"] = site
     return out.add(resource)

@@ -33,7 +33,7 @@ def _identifiers(pid: Segment, ctx: ConversionContext) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for n in (3, 2, 4):  # PID-3 identifier list; PID-2/PID-4 (older versions)
         for rep in range(1, pid.repetitions(n) + 1):
-            ident = identifier(pid, n, rep, partner=ctx.partner)
+            ident = identifier(pid, n, rep, ctx=ctx)
             if ident and ident not in found:
                 found.append(ident)
     ssn = pid.get(19)
@@ -102,7 +102,7 @@ def patient(
     addresses = [x for x in (address(pid, 11, r) for r in range(1, pid.repetitions(11) + 1)) if x]
     if addresses:
         resource["address"] = addresses
-    marital = codeable_concept(pid, 16, partner=ctx.partner)
+    marital = codeable_concept(pid, 16, ctx=ctx)
     if marital:
         for c in marital.get("coding", []):
             if "system" not in c or c["system"].endswith("v2-0002"):
@@ -114,7 +114,7 @@ def patient(
             resource["multipleBirthInteger"] = int(order)
         else:
             resource["multipleBirthBoolean"] = pid.get(24, 1).upper() == "Y"  # type: ignore[union-attr]
-    language = codeable_concept(pid, 15, partner=ctx.partner)
+    language = codeable_concept(pid, 15, ctx=ctx)
     if language:
         resource["communication"] = [{"language": language}]
     if pd1 is not None:
@@ -147,7 +147,7 @@ def related_person(
     }
     if name:
         resource["name"] = [name]
-    relation = codeable_concept(nk1, 3, partner=ctx.partner)
+    relation = codeable_concept(nk1, 3, ctx=ctx)
     if relation:
         resource["relationship"] = [relation]
     place = address(nk1, 4)
@@ -164,11 +164,7 @@ def merge_patients(
 ) -> None:
     """MRG (A40 and other merges): link the surviving patient and the one merged into it."""
     old_ids = [
-        x
-        for x in (
-            identifier(mrg, 1, r, partner=ctx.partner) for r in range(1, mrg.repetitions(1) + 1)
-        )
-        if x
+        x for x in (identifier(mrg, 1, r, ctx=ctx) for r in range(1, mrg.repetitions(1) + 1)) if x
     ]
     if not old_ids:
         out.warn(mrg.location(1), "MRG-1 names no prior patient identifier; merge not recorded")

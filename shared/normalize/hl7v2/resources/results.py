@@ -110,7 +110,7 @@ def service_request(
     index: int,
 ) -> dict[str, str] | None:
     """A ServiceRequest for an order (ORC, with OBR-4 as its code)."""
-    code = codeable_concept(obr, 4, partner=ctx.partner) if obr is not None else None
+    code = codeable_concept(obr, 4, ctx=ctx) if obr is not None else None
     if code is None and orc is None:
         return None
     resource: dict[str, Any] = {
@@ -150,7 +150,7 @@ def diagnostic_report(
     index: int,
 ) -> dict[str, Any]:
     """A DiagnosticReport for an OBR; Observations are added to ``result`` as they come."""
-    code = codeable_concept(obr, 4, partner=ctx.partner) or {"text": "unspecified"}
+    code = codeable_concept(obr, 4, ctx=ctx) or {"text": "unspecified"}
     if "coding" not in code and code.get("text") == "unspecified":
         out.warn(obr.location(4), "OBR-4 (universal service identifier) is empty")
     resource: dict[str, Any] = {
@@ -173,7 +173,7 @@ def diagnostic_report(
     issued = dtm(obr.get(22, 1), ctx.zone)
     if issued and len(issued) > 10:
         resource["issued"] = issued
-    category = codeable_concept(obr, 24, partner=ctx.partner)
+    category = codeable_concept(obr, 24, ctx=ctx)
     if category:
         for c in category.get("coding", []):
             c.setdefault("system", "http://terminology.hl7.org/CodeSystem/v2-0074")
@@ -189,7 +189,7 @@ def _units(obx: Segment, ctx: ConversionContext) -> dict[str, Any]:
     if not code:
         return {}
     unit: dict[str, Any] = {"unit": obx.get(6, 2) or code}
-    system = code_system_uri(obx.get(6, 3), ctx.partner)
+    system = code_system_uri(obx.get(6, 3), ctx.partner, ctx.code_systems)
     ucum = UCUM_SPELLINGS.get(code.strip().lower())
     if system == _UCUM or system is None:
         unit.update(system=_UCUM, code=ucum or code)
@@ -232,7 +232,7 @@ def _value(
     if kind == "SN":
         return _structured_numeric(obx, ctx, out, rep)
     if kind in {"CWE", "CE", "CNE", "CF"}:
-        concept = codeable_concept(obx, 5, rep, partner=ctx.partner)
+        concept = codeable_concept(obx, 5, rep, ctx=ctx)
         return ("valueCodeableConcept", concept) if concept else None
     if kind in {"DTM", "TS", "DT", "DR"}:
         moment = dtm(obx.get(5, 1, rep=rep), ctx.zone)
@@ -285,7 +285,7 @@ def observation(
     effective_default: str | None,
 ) -> dict[str, Any]:
     """An Observation for an OBX, keyed by its report (or message), OBX-3 and OBX-4."""
-    code = codeable_concept(obx, 3, partner=ctx.partner)
+    code = codeable_concept(obx, 3, ctx=ctx)
     if code is None:
         out.warn(obx.location(3), "OBX-3 (observation identifier) is empty")
         code = {"text": "unspecified"}
@@ -332,7 +332,7 @@ def observation(
     ]
     if performers:
         resource["performer"] = performers
-    method = codeable_concept(obx, 17, partner=ctx.partner)
+    method = codeable_concept(obx, 17, ctx=ctx)
     if method:
         resource["method"] = method
     if (obx.get(2) or "").upper() == "ED" and report is not None:
@@ -370,11 +370,11 @@ def specimen(
         resource["identifier"] = [
             {"system": f"urn:fhir-intake:partner:{ctx.partner}:specimen", "value": ident}
         ]
-    kind = codeable_concept(spm, 4, partner=ctx.partner)
+    kind = codeable_concept(spm, 4, ctx=ctx)
     if kind:
         resource["type"] = kind
     collected = dtm(spm.get(17, 1, 1), ctx.zone)
-    site = codeable_concept(spm, 8, partner=ctx.partner)
+    site = codeable_concept(spm, 8, ctx=ctx)
     collection: dict[str, Any] = {}
     if collected:
         collection["collectedDateTime"] = collected
