@@ -42,3 +42,19 @@ def test_secrets_are_not_stored(directory: TablePartnerDirectory) -> None:
 def test_keys_only_for_known_partners(directory: TablePartnerDirectory) -> None:
     with pytest.raises(UnknownPartnerError):
         directory.issue_key("nobody")
+
+
+def test_time_zone_and_code_systems_round_trip(directory: TablePartnerDirectory) -> None:
+    partner = Partner(
+        id="lab-c",
+        name="Lab C",
+        time_zone="Europe/Paris",
+        code_systems={"99LAB": "http://lab-c.example.org/codes"},
+    )
+    directory.upsert(partner)
+    assert directory.get("lab-c") == partner
+
+
+def test_unknown_time_zone_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown time zone"):
+        Partner(id="lab-d", name="Lab D", time_zone="Mars/Olympus")
