@@ -75,7 +75,11 @@ class HttpFront:
         app = web.Application(client_max_size=self._options.max_body_bytes)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=300
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=300,
+            auto_decompress=False,  # functions see the body as sent, as in Azure
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, backlog=512)

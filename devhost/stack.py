@@ -36,6 +36,7 @@ DEMO_PARTNER = Partner(
     roles=frozenset({Role.INGEST}),
     time_zone="America/New_York",
 )
+HL7_TYPE = "x-application/hl7-v2+er7"
 OPERATOR = Partner(id="local-operator", name="Local operator", roles=frozenset({Role.ADMIN}))
 
 
@@ -79,6 +80,7 @@ def _register(state_file: Path) -> dict[str, Any]:
 def _banner(state: dict[str, Any]) -> str:
     base, key = state["base_url"], state["function_key"]
     partner = state["partner"]
+    auth = f"-H 'x-functions-key: {key}' -H 'X-API-Key: {partner['api_key']}'"
     return "\n".join(
         [
             "",
@@ -89,8 +91,11 @@ def _banner(state: dict[str, Any]) -> str:
             f"  Operator:       {state['admin']['id']}, API key {state['admin']['api_key']}",
             "  Written to .intake/dev.json for scripts.",
             "",
-            "Try it:",
+            "Try it (the health check, a sample admission, then its journey):",
             f"  curl -s {base}/health",
+            f"  curl -s -X POST {base}/ingest {auth} \\",
+            f"       -H 'Content-Type: {HL7_TYPE}' --data-binary @docs/samples/adt-a01.hl7",
+            f"  curl -s {base}/ingest/<id> {auth}",
             "",
             "Press Ctrl-C to stop.",
             "",

@@ -38,6 +38,9 @@ class IngestionLog(Protocol):
     def record(self, partner: str, correlation_id: str, report: StageReport) -> None:
         """Merge a stage's report into the ingestion's row."""
 
+    def get(self, partner: str, correlation_id: str) -> dict[str, Any] | None:
+        """The ingestion's row, or None."""
+
 
 class TableIngestionLog:
     """``IngestionLog`` on the ``ingestions`` table."""

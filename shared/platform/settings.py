@@ -72,6 +72,22 @@ class Settings(BaseSettings):
     environment: Environment = Field(
         default=Environment.PRODUCTION, validation_alias=AliasChoices(Setting.ENVIRONMENT.value)
     )
+    http_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices(Setting.HTTP_MAX_BYTES.value),
+    )
+    max_decompressed_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices(Setting.MAX_DECOMPRESSED_BYTES.value),
+    )
+    dedup_window_hours: int = Field(
+        default=24,
+        ge=0,
+        le=24 * 30,
+        validation_alias=AliasChoices(Setting.DEDUP_WINDOW_HOURS.value),
+    )
 
     @field_validator("storage_prefix")
     @classmethod

@@ -6,9 +6,11 @@ environment. Constructors do no I/O, so importing the app never touches storage.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 
 from shared.intake.status import TableIngestionLog
+from shared.intake.submissions import SubmissionService
 from shared.normalize.stage import NormalizeStage
 from shared.security.partners import TablePartnerDirectory
 
@@ -18,7 +20,15 @@ from .names import Table
 from .settings import Settings, load_settings
 from .storage import StorageClients, build_storage_clients
 
-__all__ = ["health", "normalize_stage", "partners", "reset_caches", "settings", "storage"]
+__all__ = [
+    "health",
+    "normalize_stage",
+    "partners",
+    "reset_caches",
+    "settings",
+    "storage",
+    "submissions",
+]
 
 
 @cache
@@ -56,6 +66,20 @@ def normalize_stage() -> NormalizeStage:
     )
 
 
+@cache
+def submissions() -> SubmissionService:
+    """Partner submissions over HTTP."""
+    config = settings()
+    clients = storage()
+    return SubmissionService(
+        clients,
+        TableIngestionLog(clients.table_client(Table.INGESTIONS)),
+        max_bytes=config.http_max_bytes,
+        max_decompressed=config.max_decompressed_bytes,
+        dedup_window=timedelta(hours=config.dedup_window_hours),
+    )
+
+
 def health() -> HealthReport:
     """Probe storage now (never cached: a health check must tell the present)."""
     return check_health(_probe_clients())
@@ -63,5 +87,5 @@ def health() -> HealthReport:
 
 def reset_caches() -> None:
     """Forget every cached object, so the next call reads settings afresh."""
-    for factory in (settings, storage, _probe_clients, partners, normalize_stage):
+    for factory in (settings, storage, _probe_clients, partners, normalize_stage, submissions):
         factory.cache_clear()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from .api_keys import IssuedKey, KeyHash, hash_secret, mint_key, parse_key, verify_secret
-from .errors import SecurityError, UnknownPartnerError
+from .errors import AuthenticationError, SecurityError, UnknownPartnerError
 from .models import Partner, Role
-from .partners import PartnerDirectory, TablePartnerDirectory
+from .partners import PartnerDirectory, TablePartnerDirectory, authenticate_api_key
 
 __all__ = [
+    "AuthenticationError",
     "IssuedKey",
     "KeyHash",
     "Partner",
@@ -16,6 +17,7 @@ __all__ = [
     "SecurityError",
     "TablePartnerDirectory",
     "UnknownPartnerError",
+    "authenticate_api_key",
     "hash_secret",
     "mint_key",
     "parse_key",

@@ -2,6 +2,7 @@
 
 IntakeError
 └── SecurityError            (permanent)
+    ├── AuthenticationError  no valid credentials came with the request
     └── UnknownPartnerError  a key was issued for a partner that does not exist
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from shared.platform.errors import IntakeError
 
-__all__ = ["SecurityError", "UnknownPartnerError"]
+__all__ = ["AuthenticationError", "SecurityError", "UnknownPartnerError"]
 
 
 class SecurityError(IntakeError):
@@ -22,3 +23,7 @@ class UnknownPartnerError(SecurityError):
     def __init__(self, partner_id: str) -> None:
         super().__init__(f"no partner with id {partner_id!r}")
         self.partner_id = partner_id
+
+
+class AuthenticationError(SecurityError):
+    """The request carries no valid partner credentials."""

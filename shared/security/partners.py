@@ -16,10 +16,10 @@ from azure.data.tables import TableClient, UpdateMode
 from shared.platform.errors import StorageUnavailableError
 
 from .api_keys import IssuedKey, KeyHash, hash_secret, mint_key, parse_key, verify_secret
-from .errors import UnknownPartnerError
+from .errors import AuthenticationError, UnknownPartnerError
 from .models import Partner, Role
 
-__all__ = ["PartnerDirectory", "TablePartnerDirectory"]
+__all__ = ["PartnerDirectory", "TablePartnerDirectory", "authenticate_api_key"]
 
 _PARTNER, _KEY = "partner", "key"
 
@@ -114,3 +114,16 @@ class TablePartnerDirectory:
         if row.get("revoked") or not verify_secret(secret, KeyHash(row["salt"], row["digest"])):
             return None
         return self.get(row["partner"])
+
+
+def authenticate_api_key(directory: PartnerDirectory, presented: str | None) -> Partner:
+    """The partner an ``X-API-Key`` value belongs to.
+
+    Raises:
+        AuthenticationError: no key, or not a valid one (the same answer for both).
+        StorageUnavailableError: the directory could not be read.
+    """
+    partner = directory.authenticate(presented) if presented else None
+    if partner is None:
+        raise AuthenticationError("a valid partner API key is required in X-API-Key")
+    return partner

@@ -1,0 +1,113 @@
+"""HTTP ingestion: POST /api/ingest stores a partner's payload; GET /api/ingest/{id} tells
+what happened to it. Function keys stay on as the outer layer; partners sign in with
+X-API-Key. HL7 callers that accept ER7 get an HL7 ACK instead of JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+from shared.intake.errors import SubmissionError
+from shared.intake.hl7_ack import ACK_CONTENT_TYPE, build_ack
+from shared.intake.models import Submission
+from shared.platform import StorageUnavailableError, wiring
+from shared.security import AuthenticationError, authenticate_api_key
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+log = logging.getLogger(__name__)
+_FHIR_JSON = "application/fhir+json"
+
+
+def _outcome(status: int, code: str, text: str, **headers: str) -> func.HttpResponse:
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": code, "diagnostics": text}],
+    }
+    return func.HttpResponse(
+        json.dumps(body), status_code=status, mimetype=_FHIR_JSON, headers=headers or None
+    )
+
+
+@bp.route(route="ingest", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def ingest(req: func.HttpRequest) -> func.HttpResponse:
+    """202 with the ingestion id once the payload is stored; 4xx OperationOutcome (or an
+    AR ACK) when refused; 503 with Retry-After when storage is down."""
+    wants_ack = ACK_CONTENT_TYPE in (req.headers.get("accept") or "")
+    body = req.get_body()
+    try:
+        partner = authenticate_api_key(wiring.partners(), req.headers.get("x-api-key"))
+        receipt = wiring.submissions().submit(
+            partner,
+            Submission(
+                body=body,
+                content_type=req.headers.get("content-type"),
+                content_encoding=req.headers.get("content-encoding"),
+                idempotency_key=req.headers.get("idempotency-key"),
+                mapping=req.params.get("mapping"),
+                traceparent=req.headers.get("traceparent"),
+            ),
+        )
+    except AuthenticationError as exc:
+        return _outcome(401, "login", str(exc))
+    except SubmissionError as exc:
+        if wants_ack:
+            return func.HttpResponse(
+                build_ack(body, "AR", exc.diagnostics),
+                status_code=exc.status,
+                mimetype=ACK_CONTENT_TYPE,
+            )
+        return func.HttpResponse(
+            json.dumps(exc.to_operation_outcome()), status_code=exc.status, mimetype=_FHIR_JSON
+        )
+    except StorageUnavailableError:
+        log.warning("ingest: storage unavailable", extra={"stage": "ingest", "outcome": "retry"})
+        if wants_ack:
+            return func.HttpResponse(
+                build_ack(body, "AE", "storage unavailable; resend later"),
+                status_code=503,
+                mimetype=ACK_CONTENT_TYPE,
+                headers={"Retry-After": "5"},
+            )
+        return _outcome(
+            503, "transient", "storage is unavailable; resend later", **{"Retry-After": "5"}
+        )
+    location = f"/api/ingest/{receipt.ingestion_id}"
+    if wants_ack:
+        return func.HttpResponse(
+            build_ack(body, "AA", f"ingestion {receipt.ingestion_id}"),
+            status_code=202,
+            mimetype=ACK_CONTENT_TYPE,
+            headers={"Location": location},
+        )
+    return func.HttpResponse(
+        json.dumps(
+            {
+                "id": receipt.ingestion_id,
+                "status": "accepted",
+                "duplicate": receipt.duplicate,
+                "received": receipt.received.isoformat(),
+            }
+        ),
+        status_code=202,
+        mimetype="application/json",
+        headers={"Location": location},
+    )
+
+
+@bp.route(route="ingest/{id:guid}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def ingestion_status(req: func.HttpRequest) -> func.HttpResponse:
+    """The journey of one of the caller's ingestions; 404 for any other id."""
+    try:
+        partner = authenticate_api_key(wiring.partners(), req.headers.get("x-api-key"))
+        journey = wiring.submissions().status(partner.id, req.route_params["id"].lower())
+    except AuthenticationError as exc:
+        return _outcome(401, "login", str(exc))
+    except StorageUnavailableError:
+        return _outcome(
+            503, "transient", "storage is unavailable; retry later", **{"Retry-After": "5"}
+        )
+    if journey is None:
+        return _outcome(404, "not-found", "no ingestion with this id for this partner")
+    return func.HttpResponse(json.dumps(journey), mimetype="application/json")

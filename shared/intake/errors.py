@@ -1,0 +1,86 @@
+"""Why a submission is refused; each maps to an HTTP status and an OperationOutcome.
+
+IntakeError
+└── SubmissionError(status, code)     permanent: the caller must change the request
+    ├── UnauthenticatedError          401
+    ├── ForbiddenError                403
+    ├── EmptyBodyError                400
+    ├── UnknownMappingError           400
+    ├── UnsupportedMediaTypeError     415
+    └── PayloadTooLargeError          413 (also a decompression bomb)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.platform.errors import IntakeError
+
+__all__ = [
+    "EmptyBodyError",
+    "ForbiddenError",
+    "PayloadTooLargeError",
+    "SubmissionError",
+    "UnauthenticatedError",
+    "UnknownMappingError",
+    "UnsupportedMediaTypeError",
+]
+
+
+class SubmissionError(IntakeError):
+    """A submission we refuse; nothing was stored."""
+
+    status = 400
+    code = "invalid"
+
+    def __init__(self, diagnostics: str, location: str | None = None) -> None:
+        super().__init__(diagnostics)
+        self.diagnostics = diagnostics
+        self.location = location
+
+    def to_operation_outcome(self) -> dict[str, Any]:
+        """The OperationOutcome for the response body."""
+        issue: dict[str, Any] = {
+            "severity": "error",
+            "code": self.code,
+            "diagnostics": self.diagnostics,
+        }
+        if self.location:
+            issue["location"] = [self.location]
+        return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+class UnauthenticatedError(SubmissionError):
+    """No valid partner credentials."""
+
+    status, code = 401, "login"
+
+
+class ForbiddenError(SubmissionError):
+    """The partner may not do this."""
+
+    status, code = 403, "forbidden"
+
+
+class EmptyBodyError(SubmissionError):
+    """The request has no body."""
+
+    code = "required"
+
+
+class UnknownMappingError(SubmissionError):
+    """A CSV submission names no mapping, or one we do not have."""
+
+    code = "value"
+
+
+class UnsupportedMediaTypeError(SubmissionError):
+    """The Content-Type (or Content-Encoding) is not one we take."""
+
+    status, code = 415, "not-supported"
+
+
+class PayloadTooLargeError(SubmissionError):
+    """Over the size limit, before or after decompression."""
+
+    status, code = 413, "too-costly"

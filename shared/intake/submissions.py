@@ -1,0 +1,270 @@
+"""Partner submissions over HTTP: durable before acknowledged, never processed twice.
+
+Order of work: check the request; claim the submission in the ``idempotency`` table
+(by Idempotency-Key, else by content hash within a window); store the payload in
+``raw`` under a name made of partner, date and content hash; record the ingestion;
+enqueue ``normalize``; mark the claim done. A crash anywhere before the answer leaves
+a claim that a resend resumes with the same ingestion id, so a retry never duplicates
+and what was stored is never orphaned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+from azure.storage.blob import ContentSettings
+
+from shared.normalize.csv_mapping import load_mapping
+from shared.normalize.errors import NormalizationError
+from shared.normalize.models import PayloadFormat
+from shared.normalize.service import CONTENT_TYPES
+from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
+from shared.platform.errors import StorageUnavailableError
+from shared.platform.names import Container, Queue, Table
+from shared.platform.storage import StorageClients
+from shared.security.models import Partner, Role
+
+from .errors import (
+    EmptyBodyError,
+    ForbiddenError,
+    PayloadTooLargeError,
+    UnknownMappingError,
+    UnsupportedMediaTypeError,
+)
+from .models import Receipt, Submission
+from .status import IngestionLog, StageReport
+
+__all__ = ["SubmissionService"]
+
+log = logging.getLogger(__name__)
+_EXTENSIONS = {PayloadFormat.HL7V2: "hl7", PayloadFormat.FHIR: "json", PayloadFormat.CSV: "csv"}
+
+
+def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    name = (encoding or "identity").strip().lower()
+    if name == "identity":
+        return body
+    if name not in {"gzip", "x-gzip"}:
+        raise UnsupportedMediaTypeError(
+            f"Content-Encoding {encoding!r} is not supported; send gzip or nothing"
+        )
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise UnsupportedMediaTypeError(f"the gzip body cannot be read: {exc}") from exc
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLargeError(f"the body inflates past {limit} bytes")
+    if not inflater.eof:
+        raise UnsupportedMediaTypeError("the gzip body is truncated")
+    return data
+
+
+class SubmissionService:
+    """Accepts partner submissions."""
+
+    def __init__(
+        self,
+        clients: StorageClients,
+        status: IngestionLog,
+        *,
+        max_bytes: int,
+        max_decompressed: int,
+        dedup_window: timedelta,
+    ) -> None:
+        self._clients = clients
+        self._status = status
+        self._claims: TableClient = clients.table_client(Table.IDEMPOTENCY)
+        self._max_bytes = max_bytes
+        self._max_decompressed = max_decompressed
+        self._window = dedup_window
+
+    def submit(self, partner: Partner, submission: Submission) -> Receipt:
+        """Store and enqueue a submission, or return the receipt of the same one.
+
+        Raises:
+            SubmissionError: the request is refused (nothing stored).
+            StorageUnavailableError: storage failed; the caller may resend safely.
+        """
+        if Role.INGEST not in partner.roles:
+            raise ForbiddenError("this partner may not submit data (role ingest)")
+        if not submission.body:
+            raise EmptyBodyError("the request body is empty")
+        if len(submission.body) > self._max_bytes:
+            raise PayloadTooLargeError(
+                f"the body is over {self._max_bytes} bytes; drop large files into blob "
+                f"container ingest-drop under {partner.id}/ instead"
+            )
+        media = (submission.content_type or "").split(";")[0].strip().lower()
+        fmt = CONTENT_TYPES.get(media)
+        if fmt is None:
+            raise UnsupportedMediaTypeError(
+                f"Content-Type {media or 'none'!r} is not supported; send "
+                f"{', '.join(sorted(CONTENT_TYPES))}"
+            )
+        if fmt is PayloadFormat.CSV:
+            if not submission.mapping:
+                raise UnknownMappingError("a CSV submission needs ?mapping=NAME", "mapping")
+            try:
+                load_mapping(submission.mapping)
+            except NormalizationError as exc:
+                raise UnknownMappingError(exc.issues[0].diagnostics, "mapping") from exc
+        data = _decompress(submission.body, submission.content_encoding, self._max_decompressed)
+        if not data:
+            raise EmptyBodyError("the body is empty once decompressed")
+        digest = hashlib.sha256(data).hexdigest()
+        now = datetime.now(UTC)
+        key = (
+            f"key-{hashlib.sha256(submission.idempotency_key.encode()).hexdigest()}"
+            if submission.idempotency_key
+            else f"sha-{digest}"
+        )
+        blob_name = f"{partner.id}/{now:%Y/%m/%d}/{digest}.{_EXTENSIONS[fmt]}"
+        claim = self._claim(
+            partner.id, key, blob_name, now, by_content=not submission.idempotency_key
+        )
+        if claim.get("stored"):
+            return Receipt(claim["ingestion_id"], claim["created"], True, claim["raw_blob"])
+        ingestion_id, created, blob_name = (
+            claim["ingestion_id"],
+            claim["created"],
+            claim["raw_blob"],
+        )
+        self._store(
+            blob_name,
+            data,
+            media,
+            {
+                "partner": partner.id,
+                "ingestion_id": ingestion_id,
+                "format": fmt.value,
+                "mapping": submission.mapping or "",
+                "received": created.isoformat(),
+            },
+        )
+        self._status.record(
+            partner.id,
+            ingestion_id,
+            StageReport(
+                stage="received", outcome="stored", counts={"bytes": len(data)}, at=created
+            ),
+        )
+        envelope = Envelope(
+            correlation_id=ingestion_id,
+            partner=partner.id,
+            kind=EnvelopeKind.RAW_RECEIVED,
+            created=created,
+            blob=BlobRef(container=Container.RAW, name=blob_name),
+            traceparent=submission.traceparent,
+        )
+        try:
+            self._clients.queue_client(Queue.NORMALIZE).send_message(envelope.to_bytes())
+            self._claims.update_entity(
+                {"PartitionKey": partner.id, "RowKey": key, "stored": True}, mode=UpdateMode.MERGE
+            )
+        except AzureError as exc:
+            raise StorageUnavailableError(f"enqueueing failed: {type(exc).__name__}") from exc
+        log.info(
+            "ingest: stored",
+            extra={
+                "stage": "ingest",
+                "partner": partner.id,
+                "correlation_id": ingestion_id,
+                "bytes": len(data),
+                "format": fmt.value,
+                "outcome": "stored",
+            },
+        )
+        return Receipt(ingestion_id, created, False, blob_name)
+
+    def _claim(
+        self, partner: str, key: str, blob_name: str, now: datetime, *, by_content: bool
+    ) -> dict[str, Any]:
+        row = {
+            "PartitionKey": partner,
+            "RowKey": key,
+            "ingestion_id": str(uuid.uuid4()),
+            "created": now,
+            "raw_blob": blob_name,
+            "stored": False,
+        }
+        try:
+            self._claims.create_entity(row)
+            return row
+        except ResourceExistsError:
+            pass
+        except AzureError as exc:
+            raise StorageUnavailableError(f"claiming failed: {type(exc).__name__}") from exc
+        try:
+            existing = self._claims.get_entity(partner, key)
+        except (ResourceNotFoundError, AzureError) as exc:
+            raise StorageUnavailableError(f"reading a claim failed: {type(exc).__name__}") from exc
+        expired = by_content and existing.get("stored") and now - existing["created"] > self._window
+        if not expired:
+            return dict(existing)
+        try:  # the same content again after the window: a new ingestion
+            self._claims.update_entity(
+                row,
+                mode=UpdateMode.REPLACE,
+                etag=existing.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except AzureError as exc:
+            raise StorageUnavailableError(f"renewing a claim failed: {type(exc).__name__}") from exc
+        return row
+
+    def _store(self, name: str, data: bytes, media: str, metadata: dict[str, str]) -> None:
+        blob = self._clients.container(Container.RAW).get_blob_client(name)
+        try:
+            blob.upload_blob(
+                data,
+                overwrite=False,
+                metadata=metadata,
+                content_settings=ContentSettings(content_type=media),
+            )
+        except ResourceExistsError:
+            return  # content-addressed: the same bytes are already stored
+        except AzureError as exc:
+            raise StorageUnavailableError(
+                f"storing the payload failed: {type(exc).__name__}"
+            ) from exc
+
+    def status(self, partner: str, ingestion_id: str) -> dict[str, Any] | None:
+        """The journey of one of the partner's ingestions, or None (also for another
+        partner's id: nobody learns that an id exists)."""
+        row = self._status.get(partner, ingestion_id)
+        return journey(row) if row else None
+
+
+def journey(row: dict[str, Any]) -> dict[str, Any]:
+    """The public view of an ingestion row: stages with their times, counts and issues."""
+    stages: dict[str, dict[str, Any]] = {}
+    for column, value in row.items():
+        stage, _, field_name = column.partition("_")
+        if not field_name or column in {"PartitionKey", "RowKey"}:
+            continue
+        entry = stages.setdefault(stage, {})
+        if field_name == "issues":
+            entry["issues"] = json.loads(value) if value else []
+        elif isinstance(value, datetime):
+            entry[field_name] = value.isoformat()
+        else:
+            entry[field_name] = value
+    order = ["received", "normalize", "consent", "store", "notify"]
+    return {
+        "id": row["RowKey"],
+        "partner": row["PartitionKey"],
+        "stages": [
+            {"stage": s, **stages[s]}
+            for s in sorted(stages, key=lambda x: order.index(x) if x in order else 99)
+        ],
+    }

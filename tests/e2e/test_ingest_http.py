@@ -1,0 +1,228 @@
+"""Partner submissions over HTTP through the local host on Azurite: stored before the
+202, normalized after, idempotent, and refused with clear 4xx answers."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.platform.names import Container, Table
+from shared.platform.provision import provision_storage
+from shared.platform.storage import StorageClients
+from shared.security import Partner, Role, TablePartnerDirectory
+from tests.e2e.conftest import APPS, clients_for, make_env
+from tests.support.hostproc import REPO, HostProcess, wait_for, write_settings
+
+pytestmark = pytest.mark.azurite
+
+ORU = (
+    "MSH|^~\\&|LAB|ACME|EHR|HOSP|20260301101500||ORU^R01^ORU_R01|CTRL-77|P|2.5.1\r"
+    "PID|1||MRN77^^^HOSP^MR||Doe^Jane||19700101|F\r"
+    "OBX|1|NM|8867-4^Heart rate^LN||72|/min^^UCUM|||||F|||202603010800\r"
+)
+FUNCTION_KEY = "fk-ingest-tests"
+
+
+@pytest.fixture(scope="module")
+def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("ingest")
+    env = {
+        **make_env(azurite),
+        "INTAKE_HTTP_MAX_BYTES": "4096",
+        "INTAKE_MAX_DECOMPRESSED_BYTES": "65536",
+    }
+    clients = clients_for(env)
+    provision_storage(clients)
+    directory = TablePartnerDirectory(clients.table_client(Table.PARTNERS))
+    keys = {}
+    for partner in (
+        Partner(id="p1", name="One", time_zone="America/New_York"),
+        Partner(id="p2", name="Two"),
+        Partner(id="reader", name="Reader", roles=frozenset({Role.READ})),
+    ):
+        directory.upsert(partner)
+        keys[partner.id] = directory.issue_key(partner.id).token
+    host = HostProcess(
+        root=REPO,
+        app="function_app:app",
+        env=env,
+        log_path=tmp / "host.log",
+        host_json=APPS / "host.json",
+        settings=write_settings(tmp / "s.json", FUNCTION_KEY, "mk"),
+    )
+    host.start()
+    with httpx.Client(
+        base_url=f"{host.base_url}/api", timeout=30, headers={"x-functions-key": FUNCTION_KEY}
+    ) as client:
+        yield {"client": client, "keys": keys, "clients": clients, "host": host}
+    assert host.stop() == 0, host.logs()
+
+
+def _post(
+    api: dict[str, Any], body: bytes, content_type: str, partner: str = "p1", **headers: str
+) -> httpx.Response:
+    return api["client"].post(
+        "/ingest",
+        content=body,
+        headers={"content-type": content_type, "x-api-key": api["keys"][partner], **headers},
+    )
+
+
+def test_hl7_is_stored_then_normalized_and_the_journey_is_visible(api: dict[str, Any]) -> None:
+    response = _post(api, ORU.encode(), "x-application/hl7-v2+er7")
+    assert response.status_code == 202, response.text
+    ingestion = response.json()["id"]
+    assert response.headers["location"] == f"/api/ingest/{ingestion}"
+    clients: StorageClients = api["clients"]
+    raw = [b for b in clients.container(Container.RAW).list_blobs(name_starts_with="p1/")]
+    assert raw  # stored before the 202
+
+    def normalized() -> dict[str, Any] | None:
+        journey = (
+            api["client"]
+            .get(f"/ingest/{ingestion}", headers={"x-api-key": api["keys"]["p1"]})
+            .json()
+        )
+        stages = {s["stage"]: s for s in journey["stages"]}
+        return stages if stages.get("normalize", {}).get("status") else None
+
+    stages = wait_for(normalized, what="normalize stage")
+    assert stages["received"]["status"] == "stored"
+    assert stages["normalize"]["status"] == "normalized"
+    assert stages["normalize"]["resources"] >= 3
+
+
+def test_a_resend_returns_the_same_ingestion(api: dict[str, Any]) -> None:
+    body = ORU.replace("CTRL-77", "CTRL-78").encode()
+    first = _post(api, body, "x-application/hl7-v2+er7").json()
+    again = _post(api, body, "x-application/hl7-v2+er7").json()
+    assert (again["id"], again["duplicate"], first["duplicate"]) == (first["id"], True, False)
+    keyed = _post(
+        api,
+        b'{"resourceType": "Patient", "gender": "male"}',
+        "application/fhir+json",
+        **{"Idempotency-Key": "order-1"},
+    ).json()
+    other_body = _post(
+        api,
+        b'{"resourceType": "Patient", "gender": "other"}',
+        "application/fhir+json",
+        **{"Idempotency-Key": "order-1"},
+    ).json()
+    assert (other_body["id"], other_body["duplicate"]) == (keyed["id"], True)
+
+
+def test_a_partner_sees_only_its_own_ingestions(api: dict[str, Any]) -> None:
+    mine = _post(
+        api, ORU.replace("CTRL-77", "CTRL-79").encode(), "x-application/hl7-v2+er7"
+    ).json()["id"]
+    theirs = api["client"].get(f"/ingest/{mine}", headers={"x-api-key": api["keys"]["p2"]})
+    assert theirs.status_code == 404
+    assert theirs.json()["resourceType"] == "OperationOutcome"
+
+
+def test_gzip_is_accepted_and_a_bomb_is_refused(api: dict[str, Any]) -> None:
+    ok = _post(
+        api,
+        gzip.compress(ORU.replace("CTRL-77", "CTRL-80").encode()),
+        "x-application/hl7-v2+er7",
+        **{"Content-Encoding": "gzip"},
+    )
+    assert ok.status_code == 202
+    bomb = _post(
+        api,
+        gzip.compress(b"{" + b" " * 200_000 + b"}"),
+        "application/fhir+json",
+        **{"Content-Encoding": "gzip"},
+    )
+    assert bomb.status_code == 413
+    assert "inflates past 65536 bytes" in bomb.json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "extra", "status", "words"),
+    [
+        (b"", "application/fhir+json", {}, 400, "empty"),
+        (b"hello", "text/plain", {}, 415, "not supported"),
+        (b"x" * 5000, "application/fhir+json", {}, 413, "ingest-drop"),
+        (b"a,b\n1,2\n", "text/csv", {}, 400, "needs ?mapping"),
+        (b"a,b\n1,2\n", "text/csv", {"mapping": "nope"}, 400, "no CSV mapping"),
+        (b"{}", "application/fhir+json", {"encoding": "br"}, 415, "Content-Encoding"),
+    ],
+)
+def test_refusals_are_operation_outcomes(
+    api: dict[str, Any],
+    body: bytes,
+    content_type: str,
+    extra: dict[str, str],
+    status: int,
+    words: str,
+) -> None:
+    headers = {"Content-Encoding": extra["encoding"]} if "encoding" in extra else {}
+    path = f"/ingest?mapping={extra['mapping']}" if "mapping" in extra else "/ingest"
+    response = api["client"].post(
+        path,
+        content=body,
+        headers={"content-type": content_type, "x-api-key": api["keys"]["p1"], **headers},
+    )
+    assert response.status_code == status, response.text
+    assert words in response.json()["issue"][0]["diagnostics"]
+
+
+def test_credentials(api: dict[str, Any]) -> None:
+    client: httpx.Client = api["client"]
+    no_key = client.post(
+        "/ingest", content=ORU, headers={"content-type": "x-application/hl7-v2+er7"}
+    )
+    assert no_key.status_code == 401
+    bad_key = client.post(
+        "/ingest",
+        content=ORU,
+        headers={
+            "content-type": "x-application/hl7-v2+er7",
+            "x-api-key": "fik_0000000000000000_" + "a" * 43,
+        },
+    )
+    assert bad_key.status_code == 401
+    reader = _post(api, ORU.encode(), "x-application/hl7-v2+er7", partner="reader")
+    assert reader.status_code == 403
+    no_function_key = httpx.post(
+        f"{api['host'].base_url}/api/ingest",
+        content=ORU,
+        headers={"content-type": "x-application/hl7-v2+er7", "x-api-key": api["keys"]["p1"]},
+    )
+    assert no_function_key.status_code == 401
+
+
+def test_hl7_callers_get_acks(api: dict[str, Any]) -> None:
+    accepted = _post(
+        api,
+        ORU.replace("CTRL-77", "CTRL-81").encode(),
+        "x-application/hl7-v2+er7",
+        accept="x-application/hl7-v2+er7",
+    )
+    assert accepted.status_code == 202
+    segments = accepted.text.strip("\r").split("\r")
+    assert segments[0].startswith("MSH|^~\\&|EHR|HOSP|LAB|ACME|")
+    assert segments[1].startswith("MSA|AA|CTRL-81|ingestion ")
+    refused = _post(api, b"x" * 5000, "x-application/hl7-v2+er7", accept="x-application/hl7-v2+er7")
+    assert refused.status_code == 413
+    msa = refused.text.split("\r")[1].split("|")
+    assert msa[1] == "AR" and "ingest-drop" in msa[3]
+    assert refused.text.split("\r")[2].startswith("ERR|")
+
+
+def test_raw_payload_is_named_by_partner_date_and_content(api: dict[str, Any]) -> None:
+    import hashlib
+
+    body = ORU.replace("CTRL-77", "CTRL-82").encode()
+    _post(api, body, "x-application/hl7-v2+er7")
+    digest = hashlib.sha256(body).hexdigest()
+    names = [
+        b.name for b in api["clients"].container(Container.RAW).list_blobs(name_starts_with="p1/")
+    ]
+    assert any(n.endswith(f"/{digest}.hl7") for n in names)
