@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -145,6 +146,7 @@ def _describe(name: str, function: Any) -> FunctionSpec:
 def _check_trigger(trigger: Binding) -> None:
     """Reject a route or schedule the host could not serve, before anything starts."""
     from .config import HostConfigError
+    from .invoker import BindingExpressionError, resolve_settings
     from .routing import RouteError, compile_route
     from .timers import TimerSchedule
 
@@ -152,6 +154,6 @@ def _check_trigger(trigger: Binding) -> None:
         if trigger.type == "httpTrigger" and trigger.config.get("route"):
             compile_route(str(trigger.config["route"]))
         elif trigger.type == "timerTrigger":
-            TimerSchedule(str(trigger.config.get("schedule", "")))
-    except (RouteError, HostConfigError) as exc:
+            TimerSchedule(resolve_settings(str(trigger.config.get("schedule", "")), os.environ))
+    except (RouteError, HostConfigError, BindingExpressionError) as exc:
         raise CatalogError(str(exc)) from exc

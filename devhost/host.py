@@ -123,7 +123,9 @@ class LocalHost:
             if spec.trigger.type == "queueTrigger":
                 listener = QueueListener(spec, storage, options.queues, invoker, environ)
                 listeners.setdefault(listener.queue_name, []).append(listener)
-        timers = [TimerRunner(s, invoker) for s in self.specs if s.trigger.type == "timerTrigger"]
+        timers = [
+            TimerRunner(s, invoker, environ) for s in self.specs if s.trigger.type == "timerTrigger"
+        ]
         watchers = [
             BlobEventSource(
                 storage, container, queue, interval=cfg.blob_scan_interval, on_enqueue=wake

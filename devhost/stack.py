@@ -43,7 +43,7 @@ OPERATOR = Partner(id="local-operator", name="Local operator", roles=frozenset({
 def ensure_local_settings(root: Path) -> Path:
     """Copy local.settings.example.json to local.settings.json with new random keys.
 
-    An existing file is kept, and only empty keys in it are filled in.
+    An existing file is kept: only empty keys and settings it lacks are filled in.
     """
     target = root / "local.settings.json"
     source = target if target.exists() else root / "local.settings.example.json"
@@ -51,6 +51,11 @@ def ensure_local_settings(root: Path) -> Path:
     dev = doc.setdefault("DevHost", {})
     keys = dev.setdefault("FunctionKeys", {})
     changed = not target.exists()
+    example = json.loads((root / "local.settings.example.json").read_text(encoding="utf-8"))
+    values = doc.setdefault("Values", {})
+    for name, value in example.get("Values", {}).items():
+        if name not in values:  # settings added since this file was made
+            values[name], changed = value, True
     if not keys.get("default"):
         keys["default"], changed = secrets.token_urlsafe(32), True
     if not dev.get("MasterKey"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from azure.functions.timer import TimerRequest
@@ -17,7 +18,7 @@ from croniter import croniter
 
 from .catalog import FunctionSpec
 from .config import HostConfigError, parse_timespan
-from .invoker import Invoker
+from .invoker import Invoker, resolve_settings
 
 __all__ = ["TimerRunner", "TimerSchedule"]
 
@@ -56,9 +57,11 @@ class TimerSchedule:
 class TimerRunner:
     """Runs one timer-triggered function on its schedule."""
 
-    def __init__(self, spec: FunctionSpec, invoker: Invoker) -> None:
+    def __init__(self, spec: FunctionSpec, invoker: Invoker, environ: Mapping[str, str]) -> None:
         self.spec = spec
-        self.schedule = TimerSchedule(str(spec.trigger.config["schedule"]))
+        self.schedule = TimerSchedule(
+            resolve_settings(str(spec.trigger.config["schedule"]), environ)
+        )
         self._invoker = invoker
         self._stopping = asyncio.Event()
         self._running: asyncio.Task[None] | None = None

@@ -15,6 +15,7 @@ import json
 import logging
 import uuid
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,10 +44,18 @@ from .errors import (
 from .models import Receipt, Submission
 from .status import IngestionLog, StageReport
 
-__all__ = ["SubmissionService"]
+__all__ = ["SubmissionService", "SweepResult"]
 
 log = logging.getLogger(__name__)
 _EXTENSIONS = {PayloadFormat.HL7V2: "hl7", PayloadFormat.FHIR: "json", PayloadFormat.CSV: "csv"}
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did."""
+
+    resumed: int = 0
+    dropped: int = 0
 
 
 def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
@@ -158,21 +167,7 @@ class SubmissionService:
                 stage="received", outcome="stored", counts={"bytes": len(data)}, at=created
             ),
         )
-        envelope = Envelope(
-            correlation_id=ingestion_id,
-            partner=partner.id,
-            kind=EnvelopeKind.RAW_RECEIVED,
-            created=created,
-            blob=BlobRef(container=Container.RAW, name=blob_name),
-            traceparent=submission.traceparent,
-        )
-        try:
-            self._clients.queue_client(Queue.NORMALIZE).send_message(envelope.to_bytes())
-            self._claims.update_entity(
-                {"PartitionKey": partner.id, "RowKey": key, "stored": True}, mode=UpdateMode.MERGE
-            )
-        except AzureError as exc:
-            raise StorageUnavailableError(f"enqueueing failed: {type(exc).__name__}") from exc
+        self._enqueue(partner.id, key, ingestion_id, created, blob_name, submission.traceparent)
         log.info(
             "ingest: stored",
             extra={
@@ -237,6 +232,80 @@ class SubmissionService:
             raise StorageUnavailableError(
                 f"storing the payload failed: {type(exc).__name__}"
             ) from exc
+
+    def sweep(self, grace: timedelta) -> SweepResult:
+        """Finish submissions that stopped half-way (a crash between claim and enqueue).
+
+        A claim older than ``grace`` and not done is resumed when its payload is in
+        ``raw`` (status, envelope, done) and dropped when it is not: then nothing was
+        stored and the caller, who got no 202, sends again.
+
+        Raises:
+            StorageUnavailableError: storage failed; the next run tries again.
+        """
+        cutoff = datetime.now(UTC) - grace
+        result = SweepResult()
+        try:
+            stale = list(
+                self._claims.query_entities(
+                    "stored eq false and created lt @cutoff", parameters={"cutoff": cutoff}
+                )
+            )
+            for claim in stale:
+                blob = self._clients.container(Container.RAW).get_blob_client(claim["raw_blob"])
+                try:
+                    props = blob.get_blob_properties()
+                except ResourceNotFoundError:
+                    self._claims.delete_entity(claim["PartitionKey"], claim["RowKey"])
+                    result.dropped += 1
+                    continue
+                self._status.record(
+                    claim["PartitionKey"],
+                    claim["ingestion_id"],
+                    StageReport(
+                        stage="received",
+                        outcome="stored",
+                        counts={"bytes": props.size, "swept": 1},
+                        at=claim["created"],
+                    ),
+                )
+                self._enqueue(
+                    claim["PartitionKey"],
+                    claim["RowKey"],
+                    claim["ingestion_id"],
+                    claim["created"],
+                    claim["raw_blob"],
+                    None,
+                )
+                result.resumed += 1
+        except AzureError as exc:
+            raise StorageUnavailableError(f"sweeping failed: {type(exc).__name__}") from exc
+        return result
+
+    def _enqueue(
+        self,
+        partner: str,
+        key: str,
+        ingestion_id: str,
+        created: datetime,
+        blob_name: str,
+        traceparent: str | None,
+    ) -> None:
+        envelope = Envelope(
+            correlation_id=ingestion_id,
+            partner=partner,
+            kind=EnvelopeKind.RAW_RECEIVED,
+            created=created,
+            blob=BlobRef(container=Container.RAW, name=blob_name),
+            traceparent=traceparent,
+        )
+        try:
+            self._clients.queue_client(Queue.NORMALIZE).send_message(envelope.to_bytes())
+            self._claims.update_entity(
+                {"PartitionKey": partner, "RowKey": key, "stored": True}, mode=UpdateMode.MERGE
+            )
+        except AzureError as exc:
+            raise StorageUnavailableError(f"enqueueing failed: {type(exc).__name__}") from exc
 
     def status(self, partner: str, ingestion_id: str) -> dict[str, Any] | None:
         """The journey of one of the partner's ingestions, or None (also for another

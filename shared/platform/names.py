@@ -80,6 +80,7 @@ class Setting(StrEnum):
     HTTP_MAX_BYTES = "INTAKE_HTTP_MAX_BYTES"
     MAX_DECOMPRESSED_BYTES = "INTAKE_MAX_DECOMPRESSED_BYTES"
     DEDUP_WINDOW_HOURS = "INTAKE_DEDUP_WINDOW_HOURS"
+    SWEEP_SCHEDULE = "INTAKE_SWEEP_SCHEDULE"  # NCRONTAB for the raw-payload sweeper
 
 
 def poison_queue(queue: str) -> str:

@@ -226,3 +226,51 @@ def test_raw_payload_is_named_by_partner_date_and_content(api: dict[str, Any]) -
         b.name for b in api["clients"].container(Container.RAW).list_blobs(name_starts_with="p1/")
     ]
     assert any(n.endswith(f"/{digest}.hl7") for n in names)
+
+
+def test_the_sweeper_finishes_a_submission_that_stopped_half_way(api: dict[str, Any]) -> None:
+    """A crash after storing the payload but before enqueueing: the timer resumes it; a
+    claim whose payload never got stored is dropped (its caller got no 202)."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.intake.status import TableIngestionLog
+
+    clients: StorageClients = api["clients"]
+    claims = clients.table_client(Table.IDEMPOTENCY)
+    old = datetime.now(UTC) - timedelta(minutes=10)
+    stored_name = "p1/2026/03/01/crashed.hl7"
+    clients.container(Container.RAW).upload_blob(
+        stored_name, ORU.replace("CTRL-77", "CTRL-90").encode(), metadata={"format": "hl7v2"}
+    )
+    claims.create_entity(
+        {
+            "PartitionKey": "p1",
+            "RowKey": "sha-crashed",
+            "ingestion_id": "ing-crashed",
+            "created": old,
+            "raw_blob": stored_name,
+            "stored": False,
+        }
+    )
+    claims.create_entity(
+        {
+            "PartitionKey": "p1",
+            "RowKey": "sha-nothing",
+            "ingestion_id": "ing-nothing",
+            "created": old,
+            "raw_blob": "p1/2026/03/01/never.hl7",
+            "stored": False,
+        }
+    )
+    log = TableIngestionLog(clients.table_client(Table.INGESTIONS))
+    row = wait_for(
+        lambda: (r := log.get("p1", "ing-crashed")) and "normalize_status" in r and r,
+        timeout=60,
+        what="swept submission to be normalized",
+    )
+    assert row["received_swept"] == 1
+    assert row["normalize_status"] == "normalized"
+    assert claims.get_entity("p1", "sha-crashed")["stored"] is True
+    wait_for(
+        lambda: not list(claims.query_entities("RowKey eq 'sha-nothing'")), what="dropped claim"
+    )

@@ -103,7 +103,10 @@ def write_settings(path: Path, function_key: str, master_key: str) -> Path:
         json.dumps(
             {
                 "IsEncrypted": False,
-                "Values": {"FUNCTIONS_WORKER_RUNTIME": "python"},
+                "Values": {
+                    "FUNCTIONS_WORKER_RUNTIME": "python",
+                    "INTAKE_SWEEP_SCHEDULE": "*/2 * * * * *",
+                },
                 "DevHost": {"FunctionKeys": {"default": function_key}, "MasterKey": master_key},
             }
         )

@@ -1,0 +1,25 @@
+"""Timer: finish HTTP submissions that stopped between storing and enqueueing."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import azure.functions as func
+
+from shared.platform import Setting, wiring
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+log = logging.getLogger(__name__)
+GRACE = timedelta(minutes=2)  # longer than any submission takes from claim to enqueue
+
+
+@bp.timer_trigger(arg_name="timer", schedule=f"%{Setting.SWEEP_SCHEDULE.value}%")
+def sweep_submissions(timer: func.TimerRequest) -> None:
+    """Resume stalled submissions whose payload is stored; drop claims that stored nothing."""
+    result = wiring.submissions().sweep(GRACE)
+    if result.resumed or result.dropped:
+        log.info(
+            "sweep: done",
+            extra={"stage": "sweep", "resumed": result.resumed, "dropped": result.dropped},
+        )
