@@ -17,6 +17,7 @@ import binascii
 import contextlib
 import json
 import logging
+import os
 from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
@@ -34,7 +35,9 @@ from .storage import HostStorage
 __all__ = ["LEASE_SECONDS", "QueueListener"]
 
 log = logging.getLogger("devhost")
-LEASE_SECONDS = 60  # invisibility while a function runs; renewed at half-time
+# Invisibility while a function runs, renewed at half-time; after a crash the message
+# returns when it ends. DEVHOST_QUEUE_LEASE_SECONDS shortens it for crash tests.
+LEASE_SECONDS = int(os.environ.get("DEVHOST_QUEUE_LEASE_SECONDS", "60"))
 _FIRST_EMPTY_WAIT = 0.2
 
 

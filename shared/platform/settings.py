@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         ge=1024,
         validation_alias=AliasChoices(Setting.MAX_DECOMPRESSED_BYTES.value),
     )
+    drop_chunk_records: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        validation_alias=AliasChoices(Setting.DROP_CHUNK_RECORDS.value),
+    )
     dedup_window_hours: int = Field(
         default=24,
         ge=0,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import cache
 
+from shared.intake.drops import DropProcessor
 from shared.intake.status import TableIngestionLog
 from shared.intake.submissions import SubmissionService
 from shared.normalize.stage import NormalizeStage
@@ -21,6 +22,7 @@ from .settings import Settings, load_settings
 from .storage import StorageClients, build_storage_clients
 
 __all__ = [
+    "drop_processor",
     "health",
     "normalize_stage",
     "partners",
@@ -80,6 +82,18 @@ def submissions() -> SubmissionService:
     )
 
 
+@cache
+def drop_processor() -> DropProcessor:
+    """Batch files dropped into ingest-drop."""
+    clients = storage()
+    return DropProcessor(
+        clients,
+        TableIngestionLog(clients.table_client(Table.INGESTIONS)),
+        partners(),
+        chunk_records=settings().drop_chunk_records,
+    )
+
+
 def health() -> HealthReport:
     """Probe storage now (never cached: a health check must tell the present)."""
     return check_health(_probe_clients())
@@ -87,5 +101,13 @@ def health() -> HealthReport:
 
 def reset_caches() -> None:
     """Forget every cached object, so the next call reads settings afresh."""
-    for factory in (settings, storage, _probe_clients, partners, normalize_stage, submissions):
+    for factory in (
+        settings,
+        storage,
+        _probe_clients,
+        partners,
+        normalize_stage,
+        submissions,
+        drop_processor,
+    ):
         factory.cache_clear()

@@ -1,0 +1,182 @@
+"""Batch files dropped into ingest-drop, through the emulated Event Grid event, the
+blob-created queue trigger and the normalize stage, on the local host and Azurite."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared.platform.names import Container, Table
+from shared.platform.provision import provision_storage
+from shared.platform.storage import StorageClients
+from shared.security import Partner, TablePartnerDirectory
+from tests.e2e.conftest import APPS, clients_for, make_env
+from tests.support.hostproc import REPO, HostProcess, wait_for, write_settings
+
+pytestmark = pytest.mark.azurite
+
+
+def _host(tmp: Any, env: dict[str, str]) -> HostProcess:
+    return HostProcess(
+        root=REPO,
+        app="function_app:app",
+        env=env,
+        log_path=tmp / "host.log",
+        host_json=APPS / "host.json",
+        settings=write_settings(tmp / "s.json", "k", "m"),
+    )
+
+
+def _setup(azurite: str, **extra: str) -> tuple[dict[str, str], StorageClients]:
+    env = {**make_env(azurite), "DEVHOST_QUEUE_LEASE_SECONDS": "4", **extra}
+    clients = clients_for(env)
+    provision_storage(clients)
+    TablePartnerDirectory(clients.table_client(Table.PARTNERS)).upsert(Partner(id="p1", name="One"))
+    return env, clients
+
+
+def _patients(n: int, start: int = 0) -> bytes:
+    return "".join(
+        json.dumps({"resourceType": "Patient", "id": f"pat-{i}", "gender": "female"}) + "\n"
+        for i in range(start, start + n)
+    ).encode()
+
+
+def _report(clients: StorageClients, path: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(clients.container(Container.REPORTS).download_blob(path).readall())
+    except ResourceNotFoundError:
+        return None
+
+
+def _normalized_patients(clients: StorageClients) -> list[str]:
+    ids = []
+    container = clients.container(Container.NORMALIZED)
+    for blob in container.list_blobs(name_starts_with="p1/"):
+        bundle = json.loads(container.download_blob(blob.name).readall())
+        ids += [
+            e["resource"]["id"]
+            for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "Patient"
+        ]
+    return ids
+
+
+@pytest.fixture(scope="module")
+def running(
+    azurite: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[HostProcess, StorageClients]]:
+    env, clients = _setup(azurite, INTAKE_DROP_CHUNK_RECORDS="10")
+    host = _host(tmp_path_factory.mktemp("drops"), env).start()
+    yield host, clients
+    assert host.stop() == 0, host.logs()
+
+
+def test_gzip_ndjson_drop_is_split_normalized_and_reported(running) -> None:  # type: ignore[no-untyped-def]
+    _, clients = running
+    data = _patients(25) + b'{"resourceType": "Patient", "gender": "F"}\n'
+    clients.container(Container.INGEST_DROP).upload_blob(
+        "p1/batches/day1.ndjson.gz", gzip.compress(data)
+    )
+    report = wait_for(
+        lambda: _report(clients, "p1/batches/day1.ndjson.gz.report.json"), what="report"
+    )
+    assert (report["format"], report["records"], report["chunks"]) == ("fhir", 26, 3)
+    assert len(report["ingestions"]) == 3
+    tags = (
+        clients.container(Container.INGEST_DROP)
+        .get_blob_client("p1/batches/day1.ndjson.gz")
+        .get_blob_tags()
+    )
+    assert tags == {"intake": "processed"}
+    # every good record reaches the normalized store; the bad one is quarantined by normalize
+    wait_for(lambda: len(_normalized_patients(clients)) == 25, what="25 normalized patients")
+    held = [
+        b.name for b in clients.container(Container.QUARANTINE).list_blobs(name_starts_with="p1/")
+    ]
+    assert len(held) == 1
+
+
+def test_hl7_batch_and_csv_drops(running) -> None:  # type: ignore[no-untyped-def]
+    _, clients = running
+    msh = "MSH|^~\\&|A|B|C|D|20260101||ADT^A08|{n}|P|2.5.1\rPID|1||M{n}^^^H^MR||Doe^J{n}\r"
+    batch = (
+        "FHS|^~\\&\rBHS|^~\\&\r" + "".join(msh.format(n=i) for i in range(12)) + "BTS|12\rFTS|1\r"
+    )
+    drop = clients.container(Container.INGEST_DROP)
+    drop.upload_blob("p1/adt/batch.hl7", batch.encode())
+    report = wait_for(lambda: _report(clients, "p1/adt/batch.hl7.report.json"), what="hl7 report")
+    assert (report["format"], report["records"], report["chunks"]) == ("hl7v2", 12, 2)
+    csv_file = (REPO / "docs" / "samples" / "lab-results.csv").read_bytes()
+    drop.upload_blob("p1/labs/2026-03-01.csv", csv_file, metadata={"mapping": "lab-results"})
+    report = wait_for(
+        lambda: _report(clients, "p1/labs/2026-03-01.csv.report.json"), what="csv report"
+    )
+    assert (report["format"], report["records"], report["status"]) == ("csv", 4, "processed")
+    no_mapping = drop.upload_blob("p1/labs/unmapped.csv", csv_file)
+    report = wait_for(
+        lambda: _report(clients, "p1/labs/unmapped.csv.report.json"), what="rejection report"
+    )
+    assert report["status"] == "rejected" and "mapping" in json.dumps(report["rejected"])
+    assert no_mapping.get_blob_tags() == {"intake": "rejected"}
+
+
+def test_a_drop_outside_a_partner_folder_is_quarantined(running) -> None:  # type: ignore[no-untyped-def]
+    _, clients = running
+    clients.container(Container.INGEST_DROP).upload_blob("stranger/file.ndjson", _patients(1))
+
+    def held() -> dict[str, Any] | None:
+        try:
+            blob = clients.container(Container.QUARANTINE).download_blob(
+                "drops/stranger/file.ndjson.report.json"
+            )
+        except ResourceNotFoundError:
+            return None
+        return json.loads(blob.readall())
+
+    report = wait_for(held, what="quarantine report")
+    assert report["status"] == "rejected" and report["records"] == 0
+
+
+def test_killing_the_worker_mid_file_loses_nothing_and_duplicates_nothing(
+    azurite: str, tmp_path: Any
+) -> None:
+    env, clients = _setup(azurite, INTAKE_DROP_CHUNK_RECORDS="20")
+    host = _host(tmp_path, env).start()
+    clients.container(Container.INGEST_DROP).upload_blob("p1/big.ndjson", _patients(3000))
+    checkpoints = clients.table_client(Table.CHECKPOINTS)
+
+    def midway() -> bool:
+        rows = list(checkpoints.list_entities())
+        return bool(rows) and rows[0].get("chunks", 0) > 0 and not rows[0].get("done")
+
+    wait_for(midway, interval=0.05, what="a checkpoint mid-file")
+    host.process.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+    host.process.wait(10)  # type: ignore[union-attr]
+    killed_at = next(iter(checkpoints.list_entities()))["chunks"]
+    assert killed_at < 150
+    host.start()  # the event's message comes back when its lease ends; work resumes
+    try:
+        report = wait_for(
+            lambda: _report(clients, "p1/big.ndjson.report.json"),
+            timeout=120,
+            what="the report after restart",
+        )
+        assert report["records"] == 3000 and report["chunks"] == 150
+        assert report["resumed_from_chunk"] >= killed_at
+        chunks = list(clients.container(Container.RAW).list_blobs(name_starts_with="p1/drops/"))
+        assert len(chunks) == 150
+        ids = wait_for(
+            lambda: (found := _normalized_patients(clients)) and len(found) >= 3000 and found,
+            timeout=120,
+            what="all records normalized",
+        )
+        assert len(ids) == len(set(ids)) == 3000  # none lost, none twice
+    finally:
+        assert host.stop() == 0, host.logs()
