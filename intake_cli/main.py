@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import click
 
@@ -202,3 +203,155 @@ def convert(file: BinaryIO, fmt: str, mapping: str | None, partner: str, zone: s
             f"rejected {rejection.location}: {first.location}: {first.diagnostics}", err=True
         )
     click.echo(json.dumps(result.bundle, indent=2))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--url", help="API base URL [default: from .intake/dev.json].")
+@click.option("--key", help="Partner API key [default: from .intake/dev.json].")
+@click.option("--function-key", help="Function key [default: from .intake/dev.json].")
+@click.option("--format", "fmt", type=click.Choice(["hl7v2", "fhir", "ndjson", "csv"]))
+@click.option("--mapping", help="CSV mapping name.")
+@click.option("--partner", help="Partner id, for blob drops [default: from .intake/dev.json].")
+@click.option(
+    "--drop-over",
+    type=int,
+    default=8 * 1024 * 1024,
+    show_default=True,
+    help="Files larger than this many bytes go to the blob drop instead of HTTP.",
+)
+@settings_option
+def submit(
+    paths: tuple[Path, ...],
+    url: str | None,
+    key: str | None,
+    function_key: str | None,
+    fmt: str | None,
+    mapping: str | None,
+    partner: str | None,
+    drop_over: int,
+    settings: Path,
+) -> None:
+    """Send files (or every file in folders) and print what became of each.
+
+    Small files go to POST /ingest (the ingestion id is printed); large ones are uploaded
+    to ingest-drop/{partner}/ with the storage account from local settings, and the
+    drop's report appears in reports/{partner}/.
+    """
+    import httpx
+
+    from intake_cli.client import ApiTarget, content_type_for
+
+    target = ApiTarget.resolve(url, key, function_key, partner)
+    files = [
+        p
+        for path in paths
+        for p in ([path] if path.is_file() else sorted(path.rglob("*")))
+        if p.is_file()
+    ]
+    failures = 0
+    with (
+        httpx.Client(timeout=60) as client,
+        click.progressbar(files, label="Submitting", file=sys.stderr, show_pos=True) as bar,
+    ):
+        for path in bar:
+            if path.stat().st_size > drop_over:
+                click.echo(f"{path}\tdropped as {_drop(path, target, mapping, settings)}")
+                continue
+            headers = {**target.headers(), "Content-Type": content_type_for(path, fmt)}
+            if path.suffix == ".gz":
+                headers["Content-Encoding"] = "gzip"
+            params = {"mapping": mapping} if mapping else None
+            response = client.post(
+                f"{target.base_url}/ingest",
+                content=path.read_bytes(),
+                headers=headers,
+                params=params,
+            )
+            if response.status_code == 202:
+                click.echo(f"{path}\t{response.json()['id']}")
+            else:
+                failures += 1
+                reason = response.json().get("issue", [{}])[0].get("diagnostics", response.text)
+                click.echo(f"{path}\tREFUSED {response.status_code}: {reason}", err=True)
+    sys.exit(1 if failures else 0)
+
+
+def _drop(path: Path, target: Any, mapping: str | None, settings: Path) -> str:
+    """Upload a large file to the partner's drop folder; returns where it went."""
+    from devhost.config import apply_values, load_local_settings
+    from shared.platform import Container, wiring
+
+    if not target.partner_id:
+        raise click.UsageError("a blob drop needs --partner")
+    apply_values(load_local_settings(settings))
+    name = f"{target.partner_id}/{datetime.now(UTC):%Y/%m/%d}/{path.name}"
+    with path.open("rb") as data:
+        wiring.storage().container(Container.INGEST_DROP).upload_blob(
+            name,
+            data,
+            overwrite=True,
+            metadata={"mapping": mapping} if mapping else None,
+            max_concurrency=2,
+        )
+    return f"ingest-drop/{name}"
+
+
+@main.command()
+@click.argument("ingestion_id")
+@click.option("--url", help="API base URL [default: from .intake/dev.json].")
+@click.option("--key", help="Partner API key [default: from .intake/dev.json].")
+@click.option("--function-key", help="Function key [default: from .intake/dev.json].")
+def status(ingestion_id: str, url: str | None, key: str | None, function_key: str | None) -> None:
+    """Print an ingestion's journey."""
+    import json
+
+    import httpx
+
+    from intake_cli.client import ApiTarget
+
+    target = ApiTarget.resolve(url, key, function_key)
+    response = httpx.get(
+        f"{target.base_url}/ingest/{ingestion_id}", headers=target.headers(), timeout=30
+    )
+    click.echo(json.dumps(response.json(), indent=2))
+    sys.exit(0 if response.status_code == 200 else 1)
+
+
+@main.command()
+@click.argument(
+    "queue", type=click.Choice(["blob-created", "normalize", "consent-check", "notify", "deliver"])
+)
+@click.option("--limit", type=int, help="Move at most this many.")
+@settings_option
+def replay(queue: str, limit: int | None, settings: Path) -> None:
+    """Move messages from QUEUE-poison back to QUEUE after the cause is fixed."""
+    from devhost.config import apply_values, load_local_settings
+    from shared.intake.operations import replay_poison
+    from shared.platform import Queue, wiring
+    from shared.platform.errors import IntakeError
+
+    apply_values(load_local_settings(settings))
+    try:
+        moved = replay_poison(wiring.storage(), Queue(queue), limit)
+    except IntakeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{moved} message(s) moved from {queue}-poison to {queue}")
+
+
+@main.command()
+@click.argument("name")
+@settings_option
+def reprocess(name: str, settings: Path) -> None:
+    """Process the dropped file NAME (partner/path in ingest-drop) again."""
+    from devhost.config import apply_values, load_local_settings
+    from shared.intake.operations import reprocess_drop
+    from shared.platform import wiring
+    from shared.platform.errors import IntakeError
+
+    apply_values(load_local_settings(settings))
+    try:
+        event = reprocess_drop(wiring.storage(), name)
+    except (IntakeError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"announced {name} again (event {event})")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -274,3 +275,80 @@ def test_the_sweeper_finishes_a_submission_that_stopped_half_way(api: dict[str, 
     wait_for(
         lambda: not list(claims.query_entities("RowKey eq 'sha-nothing'")), what="dropped claim"
     )
+
+
+def _cli(api: dict[str, Any], *args: str) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    host: HostProcess = api["host"]
+    env = {**os.environ, **host.env}
+    return subprocess.run(
+        [sys.executable, "-c", "from intake_cli.main import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=host.log_path.parent,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_submit_and_status(api: dict[str, Any], tmp_path: Any) -> None:
+    folder = tmp_path / "outbox"
+    folder.mkdir()
+    (folder / "a.hl7").write_text(ORU.replace("CTRL-77", "CTRL-91"))
+    (folder / "b.hl7").write_text(ORU.replace("CTRL-77", "CTRL-92"))
+    (folder / "big.ndjson").write_bytes(b'{"resourceType": "Patient", "gender": "male"}\n' * 200)
+    url = f"{api['host'].base_url}/api"
+    auth = ["--url", url, "--key", api["keys"]["p1"], "--function-key", FUNCTION_KEY]
+    done = _cli(api, "submit", str(folder), *auth, "--partner", "p1", "--drop-over", "4000")
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split("\t") for line in done.stdout.strip().splitlines())
+    assert lines[str(folder / "big.ndjson")].startswith("dropped as ingest-drop/p1/")
+    ingestion = lines[str(folder / "a.hl7")]
+    shown = _cli(api, "status", ingestion, *auth)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["id"] == ingestion
+    clients: StorageClients = api["clients"]
+    wait_for(
+        lambda: list(clients.container(Container.REPORTS).list_blobs(name_starts_with="p1/")),
+        what="the dropped file's report",
+    )
+
+
+def test_cli_replay_moves_poison_back_with_bodies_unchanged(api: dict[str, Any]) -> None:
+    clients: StorageClients = api["clients"]
+    poison = clients.queue_client("deliver-poison")
+    poison.send_message(b"first")
+    poison.send_message(b"second")
+    done = _cli(api, "replay", "deliver")
+    assert done.returncode == 0, done.stderr
+    assert "2 message(s) moved" in done.stdout
+    moved = sorted(
+        m.content for m in clients.queue_client("deliver").receive_messages(max_messages=10)
+    )
+    assert moved == [b"first", b"second"]
+
+
+def test_cli_reprocess_runs_a_drop_again(api: dict[str, Any]) -> None:
+    clients: StorageClients = api["clients"]
+    clients.container(Container.INGEST_DROP).upload_blob(
+        "p1/again.ndjson", b'{"resourceType": "Patient"}\n'
+    )
+    path = "p1/again.ndjson.report.json"
+
+    def report() -> dict[str, Any] | None:
+        try:
+            return json.loads(clients.container(Container.REPORTS).download_blob(path).readall())
+        except Exception:
+            return None
+
+    first = wait_for(report, what="first report")
+    done = _cli(api, "reprocess", "p1/again.ndjson")
+    assert done.returncode == 0, done.stderr
+    second = wait_for(
+        lambda: (r := report()) and r["ingestions"] != first["ingestions"] and r,
+        what="a second run",
+    )
+    assert second["records"] == 1
