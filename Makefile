@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint bench-convert clean
+.PHONY: setup run test lint bench-convert bench-batch clean
 
 setup: $(STAMP) node_modules/.bin/azurite local.settings.json
 
@@ -37,6 +37,9 @@ test: setup lint
 
 bench-convert: setup
 	$(BIN)/python -m bench.bench_convert --json bench/convert.json
+
+bench-batch: setup
+	$(BIN)/python -m bench.bench_batch --size-mb 1024 --json bench/batch.json
 
 clean:
 	rm -rf $(VENV) node_modules .azurite .intake .pytest_cache .mypy_cache .ruff_cache

@@ -396,25 +396,28 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 def _records(
     fmt: PayloadFormat, stream: Iterator[bytes], report: DropReport
 ) -> Iterator[tuple[bytes, int]]:
-    """(record bytes, line number) for each record; CSV yields its header first."""
+    """(record bytes, line number) for each record; CSV yields its header first. Text
+    that is not UTF-8 costs only the record it is in, which the report names."""
     text = io.TextIOWrapper(
         io.BufferedReader(_ChunkStream(stream), 1024 * 1024),
         encoding="utf-8-sig",
-        errors="strict",
+        errors="surrogateescape",
         newline="",
     )
-    try:
-        if fmt is PayloadFormat.FHIR:
-            yield from _json_records(text, report)
-        elif fmt is PayloadFormat.HL7V2:
-            yield from _hl7_records(text)
-        else:
-            yield from _csv_records(text)
-    except UnicodeDecodeError as exc:
-        report.rejected.append(_issue("file", f"not UTF-8 (byte {exc.start} of a block)"))
+    if fmt is PayloadFormat.FHIR:
+        records = _json_records(text, report)
+    elif fmt is PayloadFormat.HL7V2:
+        records = _hl7_records(text)
+    else:
+        records = _csv_records(text)
+    for record, line in records:
+        try:
+            yield record.encode("utf-8"), line
+        except UnicodeEncodeError:
+            report.rejected.append(_issue(f"line {line}", "not UTF-8: the record is left out"))
 
 
-def _json_records(text: io.TextIOWrapper, report: DropReport) -> Iterator[tuple[bytes, int]]:
+def _json_records(text: io.TextIOWrapper, report: DropReport) -> Iterator[tuple[str, int]]:
     """NDJSON (the first line is a whole JSON value) line by line; else one document."""
     first, start = "", 0
     for start, line in enumerate(text, start=1):  # noqa: B007 - start is used after the loop
@@ -424,10 +427,10 @@ def _json_records(text: io.TextIOWrapper, report: DropReport) -> Iterator[tuple[
     if not first:
         return
     if _is_json(first):
-        yield (first.rstrip("\r\n") + "\n").encode(), start
+        yield first.rstrip("\r\n") + "\n", start
         for number, line in enumerate(text, start=start + 1):
             if line.strip():
-                yield (line.rstrip("\r\n") + "\n").encode(), number
+                yield line.rstrip("\r\n") + "\n", number
         return
     body = first + text.read(MAX_BUNDLE_BYTES + 1)
     if len(body) > MAX_BUNDLE_BYTES:
@@ -438,7 +441,7 @@ def _json_records(text: io.TextIOWrapper, report: DropReport) -> Iterator[tuple[
         )
         return
     # one document on one line, so the chunk is one NDJSON record
-    yield (json.dumps(json.loads(body)) + "\n").encode() if _is_json(body) else body.encode(), start
+    yield (json.dumps(json.loads(body)) + "\n") if _is_json(body) else body, start
 
 
 def _is_json(text: str) -> bool:
@@ -449,7 +452,7 @@ def _is_json(text: str) -> bool:
     return True
 
 
-def _hl7_records(text: io.TextIOWrapper) -> Iterator[tuple[bytes, int]]:
+def _hl7_records(text: io.TextIOWrapper) -> Iterator[tuple[str, int]]:
     message: list[str] = []
     start = 0
     for number, raw in enumerate(text, start=1):
@@ -457,20 +460,20 @@ def _hl7_records(text: io.TextIOWrapper) -> Iterator[tuple[bytes, int]]:
             if not line.strip() or line[:3] in {"FHS", "BHS", "BTS", "FTS"}:
                 continue
             if line.startswith("MSH") and message:
-                yield ("\r".join(message) + "\r").encode(), start
+                yield "\r".join(message) + "\r", start
                 message = []
             if not message:
                 start = number
             message.append(line)
     if message:
-        yield ("\r".join(message) + "\r").encode(), start
+        yield "\r".join(message) + "\r", start
 
 
-def _csv_records(text: io.TextIOWrapper) -> Iterator[tuple[bytes, int]]:
+def _csv_records(text: io.TextIOWrapper) -> Iterator[tuple[str, int]]:
     reader = csv.reader(text)
     for number, row in enumerate(reader, start=1):
         if not any(cell.strip() for cell in row):
             continue
         out = io.StringIO()
         csv.writer(out, lineterminator="\n").writerow(row)
-        yield out.getvalue().encode(), number
+        yield out.getvalue(), number
