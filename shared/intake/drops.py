@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import logging
 import re
@@ -270,7 +271,8 @@ class DropProcessor:
                     )
                 )
                 return
-        groups = _records(fmt, stream, report)
+        ndjson = event.name.lower().removesuffix(".gz").endswith((".ndjson", ".jsonl"))
+        groups = _records(fmt, stream, report, ndjson=ndjson)
         number = 0
         for number, (payload, count) in enumerate(self._chunked(fmt, groups), start=1):
             report.records += count
@@ -394,7 +396,7 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _records(
-    fmt: PayloadFormat, stream: Iterator[bytes], report: DropReport
+    fmt: PayloadFormat, stream: Iterator[bytes], report: DropReport, *, ndjson: bool = False
 ) -> Iterator[tuple[bytes, int]]:
     """(record bytes, line number) for each record; CSV yields its header first. Text
     that is not UTF-8 costs only the record it is in, which the report names."""
@@ -405,7 +407,7 @@ def _records(
         newline="",
     )
     if fmt is PayloadFormat.FHIR:
-        records = _json_records(text, report)
+        records = _json_records(text, report, ndjson)
     elif fmt is PayloadFormat.HL7V2:
         records = _hl7_records(text)
     else:
@@ -417,8 +419,11 @@ def _records(
             report.rejected.append(_issue(f"line {line}", "not UTF-8: the record is left out"))
 
 
-def _json_records(text: io.TextIOWrapper, report: DropReport) -> Iterator[tuple[str, int]]:
-    """NDJSON (the first line is a whole JSON value) line by line; else one document."""
+def _json_records(
+    text: io.TextIOWrapper, report: DropReport, ndjson: bool
+) -> Iterator[tuple[str, int]]:
+    """NDJSON (by name, or when the first line is a whole JSON value) line by line, a
+    line that is not JSON reported by its number; else one JSON document."""
     first, start = "", 0
     for start, line in enumerate(text, start=1):  # noqa: B007 - start is used after the loop
         if line.strip():
@@ -426,11 +431,16 @@ def _json_records(text: io.TextIOWrapper, report: DropReport) -> Iterator[tuple[
             break
     if not first:
         return
-    if _is_json(first):
-        yield first.rstrip("\r\n") + "\n", start
-        for number, line in enumerate(text, start=start + 1):
-            if line.strip():
+    if ndjson or _is_json(first):
+        for number, line in itertools.chain([(start, first)], enumerate(text, start=start + 1)):
+            if not line.strip():
+                continue
+            if _is_json(line):
                 yield line.rstrip("\r\n") + "\n", number
+            else:
+                report.rejected.append(
+                    _issue(f"line {number}", "not valid JSON; the line is left out")
+                )
         return
     body = first + text.read(MAX_BUNDLE_BYTES + 1)
     if len(body) > MAX_BUNDLE_BYTES:

@@ -80,7 +80,7 @@ def running(
 
 def test_gzip_ndjson_drop_is_split_normalized_and_reported(running) -> None:  # type: ignore[no-untyped-def]
     _, clients = running
-    data = _patients(25) + b'{"resourceType": "Patient", "gender": "F"}\n'
+    data = _patients(25) + b'{"resourceType": "Patient", "gender": "F"}\n{"broken": \n'
     clients.container(Container.INGEST_DROP).upload_blob(
         "p1/batches/day1.ndjson.gz", gzip.compress(data)
     )
@@ -88,13 +88,16 @@ def test_gzip_ndjson_drop_is_split_normalized_and_reported(running) -> None:  # 
         lambda: _report(clients, "p1/batches/day1.ndjson.gz.report.json"), what="report"
     )
     assert (report["format"], report["records"], report["chunks"]) == ("fhir", 26, 3)
+    # the line that is not JSON is in the report by its number; the rest went on
+    assert report["status"] == "partial"
+    assert [r["location"] for r in report["rejected"]] == ["line 27"]
     assert len(report["ingestions"]) == 3
     tags = (
         clients.container(Container.INGEST_DROP)
         .get_blob_client("p1/batches/day1.ndjson.gz")
         .get_blob_tags()
     )
-    assert tags == {"intake": "processed"}
+    assert tags == {"intake": "partial"}
     # every good record reaches the normalized store; the bad one is quarantined by normalize
     wait_for(lambda: len(_normalized_patients(clients)) == 25, what="25 normalized patients")
     held = [
@@ -180,3 +183,25 @@ def test_killing_the_worker_mid_file_loses_nothing_and_duplicates_nothing(
         assert len(ids) == len(set(ids)) == 3000  # none lost, none twice
     finally:
         assert host.stop() == 0, host.logs()
+
+
+def test_a_bundle_document_drop(running) -> None:  # type: ignore[no-untyped-def]
+    _, clients = running
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:11111111-1111-4111-8111-111111111111",
+                "resource": {"resourceType": "Patient", "id": "bundled", "gender": "other"},
+                "request": {"method": "POST", "url": "Patient"},
+            }
+        ],
+    }
+    clients.container(Container.INGEST_DROP).upload_blob(
+        "p1/docs/bundle.json", json.dumps(bundle, indent=2).encode()
+    )
+    report = wait_for(
+        lambda: _report(clients, "p1/docs/bundle.json.report.json"), what="bundle report"
+    )
+    assert (report["format"], report["records"], report["status"]) == ("fhir", 1, "processed")

@@ -352,3 +352,29 @@ def test_cli_reprocess_runs_a_drop_again(api: dict[str, Any]) -> None:
         what="a second run",
     )
     assert second["records"] == 1
+
+
+def test_ndjson_and_csv_over_http(api: dict[str, Any]) -> None:
+    lines = b'{"resourceType": "Patient", "id": "h1", "gender": "female"}\n' * 2
+    assert _post(api, lines, "application/x-ndjson").status_code == 202
+    sample = (REPO / "docs" / "samples" / "rpm-vitals.csv").read_bytes()
+    response = api["client"].post(
+        "/ingest?mapping=rpm-vitals",
+        content=sample,
+        headers={"content-type": "text/csv", "x-api-key": api["keys"]["p1"]},
+    )
+    assert response.status_code == 202
+    ingestion = response.json()["id"]
+    journey = wait_for(
+        lambda: (
+            (
+                j := api["client"]
+                .get(f"/ingest/{ingestion}", headers={"x-api-key": api["keys"]["p1"]})
+                .json()
+            )
+            and len(j["stages"]) > 1
+            and j
+        ),
+        what="csv normalized",
+    )
+    assert journey["stages"][1]["status"] == "normalized"

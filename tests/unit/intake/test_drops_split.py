@@ -56,11 +56,12 @@ def test_gzip_is_inflated_block_by_block() -> None:
     assert b"".join(_inflate(iter(_blocks(gzip.compress(data), 64)))) == data
 
 
-def test_bad_utf8_is_reported_not_raised() -> None:
-    records, report = _split(PayloadFormat.FHIR, b'{"a": 1}\n\xff\xfe\n')
+def test_bad_lines_are_reported_by_number_not_raised() -> None:
+    records, report = _split(PayloadFormat.FHIR, b'{"a": 1}\n{"b": "\xff\xfe"}\nnot json\n')
     assert records == [b'{"a": 1}\n']
-    assert "not UTF-8" in json.dumps(report.rejected)
-    assert report.rejected[0]["location"] == "line 2"
+    assert [
+        (r["location"], r["outcome"]["issue"][0]["diagnostics"][:10]) for r in report.rejected
+    ] == [("line 2", "not UTF-8:"), ("line 3", "not valid ")]
 
 
 def test_event_grid_events_are_read() -> None:
