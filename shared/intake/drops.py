@@ -35,7 +35,7 @@ from shared.normalize.csv_mapping import load_mapping
 from shared.normalize.errors import NormalizationError
 from shared.normalize.ids import NAMESPACE
 from shared.normalize.models import PayloadFormat
-from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
+from shared.platform.envelope import Envelope
 from shared.platform.errors import IntakeError, StorageUnavailableError
 from shared.platform.names import Container, Queue, Table
 from shared.platform.storage import StorageClients
@@ -344,13 +344,7 @@ class DropProcessor:
                 at=now,
             ),
         )
-        envelope = Envelope(
-            correlation_id=ingestion,
-            partner=partner,
-            kind=EnvelopeKind.RAW_RECEIVED,
-            created=now,
-            blob=BlobRef(container=Container.RAW, name=name),
-        )
+        envelope = Envelope.raw_received(ingestion, partner, name, now)
         self._clients.queue_client(Queue.NORMALIZE).send_message(envelope.to_bytes())
         self._checkpoints.upsert_entity(
             {"PartitionKey": partner, "RowKey": drop_id, "chunks": number, "done": False},

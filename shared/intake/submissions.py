@@ -28,7 +28,7 @@ from shared.normalize.csv_mapping import load_mapping
 from shared.normalize.errors import NormalizationError
 from shared.normalize.models import PayloadFormat
 from shared.normalize.service import CONTENT_TYPES
-from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
+from shared.platform.envelope import Envelope
 from shared.platform.errors import StorageUnavailableError
 from shared.platform.names import Container, Queue, Table
 from shared.platform.storage import StorageClients
@@ -291,14 +291,7 @@ class SubmissionService:
         blob_name: str,
         traceparent: str | None,
     ) -> None:
-        envelope = Envelope(
-            correlation_id=ingestion_id,
-            partner=partner,
-            kind=EnvelopeKind.RAW_RECEIVED,
-            created=created,
-            blob=BlobRef(container=Container.RAW, name=blob_name),
-            traceparent=traceparent,
-        )
+        envelope = Envelope.raw_received(ingestion_id, partner, blob_name, created, traceparent)
         try:
             self._clients.queue_client(Queue.NORMALIZE).send_message(envelope.to_bytes())
             self._claims.update_entity(

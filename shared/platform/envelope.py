@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import EnvelopeError
+from .names import Container
 
 __all__ = ["ENVELOPE_VERSION", "BlobRef", "Envelope", "EnvelopeKind"]
 
@@ -60,6 +61,25 @@ class Envelope(BaseModel):
     created: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
     attempt: int = Field(default=0, ge=0)
     traceparent: str | None = Field(default=None, max_length=55)
+
+    @classmethod
+    def raw_received(
+        cls,
+        ingestion_id: str,
+        partner: str,
+        raw_blob: str,
+        created: datetime,
+        traceparent: str | None = None,
+    ) -> Envelope:
+        """The envelope that sends a stored payload in ``raw`` to normalization."""
+        return cls(
+            correlation_id=ingestion_id,
+            partner=partner,
+            kind=EnvelopeKind.RAW_RECEIVED,
+            created=created,
+            blob=BlobRef(container=Container.RAW, name=raw_blob),
+            traceparent=traceparent,
+        )
 
     def to_bytes(self) -> bytes:
         """Serialize for a queue message body (JSON, UTF-8)."""
