@@ -378,3 +378,12 @@ def test_ndjson_and_csv_over_http(api: dict[str, Any]) -> None:
         what="csv normalized",
     )
     assert journey["stages"][1]["status"] == "normalized"
+
+
+def test_no_patient_data_in_the_host_log(api: dict[str, Any]) -> None:
+    """After every test above pushed patients through ingest, normalize and drops (last in
+    this module on purpose), the log holds ids and counts, never their data."""
+    logs = api["host"].logs()
+    assert "Executed 'Functions.normalize'" in logs  # the stages did run and log
+    for value in ("Doe", "Jane", "MRN77", "19700101", "1970-01-01", "8867-4"):
+        assert value not in logs, value

@@ -12,6 +12,8 @@ from ..message import Segment
 
 __all__ = ["location", "organization", "organization_named", "practitioner"]
 
+_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
+
 
 def _scope(system: str | None, partner: str) -> str:
     return "" if is_global_system(system) else partner
@@ -120,25 +122,10 @@ def location(
     description = seg.get(n, 9)
     if description:
         resource["description"] = description
-    if parts[2]:
+    kind = ("bd", "Bed") if parts[2] else ("ro", "Room") if parts[1] else None
+    if kind:
         resource["physicalType"] = {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/location-physical-type",
-                    "code": "bd",
-                    "display": "Bed",
-                }
-            ]
-        }
-    elif parts[1]:
-        resource["physicalType"] = {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/location-physical-type",
-                    "code": "ro",
-                    "display": "Room",
-                }
-            ]
+            "coding": [{"system": _PHYSICAL_TYPE, "code": kind[0], "display": kind[1]}]
         }
     if facility:
         org = organization_named(facility, None, None, ctx, out)
