@@ -36,7 +36,7 @@ def _logging(verbose: bool) -> None:
         datefmt="%Y-%m-%dT%H:%M:%S",
         stream=sys.stderr,
     )
-    for noisy in ("azure", "aiohttp.access", "urllib3"):
+    for noisy in ("azure", "aiohttp.access", "urllib3", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
