@@ -143,11 +143,9 @@ class SubmissionService:
         )
         if claim.get("stored"):
             return Receipt(claim["ingestion_id"], claim["created"], True, claim["raw_blob"])
-        ingestion_id, created, blob_name = (
-            claim["ingestion_id"],
-            claim["created"],
-            claim["raw_blob"],
-        )
+        # Resuming a claim: same id; the payload is the one in hand (with an
+        # Idempotency-Key the resend may differ from an attempt that never stored).
+        ingestion_id, created = claim["ingestion_id"], claim["created"]
         self._store(
             blob_name,
             data,
@@ -295,7 +293,8 @@ class SubmissionService:
         try:
             self._clients.queue_client(Queue.NORMALIZE).send_message(envelope.to_bytes())
             self._claims.update_entity(
-                {"PartitionKey": partner, "RowKey": key, "stored": True}, mode=UpdateMode.MERGE
+                {"PartitionKey": partner, "RowKey": key, "stored": True, "raw_blob": blob_name},
+                mode=UpdateMode.MERGE,
             )
         except AzureError as exc:
             raise StorageUnavailableError(f"enqueueing failed: {type(exc).__name__}") from exc
