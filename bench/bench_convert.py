@@ -23,6 +23,7 @@ from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 
+from shared.normalize import json_codec
 from shared.normalize.context import ConversionContext
 from shared.normalize.service import convert_payload
 
@@ -35,7 +36,7 @@ def _ours(messages: list[bytes], ctx: ConversionContext) -> int:
     resources = 0
     for data in messages:
         bundle = convert_payload(data, ctx).bundle
-        json.dumps(bundle)
+        json_codec.dumps(bundle)
         resources += len(bundle["entry"])
     return resources
 

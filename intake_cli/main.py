@@ -181,7 +181,7 @@ def convert(file: BinaryIO, fmt: str, mapping: str | None, partner: str, zone: s
     import json
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from shared.normalize import NormalizationError
+    from shared.normalize import NormalizationError, json_codec
     from shared.normalize.context import ConversionContext
     from shared.normalize.models import PayloadFormat
     from shared.normalize.service import convert_payload
@@ -202,7 +202,7 @@ def convert(file: BinaryIO, fmt: str, mapping: str | None, partner: str, zone: s
         click.echo(
             f"rejected {rejection.location}: {first.location}: {first.diagnostics}", err=True
         )
-    click.echo(json.dumps(result.bundle, indent=2))
+    click.echo(json_codec.dumps(result.bundle, indent=2))
 
 
 @main.command()

@@ -31,6 +31,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.storage.blob import BlobClient, ContentSettings
 
+from shared.normalize import json_codec
 from shared.normalize.csv_mapping import load_mapping
 from shared.normalize.errors import NormalizationError
 from shared.normalize.ids import NAMESPACE
@@ -445,7 +446,7 @@ def _json_records(
         )
         return
     # one document on one line, so the chunk is one NDJSON record
-    yield (json.dumps(json.loads(body)) + "\n") if _is_json(body) else body, start
+    yield (json_codec.dumps(json_codec.loads(body)) + "\n") if _is_json(body) else body, start
 
 
 def _is_json(text: str) -> bool:

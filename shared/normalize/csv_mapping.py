@@ -178,16 +178,15 @@ def load_mapping(name: str, extra_dir: Path | None = None) -> CsvMapping:
     raise NormalizationError.at("mapping", f"no CSV mapping named {name!r}", IssueCode.VALUE)
 
 
-def _decimal(text: str) -> int | float | None:
+def _decimal(text: str) -> int | Decimal | None:
+    """A cell as a FHIR decimal with its digits kept, or an integer; None if not a number."""
     try:
         number = Decimal(text)
     except InvalidOperation:
         return None
     if not number.is_finite():
         return None
-    return (
-        int(number) if number == number.to_integral_value() and "." not in text else float(number)
-    )
+    return int(number) if number == number.to_integral_value() and "." not in text else number
 
 
 class _RowError(Exception):
@@ -212,7 +211,7 @@ def _time(mapping: CsvMapping, text: str, ctx: ConversionContext) -> str:
     return moment.isoformat()
 
 
-def _quantity(value: int | float, unit: Unit | None, row: dict[str, str]) -> dict[str, Any]:
+def _quantity(value: int | Decimal, unit: Unit | None, row: dict[str, str]) -> dict[str, Any]:
     quantity: dict[str, Any] = {"value": value}
     if unit is None:
         return quantity

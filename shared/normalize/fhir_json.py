@@ -16,13 +16,13 @@ entries, each reported with its JSON path.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from . import json_codec
 from .context import BundleBuilder, ConversionContext
 from .errors import Issue, IssueCode, NormalizationError
 from .fhir_rules import REQUIRED_BINDINGS, canonical_system
@@ -50,8 +50,8 @@ def _records(data: bytes) -> tuple[list[tuple[str, Any]], str]:
     if not text.strip():
         raise NormalizationError.at(None, "the payload is empty", IssueCode.REQUIRED)
     try:
-        return [("$", json.loads(text))], "json"
-    except json.JSONDecodeError as exc:
+        return [("$", json_codec.loads(text))], "json"
+    except json_codec.JSONDecodeError as exc:
         if exc.msg != "Extra data":
             raise NormalizationError.at(
                 f"line {exc.lineno}, column {exc.colno}", f"not valid JSON: {exc.msg}"
@@ -63,8 +63,8 @@ def _records(data: bytes) -> tuple[list[tuple[str, Any]], str]:
         if not line.strip():
             continue
         try:
-            records.append((f"line {number}", json.loads(line)))
-        except json.JSONDecodeError as exc:
+            records.append((f"line {number}", json_codec.loads(line)))
+        except json_codec.JSONDecodeError as exc:
             records.append((f"line {number}", _BadJson(exc.msg, exc.colno)))
         except RecursionError:
             records.append((f"line {number}", _BadJson("nested too deeply", 1)))
@@ -186,7 +186,7 @@ def _our_id(resource: dict[str, Any], ctx: ConversionContext) -> str:
                 return resource_id(kind, "", system, value)
     if resource.get("id"):
         return resource_id(kind, ctx.partner, "id", resource["id"])
-    content = json.dumps(resource, sort_keys=True, separators=(",", ":")).encode()
+    content = json_codec.dumps(resource, sort_keys=True).encode()
     return resource_id(kind, ctx.partner, "content", hashlib.sha256(content).hexdigest())
 
 

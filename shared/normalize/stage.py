@@ -21,6 +21,7 @@ from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.security.models import Partner
 
+from . import json_codec
 from .context import ConversionContext
 from .errors import IssueCode, NormalizationError
 from .models import Conversion, PayloadFormat
@@ -149,7 +150,7 @@ class NormalizeStage:
         ref = self._payloads.write(
             Container.NORMALIZED,
             f"{prefix}.json",
-            json.dumps(conversion.bundle).encode(),
+            json_codec.dumps(conversion.bundle).encode(),
             "application/fhir+json",
             metadata={"message_type": conversion.message_type[:200]},
         )

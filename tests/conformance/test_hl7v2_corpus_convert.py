@@ -10,7 +10,6 @@ Skipped, with the reason, where ../shared/corpus is absent.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
+from shared.normalize import json_codec
 from shared.normalize.context import ConversionContext
 from shared.normalize.hl7v2.converter import convert_hl7v2
 from tests.conftest import CORPUS
@@ -89,7 +89,7 @@ def test_converts_to_a_valid_r4_transaction(
     targets = {t["reference"] for t in provenance[0]["target"]}
     assert targets == {f"{t}/{i}" for t, i in ids if t != "Provenance"}
     # Every reference points at a resource in the bundle.
-    text = json.dumps(bundle)
+    text = json_codec.dumps(bundle)
     for kind, rid in ids:
         assert text.count(f'"{kind}/{rid}"') >= 1
 
@@ -158,7 +158,8 @@ def _differences(name: str, ours: dict[str, Any], theirs: dict[str, Any]) -> lis
 def test_means_what_the_reference_output_means(
     path: Path, converted: dict[str, dict[str, Any]]
 ) -> None:
-    theirs = json.loads(EXPECTED[path.stem].read_text(encoding="utf-8-sig"))
+    # decimals as Decimal on both sides: compared by value, not by binary float
+    theirs = json_codec.loads(EXPECTED[path.stem].read_text(encoding="utf-8-sig"))
     found = _differences(path.stem, converted[path.stem], theirs)
     unexplained = [d for d in found if (path.stem, d) not in ALLOWED]
     assert not unexplained, f"{path.stem}: {unexplained}"

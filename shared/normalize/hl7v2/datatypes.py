@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -278,13 +279,14 @@ def contact_point(seg: Segment, n: int, rep: int = 1) -> dict[str, Any] | None:
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 
 
-def quantity_value(text: str | None) -> float | int | None:
-    """An NM value as a JSON number (keeps integers integral), or None when not numeric."""
+def quantity_value(text: str | None) -> Decimal | int | None:
+    """An NM value as a FHIR decimal with the digits sent (``5.10`` stays ``5.10``), an
+    integer when it has no fraction, or None when it is not a number."""
     if not text:
         return None
     text = text.strip()
     if not _NUMBER.match(text):
         return None
     if "." in text:
-        return float(text)
+        return Decimal(text if text[0].isdigit() or text[0] in "+-" else f"0{text}")
     return int(text)

@@ -203,3 +203,16 @@ def test_any_json_ends_in_a_bundle_or_an_operation_outcome(value: Any) -> None:
         assert exc.to_operation_outcome()["issue"]
     else:
         assert result.bundle["type"] == "transaction"
+
+
+def test_partner_decimals_keep_their_digits() -> None:
+    from shared.normalize import json_codec
+
+    obs = {
+        **OBSERVATION,
+        "subject": {"reference": "Patient/p"},
+        "valueQuantity": {"value": 5.10, "unit": "mmol/L"},
+    }
+    text = json.dumps(obs).replace('"value": 5.1', '"value": 5.10')
+    out = json_codec.dumps(convert_fhir_json(text.encode(), CTX).bundle)
+    assert '"value": 5.10' in out

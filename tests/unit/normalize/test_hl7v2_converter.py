@@ -194,3 +194,17 @@ def test_a_latin1_batch_keeps_its_characters_and_fails_message_by_message() -> N
     assert families == ["Müller", "Müller"]
     assert [r.location for r in result.rejected] == ["message 2"]
     assert result.records == 3
+
+
+def test_decimals_keep_their_digits_through_to_json() -> None:
+    """FHIR: the precision of a decimal is significant; 5.10 must not become 5.1."""
+    from shared.normalize import json_codec
+
+    message = (
+        "MSH|^~\\&|A|B|C|D|20260101||ORU^R01|1|P|2.5.1\rPID|1||1^^^H^MR\r"
+        "OBX|1|NM|2345-7^Glucose^LN||5.10|mmol/L^^UCUM|||||F\r"
+        "OBX|2|NM|718-7^Hemoglobin^LN||.50|g/dL^^UCUM|||||F\r"
+    )
+    text = json_codec.dumps(convert_hl7v2(message, CTX).bundle)
+    assert '"value": 5.10' in text
+    assert '"value": 0.50' in text
