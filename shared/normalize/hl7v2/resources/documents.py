@@ -10,7 +10,7 @@ from ...context import BundleBuilder, ConversionContext
 from ...ids import resource_id
 from ..datatypes import codeable_concept, dtm
 from ..message import Segment
-from .people import location, practitioner
+from .people import location, practitioner, practitioners
 
 __all__ = ["appointment", "document_reference"]
 
@@ -77,11 +77,7 @@ def document_reference(
     when = dtm(txa.get(4, 1), ctx.zone)
     if when and len(when) > 10:
         resource["date"] = when
-    authors = [
-        a
-        for a in (practitioner(txa, 9, r, ctx, out) for r in range(1, txa.repetitions(9) + 1))
-        if a
-    ]
+    authors = practitioners(txa, 9, ctx, out)
     if authors:
         resource["author"] = authors
     if encounter:

@@ -9,7 +9,7 @@ from ...ids import is_global_system, resource_id
 from ..datatypes import address, codeable_concept, contact_point, dtm, human_name, identifier
 from ..message import Segment
 from ..terminology import GENDER
-from .people import organization, practitioner
+from .people import organization, practitioners
 
 __all__ = ["merge_patients", "patient", "patient_id_for", "related_person"]
 
@@ -118,11 +118,7 @@ def patient(
     if language:
         resource["communication"] = [{"language": language}]
     if pd1 is not None:
-        gps = [
-            x
-            for x in (practitioner(pd1, 4, r, ctx, out) for r in range(1, pd1.repetitions(4) + 1))
-            if x
-        ]
+        gps = practitioners(pd1, 4, ctx, out)
         gps += [
             x
             for x in (organization(pd1, 3, r, ctx, out) for r in range(1, pd1.repetitions(3) + 1))

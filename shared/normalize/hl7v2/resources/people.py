@@ -10,7 +10,7 @@ from ...ids import authority_system, is_global_system, resource_id
 from ..datatypes import human_name
 from ..message import Segment
 
-__all__ = ["location", "organization", "organization_named", "practitioner"]
+__all__ = ["location", "organization", "organization_named", "practitioner", "practitioners"]
 
 _PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
 
@@ -46,6 +46,14 @@ def practitioner(
     if name:
         resource["name"] = [name]
     return out.add(resource)
+
+
+def practitioners(
+    seg: Segment, n: int, ctx: ConversionContext, out: BundleBuilder
+) -> list[dict[str, str]]:
+    """Every practitioner in a repeating XCN field, as references."""
+    found = (practitioner(seg, n, rep, ctx, out) for rep in range(1, seg.repetitions(n) + 1))
+    return [ref for ref in found if ref]
 
 
 def organization_named(

@@ -12,7 +12,7 @@ from ...ids import resource_id
 from ..datatypes import codeable_concept, dtm, quantity_value
 from ..message import Segment
 from ..terminology import OBSERVATION_STATUS, UCUM_SPELLINGS, code_system_uri
-from .people import practitioner
+from .people import practitioner, practitioners
 
 __all__ = ["diagnostic_report", "observation", "order_numbers", "service_request", "specimen"]
 
@@ -325,11 +325,7 @@ def observation(
     effective = dtm(obx.get(14, 1), ctx.zone) or effective_default
     if effective:
         resource["effectiveDateTime"] = effective
-    performers = [
-        p
-        for p in (practitioner(obx, 16, r, ctx, out) for r in range(1, obx.repetitions(16) + 1))
-        if p
-    ]
+    performers = practitioners(obx, 16, ctx, out)
     if performers:
         resource["performer"] = performers
     method = codeable_concept(obx, 17, ctx=ctx)
