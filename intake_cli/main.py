@@ -355,3 +355,75 @@ def reprocess(name: str, settings: Path) -> None:
     except (IntakeError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"announced {name} again (event {event})")
+
+
+@main.group()
+def consent() -> None:
+    """Consent decisions."""
+
+
+@consent.command("evaluate")
+@click.option(
+    "--consent",
+    "consent_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A Consent resource, or a Bundle of them (repeatable).",
+)
+@click.option("--action", required=True, help="collect, access, use or disclose.")
+@click.option(
+    "--purpose",
+    default="TREAT",
+    show_default=True,
+    help="v3 ActReason purpose of use (CODE or system|CODE).",
+)
+@click.option("--actor", "actors", multiple=True, help="Who asks: TYPE/ID or system|value.")
+@click.option("--actor-role", help="The actor's role (v3 ParticipationType code).")
+@click.option(
+    "--resource",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The FHIR resource asked about (default: the record in general).",
+)
+@click.option("--at", help="Decide at this ISO date/dateTime [default: now].")
+@click.option("--policy", default="opt-out", show_default=True, help="opt-in or opt-out.")
+def consent_evaluate(
+    consent_files: tuple[Path, ...],
+    action: str,
+    purpose: str,
+    actors: tuple[str, ...],
+    actor_role: str | None,
+    resource: Path | None,
+    at: str | None,
+    policy: str,
+) -> None:
+    """Decide one request against consents, offline; print the decision as JSON.
+
+    Exits 0 for permit and for deny; exits 2 with an OperationOutcome on invalid input.
+    """
+    import json
+
+    from shared.consent import ConsentInputError, ConsentRequest, Policy, decide_consent, inputs
+    from shared.consent.resources import describe_resource
+
+    try:
+        consents = [
+            c for path in consent_files for c in inputs.load_consents(path.read_bytes(), str(path))
+        ]
+        mode = inputs.parse_policy_mode(policy)
+        data = None
+        if resource is not None:
+            data = describe_resource(
+                inputs.load_resource(resource.read_bytes(), str(resource)), UTC
+            )
+        request = ConsentRequest(
+            action=inputs.parse_action(action),
+            at=inputs.parse_instant(at),
+            purpose=inputs.parse_purpose(purpose),
+            actor=inputs.parse_actor(actors, actor_role),
+            data=data,
+        )
+    except ConsentInputError as exc:
+        click.echo(json.dumps(exc.to_operation_outcome(), indent=2))
+        sys.exit(2)
+    decision = decide_consent(consents, request, Policy(mode=mode))
+    click.echo(json.dumps(decision.to_json(), indent=2))

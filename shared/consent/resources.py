@@ -1,0 +1,134 @@
+"""What consent rules read from FHIR resources: the data's codes, labels, date and links,
+and whose record a resource (or a Consent) belongs to.
+
+Patients are keyed by every way a resource may name them: the literal reference
+(``Patient/<id>``) and each identifier (``system|value``). A Consent is indexed under
+all of its patient's keys, and a resource finds its consents through any of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import tzinfo
+from typing import Any
+
+from .models import Code, DataItem
+from .periods import Span, parse_span
+
+__all__ = ["consent_patient_keys", "describe_resource", "patient_keys", "resource_patient_ref"]
+
+_CODE_ELEMENTS = (
+    "code",
+    "category",
+    "type",
+    "class",
+    "vaccineCode",
+    "medicationCodeableConcept",
+    "serviceType",
+)
+_DATE_ELEMENTS = (
+    "effectiveDateTime",
+    "effectivePeriod",
+    "effectiveInstant",
+    "onsetDateTime",
+    "onsetPeriod",
+    "occurrenceDateTime",
+    "occurrencePeriod",
+    "performedDateTime",
+    "performedPeriod",
+    "period",
+    "authoredOn",
+    "recordedDate",
+    "issued",
+    "date",
+    "recorded",
+)
+_PATIENT_ELEMENTS = ("subject", "patient", "beneficiary")
+_AUTHOR_ELEMENTS = ("author", "performer", "recorder", "asserter", "requester")
+
+
+def _codes(value: Any) -> Iterator[Code]:
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if "code" in item and isinstance(item["code"], str):  # a Coding (class in Encounter)
+            yield Code(item.get("system"), item["code"])
+        for coding in item.get("coding") or ():
+            if isinstance(coding, dict) and coding.get("code"):
+                yield Code(coding.get("system"), str(coding["code"]))
+
+
+def _references(value: Any) -> Iterator[str]:
+    """Every literal reference anywhere in a JSON value."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str) and "/" in item:
+                yield "/".join(item.split("/_history/")[0].split("/")[-2:])
+            else:
+                yield from _references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _references(item)
+
+
+def _span(resource: Mapping[str, Any], zone: tzinfo) -> Span | None:
+    for name in _DATE_ELEMENTS:
+        value = resource.get(name)
+        try:
+            if isinstance(value, str):
+                return parse_span(value, zone)
+            if isinstance(value, dict) and (value.get("start") or value.get("end")):
+                start = parse_span(value.get("start") or value["end"], zone)[0]
+                end = parse_span(value.get("end") or value["start"], zone)[1]
+                return start, end
+        except ValueError:
+            return None
+    return None
+
+
+def describe_resource(resource: Mapping[str, Any], zone: tzinfo) -> DataItem:
+    """The facts about one resource that consent provisions match on."""
+    kind = resource.get("resourceType")
+    ident = resource.get("id")
+    references = frozenset(_references({k: v for k, v in resource.items() if k != "meta"}))
+    authors = frozenset(ref for name in _AUTHOR_ELEMENTS for ref in _references(resource.get(name)))
+    return DataItem(
+        resource_type=kind,
+        reference=f"{kind}/{ident}" if kind and ident else None,
+        codes=frozenset(c for name in _CODE_ELEMENTS for c in _codes(resource.get(name))),
+        security_labels=frozenset(_codes((resource.get("meta") or {}).get("security") or [])),
+        span=_span(resource, zone),
+        references=references,
+        authors=authors,
+    )
+
+
+def patient_keys(reference: Mapping[str, Any] | None) -> set[str]:
+    """Keys of the patient a Reference names: ``Patient/<id>`` and ``system|value``."""
+    keys: set[str] = set()
+    if not reference:
+        return keys
+    literal = reference.get("reference")
+    if isinstance(literal, str) and literal.split("/_history/")[0].split("/")[-2:-1] == ["Patient"]:
+        keys.add("/".join(literal.split("/_history/")[0].split("/")[-2:]))
+    identifier = reference.get("identifier") or {}
+    if identifier.get("value"):
+        keys.add(f"{identifier.get('system', '')}|{identifier['value']}")
+    return keys
+
+
+def resource_patient_ref(resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The Reference to the patient whose record a resource belongs to, if any."""
+    if resource.get("resourceType") == "Patient" and resource.get("id"):
+        return {"reference": f"Patient/{resource['id']}"}
+    for name in _PATIENT_ELEMENTS:
+        value = resource.get(name)
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def consent_patient_keys(consent: Mapping[str, Any]) -> set[str]:
+    """The keys a Consent is indexed under (its ``patient``)."""
+    return patient_keys(consent.get("patient"))
