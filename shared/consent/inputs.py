@@ -29,13 +29,19 @@ __all__ = [
     "parse_instant",
     "parse_policy_mode",
     "parse_purpose",
+    "validate_resource",
 ]
 
 _PURPOSE = re.compile(r"^[A-Z][A-Z0-9]{1,31}$")
 _REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
 
 
-def _validate(resource: dict[str, Any], where: str) -> None:
+def validate_resource(resource: dict[str, Any], where: str) -> None:
+    """Check a resource against the R4 structure.
+
+    Raises:
+        ConsentInputError: unknown type or invalid R4.
+    """
     kind = resource.get("resourceType")
     try:
         model = get_fhir_model_class(str(kind))
@@ -72,7 +78,7 @@ def load_consents(data: bytes, where: str) -> list[dict[str, Any]]:
         for number, entry in enumerate(value.get("entry") or ()):
             resource = (entry or {}).get("resource") or {}
             if resource.get("resourceType") == "Consent":
-                _validate(resource, f"{where}: entry[{number}]")
+                validate_resource(resource, f"{where}: entry[{number}]")
                 found.append(resource)
         if not found:
             raise ConsentInputError("the Bundle holds no Consent", where)
@@ -82,7 +88,7 @@ def load_consents(data: bytes, where: str) -> list[dict[str, Any]]:
             f"expected a Consent or a Bundle of Consents, got {value.get('resourceType')!r}",
             where,
         )
-    _validate(value, where)
+    validate_resource(value, where)
     return [value]
 
 
@@ -95,7 +101,7 @@ def load_resource(data: bytes, where: str) -> dict[str, Any]:
     value = _json(data, where)
     if not isinstance(value, dict) or "resourceType" not in value:
         raise ConsentInputError("expected a FHIR resource", where)
-    _validate(value, where)
+    validate_resource(value, where)
     return value
 
 

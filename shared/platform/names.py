@@ -38,6 +38,7 @@ class Container(StrEnum):
     AUDIT = "audit"  # append-only AuditEvents
     EXPORTS = "exports"  # bulk export NDJSON
     DEADLETTER = "deadletter"  # webhook deliveries that ran out of attempts
+    CONSENTS = "consents"  # the consent index's Consent resources, by id
 
 
 class Queue(StrEnum):
@@ -46,6 +47,7 @@ class Queue(StrEnum):
     BLOB_CREATED = "blob-created"  # Event Grid BlobCreated events for ingest-drop
     NORMALIZE = "normalize"
     CONSENT_CHECK = "consent-check"
+    STORE = "store"  # bundle.permitted envelopes for the record store
     NOTIFY = "notify"
     DELIVER = "deliver"
 
@@ -58,6 +60,7 @@ class Table(StrEnum):
     PARTNERS = "partners"
     SUBSCRIPTIONS = "subscriptions"
     CHECKPOINTS = "checkpoints"
+    CONSENT_INDEX = "consentindex"  # patient key -> the patient's consents
     DEVHOST_BLOB_EVENTS = "devhostblobevents"  # local host only: blobs already announced
 
 
@@ -82,6 +85,10 @@ class Setting(StrEnum):
     DEDUP_WINDOW_HOURS = "INTAKE_DEDUP_WINDOW_HOURS"
     SWEEP_SCHEDULE = "INTAKE_SWEEP_SCHEDULE"  # NCRONTAB for the raw-payload sweeper
     DROP_CHUNK_RECORDS = "INTAKE_DROP_CHUNK_RECORDS"
+    CONSENT_POLICY = "INTAKE_CONSENT_POLICY"  # opt-out (default) or opt-in
+    CONSENT_PURPOSE = "INTAKE_CONSENT_PURPOSE"  # purpose of use for collecting (TREAT)
+    CONSENT_SENSITIVE_LABELS = "INTAKE_CONSENT_SENSITIVE_LABELS"  # comma-separated codes
+    CONSENT_TIME_ZONE = "INTAKE_CONSENT_TIME_ZONE"  # for dates without zone in consents
 
 
 def poison_queue(queue: str) -> str:

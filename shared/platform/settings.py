@@ -8,6 +8,7 @@ reads the environment.
 from __future__ import annotations
 
 from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,6 +95,31 @@ class Settings(BaseSettings):
         le=24 * 30,
         validation_alias=AliasChoices(Setting.DEDUP_WINDOW_HOURS.value),
     )
+    consent_policy: str = Field(
+        default="opt-out",
+        pattern="^(opt-in|opt-out)$",
+        validation_alias=AliasChoices(Setting.CONSENT_POLICY.value),
+    )
+    consent_purpose: str = Field(
+        default="TREAT",
+        pattern="^[A-Z][A-Z0-9]{1,31}$",
+        validation_alias=AliasChoices(Setting.CONSENT_PURPOSE.value),
+    )
+    consent_sensitive_labels: str | None = Field(
+        default=None, validation_alias=AliasChoices(Setting.CONSENT_SENSITIVE_LABELS.value)
+    )
+    consent_time_zone: str = Field(
+        default="UTC", validation_alias=AliasChoices(Setting.CONSENT_TIME_ZONE.value)
+    )
+
+    @field_validator("consent_time_zone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{Setting.CONSENT_TIME_ZONE} is not an IANA time zone") from exc
+        return value
 
     @field_validator("storage_prefix")
     @classmethod

@@ -8,20 +8,29 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cache
+from zoneinfo import ZoneInfo
 
+from shared.consent.adapters import TableConsentIndex
+from shared.consent.models import Code, Policy, PolicyMode
+from shared.consent.service import ConsentService
+from shared.consent.stage import ConsentStage
+from shared.consent.vocabulary import ACT_REASON, DEFAULT_SENSITIVE_LABELS
 from shared.intake.drops import DropProcessor
 from shared.intake.status import TableIngestionLog
 from shared.intake.submissions import SubmissionService
 from shared.normalize.stage import NormalizeStage
 from shared.security.partners import TablePartnerDirectory
 
-from .adapters import BlobPayloadStore, QueueEnvelopeSender
+from .adapters import BlobAuditLog, BlobPayloadStore, QueueEnvelopeSender
 from .health import HealthReport, check_health
-from .names import Table
+from .names import Container, Table
 from .settings import Settings, load_settings
 from .storage import StorageClients, build_storage_clients
 
 __all__ = [
+    "consent_policy",
+    "consent_service",
+    "consent_stage",
     "drop_processor",
     "health",
     "normalize_stage",
@@ -94,6 +103,49 @@ def drop_processor() -> DropProcessor:
     )
 
 
+@cache
+def consent_policy() -> Policy:
+    """The deployment's default consent policy, from settings."""
+    config = settings()
+    labels = config.consent_sensitive_labels
+    return Policy(
+        mode=PolicyMode(config.consent_policy),
+        sensitive_labels=frozenset(x.strip() for x in labels.split(",") if x.strip())
+        if labels is not None
+        else DEFAULT_SENSITIVE_LABELS,
+        zone=ZoneInfo(config.consent_time_zone),
+    )
+
+
+@cache
+def _consent_index() -> TableConsentIndex:
+    clients = storage()
+    return TableConsentIndex(
+        clients.table_client(Table.CONSENT_INDEX), clients.container(Container.CONSENTS)
+    )
+
+
+@cache
+def consent_stage() -> ConsentStage:
+    """The consent-check stage, wired to storage."""
+    clients = storage()
+    return ConsentStage(
+        BlobPayloadStore(clients),
+        QueueEnvelopeSender(clients),
+        TableIngestionLog(clients.table_client(Table.INGESTIONS)),
+        _consent_index(),
+        BlobAuditLog(clients),
+        consent_policy(),
+        Code(ACT_REASON, settings().consent_purpose),
+    )
+
+
+@cache
+def consent_service() -> ConsentService:
+    """Consent decisions on request (HTTP evaluation, reads, notifications)."""
+    return ConsentService(_consent_index(), BlobAuditLog(storage()), consent_policy())
+
+
 def health() -> HealthReport:
     """Probe storage now (never cached: a health check must tell the present)."""
     return check_health(_probe_clients())
@@ -109,5 +161,9 @@ def reset_caches() -> None:
         normalize_stage,
         submissions,
         drop_processor,
+        consent_policy,
+        _consent_index,
+        consent_stage,
+        consent_service,
     ):
         factory.cache_clear()

@@ -59,6 +59,8 @@ def _normalized_patients(clients: StorageClients) -> list[str]:
     ids = []
     container = clients.container(Container.NORMALIZED)
     for blob in container.list_blobs(name_starts_with="p1/"):
+        if blob.name.endswith(".permitted.json"):  # consent-check's output, not normalize's
+            continue
         bundle = json.loads(container.download_blob(blob.name).readall())
         ids += [
             e["resource"]["id"]

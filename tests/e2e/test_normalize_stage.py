@@ -80,7 +80,11 @@ def test_hl7_payload_becomes_a_bundle_and_goes_to_consent_check(stack) -> None: 
     status = wait_for(lambda: _status(clients, "ing-hl7"), what="normalize status")
     assert status["normalize_status"] == "normalized"
     assert (status["normalize_records"], status["normalize_rejected"]) == (1, 0)
-    (name,) = _blobs(clients, Container.NORMALIZED, "p1/")
+    (name,) = [
+        n
+        for n in _blobs(clients, Container.NORMALIZED, "p1/")
+        if "ing-hl7" in n and not n.endswith(".permitted.json")
+    ]
     bundle = json.loads(clients.container(Container.NORMALIZED).download_blob(name).readall())
     get_fhir_model_class("Bundle").model_validate(bundle)
     obs = next(
@@ -88,12 +92,19 @@ def test_hl7_payload_becomes_a_bundle_and_goes_to_consent_check(stack) -> None: 
     )
     assert obs["effectiveDateTime"] == "2026-03-01T08:00:00-05:00"  # the partner's time zone
     assert status["normalize_resources"] == len(bundle["entry"])
-    (message,) = clients.queue_client(Queue.CONSENT_CHECK).receive_messages(max_messages=5)
+    # consent-check took it (no consent on file; the default opt-out policy permits
+    # treatment) and handed the permitted Bundle to the store queue.
+    checked = wait_for(
+        lambda: (r := _status(clients, "ing-hl7")) and "consent_status" in r and r,
+        what="consent status",
+    )
+    assert checked["consent_status"] == "permitted"
+    (message,) = clients.queue_client(Queue.STORE).receive_messages(max_messages=5)
     nxt = Envelope.from_bytes(message.content)
     assert (nxt.kind, nxt.correlation_id, nxt.blob.name) == (  # type: ignore[union-attr]
-        EnvelopeKind.BUNDLE_NORMALIZED,
+        EnvelopeKind.BUNDLE_PERMITTED,
         "ing-hl7",
-        name,
+        name.removesuffix(".json") + ".permitted.json",
     )
 
 

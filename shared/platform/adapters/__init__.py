@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from .audit import BlobAuditLog
 from .blobs import BlobPayloadStore
 from .queues import QueueEnvelopeSender
 
-__all__ = ["BlobPayloadStore", "QueueEnvelopeSender"]
+__all__ = ["BlobAuditLog", "BlobPayloadStore", "QueueEnvelopeSender"]

@@ -1,0 +1,115 @@
+"""Consent: the consent-check queue stage, and decisions on request over HTTP
+(``POST /api/consent/$evaluate`` with FHIR Parameters; CDS Hooks discovery and
+``patient-consent-consult``). Callers need an API key with the read or admin role."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
+
+from shared.consent import ConsentInputError, ConsentUnavailableError
+from shared.consent.cds_hooks import SERVICE, decision_cards, read_hook_request
+from shared.consent.inputs import validate_resource
+from shared.consent.parameters import decision_parameters, read_evaluate_parameters
+from shared.consent.resources import describe_resource
+from shared.platform import Envelope, Queue, Setting, StorageUnavailableError, wiring
+from shared.security import AuthenticationError, authenticate_api_key
+from shared.security.models import Role
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+_FHIR = "application/fhir+json"
+
+
+@bp.queue_trigger(
+    arg_name="msg", queue_name=Queue.CONSENT_CHECK.value, connection=Setting.STORAGE.value
+)
+def consent_check(msg: func.QueueMessage) -> None:
+    """Decide a normalized Bundle; an unanswered consent index raises, so the queue
+    retries and nothing passes unchecked."""
+    wiring.consent_stage().handle(Envelope.from_bytes(msg.get_body()))
+
+
+def _outcome(status: int, code: str, text: str) -> func.HttpResponse:
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": code, "diagnostics": text}],
+    }
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype=_FHIR, headers=headers)
+
+
+def _decide(req: func.HttpRequest, answer: Callable[[Any], tuple[Any, str]]) -> func.HttpResponse:
+    """Authenticate, parse, decide; every refusal is an OperationOutcome."""
+    try:
+        partner = authenticate_api_key(wiring.partners(), req.headers.get("x-api-key"))
+        if not partner.roles & {Role.READ, Role.ADMIN}:
+            return _outcome(403, "forbidden", "consent decisions need the read or admin role")
+        try:
+            body = json.loads(req.get_body() or b"null")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _outcome(400, "structure", f"the body is not JSON: {exc}")
+        result, mimetype = answer(body)
+    except AuthenticationError as exc:
+        return _outcome(401, "login", str(exc))
+    except ConsentInputError as exc:
+        return func.HttpResponse(
+            json.dumps(exc.to_operation_outcome()), status_code=400, mimetype=_FHIR
+        )
+    except (ConsentUnavailableError, StorageUnavailableError):
+        return _outcome(503, "transient", "consents cannot be read now; no decision made")
+    return func.HttpResponse(json.dumps(result), mimetype=mimetype)
+
+
+@bp.route(route="consent/$evaluate", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def consent_evaluate(req: func.HttpRequest) -> func.HttpResponse:
+    """A decision for a Parameters request, as Parameters."""
+
+    def answer(body: Any) -> tuple[Any, str]:
+        service = wiring.consent_service()
+        asked = read_evaluate_parameters(body, wiring.settings().consent_purpose)
+        data = None
+        if asked.resource is not None:
+            validate_resource(asked.resource, "resource")
+            data = describe_resource(asked.resource, service.policy.zone)
+        decision = service.evaluate(
+            asked.patient_keys,
+            asked.action,
+            asked.purpose,
+            asked.actor,
+            data,
+            observer="fhir-intake $evaluate",
+        )
+        return decision_parameters(decision), _FHIR
+
+    return _decide(req, answer)
+
+
+@bp.route(route="cds-services", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def cds_discovery(req: func.HttpRequest) -> func.HttpResponse:
+    """CDS Hooks discovery: the one service we offer."""
+    return func.HttpResponse(json.dumps({"services": [SERVICE]}), mimetype="application/json")
+
+
+@bp.route(
+    route="cds-services/patient-consent-consult",
+    methods=["POST"],
+    auth_level=func.AuthLevel.FUNCTION,
+)
+def cds_consent_consult(req: func.HttpRequest) -> func.HttpResponse:
+    """A decision in the CDS Hooks card shape consent decision services use."""
+
+    def answer(body: Any) -> tuple[Any, str]:
+        asked = read_hook_request(body, wiring.settings().consent_purpose)
+        decision = wiring.consent_service().evaluate(
+            asked.patient_keys,
+            asked.action,
+            asked.purpose,
+            asked.actor,
+            observer="fhir-intake patient-consent-consult",
+        )
+        return decision_cards(decision, req.url.split("/cds-services")[0]), "application/json"
+
+    return _decide(req, answer)

@@ -1,0 +1,83 @@
+"""Consent decisions on request: look the patient's consents up, decide, audit.
+
+The HTTP operations use it now; reads and notifications (``access``, ``disclose``) will
+call the same ``evaluate``. The clock is injected so a decision's time is the server's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from .audit import consent_audit_event
+from .engine import decide_consent
+from .index import ConsentSource
+from .models import Action, Actor, Code, ConsentDecision, ConsentRequest, DataItem, Policy
+
+__all__ = ["ConsentService"]
+
+
+class _Audit(Protocol):
+    def write(self, event: dict[str, Any]) -> str: ...
+
+
+class ConsentService:
+    """Decides for callers that name a patient by identifiers or reference."""
+
+    def __init__(
+        self,
+        consents: ConsentSource,
+        audit: _Audit,
+        policy: Policy,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._consents = consents
+        self._audit = audit
+        self._policy = policy
+        self._clock = clock
+
+    @property
+    def policy(self) -> Policy:
+        """The deployment's default policy."""
+        return self._policy
+
+    def evaluate(
+        self,
+        patient_keys: Iterable[str],
+        action: Action,
+        purpose: Code | None,
+        actor: Actor | None,
+        data: DataItem | None = None,
+        resource: str | None = None,
+        observer: str = "fhir-intake",
+    ) -> ConsentDecision:
+        """Decide one request now, and write its AuditEvent.
+
+        Raises:
+            ConsentUnavailableError: the consent index did not answer (callers deny).
+            StorageUnavailableError: the AuditEvent could not be written.
+        """
+        keys = set(patient_keys)
+        request = ConsentRequest(
+            action=action, at=self._clock(), purpose=purpose, actor=actor, data=data
+        )
+        decision = decide_consent(self._consents.find(keys), request, self._policy)
+        patient = next((k for k in sorted(keys) if k.startswith("Patient/")), None)
+        self._audit.write(
+            consent_audit_event(
+                work_id=str(uuid.uuid4()),
+                number=0,
+                decision=decision,
+                action=action.value,
+                purpose=purpose,
+                actor=actor,
+                policy=self._policy,
+                recorded=request.at,
+                patient=patient,
+                resources=[resource] if resource else [],
+                observer=observer,
+            )
+        )
+        return decision

@@ -1,0 +1,260 @@
+"""Consent enforced end to end on the local host and Azurite: a patient's opt-out keeps
+their lab result out of the record (quarantined, audited), and once the patient's
+consent changes to permit, a resend goes on to the store. Also the HTTP decisions."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+
+from shared.intake.status import TableIngestionLog
+from shared.platform.envelope import Envelope, EnvelopeKind
+from shared.platform.names import Container, Queue, Table
+from shared.platform.provision import provision_storage
+from shared.platform.storage import StorageClients
+from shared.security import Partner, TablePartnerDirectory
+from shared.security.models import Role
+from tests.e2e.conftest import APPS, clients_for, make_env
+from tests.support.hostproc import REPO, HostProcess, wait_for, write_settings
+
+pytestmark = pytest.mark.azurite
+
+OID = "2.16.840.1.113883.19.5"  # a global assigning authority: shared by every partner
+ORU = (
+    "MSH|^~\\&|LAB|ACME|EHR|HOSP|20260301101500||ORU^R01^ORU_R01|CTRL-555|P|2.5.1\r"
+    f"PID|1||MRN-555^^^&{OID}&ISO^MR||Doe^Jane||19700101|F\r"
+    "OBR|1|P-555|F-555|24331-1^Lipid panel^LN|||20260301080000||||||||||||||||||F\r"
+    "OBX|1|NM|2093-3^Cholesterol^LN||195|mg/dL^mg/dL^UCUM|||||F|||20260301080000\r"
+)
+FUNCTION_KEY = "fk-consent-tests"
+
+
+def _consent(rule: str, date: str) -> bytes:
+    return json.dumps(
+        {
+            "resourceType": "Consent",
+            "id": "privacy-555",
+            "status": "active",
+            "scope": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                        "code": "patient-privacy",
+                    }
+                ]
+            },
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"identifier": {"system": f"urn:oid:{OID}", "value": "MRN-555"}},
+            "dateTime": date,
+            "policyRule": {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": rule}
+                ]
+            },
+        }
+    ).encode()
+
+
+@pytest.fixture(scope="module")
+def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("consent")
+    env = make_env(azurite)
+    clients = clients_for(env)
+    provision_storage(clients)
+    directory = TablePartnerDirectory(clients.table_client(Table.PARTNERS))
+    keys = {}
+    for partner in (
+        Partner(id="p1", name="Lab"),
+        Partner(id="reader", name="Care team", roles=frozenset({Role.READ})),
+    ):
+        directory.upsert(partner)
+        keys[partner.id] = directory.issue_key(partner.id).token
+    host = HostProcess(
+        root=REPO,
+        app="function_app:app",
+        env=env,
+        log_path=tmp / "host.log",
+        host_json=APPS / "host.json",
+        settings=write_settings(tmp / "s.json", FUNCTION_KEY, "mk"),
+    )
+    host.start()
+    with httpx.Client(
+        base_url=f"{host.base_url}/api", timeout=30, headers={"x-functions-key": FUNCTION_KEY}
+    ) as client:
+        yield {"client": client, "keys": keys, "clients": clients, "host": host}
+    assert host.stop() == 0, host.logs()
+
+
+def _ingest(api: dict[str, Any], body: bytes, content_type: str) -> str:
+    response = api["client"].post(
+        "/ingest",
+        content=body,
+        headers={
+            "content-type": content_type,
+            "x-api-key": api["keys"]["p1"],
+            "idempotency-key": str(uuid.uuid4()),  # a deliberate resend is a new ingestion
+        },
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def _consent_stage(api: dict[str, Any], ingestion: str) -> dict[str, Any]:
+    log = TableIngestionLog(api["clients"].table_client(Table.INGESTIONS))
+    return wait_for(
+        lambda: (row := log.get("p1", ingestion)) and "consent_status" in row and row,
+        what=f"consent status of {ingestion}",
+        timeout=60,
+    )
+
+
+def _names(clients: StorageClients, container: Container, part: str) -> list[str]:
+    return [b.name for b in clients.container(container).list_blobs() if part in b.name]
+
+
+def _read(clients: StorageClients, container: Container, name: str) -> Any:
+    return json.loads(clients.container(container).download_blob(name).readall())
+
+
+def _store_messages(clients: StorageClients) -> list[Envelope]:
+    peeked = clients.queue_client(Queue.STORE).peek_messages(max_messages=32)
+    return [Envelope.from_bytes(m.content) for m in peeked]
+
+
+def _evaluate(api: dict[str, Any], partner: str = "reader") -> httpx.Response:
+    return api["client"].post(
+        "/consent/$evaluate",
+        headers={"x-api-key": api["keys"][partner], "content-type": "application/fhir+json"},
+        json={
+            "resourceType": "Parameters",
+            "parameter": [
+                {
+                    "name": "patient",
+                    "valueIdentifier": {"system": f"urn:oid:{OID}", "value": "MRN-555"},
+                },
+                {"name": "action", "valueCode": "access"},
+                {"name": "purpose", "valueCode": "TREAT"},
+                {"name": "actor", "valueReference": {"reference": "Organization/clinic"}},
+            ],
+        },
+    )
+
+
+def test_opt_out_quarantines_then_a_permit_lets_a_resend_through(api: dict[str, Any]) -> None:
+    clients = api["clients"]
+    first = _ingest(api, _consent("OPTOUT", "2026-01-01"), "application/fhir+json")
+    indexed = _consent_stage(api, first)
+    assert indexed["consent_status"] == "permitted"  # a Consent is always kept
+    assert indexed["consent_consents_indexed"] == 1
+
+    lab = _ingest(api, ORU.encode(), "x-application/hl7-v2+er7")
+    denied = _consent_stage(api, lab)
+    assert denied["consent_status"] == "denied"
+    assert denied["consent_permitted"] == 0 and denied["consent_denied"] >= 2  # Patient, Obs
+    issues = json.loads(denied["consent_issues"])
+    assert any(i["diagnostics"].startswith("Observation/") for i in issues)
+    # Quarantined with the decision, and nothing for the store.
+    (held,) = _names(clients, Container.QUARANTINE, f"{lab}/consent-denied.json")
+    record = _read(clients, Container.QUARANTINE, held)
+    obs = next(d for d in record["decisions"] if d["resource"].startswith("Observation/"))
+    assert obs["decision"] == "deny" and obs["default_applied"] is False
+    (consent_ref,) = obs["consents"]
+    assert _names(clients, Container.NORMALIZED, f"{lab}.permitted.json") == []
+    assert all(m.correlation_id != lab for m in _store_messages(clients))
+    # The AuditEvent says who asked, what was decided and by which consent.
+    events = [
+        _read(clients, Container.AUDIT, n) for n in _names(clients, Container.AUDIT, "AuditEvent/")
+    ]
+    about = [
+        e
+        for e in events
+        if any(x.get("what", {}).get("reference") == obs["resource"] for x in e["entity"])
+    ]
+    (event,) = about
+    get_fhir_model_class("AuditEvent").model_validate(event)
+    detail = {d["type"]: d["valueString"] for x in event["entity"] for d in x.get("detail", [])}
+    assert detail["decision"] == "deny"
+    assert any(x.get("what", {}).get("reference") == consent_ref for x in event["entity"])
+    assert event["agent"][0]["who"]["identifier"] == {
+        "system": "urn:fhir-intake:partner",
+        "value": "p1",
+    }
+    assert event["subtype"][0]["code"] == "collect"
+
+    # Decisions over HTTP say the same, and need the read role.
+    assert _evaluate(api, "p1").status_code == 403
+    answer = _evaluate(api)
+    assert answer.status_code == 200, answer.text
+    params = {p["name"]: p for p in answer.json()["parameter"]}
+    assert params["decision"]["valueCode"] == "deny"
+    assert params["consent"]["valueReference"]["reference"] == consent_ref
+    hook = api["client"].post(
+        "/cds-services/patient-consent-consult",
+        headers={"x-api-key": api["keys"]["reader"]},
+        json={
+            "hook": "patient-consent-consult",
+            "hookInstance": "h-1",
+            "context": {
+                "patientId": [{"system": f"urn:oid:{OID}", "value": "MRN-555"}],
+                "scope": "patient-privacy",
+                "purposeOfUse": "TREAT",
+                "actor": [{"system": "urn:oid:2.16.840.1.113883.4.6", "value": "1234567893"}],
+            },
+        },
+    )
+    assert hook.status_code == 200, hook.text
+    card = hook.json()["cards"][0]
+    assert (card["summary"], card["extension"]["decision"]) == ("CONSENT_DENY", "CONSENT_DENY")
+    assert card["extension"]["basedOn"] == [consent_ref]
+
+    # The patient changes their mind: the same Consent, now OPTIN, dated later.
+    changed = _ingest(api, _consent("OPTIN", "2026-02-01"), "application/fhir+json")
+    assert _consent_stage(api, changed)["consent_consents_indexed"] == 1
+    assert {p["name"]: p for p in _evaluate(api).json()["parameter"]}["decision"][
+        "valueCode"
+    ] == "permit"
+    resend = _ingest(api, ORU.encode(), "x-application/hl7-v2+er7")
+    stored = _consent_stage(api, resend)
+    assert stored["consent_status"] == "permitted" and stored["consent_denied"] == 0
+    (bundle_name,) = _names(clients, Container.NORMALIZED, f"{resend}.permitted.json")
+    bundle = _read(clients, Container.NORMALIZED, bundle_name)
+    kinds = {e["resource"]["resourceType"] for e in bundle["entry"]}
+    assert {"Patient", "Observation"} <= kinds
+    nxt = [m for m in _store_messages(clients) if m.correlation_id == resend]
+    assert [(m.kind, m.blob.name if m.blob else None) for m in nxt] == [
+        (EnvelopeKind.BUNDLE_PERMITTED, bundle_name)
+    ]
+
+
+def test_discovery_lists_the_consent_service(api: dict[str, Any]) -> None:
+    response = httpx.get(f"{api['host'].base_url}/api/cds-services", timeout=10)
+    assert response.status_code == 200
+    assert [s["id"] for s in response.json()["services"]] == ["patient-consent-consult"]
+
+
+def test_bad_requests_get_an_operation_outcome(api: dict[str, Any]) -> None:
+    headers = {"x-api-key": api["keys"]["reader"]}
+    missing = api["client"].post(
+        "/consent/$evaluate",
+        headers=headers,
+        json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "action", "valueCode": "access"}],
+        },
+    )
+    assert missing.status_code == 400
+    assert "patient is required" in missing.json()["issue"][0]["diagnostics"]
+    not_json = api["client"].post("/consent/$evaluate", headers=headers, content=b"{nope")
+    assert not_json.status_code == 400 and not_json.json()["resourceType"] == "OperationOutcome"
+    no_key = api["client"].post("/consent/$evaluate", json={})
+    assert no_key.status_code == 401
+    wrong_hook = api["client"].post(
+        "/cds-services/patient-consent-consult", headers=headers, json={"hook": "patient-view"}
+    )
+    assert wrong_hook.status_code == 400

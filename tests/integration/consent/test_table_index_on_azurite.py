@@ -1,0 +1,74 @@
+"""The consent index and the audit log on a real Azurite."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.consent.adapters.table_index import TableConsentIndex, key_partition
+from shared.platform import wiring
+from shared.platform.adapters import BlobAuditLog
+from shared.platform.names import Container, Table
+from shared.platform.provision import provision_storage
+
+pytestmark = pytest.mark.azurite
+MRN = "urn:oid:1.2.3|MRN-1"
+
+
+def _consent(rule: str, date: str, ident: str = "c1") -> dict[str, object]:
+    return {
+        "resourceType": "Consent",
+        "id": ident,
+        "status": "active",
+        "dateTime": date,
+        "policyRule": {"coding": [{"code": rule}]},
+    }
+
+
+@pytest.fixture
+def index(storage_env) -> TableConsentIndex:  # type: ignore[no-untyped-def]
+    clients = wiring.storage()
+    provision_storage(clients)
+    return TableConsentIndex(
+        clients.table_client(Table.CONSENT_INDEX), clients.container(Container.CONSENTS)
+    )
+
+
+def test_found_by_any_key_once(index: TableConsentIndex) -> None:
+    assert index.put(_consent("OPTOUT", "2026-01-01"), {MRN, "Patient/p1"})
+    assert index.put(_consent("OPTIN", "2026-01-02", "c2"), {"Patient/p1"})
+    found = index.find({MRN, "Patient/p1"})
+    assert sorted(c["id"] for c in found) == ["c1", "c2"]
+    assert [c["id"] for c in index.find({MRN})] == ["c1"]
+    assert index.find({"urn:oid:1.2.3|someone-else"}) == []
+
+
+def test_an_older_version_arriving_late_does_not_replace_a_newer_one(
+    index: TableConsentIndex,
+) -> None:
+    assert index.put(_consent("OPTIN", "2026-03-01"), {MRN})
+    assert not index.put(_consent("OPTOUT", "2026-01-01"), {MRN})
+    (kept,) = index.find({MRN})
+    assert kept["policyRule"]["coding"][0]["code"] == "OPTIN"
+    assert index.put({**_consent("OPTIN", "2026-03-01"), "status": "inactive"}, {MRN})
+    assert index.find({MRN})[0]["status"] == "inactive"  # same date: a withdrawal counts
+
+
+def test_no_identifier_in_table_keys(index: TableConsentIndex) -> None:
+    index.put(_consent("OPTOUT", "2026-01-01"), {MRN})
+    rows = list(wiring.storage().table_client(Table.CONSENT_INDEX).list_entities())
+    assert rows and all("MRN-1" not in json.dumps(dict(r)) for r in rows)
+    assert rows[0]["PartitionKey"] == key_partition(MRN)
+
+
+def test_audit_events_are_written_once(storage_env) -> None:  # type: ignore[no-untyped-def]
+    clients = wiring.storage()
+    provision_storage(clients)
+    log = BlobAuditLog(clients)
+    event = {"resourceType": "AuditEvent", "id": "e1", "recorded": "2026-06-15T12:00:00+00:00"}
+    name = log.write(event)
+    assert name == "AuditEvent/2026/06/15/e1.json"
+    assert log.write({**event, "outcome": "8"}) == name  # a retry leaves the first as it is
+    stored = json.loads(clients.container(Container.AUDIT).download_blob(name).readall())
+    assert "outcome" not in stored
