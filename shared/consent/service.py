@@ -9,7 +9,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+
+from shared.platform.ports import AuditLog
 
 from .audit import consent_audit_event
 from .engine import decide_consent
@@ -19,17 +20,13 @@ from .models import Action, Actor, Code, ConsentDecision, ConsentRequest, DataIt
 __all__ = ["ConsentService"]
 
 
-class _Audit(Protocol):
-    def write(self, event: dict[str, Any]) -> str: ...
-
-
 class ConsentService:
     """Decides for callers that name a patient by identifiers or reference."""
 
     def __init__(
         self,
         consents: ConsentSource,
-        audit: _Audit,
+        audit: AuditLog,
         policy: Policy,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:

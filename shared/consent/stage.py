@@ -18,12 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from shared.intake.status import IngestionLog, StageReport
 from shared.normalize import json_codec
-from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
+from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
+from shared.platform.ports import AuditLog, EnvelopeSender, PayloadStore
 
 from .audit import consent_audit_event
 from .engine import decide_consent
@@ -35,27 +36,6 @@ from .vocabulary import PARTNER_IDENTIFIER_SYSTEM
 __all__ = ["ConsentOutcome", "ConsentStage"]
 
 log = logging.getLogger(__name__)
-
-
-class _Payloads(Protocol):
-    def read(self, ref: BlobRef) -> tuple[bytes, dict[str, str], str | None]: ...
-
-    def write(
-        self,
-        container: Container,
-        name: str,
-        data: bytes,
-        content_type: str,
-        metadata: dict[str, str] | None = None,
-    ) -> BlobRef: ...
-
-
-class _Sender(Protocol):
-    def send(self, queue: Queue, envelope: Envelope) -> None: ...
-
-
-class _Audit(Protocol):
-    def write(self, event: dict[str, Any]) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +86,11 @@ class ConsentStage:
 
     def __init__(
         self,
-        payloads: _Payloads,
-        sender: _Sender,
+        payloads: PayloadStore,
+        sender: EnvelopeSender,
         status: IngestionLog,
         consents: ConsentSource,
-        audit: _Audit,
+        audit: AuditLog,
         policy: Policy,
         purpose: Code,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),

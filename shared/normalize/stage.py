@@ -17,8 +17,9 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from shared.intake.status import IngestionLog, StageReport
-from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
+from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
+from shared.platform.ports import EnvelopeSender, PayloadStore
 from shared.security.models import Partner
 
 from . import json_codec
@@ -31,23 +32,6 @@ __all__ = ["RAW_METADATA", "NormalizeOutcome", "NormalizeStage"]
 
 log = logging.getLogger(__name__)
 RAW_METADATA = ("format", "mapping")  # raw blob metadata the stage reads
-
-
-class _Payloads(Protocol):
-    def read(self, ref: BlobRef) -> tuple[bytes, dict[str, str], str | None]: ...
-
-    def write(
-        self,
-        container: Container,
-        name: str,
-        data: bytes,
-        content_type: str,
-        metadata: dict[str, str] | None = None,
-    ) -> BlobRef: ...
-
-
-class _Sender(Protocol):
-    def send(self, queue: Queue, envelope: Envelope) -> None: ...
 
 
 class _Partners(Protocol):
@@ -68,7 +52,11 @@ class NormalizeStage:
     """Runs the stage for one envelope."""
 
     def __init__(
-        self, payloads: _Payloads, sender: _Sender, status: IngestionLog, partners: _Partners
+        self,
+        payloads: PayloadStore,
+        sender: EnvelopeSender,
+        status: IngestionLog,
+        partners: _Partners,
     ) -> None:
         self._payloads = payloads
         self._sender = sender
