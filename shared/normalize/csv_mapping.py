@@ -1,4 +1,5 @@
-"""CSV exports into FHIR R4 Observations through declarative, per-partner mappings.
+"""CSV exports into FHIR R4 Observations (or Consents) through declarative, per-partner
+mappings.
 
 A mapping (JSON, validated by ``CsvMapping``, whose JSON Schema ``intake`` can print)
 says which column holds the patient identifier and the time, and how columns become
@@ -9,7 +10,8 @@ line and column and costs only itself.
 
 Rows reference the patient by identifier (and the id the HL7 v2 and FHIR paths give
 that identifier); they do not create or overwrite a Patient, since a CSV row knows
-nothing else about the patient.
+nothing else about the patient. A mapping with a ``consent`` rule makes one Consent
+per row instead (``csv_consent``: opt-out lists).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .context import BundleBuilder, ConversionContext
+from .csv_consent import ConsentRule, consent_from_row
 from .errors import Issue, IssueCode, NormalizationError
 from .fhir_rules import REQUIRED_BINDINGS, canonical_system
 from .ids import is_global_system, local_system, resource_id
@@ -123,7 +126,8 @@ class CsvMapping(_Strict):
     patient_system: str | None = None  # URI/OID, or the partner's authority name (as CX.4)
     time_column: str
     time_format: str | None = None  # strptime format; None: ISO 8601
-    observations: list[ObservationRule] = Field(min_length=1)
+    observations: list[ObservationRule] = Field(default_factory=list)
+    consent: ConsentRule | None = None  # one Consent per row (an opt-out list)
 
     @model_validator(mode="after")
     def _valid_name(self) -> CsvMapping:
@@ -131,11 +135,15 @@ class CsvMapping(_Strict):
             raise ValueError("name: lowercase letters, digits and hyphens")
         if len(self.delimiter) != 1:
             raise ValueError("delimiter: one character")
+        if not self.observations and self.consent is None:
+            raise ValueError("a mapping makes observations, a consent, or both")
         return self
 
     def columns(self) -> set[str]:
         """Every column the mapping reads."""
         found = {self.patient_column, self.time_column}
+        if self.consent is not None:
+            found |= self.consent.columns()
         for rule in self.observations:
             found |= {
                 c
@@ -425,6 +433,15 @@ def _convert_row(
         "identifier": {"system": system, "value": value},
     }
     made = []
+    if mapping.consent is not None:
+        try:
+            made.append(
+                consent_from_row(
+                    mapping.consent, row, patient, when, f"{system}|{value}", ctx.partner
+                )
+            )
+        except ValueError as exc:
+            raise _RowError(mapping.consent.status_column or "", str(exc)) from exc
     for rule in mapping.observations:
         resource = _observation(rule, row, patient, when, ctx, f"{system}|{value}")
         if resource is not None:

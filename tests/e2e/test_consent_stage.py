@@ -91,9 +91,10 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
     assert host.stop() == 0, host.logs()
 
 
-def _ingest(api: dict[str, Any], body: bytes, content_type: str) -> str:
+def _ingest(api: dict[str, Any], body: bytes, content_type: str, mapping: str = "") -> str:
     response = api["client"].post(
         "/ingest",
+        params={"mapping": mapping} if mapping else None,
         content=body,
         headers={
             "content-type": content_type,
@@ -258,3 +259,29 @@ def test_bad_requests_get_an_operation_outcome(api: dict[str, Any]) -> None:
         "/cds-services/patient-consent-consult", headers=headers, json={"hook": "patient-view"}
     )
     assert wrong_hook.status_code == 400
+
+
+def test_an_opt_out_list_as_csv_keeps_listed_patients_out(api: dict[str, Any]) -> None:
+    samples = REPO / "docs" / "samples"
+    registry = _ingest(
+        api, (samples / "opt-out-registry.csv").read_bytes(), "text/csv", "opt-out-registry"
+    )
+    assert _consent_stage(api, registry)["consent_consents_indexed"] == 2
+    labs = _ingest(api, (samples / "lab-results.csv").read_bytes(), "text/csv", "lab-results")
+    row = _consent_stage(api, labs)
+    # LAB-2001 is listed (active): its 3 results are held back; LAB-2002 withdrew (W),
+    # so its one result goes on.
+    assert row["consent_status"] == "partial"
+    assert (row["consent_denied"], row["consent_permitted"]) == (3, 1)
+    clients = api["clients"]
+    (held,) = _names(clients, Container.QUARANTINE, f"{labs}/consent-denied.json")
+    decisions = _read(clients, Container.QUARANTINE, held)["decisions"]
+    assert all(d["decision"] == "deny" for d in decisions)
+    assert all("opt-out registry entry" in d["reasons"][-1] for d in decisions)
+    (kept,) = _names(clients, Container.NORMALIZED, f"{labs}.permitted.json")
+    subjects = {
+        e["resource"]["subject"]["identifier"]["value"]
+        for e in _read(clients, Container.NORMALIZED, kept)["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+    }
+    assert subjects == {"LAB-2002"}

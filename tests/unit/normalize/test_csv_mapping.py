@@ -131,6 +131,6 @@ def test_mappings_are_validated() -> None:
 
 def test_shipped_mappings_load() -> None:
     names = sorted(p.stem for p in (REPO / "shared" / "normalize" / "mappings").glob("*.json"))
-    assert names == ["lab-results", "rpm-vitals"]
+    assert names == ["lab-results", "opt-out-registry", "rpm-vitals"]
     for name in names:
         assert load_mapping(name).name == name
