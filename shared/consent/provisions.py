@@ -124,19 +124,21 @@ class _Evaluator:
         wanted: set[str] = set()
         if identifier and identifier.get("value"):
             wanted.add(f"{identifier.get('system', '')}|{identifier['value']}")
+        checks: list[Tri] = []
         if literal and literal.startswith("#"):
             wanted |= self._contained_identifiers(literal[1:])
         elif literal:
-            if _literal(literal) in actor.references:
-                return True
-            if not wanted:
-                # A literal reference compares only with literal references.
-                return False if actor.references else None
+            # A literal reference is compared with the requester's literal references.
+            found = _literal(literal) in actor.references
+            checks.append(True if found else (False if actor.references else None))
         if wanted:
-            if wanted & actor.identifiers:
-                return True
-            return False if actor.identifiers else None
-        return None  # display only, or a contained actor without identifiers
+            found = bool(wanted & actor.identifiers)
+            checks.append(True if found else (False if actor.identifiers else None))
+        if True in checks:
+            return True
+        if False in checks:
+            return False
+        return None  # display only, a contained actor without identifiers, or no common ground
 
     def _actors(self, entries: Sequence[Mapping[str, Any]]) -> Tri:
         results = [self._one_actor(e) for e in entries]

@@ -15,7 +15,13 @@ from typing import Any
 from .models import Code, DataItem
 from .periods import Span, parse_span
 
-__all__ = ["consent_patient_keys", "describe_resource", "patient_keys", "resource_patient_ref"]
+__all__ = [
+    "consent_patient_keys",
+    "describe_resource",
+    "patient_keys",
+    "resolve_actor_references",
+    "resource_patient_ref",
+]
 
 _CODE_ELEMENTS = (
     "code",
@@ -132,3 +138,51 @@ def resource_patient_ref(resource: Mapping[str, Any]) -> Mapping[str, Any] | Non
 def consent_patient_keys(consent: Mapping[str, Any]) -> set[str]:
     """The keys a Consent is indexed under (its ``patient``)."""
     return patient_keys(consent.get("patient"))
+
+
+def _best_identifier(resource: Mapping[str, Any]) -> dict[str, str] | None:
+    """An identifier to stand for a resource: one of a shared system first."""
+    found = [i for i in resource.get("identifier") or () if i.get("value") and i.get("system")]
+    shared = [i for i in found if not str(i["system"]).startswith("urn:fhir-intake:partner:")]
+    best = (shared or found or [None])[0]
+    return {"system": best["system"], "value": best["value"]} if best else None
+
+
+def resolve_actor_references(
+    consent: Mapping[str, Any], resources: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The Consent with each ``provision.actor`` literal reference that names a resource
+    we hold (``Type/id`` -> resource) given that resource's identifier as well.
+
+    A requester is often known only by identifier (a partner's NPI or OID); a Reference
+    may carry both forms, so the engine can then compare identifiers instead of failing
+    closed on a reference it cannot resolve.
+    """
+
+    def walk(provision: Any) -> Any:
+        if not isinstance(provision, dict):
+            return provision
+        result = dict(provision)
+        actors = []
+        for actor in provision.get("actor") or ():
+            reference = dict((actor or {}).get("reference") or {})
+            literal = reference.get("reference")
+            if (
+                isinstance(literal, str)
+                and not literal.startswith("#")
+                and not reference.get("identifier")
+            ):
+                held = resources.get("/".join(literal.split("/_history/")[0].split("/")[-2:]))
+                identifier = _best_identifier(held) if held else None
+                if identifier:
+                    reference["identifier"] = identifier
+            actors.append({**actor, "reference": reference} if reference else actor)
+        if actors:
+            result["actor"] = actors
+        if provision.get("provision"):
+            result["provision"] = [walk(child) for child in provision["provision"]]
+        return result
+
+    if not isinstance(consent.get("provision"), dict):
+        return dict(consent)
+    return {**consent, "provision": walk(consent["provision"])}

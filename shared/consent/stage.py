@@ -25,12 +25,20 @@ from shared.normalize import json_codec
 from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import AuditLog, EnvelopeSender, PayloadStore
+from shared.security.models import Partner
+from shared.security.partners import PartnerLookup
 
 from .audit import consent_audit_event
 from .engine import decide_consent
 from .index import ConsentSource
 from .models import Action, Actor, Code, ConsentDecision, ConsentRequest, Policy
-from .resources import consent_patient_keys, describe_resource, patient_keys, resource_patient_ref
+from .resources import (
+    consent_patient_keys,
+    describe_resource,
+    patient_keys,
+    resolve_actor_references,
+    resource_patient_ref,
+)
 from .vocabulary import PARTNER_IDENTIFIER_SYSTEM
 
 __all__ = ["ConsentOutcome", "ConsentStage"]
@@ -48,9 +56,11 @@ class ConsentOutcome:
     consents_indexed: int
 
 
-def partner_actor(partner: str) -> Actor:
-    """The sending partner as the actor of a ``collect`` request."""
-    return Actor(identifiers=frozenset({f"{PARTNER_IDENTIFIER_SYSTEM}|{partner}"}))
+def partner_actor(partner_id: str, partner: Partner | None) -> Actor:
+    """The sending partner as the actor of a ``collect`` request: its id, and the
+    identifiers (NPI, OID) it is registered with."""
+    known = partner.identifiers if partner else frozenset()
+    return Actor(identifiers=frozenset({f"{PARTNER_IDENTIFIER_SYSTEM}|{partner_id}"}) | known)
 
 
 class _Patients:
@@ -90,6 +100,7 @@ class ConsentStage:
         sender: EnvelopeSender,
         status: IngestionLog,
         consents: ConsentSource,
+        partners: PartnerLookup,
         audit: AuditLog,
         policy: Policy,
         purpose: Code,
@@ -99,6 +110,7 @@ class ConsentStage:
         self._sender = sender
         self._status = status
         self._consents = consents
+        self._partners = partners
         self._audit = audit
         self._policy = policy
         self._purpose = purpose
@@ -136,7 +148,7 @@ class ConsentStage:
         patients = _Patients(entries)
         indexed = self._index_consents(entries, patients)
         now = self._clock()
-        actor = partner_actor(envelope.partner)
+        actor = partner_actor(envelope.partner, self._partners.get(envelope.partner))
         found: dict[frozenset[str], list[dict[str, Any]]] = {}
         verdicts: list[tuple[dict[str, Any], ConsentDecision | None, str | None]] = []
         for entry in entries:
@@ -180,12 +192,16 @@ class ConsentStage:
 
     def _index_consents(self, entries: list[dict[str, Any]], patients: _Patients) -> int:
         indexed = 0
-        for entry in entries:
-            resource = entry.get("resource") or {}
-            if resource.get("resourceType") != "Consent" or not resource.get("id"):
+        held = {
+            f"{r.get('resourceType')}/{r.get('id')}": r
+            for r in (e.get("resource") or {} for e in entries)
+            if r.get("id")
+        }
+        for resource in held.values():
+            if resource.get("resourceType") != "Consent":
                 continue
             keys = consent_patient_keys(resource) | patients.keys(resource.get("patient"))
-            if keys and self._consents.put(resource, keys):
+            if keys and self._consents.put(resolve_actor_references(resource, held), keys):
                 indexed += 1
         return indexed
 

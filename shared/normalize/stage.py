@@ -13,14 +13,13 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from shared.intake.status import IngestionLog, StageReport
 from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import EnvelopeSender, PayloadStore
-from shared.security.models import Partner
+from shared.security.partners import PartnerLookup
 
 from . import json_codec
 from .context import ConversionContext
@@ -32,10 +31,6 @@ __all__ = ["RAW_METADATA", "NormalizeOutcome", "NormalizeStage"]
 
 log = logging.getLogger(__name__)
 RAW_METADATA = ("format", "mapping")  # raw blob metadata the stage reads
-
-
-class _Partners(Protocol):
-    def get(self, partner_id: str) -> Partner | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +51,7 @@ class NormalizeStage:
         payloads: PayloadStore,
         sender: EnvelopeSender,
         status: IngestionLog,
-        partners: _Partners,
+        partners: PartnerLookup,
     ) -> None:
         self._payloads = payloads
         self._sender = sender

@@ -134,6 +134,7 @@ def consent_stage() -> ConsentStage:
         QueueEnvelopeSender(clients),
         TableIngestionLog(clients.table_client(Table.INGESTIONS)),
         _consent_index(),
+        partners(),
         BlobAuditLog(clients),
         consent_policy(),
         Code(ACT_REASON, settings().consent_purpose),

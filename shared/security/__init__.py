@@ -5,7 +5,12 @@ from __future__ import annotations
 from .api_keys import IssuedKey, KeyHash, hash_secret, mint_key, parse_key, verify_secret
 from .errors import AuthenticationError, SecurityError, UnknownPartnerError
 from .models import Partner, Role
-from .partners import PartnerDirectory, TablePartnerDirectory, authenticate_api_key
+from .partners import (
+    PartnerDirectory,
+    PartnerLookup,
+    TablePartnerDirectory,
+    authenticate_api_key,
+)
 
 __all__ = [
     "AuthenticationError",
@@ -13,6 +18,7 @@ __all__ = [
     "KeyHash",
     "Partner",
     "PartnerDirectory",
+    "PartnerLookup",
     "Role",
     "SecurityError",
     "TablePartnerDirectory",

@@ -28,6 +28,16 @@ class Partner(BaseModel):
     roles: frozenset[Role] = frozenset({Role.INGEST})
     time_zone: str = "UTC"  # IANA name: how the partner's times without an offset are read
     code_systems: dict[str, str] = Field(default_factory=dict)  # their coding-system names -> URIs
+    identifiers: frozenset[str] = frozenset()  # "system|value" they are known by (NPI, OID)
+
+    @field_validator("identifiers")
+    @classmethod
+    def _system_value(cls, value: frozenset[str]) -> frozenset[str]:
+        for item in value:
+            system, bar, code = item.rpartition("|")
+            if not bar or not system or not code:
+                raise ValueError(f"identifiers are system|value, got {item!r}")
+        return value
 
     @field_validator("time_zone")
     @classmethod

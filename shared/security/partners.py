@@ -19,9 +19,16 @@ from .api_keys import IssuedKey, KeyHash, hash_secret, mint_key, parse_key, veri
 from .errors import AuthenticationError, UnknownPartnerError
 from .models import Partner, Role
 
-__all__ = ["PartnerDirectory", "TablePartnerDirectory", "authenticate_api_key"]
+__all__ = ["PartnerDirectory", "PartnerLookup", "TablePartnerDirectory", "authenticate_api_key"]
 
 _PARTNER, _KEY = "partner", "key"
+
+
+class PartnerLookup(Protocol):
+    """Port: a partner by id (what stages need to know about a sender)."""
+
+    def get(self, partner_id: str) -> Partner | None:
+        """A partner by id, or None."""
 
 
 class PartnerDirectory(Protocol):
@@ -53,6 +60,7 @@ class TablePartnerDirectory:
                     "roles": json.dumps(sorted(partner.roles)),
                     "time_zone": partner.time_zone,
                     "code_systems": json.dumps(partner.code_systems),
+                    "identifiers": json.dumps(sorted(partner.identifiers)),
                 },
                 mode=UpdateMode.REPLACE,
             )
@@ -80,6 +88,7 @@ class TablePartnerDirectory:
             roles=frozenset(Role(r) for r in json.loads(row["roles"])),
             time_zone=row.get("time_zone") or "UTC",
             code_systems=json.loads(row.get("code_systems") or "{}"),
+            identifiers=frozenset(json.loads(row.get("identifiers") or "[]")),
         )
 
     def issue_key(self, partner_id: str) -> IssuedKey:

@@ -50,9 +50,15 @@ def test_time_zone_and_code_systems_round_trip(directory: TablePartnerDirectory)
         name="Lab C",
         time_zone="Europe/Paris",
         code_systems={"99LAB": "http://lab-c.example.org/codes"},
+        identifiers=frozenset({"http://hl7.org/fhir/sid/us-npi|1234567893"}),
     )
     directory.upsert(partner)
     assert directory.get("lab-c") == partner
+
+
+def test_identifiers_are_system_bar_value() -> None:
+    with pytest.raises(ValueError, match="system|value"):
+        Partner(id="lab-e", name="Lab E", identifiers=frozenset({"1234567893"}))
 
 
 def test_unknown_time_zone_is_refused() -> None:

@@ -414,3 +414,18 @@ def test_reasons_and_repr_hold_no_identifier_values() -> None:
     decision = decide_consent([c], request(who=who), OPT_OUT)
     text = repr(decision) + repr(who) + repr(request(who=who))
     assert "123-45-6789" not in text and "987-65-4321" not in text
+
+
+def test_a_reference_with_both_forms_is_compared_by_identifier_too() -> None:
+    both = {
+        "reference": {
+            "reference": "Organization/org1",
+            "identifier": {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"},
+        }
+    }
+    c = consent(rule="OPTOUT", provision={"actor": [both]})
+    npi = Actor(identifiers=frozenset({"http://hl7.org/fhir/sid/us-npi|1234567893"}))
+    other = Actor(identifiers=frozenset({"http://hl7.org/fhir/sid/us-npi|1111111111"}))
+    assert decide_consent([c], request(who=npi), OPT_OUT).decision is Effect.DENY
+    decision = decide_consent([c], request(who=other), OPT_OUT)
+    assert decision.permitted and decision.default_applied  # definitively someone else

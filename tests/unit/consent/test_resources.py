@@ -9,6 +9,7 @@ from shared.consent.resources import (
     consent_patient_keys,
     describe_resource,
     patient_keys,
+    resolve_actor_references,
     resource_patient_ref,
 )
 
@@ -72,3 +73,30 @@ def test_patient_keys_come_from_reference_and_identifier() -> None:
     }
     assert resource_patient_ref({"resourceType": "Organization", "id": "x"}) is None
     assert consent_patient_keys({"patient": {"identifier": {"value": "7"}}}) == {"|7"}
+
+
+def test_actor_references_get_the_identifier_of_a_resource_we_hold() -> None:
+    org = {
+        "resourceType": "Organization",
+        "id": "org1",
+        "identifier": [
+            {"system": "urn:fhir-intake:partner:p1:cs:LOCAL", "value": "7"},
+            {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"},
+        ],
+    }
+    consent = {
+        "resourceType": "Consent",
+        "provision": {
+            "actor": [{"reference": {"reference": "Organization/org1"}}],
+            "provision": [{"actor": [{"reference": {"reference": "Practitioner/unknown"}}]}],
+        },
+    }
+    resolved = resolve_actor_references(consent, {"Organization/org1": org})
+    root = resolved["provision"]["actor"][0]["reference"]
+    assert root == {
+        "reference": "Organization/org1",
+        "identifier": {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"},
+    }
+    nested = resolved["provision"]["provision"][0]["actor"][0]["reference"]
+    assert nested == {"reference": "Practitioner/unknown"}  # not held: left as it is
+    assert "identifier" not in consent["provision"]["actor"][0]["reference"]  # input untouched

@@ -14,10 +14,12 @@ from shared.intake.status import StageReport
 from shared.normalize import json_codec
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
+from shared.security.models import Partner
 
-from .builders import consent
+from .builders import actor, consent
 
 NOW = datetime(2026, 6, 15, tzinfo=UTC)
+NPI = "http://hl7.org/fhir/sid/us-npi|1234567893"
 
 
 class Blobs:
@@ -74,6 +76,11 @@ class Recorder:
         return event["id"]
 
 
+class Partners:
+    def get(self, partner_id: str) -> Partner | None:
+        return Partner(id=partner_id, name="Lab", identifiers=frozenset({NPI}))
+
+
 def _entry(resource: dict[str, Any]) -> dict[str, Any]:
     return {
         "fullUrl": f"urn:uuid:{resource['id']}",
@@ -116,6 +123,7 @@ def _run(entries: list[dict[str, Any]], index: Index, mode: PolicyMode = PolicyM
         rec,
         rec,
         index,
+        Partners(),
         rec,
         Policy(mode=mode),  # type: ignore[arg-type]
         Code(None, "TREAT"),
@@ -190,3 +198,25 @@ def test_master_data_alone_needs_no_consent_even_under_opt_in() -> None:
     outcome, _, rec = _run([_entry(ORG)], Index(), PolicyMode.OPT_IN)
     assert (outcome.outcome, outcome.permitted, len(rec.sent)) == ("permitted", 1, 1)
     assert rec.events == []
+
+
+def test_a_withholding_from_an_organization_in_the_bundle_is_matched_by_its_npi() -> None:
+    org = {
+        "resourceType": "Organization",
+        "id": "org9",
+        "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}],
+    }
+    withhold = consent(rule="OPTOUT", ident="c5", provision={"actor": [actor("Organization/org9")]})
+    withhold["patient"] = {"reference": "Patient/p1"}
+    # The sender is registered with that NPI (see Partners): its data is refused ...
+    outcome, _, _ = _run([_entry(org), _entry(withhold), _entry(PATIENT), _entry(OBS)], Index())
+    assert (outcome.outcome, outcome.denied) == ("denied", 2)
+    # ... and a consent naming another organization leaves it alone (no fail-closed).
+    other = {
+        **org,
+        "id": "org8",
+        "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1111111111"}],
+    }
+    elsewhere = {**withhold, "id": "c6", "provision": {"actor": [actor("Organization/org8")]}}
+    outcome, _, _ = _run([_entry(other), _entry(elsewhere), _entry(PATIENT), _entry(OBS)], Index())
+    assert (outcome.outcome, outcome.denied) == ("permitted", 0)
