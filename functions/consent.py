@@ -10,7 +10,8 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.consent import ConsentInputError, ConsentUnavailableError
+from shared.consent import Actor, ConsentInputError, ConsentUnavailableError
+from shared.consent.actors import partner_actor
 from shared.consent.cds_hooks import SERVICE, decision_cards, read_hook_request
 from shared.consent.inputs import validate_resource
 from shared.consent.parameters import decision_parameters, read_evaluate_parameters
@@ -41,7 +42,9 @@ def _outcome(status: int, code: str, text: str) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype=_FHIR, headers=headers)
 
 
-def _decide(req: func.HttpRequest, answer: Callable[[Any], tuple[Any, str]]) -> func.HttpResponse:
+def _decide(
+    req: func.HttpRequest, answer: Callable[[Any, Actor], tuple[Any, str]]
+) -> func.HttpResponse:
     """Authenticate, parse, decide; every refusal is an OperationOutcome."""
     try:
         partner = authenticate_api_key(wiring.partners(), req.headers.get("x-api-key"))
@@ -51,7 +54,7 @@ def _decide(req: func.HttpRequest, answer: Callable[[Any], tuple[Any, str]]) -> 
             body = json.loads(req.get_body() or b"null")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return _outcome(400, "structure", f"the body is not JSON: {exc}")
-        result, mimetype = answer(body)
+        result, mimetype = answer(body, partner_actor(partner.id, partner))
     except AuthenticationError as exc:
         return _outcome(401, "login", str(exc))
     except ConsentInputError as exc:
@@ -67,7 +70,7 @@ def _decide(req: func.HttpRequest, answer: Callable[[Any], tuple[Any, str]]) -> 
 def consent_evaluate(req: func.HttpRequest) -> func.HttpResponse:
     """A decision for a Parameters request, as Parameters."""
 
-    def answer(body: Any) -> tuple[Any, str]:
+    def answer(body: Any, caller: Actor) -> tuple[Any, str]:
         service = wiring.consent_service()
         asked = read_evaluate_parameters(body, wiring.settings().consent_purpose)
         data = None
@@ -81,6 +84,7 @@ def consent_evaluate(req: func.HttpRequest) -> func.HttpResponse:
             asked.actor,
             data,
             observer="fhir-intake $evaluate",
+            requester=caller,
         )
         return decision_parameters(decision), _FHIR
 
@@ -101,7 +105,7 @@ def cds_discovery(req: func.HttpRequest) -> func.HttpResponse:
 def cds_consent_consult(req: func.HttpRequest) -> func.HttpResponse:
     """A decision in the CDS Hooks card shape consent decision services use."""
 
-    def answer(body: Any) -> tuple[Any, str]:
+    def answer(body: Any, caller: Actor) -> tuple[Any, str]:
         asked = read_hook_request(body, wiring.settings().consent_purpose)
         decision = wiring.consent_service().evaluate(
             asked.patient_keys,
@@ -109,6 +113,7 @@ def cds_consent_consult(req: func.HttpRequest) -> func.HttpResponse:
             asked.purpose,
             asked.actor,
             observer="fhir-intake patient-consent-consult",
+            requester=caller,
         )
         return decision_cards(decision, req.url.split("/cds-services")[0]), "application/json"
 

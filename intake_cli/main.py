@@ -11,6 +11,8 @@ from typing import Any, BinaryIO
 
 import click
 
+from shared.platform.names import Queue
+
 __all__ = ["main"]
 
 root_option = click.option(
@@ -319,9 +321,7 @@ def status(ingestion_id: str, url: str | None, key: str | None, function_key: st
 
 
 @main.command()
-@click.argument(
-    "queue", type=click.Choice(["blob-created", "normalize", "consent-check", "notify", "deliver"])
-)
+@click.argument("queue", type=click.Choice([q.value for q in Queue]))
 @click.option("--limit", type=int, help="Move at most this many.")
 @settings_option
 def replay(queue: str, limit: int | None, settings: Path) -> None:

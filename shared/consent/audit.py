@@ -54,6 +54,7 @@ def consent_audit_event(
     patient: str | None,
     resources: Sequence[str] = (),
     observer: str = "fhir-intake",
+    requester: Actor | None = None,
 ) -> dict[str, Any]:
     """The AuditEvent for one decision.
 
@@ -62,6 +63,8 @@ def consent_audit_event(
         number: which decision of that work (with ``work_id``, makes the id stable).
         patient: ``Patient/<id>`` the data belongs to, where known.
         resources: ``Type/id`` of each resource the decision covered.
+        requester: who asked for the decision, when that is not ``actor`` itself (an
+            API caller asking on behalf of a clinic).
     """
     details = [
         {"type": "decision", "valueString": decision.decision.value},
@@ -92,7 +95,10 @@ def consent_audit_event(
         "outcome": "0",
         "outcomeDesc": f"{decision.decision.value}"
         + (" (default policy)" if decision.default_applied else ""),
-        "agent": [{"who": _who(actor), "requestor": True}],
+        "agent": [
+            *([{"who": _who(requester), "requestor": True}] if requester else []),
+            {"who": _who(actor), "requestor": requester is None},
+        ],
         "source": {
             "observer": {"display": observer},
             "type": [

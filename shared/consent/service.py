@@ -49,8 +49,9 @@ class ConsentService:
         data: DataItem | None = None,
         resource: str | None = None,
         observer: str = "fhir-intake",
+        requester: Actor | None = None,
     ) -> ConsentDecision:
-        """Decide one request now, and write its AuditEvent.
+        """Decide one request now, and write its AuditEvent (``requester``: who asked).
 
         Raises:
             ConsentUnavailableError: the consent index did not answer (callers deny).
@@ -75,6 +76,7 @@ class ConsentService:
                 patient=patient,
                 resources=[resource] if resource else [],
                 observer=observer,
+                requester=requester,
             )
         )
         return decision

@@ -25,9 +25,9 @@ from shared.normalize import json_codec
 from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import AuditLog, EnvelopeSender, PayloadStore
-from shared.security.models import Partner
 from shared.security.partners import PartnerLookup
 
+from .actors import partner_actor
 from .audit import consent_audit_event
 from .engine import decide_consent
 from .index import ConsentSource
@@ -39,7 +39,6 @@ from .resources import (
     resolve_actor_references,
     resource_patient_ref,
 )
-from .vocabulary import PARTNER_IDENTIFIER_SYSTEM
 
 __all__ = ["ConsentOutcome", "ConsentStage"]
 
@@ -54,13 +53,6 @@ class ConsentOutcome:
     permitted: int
     denied: int
     consents_indexed: int
-
-
-def partner_actor(partner_id: str, partner: Partner | None) -> Actor:
-    """The sending partner as the actor of a ``collect`` request: its id, and the
-    identifiers (NPI, OID) it is registered with."""
-    known = partner.identifiers if partner else frozenset()
-    return Actor(identifiers=frozenset({f"{PARTNER_IDENTIFIER_SYSTEM}|{partner_id}"}) | known)
 
 
 class _Patients:

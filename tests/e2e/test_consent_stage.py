@@ -195,6 +195,17 @@ def test_opt_out_quarantines_then_a_permit_lets_a_resend_through(api: dict[str, 
     params = {p["name"]: p for p in answer.json()["parameter"]}
     assert params["decision"]["valueCode"] == "deny"
     assert params["consent"]["valueReference"]["reference"] == consent_ref
+    # Its AuditEvent records the API caller as requester and the clinic asked about.
+    audited = [
+        _read(clients, Container.AUDIT, n) for n in _names(clients, Container.AUDIT, "AuditEvent/")
+    ]
+    (evaluated,) = [
+        e for e in audited if e["source"]["observer"]["display"] == "fhir-intake $evaluate"
+    ]
+    assert [(a["who"], a["requestor"]) for a in evaluated["agent"]] == [
+        ({"identifier": {"system": "urn:fhir-intake:partner", "value": "reader"}}, True),
+        ({"reference": "Organization/clinic"}, False),
+    ]
     hook = api["client"].post(
         "/cds-services/patient-consent-consult",
         headers={"x-api-key": api["keys"]["reader"]},
