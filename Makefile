@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint bench-convert bench-batch clean
+.PHONY: setup run test lint bench-convert bench-batch bench-consent clean
 
 setup: $(STAMP) node_modules/.bin/azurite local.settings.json
 
@@ -40,6 +40,9 @@ bench-convert: setup
 
 bench-batch: setup
 	$(BIN)/python -m bench.bench_batch --size-mb 1024 --json bench/batch.json
+
+bench-consent: setup
+	$(BIN)/python -m bench.bench_consent --json bench/consent.json
 
 clean:
 	rm -rf $(VENV) node_modules .azurite .intake .pytest_cache .mypy_cache .ruff_cache

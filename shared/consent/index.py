@@ -18,6 +18,15 @@ class ConsentSource(Protocol):
             ConsentUnavailableError: the index did not answer (the caller fails closed).
         """
 
+    def find_many(
+        self, key_sets: Iterable[frozenset[str]]
+    ) -> dict[frozenset[str], list[dict[str, Any]]]:
+        """``find`` for each key set (one patient each), in one call.
+
+        Raises:
+            ConsentUnavailableError: the index did not answer (the caller fails closed).
+        """
+
     def put(self, consent: dict[str, Any], keys: Iterable[str]) -> bool:
         """Index a Consent under its patient's keys; False if a newer version is kept.
 

@@ -141,27 +141,24 @@ class ConsentStage:
         indexed = self._index_consents(entries, patients)
         now = self._clock()
         actor = partner_actor(envelope.partner, self._partners.get(envelope.partner))
-        found: dict[frozenset[str], list[dict[str, Any]]] = {}
+        owners = [
+            (entry, frozenset(patients.keys(resource_patient_ref(entry.get("resource") or {}))))
+            for entry in entries
+        ]
+        found = self._consents.find_many(
+            {keys for entry, keys in owners if keys and not _exempt(entry)}
+        )
         verdicts: list[tuple[dict[str, Any], ConsentDecision | None, str | None]] = []
-        for entry in entries:
-            resource = entry.get("resource") or {}
-            kind = resource.get("resourceType")
-            if kind in ("Consent", "Provenance"):
-                verdicts.append((entry, None, None))
+        for entry, keys in owners:
+            if _exempt(entry) or not keys:
+                verdicts.append((entry, None, None))  # no consent needed
                 continue
-            reference = resource_patient_ref(resource)
-            keys = frozenset(patients.keys(reference))
-            if not keys:
-                verdicts.append((entry, None, None))  # not patient data
-                continue
-            if keys not in found:
-                found[keys] = self._consents.find(keys)
             request = ConsentRequest(
                 action=Action.COLLECT,
                 at=now,
                 purpose=self._purpose,
                 actor=actor,
-                data=describe_resource(resource, self._policy.zone),
+                data=describe_resource(entry.get("resource") or {}, self._policy.zone),
             )
             patient = next((k for k in sorted(keys) if k.startswith("Patient/")), None)
             verdicts.append((entry, decide_consent(found[keys], request, self._policy), patient))
@@ -282,22 +279,28 @@ class ConsentStage:
                 continue
             key = json.dumps([decision.to_json(), patient], sort_keys=True)
             groups.setdefault(key, (decision, patient, []))[2].append(_ref(entry))
-        for number, (decision, patient, refs) in enumerate(groups.values()):
-            self._audit.write(
-                consent_audit_event(
-                    work_id=envelope.correlation_id,
-                    number=number,
-                    decision=decision,
-                    action=Action.COLLECT.value,
-                    purpose=self._purpose,
-                    actor=actor,
-                    policy=self._policy,
-                    recorded=now,
-                    patient=patient,
-                    resources=refs,
-                    observer="fhir-intake consent-check",
-                )
+        events = [
+            consent_audit_event(
+                work_id=envelope.correlation_id,
+                number=number,
+                decision=decision,
+                action=Action.COLLECT.value,
+                purpose=self._purpose,
+                actor=actor,
+                policy=self._policy,
+                recorded=now,
+                patient=patient,
+                resources=refs,
+                observer="fhir-intake consent-check",
             )
+            for number, (decision, patient, refs) in enumerate(groups.values())
+        ]
+        self._audit.write_batch(events, envelope.correlation_id)
+
+
+def _exempt(entry: dict[str, Any]) -> bool:
+    """Consents (the patient's own directive) and Provenance (follows its targets)."""
+    return (entry.get("resource") or {}).get("resourceType") in ("Consent", "Provenance")
 
 
 def _ref(entry: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@ so stages and their in-memory test fakes agree on one shape."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .envelope import BlobRef, Envelope
@@ -40,3 +41,6 @@ class AuditLog(Protocol):
 
     def write(self, event: dict[str, Any]) -> str:
         """Store one AuditEvent; where it went."""
+
+    def write_batch(self, events: Sequence[dict[str, Any]], work_id: str) -> str | None:
+        """Store the AuditEvents of one unit of work together; where they went."""

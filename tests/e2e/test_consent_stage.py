@@ -123,6 +123,15 @@ def _read(clients: StorageClients, container: Container, name: str) -> Any:
     return json.loads(clients.container(container).download_blob(name).readall())
 
 
+def _audit_events(clients: StorageClients) -> list[dict[str, Any]]:
+    """Every AuditEvent: single ones (.json) and a unit of work's (.ndjson)."""
+    events = []
+    for name in _names(clients, Container.AUDIT, "AuditEvent/"):
+        data = clients.container(Container.AUDIT).download_blob(name).readall()
+        events += [json.loads(line) for line in data.splitlines() if line.strip()]
+    return events
+
+
 def _store_messages(clients: StorageClients) -> list[Envelope]:
     peeked = clients.queue_client(Queue.STORE).peek_messages(max_messages=32)
     return [Envelope.from_bytes(m.content) for m in peeked]
@@ -169,9 +178,7 @@ def test_opt_out_quarantines_then_a_permit_lets_a_resend_through(api: dict[str, 
     assert _names(clients, Container.NORMALIZED, f"{lab}.permitted.json") == []
     assert all(m.correlation_id != lab for m in _store_messages(clients))
     # The AuditEvent says who asked, what was decided and by which consent.
-    events = [
-        _read(clients, Container.AUDIT, n) for n in _names(clients, Container.AUDIT, "AuditEvent/")
-    ]
+    events = _audit_events(clients)
     about = [
         e
         for e in events
@@ -196,9 +203,7 @@ def test_opt_out_quarantines_then_a_permit_lets_a_resend_through(api: dict[str, 
     assert params["decision"]["valueCode"] == "deny"
     assert params["consent"]["valueReference"]["reference"] == consent_ref
     # Its AuditEvent records the API caller as requester and the clinic asked about.
-    audited = [
-        _read(clients, Container.AUDIT, n) for n in _names(clients, Container.AUDIT, "AuditEvent/")
-    ]
+    audited = _audit_events(clients)
     (evaluated,) = [
         e for e in audited if e["source"]["observer"]["display"] == "fhir-intake $evaluate"
     ]

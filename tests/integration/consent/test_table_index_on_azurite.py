@@ -72,3 +72,21 @@ def test_audit_events_are_written_once(storage_env) -> None:  # type: ignore[no-
     assert log.write({**event, "outcome": "8"}) == name  # a retry leaves the first as it is
     stored = json.loads(clients.container(Container.AUDIT).download_blob(name).readall())
     assert "outcome" not in stored
+
+
+def test_a_unit_of_works_audit_events_are_one_ndjson_blob(storage_env) -> None:  # type: ignore[no-untyped-def]
+    clients = wiring.storage()
+    provision_storage(clients)
+    log = BlobAuditLog(clients)
+    events = [
+        {"resourceType": "AuditEvent", "id": f"e{i}", "recorded": "2026-06-15T12:00:00+00:00"}
+        for i in range(3)
+    ]
+    name = log.write_batch(events, "ing-7")
+    assert name is not None and name.startswith("AuditEvent/2026/06/15/ing-7-")
+    assert log.write_batch(events, "ing-7") == name  # the same retry: nothing new
+    other = log.write_batch(events[:1], "ing-7")
+    assert other != name  # a retry that decided otherwise keeps both records
+    lines = clients.container(Container.AUDIT).download_blob(name).readall().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["e0", "e1", "e2"]
+    assert log.write_batch([], "ing-8") is None

@@ -51,6 +51,9 @@ class Index:
             raise ConsentUnavailableError("down")
         return [c for c, k in self.kept.values() if k & set(keys)]
 
+    def find_many(self, key_sets: Any) -> dict[frozenset[str], list[dict[str, Any]]]:
+        return {k: self.find(k) for k in key_sets}
+
     def put(self, resource: dict[str, Any], keys: Any) -> bool:
         self.kept[resource["id"]] = (resource, set(keys))
         return True
@@ -74,6 +77,10 @@ class Recorder:
     def write(self, event: dict[str, Any]) -> str:
         self.events.append(event)
         return event["id"]
+
+    def write_batch(self, events: Any, work_id: str) -> str:
+        self.events.extend(events)
+        return work_id
 
 
 class Partners:
