@@ -27,12 +27,9 @@ __all__ = ["decide_consent"]
 
 def _winners(evaluations: list[ConsentEvaluation]) -> list[ConsentEvaluation]:
     """The consents that decide within one scope: the most recent, plus any undated."""
-    dated = [e for e in evaluations if e.date is not None]
-    undated = [e for e in evaluations if e.date is None]
-    if not dated:
-        return undated
-    latest = max(e.date for e in dated)
-    return [e for e in dated if e.date == latest] + undated
+    dates = [e.date for e in evaluations if e.date is not None]
+    latest = max(dates, default=None)
+    return [e for e in evaluations if e.date is None or e.date == latest]
 
 
 def _sensitive(request: ConsentRequest, policy: Policy) -> set[str]:

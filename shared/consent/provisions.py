@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .models import Code, ConsentRequest, Effect, Obligation, Policy
@@ -57,7 +58,7 @@ class ConsentEvaluation:
     explicit_labels: frozenset[str] = frozenset()
     scope: str | None = None
     registry: bool = False
-    date: Any = None  # the first instant of Consent.dateTime, or None
+    date: datetime | None = None  # the first instant of Consent.dateTime
     obligations: list[Obligation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -240,7 +241,7 @@ class _Evaluator:
             return False
         if any(provision.get(name) for name in _DATA_ELEMENTS):
             if self.request.data is None:
-                self._obligation(provision, effect, unknown=None in checks)
+                self._obligation(provision, effect)
                 return False
             if provision.get("securityLabel"):
                 checks.append(self._labels(provision["securityLabel"], effect))
@@ -262,7 +263,7 @@ class _Evaluator:
             return effect is Effect.DENY
         return True
 
-    def _obligation(self, provision: Mapping[str, Any], effect: Effect, unknown: bool) -> None:
+    def _obligation(self, provision: Mapping[str, Any], effect: Effect) -> None:
         """A data-dependent deny, asked about no data in particular: redact its codes."""
         if effect is not Effect.DENY:
             return

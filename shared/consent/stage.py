@@ -22,6 +22,7 @@ from typing import Any
 
 from shared.intake.status import IngestionLog, StageReport
 from shared.normalize import json_codec
+from shared.normalize.ids import is_global_system, resource_id
 from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import AuditLog, EnvelopeSender, PayloadStore
@@ -56,9 +57,13 @@ class ConsentOutcome:
 
 
 class _Patients:
-    """Patient keys per resource, using the Bundle's own Patient entries to add identifiers."""
+    """Patient keys per resource: the reference and identifier it names, the identifiers
+    of the Bundle's own Patient entries, and the id our converters give a Patient with
+    that identifier (so a Consent naming a patient by identifier finds data that names
+    them only by ``Patient/<id>``)."""
 
-    def __init__(self, entries: list[dict[str, Any]]) -> None:
+    def __init__(self, entries: list[dict[str, Any]], partner: str) -> None:
+        self._partner = partner
         self._known: dict[str, set[str]] = {}
         for entry in entries:
             resource = entry.get("resource") or {}
@@ -80,6 +85,10 @@ class _Patients:
         literal = reference.get("reference")
         for key in [literal, *found]:
             found |= self._known.get(str(key), set())
+        for key in [k for k in found if not k.startswith("Patient/")]:
+            system, _, value = key.rpartition("|")
+            scope = "" if is_global_system(system) else self._partner
+            found.add(f"Patient/{resource_id('Patient', scope, system, value)}")
         return found
 
 
@@ -137,7 +146,7 @@ class ConsentStage:
         data, _, _ = self._payloads.read(envelope.blob)
         bundle = json_codec.loads(data)
         entries: list[dict[str, Any]] = list(bundle.get("entry") or ())
-        patients = _Patients(entries)
+        patients = _Patients(entries, envelope.partner)
         indexed = self._index_consents(entries, patients)
         now = self._clock()
         actor = partner_actor(envelope.partner, self._partners.get(envelope.partner))

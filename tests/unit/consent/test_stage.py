@@ -227,3 +227,18 @@ def test_a_withholding_from_an_organization_in_the_bundle_is_matched_by_its_npi(
     elsewhere = {**withhold, "id": "c6", "provision": {"actor": [actor("Organization/org8")]}}
     outcome, _, _ = _run([_entry(other), _entry(elsewhere), _entry(PATIENT), _entry(OBS)], Index())
     assert (outcome.outcome, outcome.denied) == ("permitted", 0)
+
+
+def test_a_consent_naming_the_patient_by_identifier_finds_data_naming_them_by_id() -> None:
+    from shared.normalize.ids import resource_id
+
+    index = Index()
+    by_identifier = consent(rule="OPTOUT", ident="c7")
+    by_identifier["patient"] = {"identifier": {"system": "urn:oid:1.2", "value": "M1"}}
+    _run([_entry(by_identifier)], index)
+    # A later Observation names the patient only by the id our converters derive from
+    # that global identifier (no Patient entry in its Bundle).
+    derived = resource_id("Patient", "", "urn:oid:1.2", "M1")
+    alone = {**OBS, "subject": {"reference": f"Patient/{derived}"}}
+    outcome, _, _ = _run([_entry(alone)], index)
+    assert (outcome.outcome, outcome.denied) == ("denied", 1)
