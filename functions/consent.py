@@ -54,6 +54,8 @@ def _decide(
             body = json.loads(req.get_body() or b"null")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return _outcome(400, "structure", f"the body is not JSON: {exc}")
+        except RecursionError:
+            return _outcome(400, "too-costly", "the body is nested too deeply")
         result, mimetype = answer(body, partner_actor(partner.id, partner))
     except AuthenticationError as exc:
         return _outcome(401, "login", str(exc))

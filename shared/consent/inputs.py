@@ -49,6 +49,8 @@ def validate_resource(resource: dict[str, Any], where: str) -> None:
         raise ConsentInputError(f"unknown resourceType {kind!r}", where) from exc
     try:
         model.model_validate(resource)
+    except RecursionError as exc:
+        raise ConsentInputError(f"{kind} is nested too deeply", where) from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         path = ".".join(str(p) for p in first["loc"] if p != "__root__")
@@ -62,6 +64,8 @@ def _json(data: bytes, where: str) -> Any:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConsentInputError(f"not JSON: {exc}", where) from exc
+    except RecursionError as exc:
+        raise ConsentInputError("JSON nested too deeply", where) from exc
 
 
 def load_consents(data: bytes, where: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConsentInputError
-from .inputs import parse_action, parse_purpose
+from .inputs import parse_action, parse_purpose, validate_resource
 from .models import Action, Actor, Code, ConsentDecision
 from .resources import patient_keys
 
@@ -48,6 +48,7 @@ def read_evaluate_parameters(body: Any, default_purpose: str) -> EvaluateRequest
     """
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
         raise ConsentInputError("the body must be a FHIR Parameters resource")
+    validate_resource(body, "Parameters")  # every value has its FHIR type from here on
     params = [p for p in body.get("parameter") or () if isinstance(p, dict)]
     keys: set[str] = set()
     references: set[str] = set()

@@ -301,3 +301,18 @@ def test_an_opt_out_list_as_csv_keeps_listed_patients_out(api: dict[str, Any]) -
         if e["resource"]["resourceType"] == "Observation"
     }
     assert subjects == {"LAB-2002"}
+
+
+def test_hostile_bodies_get_a_4xx_never_a_crash(api: dict[str, Any]) -> None:
+    headers = {"x-api-key": api["keys"]["reader"], "content-type": "application/fhir+json"}
+    deep = b'{"resourceType": "Parameters", "parameter": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    for body in (
+        deep,
+        b'{"resourceType": "Parameters", "parameter": [{"name": "patient", "valueIdentifier": 7}]}',
+        b'{"resourceType": "Parameters", "parameter": "all"}',
+        b"\xff\xfe\x00",
+    ):
+        response = api["client"].post("/consent/$evaluate", headers=headers, content=body)
+        assert response.status_code == 400, (body[:60], response.text)
+        assert response.json()["resourceType"] == "OperationOutcome"
+    assert api["client"].get("/health").status_code == 200  # the host is still there

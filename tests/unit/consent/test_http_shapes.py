@@ -4,9 +4,12 @@ the R4 models where FHIR defines them."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.consent import (
     Action,
@@ -174,3 +177,46 @@ def test_audit_event_is_valid_r4_and_stable_across_retries() -> None:
     roles = {x["what"]["reference"]: x["role"]["code"] for x in event["entity"] if "what" in x}
     assert roles == {"Patient/p1": "1", "Observation/o1": "4", "Consent/c1": "13"}
     assert event["purposeOfEvent"][0]["coding"][0]["code"] == "TREAT"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+names = st.sampled_from(["patient", "action", "purpose", "actor", "actorRole", "resource", "x"])
+value_keys = st.sampled_from(
+    ["valueIdentifier", "valueReference", "valueCode", "valueCoding", "resource", "valueString"]
+)
+parameters = st.builds(
+    lambda items: {"resourceType": "Parameters", "parameter": items},
+    st.lists(
+        st.builds(lambda n, k, v: {"name": n, k: v}, names, value_keys, json_values), max_size=5
+    ),
+)
+hooks = st.builds(
+    lambda ctx: {"hook": "patient-consent-consult", "context": ctx},
+    st.dictionaries(
+        st.sampled_from(["patientId", "actor", "purposeOfUse", "action", "scope"]), json_values
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(parameters, json_values))
+def test_any_json_is_read_or_refused_with_a_reason(body: Any) -> None:
+    try:
+        read_evaluate_parameters(body, "TREAT")
+    except ConsentInputError as exc:
+        assert exc.diagnostics
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(hooks, json_values))
+def test_any_hook_call_is_read_or_refused_with_a_reason(body: Any) -> None:
+    try:
+        read_hook_request(body, "TREAT")
+    except ConsentInputError as exc:
+        assert exc.diagnostics
