@@ -147,7 +147,7 @@ class ConsentStage:
         bundle = json_codec.loads(data)
         entries: list[dict[str, Any]] = list(bundle.get("entry") or ())
         patients = _Patients(entries, envelope.partner)
-        indexed = self._index_consents(entries, patients)
+        indexed, notes = self._index_consents(entries, patients)
         now = self._clock()
         actor = partner_actor(envelope.partner, self._partners.get(envelope.partner))
         owners = [
@@ -171,7 +171,7 @@ class ConsentStage:
             )
             patient = next((k for k in sorted(keys) if k.startswith("Patient/")), None)
             verdicts.append((entry, decide_consent(found[keys], request, self._policy), patient))
-        outcome = self._route(envelope, bundle, verdicts, indexed, now, actor)
+        outcome = self._route(envelope, bundle, verdicts, (indexed, notes), now, actor)
         log.info(
             "consent: %s",
             outcome.outcome,
@@ -188,8 +188,11 @@ class ConsentStage:
         )
         return outcome
 
-    def _index_consents(self, entries: list[dict[str, Any]], patients: _Patients) -> int:
-        indexed = 0
+    def _index_consents(
+        self, entries: list[dict[str, Any]], patients: _Patients
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Index the Bundle's Consents; how many, and issues for those that were not."""
+        indexed, notes = 0, []
         held = {
             f"{r.get('resourceType')}/{r.get('id')}": r
             for r in (e.get("resource") or {} for e in entries)
@@ -199,19 +202,27 @@ class ConsentStage:
             if resource.get("resourceType") != "Consent":
                 continue
             keys = consent_patient_keys(resource) | patients.keys(resource.get("patient"))
-            if keys and self._consents.put(resolve_actor_references(resource, held), keys):
+            ref = f"Consent/{resource['id']}"
+            if not keys:
+                notes.append(_issue("warning", f"{ref} names no patient; it cannot apply"))
+            elif self._consents.put(resolve_actor_references(resource, held), keys):
                 indexed += 1
-        return indexed
+            else:
+                notes.append(
+                    _issue("information", f"{ref}: a newer version is on file and stays in force")
+                )
+        return indexed, notes
 
     def _route(
         self,
         envelope: Envelope,
         bundle: dict[str, Any],
         verdicts: list[tuple[dict[str, Any], ConsentDecision | None, str | None]],
-        indexed: int,
+        consents: tuple[int, list[dict[str, Any]]],
         now: datetime,
         actor: Actor,
     ) -> ConsentOutcome:
+        indexed, notes = consents
         prefix = f"{envelope.partner}/{envelope.created:%Y/%m/%d}/{envelope.correlation_id}"
         denied_refs = {_ref(e) for e, d, _ in verdicts if d is not None and not d.permitted}
         kept = [e for e, d, _ in verdicts if (d is None or d.permitted)]
@@ -258,17 +269,17 @@ class ConsentStage:
                     "denied": len(denied),
                     "consents_indexed": indexed,
                 },
-                issues=[
-                    {
-                        "severity": "error",
-                        "code": "business-rule",
-                        "diagnostics": f"{_ref(e)} not stored: consent denies collection"
+                issues=notes
+                + [
+                    _issue(
+                        "error",
+                        f"{_ref(e)} not stored: consent denies collection"
                         + (
                             " (default policy)"
                             if d.default_applied
                             else f" ({', '.join(d.consents)})"
                         ),
-                    }
+                    )
                     for e, d in denied
                 ],
             ),
@@ -305,6 +316,12 @@ class ConsentStage:
             for number, (decision, patient, refs) in enumerate(groups.values())
         ]
         self._audit.write_batch(events, envelope.correlation_id)
+
+
+def _issue(severity: str, text: str) -> dict[str, Any]:
+    """An OperationOutcome issue for the ingestion status (ids only, never PHI)."""
+    code = "business-rule" if severity == "error" else "informational"
+    return {"severity": severity, "code": code, "diagnostics": text}
 
 
 def _exempt(entry: dict[str, Any]) -> bool:

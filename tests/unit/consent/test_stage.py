@@ -242,3 +242,20 @@ def test_a_consent_naming_the_patient_by_identifier_finds_data_naming_them_by_id
     alone = {**OBS, "subject": {"reference": f"Patient/{derived}"}}
     outcome, _, _ = _run([_entry(alone)], index)
     assert (outcome.outcome, outcome.denied) == ("denied", 1)
+
+
+def test_consents_that_cannot_be_indexed_are_reported() -> None:
+    class Older(Index):
+        def put(self, resource: dict[str, Any], keys: Any) -> bool:
+            return False  # the index keeps a newer version
+
+    orphan = {**consent(rule="OPTOUT", ident="c8")}
+    orphan.pop("patient")
+    stale = {**consent(rule="OPTOUT", ident="c9"), "patient": {"reference": "Patient/p1"}}
+    outcome, _, rec = _run([_entry(orphan), _entry(stale)], Older())
+    assert outcome.consents_indexed == 0
+    texts = [i["diagnostics"] for i in rec.reports[-1].issues]
+    assert texts == [
+        "Consent/c8 names no patient; it cannot apply",
+        "Consent/c9: a newer version is on file and stays in force",
+    ]
