@@ -7,12 +7,17 @@ import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
+from shared.platform.names import Table
+from shared.platform.provision import provision_storage
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients, build_storage_clients
+from shared.security import Partner, TablePartnerDirectory
 from tests.support.hostproc import REPO, HostProcess, write_settings
 
 APPS = REPO / "tests" / "apps"
@@ -78,3 +83,37 @@ def semantics_host(
     yield host, env
     code = host.stop()
     assert code == 0, host.logs()
+
+
+@contextlib.contextmanager
+def product_api(
+    azurite: str,
+    tmp: Path,
+    partners: list[Partner],
+    function_key: str,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The product's Function App on a local host with fresh storage and these partners:
+    an httpx client (function key set), each partner's API key, storage clients, host."""
+    env = {**make_env(azurite), **(extra_env or {})}
+    clients = clients_for(env)
+    provision_storage(clients)
+    directory = TablePartnerDirectory(clients.table_client(Table.PARTNERS))
+    keys = {}
+    for partner in partners:
+        directory.upsert(partner)
+        keys[partner.id] = directory.issue_key(partner.id).token
+    host = HostProcess(
+        root=REPO,
+        app="function_app:app",
+        env=env,
+        log_path=tmp / "host.log",
+        host_json=APPS / "host.json",  # fast retries
+        settings=write_settings(tmp / "s.json", function_key, "mk"),
+    )
+    host.start()
+    with httpx.Client(
+        base_url=f"{host.base_url}/api", timeout=30, headers={"x-functions-key": function_key}
+    ) as client:
+        yield {"client": client, "keys": keys, "clients": clients, "host": host}
+    assert host.stop() == 0, host.logs()

@@ -16,12 +16,11 @@ from fhir.resources.R4B import get_fhir_model_class
 from shared.intake.status import TableIngestionLog
 from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue, Table
-from shared.platform.provision import provision_storage
 from shared.platform.storage import StorageClients
-from shared.security import Partner, TablePartnerDirectory
+from shared.security import Partner
 from shared.security.models import Role
-from tests.e2e.conftest import APPS, clients_for, make_env
-from tests.support.hostproc import REPO, HostProcess, wait_for, write_settings
+from tests.e2e.conftest import product_api
+from tests.support.hostproc import REPO, wait_for
 
 pytestmark = pytest.mark.azurite
 
@@ -63,32 +62,12 @@ def _consent(rule: str, date: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    tmp = tmp_path_factory.mktemp("consent")
-    env = make_env(azurite)
-    clients = clients_for(env)
-    provision_storage(clients)
-    directory = TablePartnerDirectory(clients.table_client(Table.PARTNERS))
-    keys = {}
-    for partner in (
+    partners = [
         Partner(id="p1", name="Lab"),
         Partner(id="reader", name="Care team", roles=frozenset({Role.READ})),
-    ):
-        directory.upsert(partner)
-        keys[partner.id] = directory.issue_key(partner.id).token
-    host = HostProcess(
-        root=REPO,
-        app="function_app:app",
-        env=env,
-        log_path=tmp / "host.log",
-        host_json=APPS / "host.json",
-        settings=write_settings(tmp / "s.json", FUNCTION_KEY, "mk"),
-    )
-    host.start()
-    with httpx.Client(
-        base_url=f"{host.base_url}/api", timeout=30, headers={"x-functions-key": FUNCTION_KEY}
-    ) as client:
-        yield {"client": client, "keys": keys, "clients": clients, "host": host}
-    assert host.stop() == 0, host.logs()
+    ]
+    with product_api(azurite, tmp_path_factory.mktemp("consent"), partners, FUNCTION_KEY) as api:
+        yield api
 
 
 def _ingest(api: dict[str, Any], body: bytes, content_type: str, mapping: str = "") -> str:

@@ -12,11 +12,10 @@ import httpx
 import pytest
 
 from shared.platform.names import Container, Table
-from shared.platform.provision import provision_storage
 from shared.platform.storage import StorageClients
-from shared.security import Partner, Role, TablePartnerDirectory
-from tests.e2e.conftest import APPS, clients_for, make_env
-from tests.support.hostproc import REPO, HostProcess, wait_for, write_settings
+from shared.security import Partner, Role
+from tests.e2e.conftest import product_api
+from tests.support.hostproc import REPO, HostProcess, wait_for
 
 pytestmark = pytest.mark.azurite
 
@@ -30,37 +29,16 @@ FUNCTION_KEY = "fk-ingest-tests"
 
 @pytest.fixture(scope="module")
 def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    tmp = tmp_path_factory.mktemp("ingest")
-    env = {
-        **make_env(azurite),
-        "INTAKE_HTTP_MAX_BYTES": "4096",
-        "INTAKE_MAX_DECOMPRESSED_BYTES": "65536",
-    }
-    clients = clients_for(env)
-    provision_storage(clients)
-    directory = TablePartnerDirectory(clients.table_client(Table.PARTNERS))
-    keys = {}
-    for partner in (
+    partners = [
         Partner(id="p1", name="One", time_zone="America/New_York"),
         Partner(id="p2", name="Two"),
         Partner(id="reader", name="Reader", roles=frozenset({Role.READ})),
-    ):
-        directory.upsert(partner)
-        keys[partner.id] = directory.issue_key(partner.id).token
-    host = HostProcess(
-        root=REPO,
-        app="function_app:app",
-        env=env,
-        log_path=tmp / "host.log",
-        host_json=APPS / "host.json",
-        settings=write_settings(tmp / "s.json", FUNCTION_KEY, "mk"),
-    )
-    host.start()
-    with httpx.Client(
-        base_url=f"{host.base_url}/api", timeout=30, headers={"x-functions-key": FUNCTION_KEY}
-    ) as client:
-        yield {"client": client, "keys": keys, "clients": clients, "host": host}
-    assert host.stop() == 0, host.logs()
+    ]
+    limits = {"INTAKE_HTTP_MAX_BYTES": "4096", "INTAKE_MAX_DECOMPRESSED_BYTES": "65536"}
+    with product_api(
+        azurite, tmp_path_factory.mktemp("ingest"), partners, FUNCTION_KEY, limits
+    ) as api:
+        yield api
 
 
 def _post(
