@@ -2,23 +2,26 @@
 
 One table row per (patient key, consent): the partition is a hash of the key (keys are
 identifiers, which are PHI and may hold characters a key cannot), the row key the
-consent id. Looking a patient up is one partition query per key plus one blob read per
-consent; nothing is cached, so a changed consent counts from the next decision on.
-A version older than the one kept (``Consent.dateTime``) does not replace it.
+consent id. Looking patients up is one partition query per key plus one blob read per
+consent, several in flight at once; nothing is cached, so a changed consent counts from
+the next decision on. A version older than the one kept (``Consent.dateTime``) does not
+replace it. Bodies go through ``json_codec``, so a decimal in an extension keeps its
+digits and never breaks the write.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 from azure.storage.blob import ContainerClient, ContentSettings
+
+from shared.normalize import json_codec
 
 from ..errors import ConsentUnavailableError
 from ..periods import parse_span
@@ -33,7 +36,7 @@ def key_partition(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
-def _date(value: str | None) -> Any:
+def _date(value: str | None) -> datetime | None:
     try:
         return parse_span(value, UTC)[0] if value else None
     except ValueError:
@@ -61,7 +64,7 @@ class TableConsentIndex:
             data = self._container.download_blob(f"{consent_id}.json").readall()
         except ResourceNotFoundError:
             return None  # indexed, then deleted: nothing to apply
-        return dict(json.loads(data))
+        return dict(json_codec.loads(data))
 
     def _map(self, work: Callable[[str], _T], items: list[str]) -> list[_T]:
         if self._concurrency == 1 or len(items) < 2:
@@ -106,7 +109,7 @@ class TableConsentIndex:
             if kept is not None and (incoming is None or incoming < kept):
                 return False
             blob.upload_blob(
-                json.dumps(consent).encode(),
+                json_codec.dumps(consent).encode(),
                 overwrite=True,
                 metadata={"datetime": str(consent.get("dateTime") or "")},
                 content_settings=ContentSettings(content_type="application/fhir+json"),

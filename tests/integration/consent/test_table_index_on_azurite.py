@@ -90,3 +90,15 @@ def test_a_unit_of_works_audit_events_are_one_ndjson_blob(storage_env) -> None: 
     lines = clients.container(Container.AUDIT).download_blob(name).readall().splitlines()
     assert [json.loads(line)["id"] for line in lines] == ["e0", "e1", "e2"]
     assert log.write_batch([], "ing-8") is None
+
+
+def test_a_decimal_in_an_extension_keeps_its_digits(index: TableConsentIndex) -> None:
+    from decimal import Decimal
+
+    consent = {
+        **_consent("OPTOUT", "2026-01-01", "c3"),
+        "extension": [{"url": "https://example.org/weight", "valueDecimal": Decimal("5.10")}],
+    }
+    assert index.put(consent, {MRN})
+    (kept,) = index.find({MRN})
+    assert str(kept["extension"][0]["valueDecimal"]) == "5.10"
