@@ -5,9 +5,17 @@ The Azure Functions runtime and the local host (``intake dev``) both load ``app`
 
 import azure.functions as func
 
-from functions import consent, drops, health, ingest, normalize, sweeper
+from functions import consent, drops, health, ingest, normalize, store, sweeper
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-for blueprint in (health.bp, ingest.bp, drops.bp, normalize.bp, consent.bp, sweeper.bp):
+for blueprint in (
+    health.bp,
+    ingest.bp,
+    drops.bp,
+    normalize.bp,
+    consent.bp,
+    store.bp,
+    sweeper.bp,
+):
     app.register_functions(blueprint)

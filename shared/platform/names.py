@@ -61,6 +61,8 @@ class Table(StrEnum):
     SUBSCRIPTIONS = "subscriptions"
     CHECKPOINTS = "checkpoints"
     CONSENT_INDEX = "consentindex"  # patient key -> the patient's consents
+    RESOURCES = "resources"  # (type, id) -> current version of each stored resource
+    COMPARTMENTS = "compartments"  # (patient id, type|id): a patient's resources
     DEVHOST_BLOB_EVENTS = "devhostblobevents"  # local host only: blobs already announced
 
 

@@ -19,6 +19,8 @@ from shared.intake.drops import DropProcessor
 from shared.intake.status import TableIngestionLog
 from shared.intake.submissions import SubmissionService
 from shared.normalize.stage import NormalizeStage
+from shared.records.adapters import BlobResourceStore
+from shared.records.stage import StoreStage
 from shared.security.partners import TablePartnerDirectory
 
 from .adapters import BlobAuditLog, BlobPayloadStore, QueueEnvelopeSender
@@ -35,9 +37,11 @@ __all__ = [
     "health",
     "normalize_stage",
     "partners",
+    "record_store",
     "reset_caches",
     "settings",
     "storage",
+    "store_stage",
     "submissions",
 ]
 
@@ -147,6 +151,29 @@ def consent_service() -> ConsentService:
     return ConsentService(_consent_index(), BlobAuditLog(storage()), consent_policy())
 
 
+@cache
+def record_store() -> BlobResourceStore:
+    """The unified record."""
+    clients = storage()
+    return BlobResourceStore(
+        clients.table_client(Table.RESOURCES),
+        clients.table_client(Table.COMPARTMENTS),
+        clients.container(Container.FHIR),
+    )
+
+
+@cache
+def store_stage() -> StoreStage:
+    """The store stage, wired to storage."""
+    clients = storage()
+    return StoreStage(
+        BlobPayloadStore(clients),
+        QueueEnvelopeSender(clients),
+        TableIngestionLog(clients.table_client(Table.INGESTIONS)),
+        record_store(),
+    )
+
+
 def health() -> HealthReport:
     """Probe storage now (never cached: a health check must tell the present)."""
     return check_health(_probe_clients())
@@ -166,5 +193,7 @@ def reset_caches() -> None:
         _consent_index,
         consent_stage,
         consent_service,
+        record_store,
+        store_stage,
     ):
         factory.cache_clear()

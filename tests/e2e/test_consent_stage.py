@@ -86,12 +86,7 @@ def _ingest(api: dict[str, Any], body: bytes, content_type: str, mapping: str = 
 
 
 def _consent_stage(api: dict[str, Any], ingestion: str) -> dict[str, Any]:
-    log = TableIngestionLog(api["clients"].table_client(Table.INGESTIONS))
-    return wait_for(
-        lambda: (row := log.get("p1", ingestion)) and "consent_status" in row and row,
-        what=f"consent status of {ingestion}",
-        timeout=60,
-    )
+    return _stage_row(api, ingestion, "consent")
 
 
 def _names(clients: StorageClients, container: Container, part: str) -> list[str]:
@@ -111,9 +106,18 @@ def _audit_events(clients: StorageClients) -> list[dict[str, Any]]:
     return events
 
 
-def _store_messages(clients: StorageClients) -> list[Envelope]:
-    peeked = clients.queue_client(Queue.STORE).peek_messages(max_messages=32)
+def _notify_messages(clients: StorageClients) -> list[Envelope]:
+    peeked = clients.queue_client(Queue.NOTIFY).peek_messages(max_messages=32)
     return [Envelope.from_bytes(m.content) for m in peeked]
+
+
+def _stage_row(api: dict[str, Any], ingestion: str, stage: str) -> dict[str, Any]:
+    log = TableIngestionLog(api["clients"].table_client(Table.INGESTIONS))
+    return wait_for(
+        lambda: (row := log.get("p1", ingestion)) and f"{stage}_status" in row and row,
+        what=f"{stage} status of {ingestion}",
+        timeout=60,
+    )
 
 
 def _evaluate(api: dict[str, Any], partner: str = "reader") -> httpx.Response:
@@ -155,7 +159,7 @@ def test_opt_out_quarantines_then_a_permit_lets_a_resend_through(api: dict[str, 
     assert obs["decision"] == "deny" and obs["default_applied"] is False
     (consent_ref,) = obs["consents"]
     assert _names(clients, Container.NORMALIZED, f"{lab}.permitted.json") == []
-    assert all(m.correlation_id != lab for m in _store_messages(clients))
+    assert _names(clients, Container.FHIR, f"{obs['resource']}/_history/") == []
     # The AuditEvent says who asked, what was decided and by which consent.
     events = _audit_events(clients)
     about = [
@@ -222,10 +226,14 @@ def test_opt_out_quarantines_then_a_permit_lets_a_resend_through(api: dict[str, 
     bundle = _read(clients, Container.NORMALIZED, bundle_name)
     kinds = {e["resource"]["resourceType"] for e in bundle["entry"]}
     assert {"Patient", "Observation"} <= kinds
-    nxt = [m for m in _store_messages(clients) if m.correlation_id == resend]
-    assert [(m.kind, m.blob.name if m.blob else None) for m in nxt] == [
-        (EnvelopeKind.BUNDLE_PERMITTED, bundle_name)
-    ]
+    # The store stage took it: the Observation is in the record, and each new resource
+    # is announced on notify.
+    row = _stage_row(api, resend, "store")
+    assert row["store_status"] == "stored" and row["store_created"] == len(bundle["entry"])
+    assert _names(clients, Container.FHIR, f"{obs['resource']}/_history/1.json")
+    changed = [m for m in _notify_messages(clients) if m.correlation_id == resend]
+    assert {m.kind for m in changed} == {EnvelopeKind.RESOURCE_CHANGED}
+    assert f"{obs['resource']}/_history/1.json" in {m.blob.name for m in changed if m.blob}
 
 
 def test_discovery_lists_the_consent_service(api: dict[str, Any]) -> None:

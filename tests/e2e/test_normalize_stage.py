@@ -93,19 +93,19 @@ def test_hl7_payload_becomes_a_bundle_and_goes_to_consent_check(stack) -> None: 
     assert obs["effectiveDateTime"] == "2026-03-01T08:00:00-05:00"  # the partner's time zone
     assert status["normalize_resources"] == len(bundle["entry"])
     # consent-check took it (no consent on file; the default opt-out policy permits
-    # treatment) and handed the permitted Bundle to the store queue.
-    checked = wait_for(
-        lambda: (r := _status(clients, "ing-hl7")) and "consent_status" in r and r,
-        what="consent status",
+    # treatment), and the store stage put it in the record and announced it on notify.
+    stored = wait_for(
+        lambda: (r := _status(clients, "ing-hl7")) and "store_status" in r and r,
+        what="store status",
     )
-    assert checked["consent_status"] == "permitted"
-    (message,) = clients.queue_client(Queue.STORE).receive_messages(max_messages=5)
-    nxt = Envelope.from_bytes(message.content)
-    assert (nxt.kind, nxt.correlation_id, nxt.blob.name) == (  # type: ignore[union-attr]
-        EnvelopeKind.BUNDLE_PERMITTED,
-        "ing-hl7",
-        name.removesuffix(".json") + ".permitted.json",
-    )
+    assert stored["consent_status"] == "permitted"
+    assert stored["store_created"] == len(bundle["entry"])  # Provenance included
+    peeked = clients.queue_client(Queue.NOTIFY).peek_messages(max_messages=32)
+    changed = [Envelope.from_bytes(m.content) for m in peeked]
+    assert {(e.kind, e.correlation_id) for e in changed} == {
+        (EnvelopeKind.RESOURCE_CHANGED, "ing-hl7")
+    }
+    assert f"Observation/{obs['id']}/_history/1.json" in {e.blob.name for e in changed if e.blob}
 
 
 def test_unreadable_payload_is_quarantined_with_its_outcome(stack) -> None:  # type: ignore[no-untyped-def]

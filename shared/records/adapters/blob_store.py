@@ -1,0 +1,356 @@
+"""Resources and their history on Azure Storage: version blobs, an index row, a
+compartment row.
+
+- ``fhir/{type}/{id}/_history/{vid}.json``: every version, never overwritten in place.
+- ``resources`` table, ``(type, id)``: the current version, the highest version handed
+  out, source time, content hash (and recent ones), patient, deleted, and the ETag.
+- ``compartments`` table, ``(patient id, type|id)``: which resources are in a patient's
+  compartment, for searches by patient and ``$everything``.
+
+A write claims its version id and makes it current in one ETag-conditional write of
+the index row (two writers can never get the same id; a lost race re-reads and
+re-plans), then writes the version blob, then the compartment row. A late arrival
+claims its id first and is remembered only after its blob is written. A crash between
+row and blob is finished by the queue's retry: the same ingestion finds its own version
+current and writes what is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, TableEntity, TransactionOperation, UpdateMode
+from azure.storage.blob import ContainerClient, ContentSettings
+
+from shared.normalize import json_codec
+from shared.platform.errors import StorageUnavailableError
+
+from ..errors import ResourceConflictError
+from ..models import Change, CurrentVersion, WriteOutcome
+from ..versions import RECENT_HASHES, content_hash, plan_write
+
+__all__ = ["BlobResourceStore", "version_blob"]
+
+_ATTEMPTS = 8
+
+
+def version_blob(resource_type: str, resource_id: str, version: int) -> str:
+    """Where one version of a resource lives in ``fhir``."""
+    return f"{resource_type}/{resource_id}/_history/{version}.json"
+
+
+def _recent(current: CurrentVersion | None) -> list[str]:
+    """Hashes to remember after ``current`` stops being current."""
+    if current is None:
+        return []
+    return [h for h in (current.content_hash, *current.recent_hashes) if h][:RECENT_HASHES]
+
+
+def _current(row: TableEntity) -> CurrentVersion:
+    return CurrentVersion(
+        version=int(row["version"]),
+        latest=int(row["latest"]),
+        source_time=datetime.fromisoformat(row["source_time"]),
+        content_hash=row["hash"],
+        recent_hashes=tuple(json.loads(row.get("recent") or "[]")),
+        patient=row.get("patient") or None,
+        deleted=bool(row.get("deleted")),
+        correlation_id=str(row.get("correlation") or ""),
+        etag=str(row.metadata["etag"]),
+    )
+
+
+class BlobResourceStore:
+    """The record store on a container and two tables."""
+
+    def __init__(
+        self,
+        resources: TableClient,
+        compartments: TableClient,
+        container: ContainerClient,
+        clock: Any = None,
+    ) -> None:
+        self._rows = resources
+        self._compartments = compartments
+        self._blobs = container
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def current(self, resource_type: str, resource_id: str) -> CurrentVersion | None:
+        """The index row of a resource, or None.
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        try:
+            return _current(self._rows.get_entity(resource_type, resource_id))
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise StorageUnavailableError(
+                f"reading the record failed: {type(exc).__name__}"
+            ) from exc
+
+    def read_version(
+        self, resource_type: str, resource_id: str, version: int
+    ) -> dict[str, Any] | None:
+        """One version of a resource, or None.
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        try:
+            data = self._blobs.download_blob(
+                version_blob(resource_type, resource_id, version)
+            ).readall()
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise StorageUnavailableError(
+                f"reading a version failed: {type(exc).__name__}"
+            ) from exc
+        return dict(json_codec.loads(data))
+
+    def put(
+        self,
+        resource: Mapping[str, Any],
+        source_time: datetime,
+        patient: str | None,
+        delete: bool = False,
+        correlation_id: str = "",
+    ) -> Change:
+        """Store a resource (or, with ``delete``, a deletion of it) made at ``source_time``,
+        as part of ingestion ``correlation_id``.
+
+        Raises:
+            ResourceConflictError: other writers kept winning (retryable).
+            StorageUnavailableError: storage failed (retryable).
+        """
+        kind, ident = str(resource["resourceType"]), str(resource["id"])
+        digest = content_hash({"resourceType": kind, "id": ident} if delete else resource)
+        made = (source_time, correlation_id)
+        try:
+            for attempt in range(_ATTEMPTS):
+                # Most writes in a batch are new: try creating before reading (one round
+                # trip saved); if the resource exists the create fails and we read.
+                change = self._attempt(
+                    resource,
+                    kind,
+                    ident,
+                    digest,
+                    made,
+                    patient,
+                    delete,
+                    attempt == 0 and not delete,
+                )
+                if change is not None:
+                    return change
+        except AzureError as exc:
+            raise StorageUnavailableError(
+                f"writing the record failed: {type(exc).__name__}"
+            ) from exc
+        raise ResourceConflictError(f"{kind}/{ident}: concurrent writers did not settle")
+
+    def _attempt(
+        self,
+        resource: Mapping[str, Any],
+        kind: str,
+        ident: str,
+        digest: str,
+        made: tuple[datetime, str],
+        patient: str | None,
+        delete: bool,
+        assume_new: bool = False,
+    ) -> Change | None:
+        """One try; None when another writer got in between (or ``assume_new`` was wrong)."""
+        source_time, correlation_id = made
+        current = None if assume_new else self.current(kind, ident)
+        outcome = plan_write(current, digest, source_time, delete)
+        if outcome is WriteOutcome.UNCHANGED:
+            version = current.version if current else 0
+            ours = current is not None and current.correlation_id == correlation_id
+            if ours and version and current is not None:
+                # A retry of the message that wrote it: finish a write a crash cut short.
+                self._ensure_blob(resource, kind, ident, current, delete)
+            return Change(
+                kind,
+                ident,
+                version,
+                outcome,
+                version_blob(kind, ident, version),
+                patient,
+                current.correlation_id if current else "",
+                compartment=current.patient if ours and current and not current.deleted else None,
+            )
+        version = (current.latest if current else 0) + 1
+        now = self._clock()
+        if outcome is WriteOutcome.OUT_OF_ORDER:
+            assert current is not None
+            if not self._claim(current, kind, ident, {"latest": version}):
+                return None
+            self._upload(resource, kind, ident, version, now, outcome, made, delete)
+            self._remember(kind, ident, digest)
+        else:
+            row = {
+                "latest": version,
+                "version": version,
+                "source_time": source_time.isoformat(),
+                "updated": now.isoformat(),
+                "hash": digest,
+                "recent": json.dumps(_recent(current)),
+                "patient": patient or "",
+                "deleted": delete,
+                "correlation": correlation_id,
+            }
+            if not self._claim(current, kind, ident, row):
+                return None
+            self._upload(resource, kind, ident, version, now, outcome, made, delete)
+            before = current.patient if current and not current.deleted else None
+            if before and (before != patient or delete):
+                self._leave_compartment(kind, ident, before)
+        listed = patient if outcome is not WriteOutcome.OUT_OF_ORDER and not delete else None
+        return Change(
+            kind,
+            ident,
+            version,
+            outcome,
+            version_blob(kind, ident, version),
+            patient,
+            correlation_id,
+            compartment=listed,
+        )
+
+    def _claim(
+        self, current: CurrentVersion | None, kind: str, ident: str, row: dict[str, Any]
+    ) -> bool:
+        """Write the index row if nobody else did since we read it (the version id in it
+        is then ours alone); False if another writer was first."""
+        entity = {"PartitionKey": kind, "RowKey": ident, **row}
+        try:
+            if current is None:
+                self._rows.create_entity(entity)
+            else:
+                self._rows.update_entity(
+                    entity,
+                    mode=UpdateMode.MERGE,
+                    etag=current.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError):
+            return False
+        return True
+
+    def _upload(
+        self,
+        resource: Mapping[str, Any],
+        kind: str,
+        ident: str,
+        version: int,
+        now: datetime,
+        outcome: WriteOutcome,
+        made: tuple[datetime, str],
+        delete: bool,
+    ) -> None:
+        body: dict[str, Any] = {"resourceType": kind, "id": ident} if delete else dict(resource)
+        body["meta"] = {
+            **({} if delete else (resource.get("meta") or {})),
+            "versionId": str(version),
+            "lastUpdated": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+        self._blobs.upload_blob(
+            version_blob(kind, ident, version),
+            json_codec.dumps(body).encode(),
+            overwrite=True,  # the version id was claimed in the index row: ours alone
+            metadata={
+                "event": outcome.value,
+                "source_time": made[0].isoformat(),
+                "correlation": made[1],
+            },
+            content_settings=ContentSettings(content_type="application/fhir+json"),
+        )
+
+    def _ensure_blob(
+        self,
+        resource: Mapping[str, Any],
+        kind: str,
+        ident: str,
+        current: CurrentVersion,
+        delete: bool,
+    ) -> None:
+        blob = self._blobs.get_blob_client(version_blob(kind, ident, current.version))
+        try:
+            blob.get_blob_properties()
+        except ResourceNotFoundError:
+            outcome = WriteOutcome.DELETED if delete else WriteOutcome.UPDATED
+            made = (current.source_time, current.correlation_id)
+            self._upload(
+                resource, kind, ident, current.version, self._clock(), outcome, made, delete
+            )
+
+    def _remember(self, kind: str, ident: str, digest: str) -> None:
+        """Note a history-only content, so a resend of it is recognised."""
+        for _ in range(_ATTEMPTS):
+            current = self.current(kind, ident)
+            if current is None or digest in current.recent_hashes:
+                return
+            try:
+                self._rows.update_entity(
+                    {
+                        "PartitionKey": kind,
+                        "RowKey": ident,
+                        "recent": json.dumps([digest, *current.recent_hashes][:RECENT_HASHES]),
+                    },
+                    mode=UpdateMode.MERGE,
+                    etag=current.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                return
+            except ResourceModifiedError:
+                continue
+
+    def _leave_compartment(self, kind: str, ident: str, patient: str) -> None:
+        """A resource deleted or moved to another patient leaves its old compartment."""
+        with contextlib.suppress(ResourceNotFoundError):
+            self._compartments.delete_entity(patient.split("/", 1)[1], f"{kind}|{ident}")
+
+    def list_in_compartments(self, changes: Iterable[Change]) -> None:
+        """Add each change's resource to its patient's compartment, one transaction per
+        patient and 100 rows (a batch of a patient's resources is one round trip).
+
+        Raises:
+            StorageUnavailableError: storage failed (retryable; the rows are idempotent).
+        """
+        by_patient: dict[str, list[Change]] = {}
+        for change in changes:
+            if change.compartment:
+                by_patient.setdefault(change.compartment.split("/", 1)[1], []).append(change)
+        try:
+            for patient, listed in by_patient.items():
+                rows = {c.reference: c for c in listed}  # one operation per row in a batch
+                operations = [
+                    (
+                        TransactionOperation.UPSERT,
+                        {
+                            "PartitionKey": patient,
+                            "RowKey": f"{c.resource_type}|{c.resource_id}",
+                            "type": c.resource_type,
+                        },
+                    )
+                    for c in rows.values()
+                ]
+                for start in range(0, len(operations), 100):
+                    self._compartments.submit_transaction(operations[start : start + 100])
+        except AzureError as exc:
+            raise StorageUnavailableError(
+                f"writing compartments failed: {type(exc).__name__}"
+            ) from exc
