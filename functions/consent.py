@@ -17,11 +17,11 @@ from shared.consent.inputs import validate_resource
 from shared.consent.parameters import decision_parameters, read_evaluate_parameters
 from shared.consent.resources import describe_resource
 from shared.platform import Envelope, Queue, Setting, StorageUnavailableError, wiring
-from shared.security import AuthenticationError, authenticate_api_key
 from shared.security.models import Role
 
+from .responses import FHIR_JSON, outcome, partner_with_role
+
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
-_FHIR = "application/fhir+json"
 
 
 @bp.queue_trigger(
@@ -33,38 +33,27 @@ def consent_check(msg: func.QueueMessage) -> None:
     wiring.consent_stage().handle(Envelope.from_bytes(msg.get_body()))
 
 
-def _outcome(status: int, code: str, text: str) -> func.HttpResponse:
-    body = {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": code, "diagnostics": text}],
-    }
-    headers = {"Retry-After": "5"} if status == 503 else None
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype=_FHIR, headers=headers)
-
-
 def _decide(
     req: func.HttpRequest, answer: Callable[[Any, Actor], tuple[Any, str]]
 ) -> func.HttpResponse:
     """Authenticate, parse, decide; every refusal is an OperationOutcome."""
     try:
-        partner = authenticate_api_key(wiring.partners(), req.headers.get("x-api-key"))
-        if not partner.roles & {Role.READ, Role.ADMIN}:
-            return _outcome(403, "forbidden", "consent decisions need the read or admin role")
+        partner = partner_with_role(req, Role.READ, Role.ADMIN)
+        if isinstance(partner, func.HttpResponse):
+            return partner
         try:
             body = json.loads(req.get_body() or b"null")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _outcome(400, "structure", f"the body is not JSON: {exc}")
+            return outcome(400, "structure", f"the body is not JSON: {exc}")
         except RecursionError:
-            return _outcome(400, "too-costly", "the body is nested too deeply")
+            return outcome(400, "too-costly", "the body is nested too deeply")
         result, mimetype = answer(body, partner_actor(partner.id, partner))
-    except AuthenticationError as exc:
-        return _outcome(401, "login", str(exc))
     except ConsentInputError as exc:
         return func.HttpResponse(
-            json.dumps(exc.to_operation_outcome()), status_code=400, mimetype=_FHIR
+            json.dumps(exc.to_operation_outcome()), status_code=400, mimetype=FHIR_JSON
         )
     except (ConsentUnavailableError, StorageUnavailableError):
-        return _outcome(503, "transient", "consents cannot be read now; no decision made")
+        return outcome(503, "transient", "consents cannot be read now; no decision made")
     return func.HttpResponse(json.dumps(result), mimetype=mimetype)
 
 
@@ -88,7 +77,7 @@ def consent_evaluate(req: func.HttpRequest) -> func.HttpResponse:
             observer="fhir-intake $evaluate",
             requester=caller,
         )
-        return decision_parameters(decision), _FHIR
+        return decision_parameters(decision), FHIR_JSON
 
     return _decide(req, answer)
 

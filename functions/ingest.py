@@ -15,19 +15,10 @@ from shared.intake.models import Submission
 from shared.platform import StorageUnavailableError, wiring
 from shared.security import AuthenticationError, authenticate_api_key
 
+from .responses import FHIR_JSON, RETRY_AFTER_SECONDS, outcome
+
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
-_FHIR_JSON = "application/fhir+json"
-
-
-def _outcome(status: int, code: str, text: str, **headers: str) -> func.HttpResponse:
-    body = {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": code, "diagnostics": text}],
-    }
-    return func.HttpResponse(
-        json.dumps(body), status_code=status, mimetype=_FHIR_JSON, headers=headers or None
-    )
 
 
 @bp.route(route="ingest", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -50,7 +41,7 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
             ),
         )
     except AuthenticationError as exc:
-        return _outcome(401, "login", str(exc))
+        return outcome(401, "login", str(exc))
     except SubmissionError as exc:
         if wants_ack:
             return func.HttpResponse(
@@ -59,7 +50,7 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
                 mimetype=ACK_CONTENT_TYPE,
             )
         return func.HttpResponse(
-            json.dumps(exc.to_operation_outcome()), status_code=exc.status, mimetype=_FHIR_JSON
+            json.dumps(exc.to_operation_outcome()), status_code=exc.status, mimetype=FHIR_JSON
         )
     except StorageUnavailableError:
         log.warning("ingest: storage unavailable", extra={"stage": "ingest", "outcome": "retry"})
@@ -68,11 +59,9 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
                 build_ack(body, "AE", "storage unavailable; resend later"),
                 status_code=503,
                 mimetype=ACK_CONTENT_TYPE,
-                headers={"Retry-After": "5"},
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
-        return _outcome(
-            503, "transient", "storage is unavailable; resend later", **{"Retry-After": "5"}
-        )
+        return outcome(503, "transient", "storage is unavailable; resend later")
     location = f"/api/ingest/{receipt.ingestion_id}"
     if wants_ack:
         return func.HttpResponse(
@@ -103,11 +92,9 @@ def ingestion_status(req: func.HttpRequest) -> func.HttpResponse:
         partner = authenticate_api_key(wiring.partners(), req.headers.get("x-api-key"))
         journey = wiring.submissions().status(partner.id, req.route_params["id"].lower())
     except AuthenticationError as exc:
-        return _outcome(401, "login", str(exc))
+        return outcome(401, "login", str(exc))
     except StorageUnavailableError:
-        return _outcome(
-            503, "transient", "storage is unavailable; retry later", **{"Retry-After": "5"}
-        )
+        return outcome(503, "transient", "storage is unavailable; retry later")
     if journey is None:
-        return _outcome(404, "not-found", "no ingestion with this id for this partner")
+        return outcome(404, "not-found", "no ingestion with this id for this partner")
     return func.HttpResponse(json.dumps(journey), mimetype="application/json")

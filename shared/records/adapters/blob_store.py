@@ -121,6 +121,20 @@ class BlobResourceStore:
             ) from exc
         return dict(json_codec.loads(data))
 
+    def versions(self, resource_type: str, resource_id: str) -> list[int]:
+        """The version ids that have a blob, oldest first.
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        prefix = f"{resource_type}/{resource_id}/_history/"
+        try:
+            names = [b.name for b in self._blobs.list_blobs(name_starts_with=prefix)]
+        except AzureError as exc:
+            raise StorageUnavailableError(f"listing versions failed: {type(exc).__name__}") from exc
+        found = [n.removeprefix(prefix).removesuffix(".json") for n in names]
+        return sorted(int(v) for v in found if v.isdigit())
+
     def put(
         self,
         resource: Mapping[str, Any],

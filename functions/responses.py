@@ -1,0 +1,43 @@
+"""HTTP answers every endpoint gives alike: FHIR OperationOutcomes for refusals (503s
+with Retry-After), and the caller's partner from ``X-API-Key`` with a role check."""
+
+from __future__ import annotations
+
+import json
+
+import azure.functions as func
+
+from shared.platform import wiring
+from shared.security import AuthenticationError, Partner, authenticate_api_key
+from shared.security.models import Role
+
+FHIR_JSON = "application/fhir+json"
+RETRY_AFTER_SECONDS = "5"
+
+
+def outcome(status: int, code: str, text: str) -> func.HttpResponse:
+    """An OperationOutcome with one error issue; a 503 says when to come back."""
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": code, "diagnostics": text}],
+    }
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+    return func.HttpResponse(
+        json.dumps(body), status_code=status, mimetype=FHIR_JSON, headers=headers
+    )
+
+
+def partner_with_role(req: func.HttpRequest, *roles: Role) -> Partner | func.HttpResponse:
+    """The calling partner if its key carries one of ``roles``; else the 401/403 answer.
+
+    Raises:
+        StorageUnavailableError: the partner directory could not be read.
+    """
+    try:
+        partner = authenticate_api_key(wiring.partners(), req.headers.get("x-api-key"))
+    except AuthenticationError as exc:
+        return outcome(401, "login", str(exc))
+    if roles and not partner.roles & set(roles):
+        wanted = " or ".join(r.value for r in roles)
+        return outcome(403, "forbidden", f"this needs the {wanted} role")
+    return partner
