@@ -20,6 +20,7 @@ from shared.intake.status import TableIngestionLog
 from shared.intake.submissions import SubmissionService
 from shared.normalize.stage import NormalizeStage
 from shared.records.adapters import BlobResourceStore
+from shared.records.reads import RecordReader
 from shared.records.stage import StoreStage
 from shared.security.partners import TablePartnerDirectory
 
@@ -37,6 +38,7 @@ __all__ = [
     "health",
     "normalize_stage",
     "partners",
+    "record_reader",
     "record_store",
     "reset_caches",
     "settings",
@@ -163,6 +165,12 @@ def record_store() -> BlobResourceStore:
 
 
 @cache
+def record_reader() -> RecordReader:
+    """Consent-filtered reads of the record."""
+    return RecordReader(record_store(), consent_service(), consent_policy().zone)
+
+
+@cache
 def store_stage() -> StoreStage:
     """The store stage, wired to storage."""
     clients = storage()
@@ -194,6 +202,7 @@ def reset_caches() -> None:
         consent_stage,
         consent_service,
         record_store,
+        record_reader,
         store_stage,
     ):
         factory.cache_clear()

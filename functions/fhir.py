@@ -1,0 +1,123 @@
+"""The FHIR read API: ``GET /api/fhir/metadata``, ``/api/fhir/{type}/{id}``,
+``/_history/{vid}`` and ``/_history``. Callers need an API key with the read or admin
+role; every patient-data read passes consent and is audited (``shared/records/reads``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+import azure.functions as func
+
+from shared import __version__
+from shared.consent import ConsentInputError, ConsentUnavailableError
+from shared.consent.actors import partner_actor
+from shared.consent.inputs import parse_purpose
+from shared.platform import StorageUnavailableError, wiring
+from shared.records.capability import capability_statement
+from shared.records.reads import Reader
+from shared.security.models import Role
+
+from .responses import FHIR_JSON, outcome, partner_with_role
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_DEFAULT_PURPOSE = {Role.READ: "TREAT", Role.ADMIN: "HOPERAT"}
+_HIDDEN = "no such resource"  # the same words for absent and withheld
+
+
+def _reader(req: func.HttpRequest) -> Reader | func.HttpResponse:
+    partner = partner_with_role(req, Role.READ, Role.ADMIN)
+    if isinstance(partner, func.HttpResponse):
+        return partner
+    default = _DEFAULT_PURPOSE[Role.READ if Role.READ in partner.roles else Role.ADMIN]
+    try:
+        purpose = parse_purpose(req.headers.get("x-purpose-of-use") or default)
+    except ConsentInputError as exc:
+        return outcome(400, "value", f"X-Purpose-Of-Use: {exc.diagnostics}")
+    return Reader(partner_actor(partner.id, partner), purpose)
+
+
+def _resource(resource: dict[str, Any]) -> func.HttpResponse:
+    meta = resource.get("meta") or {}
+    headers = {"ETag": f'W/"{meta.get("versionId", "")}"'}
+    if meta.get("lastUpdated"):
+        updated = datetime.fromisoformat(str(meta["lastUpdated"]).replace("Z", "+00:00"))
+        headers["Last-Modified"] = format_datetime(updated, usegmt=True)
+    return func.HttpResponse(json.dumps(resource), mimetype=FHIR_JSON, headers=headers)
+
+
+def _history(kind: str, ident: str, versions: list[dict[str, Any]]) -> func.HttpResponse:
+    entries = []
+    for resource in versions:
+        meta = resource.get("meta") or {}
+        deleted = set(resource) <= {"resourceType", "id", "meta"}
+        entry: dict[str, Any] = {
+            "fullUrl": f"{kind}/{ident}",
+            "request": {"method": "DELETE" if deleted else "PUT", "url": f"{kind}/{ident}"},
+            "response": {
+                "status": "204" if deleted else "200",
+                "etag": f'W/"{meta.get("versionId", "")}"',
+                "lastModified": meta.get("lastUpdated"),
+            },
+        }
+        if not deleted:
+            entry["resource"] = resource
+        entries.append(entry)
+    bundle = {"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries}
+    return func.HttpResponse(json.dumps(bundle), mimetype=FHIR_JSON)
+
+
+def _read(req: func.HttpRequest, history: bool = False) -> func.HttpResponse:
+    """Validate, authorize, read; the record's answer or a 4xx/503 OperationOutcome."""
+    kind, ident = req.route_params.get("type", ""), req.route_params.get("id", "")
+    version = req.route_params.get("vid")
+    if not _TYPE.match(kind) or not _ID.match(ident):
+        return outcome(400, "value", "expected /fhir/{ResourceType}/{id}")
+    reader = _reader(req)
+    if isinstance(reader, func.HttpResponse):
+        return reader
+    records = wiring.record_reader()
+    try:
+        if history:
+            versions = records.history(reader, kind, ident)
+            return (
+                _history(kind, ident, versions) if versions else outcome(404, "not-found", _HIDDEN)
+            )
+        found = records.read(reader, kind, ident, int(version) if version else None)
+    except (ConsentUnavailableError, StorageUnavailableError):
+        return outcome(503, "transient", "the record cannot be read now")
+    return _resource(found) if found else outcome(404, "not-found", _HIDDEN)
+
+
+@bp.route(route="fhir/metadata", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def fhir_metadata(req: func.HttpRequest) -> func.HttpResponse:
+    """The CapabilityStatement."""
+    base = req.url.split("/metadata")[0]
+    return func.HttpResponse(
+        json.dumps(capability_statement(base, __version__)), mimetype=FHIR_JSON
+    )
+
+
+@bp.route(route="fhir/{type}/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def fhir_read(req: func.HttpRequest) -> func.HttpResponse:
+    """The current version of a resource."""
+    return _read(req)
+
+
+@bp.route(
+    route="fhir/{type}/{id}/_history/{vid:int}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION
+)
+def fhir_vread(req: func.HttpRequest) -> func.HttpResponse:
+    """One version of a resource."""
+    return _read(req)
+
+
+@bp.route(route="fhir/{type}/{id}/_history", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def fhir_history(req: func.HttpRequest) -> func.HttpResponse:
+    """Every version the caller may see, newest first."""
+    return _read(req, history=True)

@@ -1,0 +1,68 @@
+"""The CapabilityStatement: exactly what the read API supports today."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["capability_statement"]
+
+# What our converters write; FHIR JSON ingestion may store any other R4 type, which the
+# same interactions serve (rest.documentation says so).
+_TYPES = (
+    "AllergyIntolerance",
+    "Condition",
+    "Consent",
+    "DiagnosticReport",
+    "Encounter",
+    "Immunization",
+    "Location",
+    "MedicationRequest",
+    "Observation",
+    "Organization",
+    "Patient",
+    "Practitioner",
+    "Procedure",
+    "Provenance",
+    "RelatedPerson",
+    "ServiceRequest",
+)
+
+
+def capability_statement(base_url: str, version: str) -> dict[str, Any]:
+    """The server's CapabilityStatement (R4) for ``base_url``."""
+    interactions = [{"code": "read"}, {"code": "vread"}, {"code": "history-instance"}]
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": datetime.now(UTC).date().isoformat(),
+        "kind": "instance",
+        "software": {"name": "fhir-intake", "version": version},
+        "implementation": {"description": "fhir-intake unified record", "url": base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    "Read-only. Callers send X-API-Key (read or admin role) and may send "
+                    "X-Purpose-Of-Use (a v3 ActReason code; default TREAT for read, HOPERAT "
+                    "for admin). Every read of patient data passes the patient's consent "
+                    "(action access) and is audited; what consent withholds answers 404, "
+                    "like what does not exist. Any R4 resource type stored through FHIR "
+                    "JSON ingestion supports the interactions listed for these types."
+                ),
+                "security": {"cors": False, "description": "API keys per partner"},
+                "resource": [
+                    {
+                        "type": kind,
+                        "interaction": interactions,
+                        "versioning": "versioned",
+                        "readHistory": True,
+                        "updateCreate": False,
+                    }
+                    for kind in _TYPES
+                ],
+            }
+        ],
+    }

@@ -1,0 +1,188 @@
+"""The FHIR read API on the local host and Azurite: what the pipeline stored is read
+back with its versions, consent withholds what the patient denies (404, like an absent
+id), and callers without the right key or role are refused."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+
+from shared.intake.status import TableIngestionLog
+from shared.platform.names import Container, Table
+from shared.security import Partner
+from shared.security.models import Role
+from tests.e2e.conftest import product_api
+from tests.support.hostproc import wait_for
+
+pytestmark = pytest.mark.azurite
+
+OID = "2.16.840.1.113883.19.7"
+
+
+def _oru(time: str, value: int) -> bytes:
+    return (
+        f"MSH|^~\\&|LAB|ACME|EHR|HOSP|{time}||ORU^R01^ORU_R01|C-{time}|P|2.5.1\r"
+        f"PID|1||MRN-7^^^&{OID}&ISO^MR||Roe^Ann||19800101|F\r"
+        "OBR|1|P-7|F-7|24331-1^Lipid panel^LN|||20260301080000||||||||||||||||||F\r"
+        f"OBX|1|NM|2093-3^Cholesterol^LN||{value}|mg/dL^mg/dL^UCUM|||||F|||20260301080000\r"
+    ).encode()
+
+
+@pytest.fixture(scope="module")
+def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    partners = [
+        Partner(id="lab", name="Lab"),
+        Partner(id="clinic", name="Clinic", roles=frozenset({Role.READ})),
+    ]
+    with product_api(azurite, tmp_path_factory.mktemp("read"), partners, "fk-read") as api:
+        yield api
+
+
+def _ingest(api: dict[str, Any], body: bytes, content_type: str) -> str:
+    response = api["client"].post(
+        "/ingest",
+        content=body,
+        headers={
+            "content-type": content_type,
+            "x-api-key": api["keys"]["lab"],
+            "idempotency-key": str(uuid.uuid4()),
+        },
+    )
+    assert response.status_code == 202, response.text
+    ingestion = str(response.json()["id"])
+    log = TableIngestionLog(api["clients"].table_client(Table.INGESTIONS))
+    wait_for(
+        lambda: (row := log.get("lab", ingestion)) and "store_status" in row,
+        what=f"store status of {ingestion}",
+        timeout=60,
+    )
+    return ingestion
+
+
+def _get(
+    api: dict[str, Any], path: str, partner: str | None = "clinic", **headers: str
+) -> httpx.Response:
+    if partner:
+        headers["x-api-key"] = api["keys"][partner]
+    return api["client"].get(f"/fhir/{path}", headers=headers)
+
+
+def _stored_observation(api: dict[str, Any]) -> str:
+    container = api["clients"].container(Container.FHIR)
+    names = {
+        b.name.split("/_history/")[0] for b in container.list_blobs(name_starts_with="Observation/")
+    }
+    (reference,) = names
+    return str(reference)
+
+
+def test_read_vread_and_history_of_what_the_pipeline_stored(api: dict[str, Any]) -> None:
+    _ingest(api, _oru("20260301090000", 195), "x-application/hl7-v2+er7")
+    obs = _stored_observation(api)
+    first = _get(api, obs)
+    assert first.status_code == 200, first.text
+    assert first.headers["etag"] == 'W/"1"' and first.headers["last-modified"].endswith("GMT")
+    assert first.json()["valueQuantity"]["value"] == 195
+    get_fhir_model_class("Observation").model_validate(first.json())
+
+    _ingest(api, _oru("20260301100000", 201), "x-application/hl7-v2+er7")  # a later correction
+    _ingest(api, _oru("20260301083000", 150), "x-application/hl7-v2+er7")  # late: made earlier
+    current = _get(api, obs)
+    assert (current.headers["etag"], current.json()["valueQuantity"]["value"]) == ('W/"2"', 201)
+    assert _get(api, f"{obs}/_history/1").json()["valueQuantity"]["value"] == 195
+    history = _get(api, f"{obs}/_history")
+    assert history.status_code == 200
+    bundle = history.json()
+    get_fhir_model_class("Bundle").model_validate(bundle)
+    values = [e["resource"]["valueQuantity"]["value"] for e in bundle["entry"]]
+    assert (bundle["type"], values) == ("history", [150, 201, 195])  # newest version id first
+    assert _get(api, f"{obs}/_history/9").status_code == 404
+
+
+def test_consent_withholds_a_resource_exactly_like_an_absent_one(api: dict[str, Any]) -> None:
+    obs = _stored_observation(api)
+    assert _get(api, obs).status_code == 200
+    absent = _get(api, "Observation/does-not-exist")
+    consent = {
+        "resourceType": "Consent",
+        "id": "no-clinic-7",
+        "status": "active",
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"identifier": {"system": f"urn:oid:{OID}", "value": "MRN-7"}},
+        "dateTime": "2026-03-02",
+        "provision": {
+            "type": "deny",
+            "action": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/consentaction",
+                            "code": "access",
+                        }
+                    ]
+                }
+            ],
+            "actor": [
+                {
+                    "role": {"coding": [{"code": "PRCP"}]},
+                    "reference": {
+                        "identifier": {"system": "urn:fhir-intake:partner", "value": "clinic"}
+                    },
+                }
+            ],
+        },
+    }
+    _ingest(api, json.dumps(consent).encode(), "application/fhir+json")
+    withheld = _get(api, obs)
+    assert withheld.status_code == absent.status_code == 404
+    assert withheld.json() == absent.json()  # nothing tells the two apart
+    assert _get(api, f"{obs}/_history").status_code == 404
+    assert _get(api, f"{obs}/_history/1").status_code == 404
+    # The denial is audited with who asked and which consent decided.
+    container = api["clients"].container(Container.AUDIT)
+    events = [
+        json.loads(line)
+        for b in container.list_blobs(name_starts_with="AuditEvent/")
+        for line in container.download_blob(b.name).readall().splitlines()
+        if line.strip()
+    ]
+    reads = [e for e in events if e["source"]["observer"]["display"] == "fhir-intake read"]
+    denied = [
+        e
+        for e in reads
+        if any(d.get("valueString") == "deny" for x in e["entity"] for d in x.get("detail", []))
+    ]
+    assert denied and denied[-1]["agent"][0]["who"]["identifier"]["value"] == "clinic"
+    assert {x["what"]["reference"] for x in denied[-1]["entity"] if "what" in x} >= {obs}
+
+
+def test_who_may_read(api: dict[str, Any]) -> None:
+    obs = _stored_observation(api)
+    assert _get(api, obs, partner=None).status_code == 401
+    assert _get(api, obs, partner="lab").status_code == 403  # ingest role only
+    bad = _get(api, obs, **{"x-purpose-of-use": "because"})
+    assert bad.status_code == 400 and "X-Purpose-Of-Use" in bad.json()["issue"][0]["diagnostics"]
+    assert _get(api, "observation/1").status_code == 400  # not a resource type
+
+
+def test_metadata_says_what_is_supported(api: dict[str, Any]) -> None:
+    response = httpx.get(f"{api['host'].base_url}/api/fhir/metadata", timeout=10)
+    assert response.status_code == 200
+    statement = response.json()
+    get_fhir_model_class("CapabilityStatement").model_validate(statement)
+    observation = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Observation")
+    assert {i["code"] for i in observation["interaction"]} == {"read", "vread", "history-instance"}
