@@ -1,14 +1,15 @@
 """The FHIR read API: ``GET /api/fhir/metadata``, ``/api/fhir/{type}/{id}``,
-``/_history/{vid}`` and ``/_history``. Callers need an API key with the read or admin
-role; every patient-data read passes consent and is audited (``shared/records/reads``)."""
+``/_history/{vid}``, ``/_history``, and searches ``/api/fhir/{type}?patient=...``.
+Callers need an API key with the read or admin role; every patient-data read passes
+consent and is audited (``shared/records/reads``)."""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import azure.functions as func
 
@@ -16,9 +17,12 @@ from shared import __version__
 from shared.consent import ConsentInputError, ConsentUnavailableError
 from shared.consent.actors import partner_actor
 from shared.consent.inputs import parse_purpose
+from shared.normalize import json_codec
 from shared.platform import StorageUnavailableError, wiring
 from shared.records.capability import capability_statement
 from shared.records.reads import Reader
+from shared.records.search import Page
+from shared.records.search_params import Search, SearchError, parse_search
 from shared.security.models import Role
 
 from .responses import FHIR_JSON, outcome, partner_with_role
@@ -48,7 +52,7 @@ def _resource(resource: dict[str, Any]) -> func.HttpResponse:
     if meta.get("lastUpdated"):
         updated = datetime.fromisoformat(str(meta["lastUpdated"]).replace("Z", "+00:00"))
         headers["Last-Modified"] = format_datetime(updated, usegmt=True)
-    return func.HttpResponse(json.dumps(resource), mimetype=FHIR_JSON, headers=headers)
+    return func.HttpResponse(json_codec.dumps(resource), mimetype=FHIR_JSON, headers=headers)
 
 
 def _history(kind: str, ident: str, versions: list[dict[str, Any]]) -> func.HttpResponse:
@@ -69,7 +73,7 @@ def _history(kind: str, ident: str, versions: list[dict[str, Any]]) -> func.Http
             entry["resource"] = resource
         entries.append(entry)
     bundle = {"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries}
-    return func.HttpResponse(json.dumps(bundle), mimetype=FHIR_JSON)
+    return func.HttpResponse(json_codec.dumps(bundle), mimetype=FHIR_JSON)
 
 
 def _read(req: func.HttpRequest, history: bool = False) -> func.HttpResponse:
@@ -99,8 +103,51 @@ def fhir_metadata(req: func.HttpRequest) -> func.HttpResponse:
     """The CapabilityStatement."""
     base = req.url.split("/metadata")[0]
     return func.HttpResponse(
-        json.dumps(capability_statement(base, __version__)), mimetype=FHIR_JSON
+        json_codec.dumps(capability_statement(base, __version__)), mimetype=FHIR_JSON
     )
+
+
+def _searchset(req: func.HttpRequest, search: Search, page: Page) -> func.HttpResponse:
+    base = req.url.split("?")[0]
+    root = base.rsplit("/", 1)[0]
+    links = [{"relation": "self", "url": f"{base}?{urlencode(search.echo)}"}]
+    if page.next_page:
+        query = urlencode([*search.echo, ("_page", page.next_page)])
+        links.append({"relation": "next", "url": f"{base}?{query}"})
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": links,
+        "entry": [
+            {
+                "fullUrl": f"{root}/{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "search": {"mode": "match"},
+            }
+            for r in page.resources
+        ],
+    }
+    return func.HttpResponse(json_codec.dumps(bundle), mimetype=FHIR_JSON)
+
+
+@bp.route(route="fhir/{type}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def fhir_search(req: func.HttpRequest) -> func.HttpResponse:
+    """A searchset of one type: ``patient=`` (or ``identifier=`` for Patient) and filters."""
+    kind = req.route_params.get("type", "")
+    if not _TYPE.match(kind):
+        return outcome(400, "value", "expected /fhir/{ResourceType}")
+    reader = _reader(req)
+    if isinstance(reader, func.HttpResponse):
+        return reader
+    query = parse_qs(urlsplit(req.url).query, keep_blank_values=False)
+    try:
+        search = parse_search(kind, query, wiring.consent_policy().zone)
+        page = wiring.record_search().run(reader, search)
+    except SearchError as exc:
+        return outcome(400, "not-supported", str(exc))
+    except (ConsentUnavailableError, StorageUnavailableError):
+        return outcome(503, "transient", "the record cannot be searched now")
+    return _searchset(req, search, page)
 
 
 @bp.route(route="fhir/{type}/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

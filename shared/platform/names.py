@@ -63,6 +63,7 @@ class Table(StrEnum):
     CONSENT_INDEX = "consentindex"  # patient key -> the patient's consents
     RESOURCES = "resources"  # (type, id) -> current version of each stored resource
     COMPARTMENTS = "compartments"  # (patient id, type|id): a patient's resources
+    IDENTIFIERS = "identifiers"  # (hash of system|value, Patient|id): Patients by identifier
     DEVHOST_BLOB_EVENTS = "devhostblobevents"  # local host only: blobs already announced
 
 

@@ -21,6 +21,7 @@ from shared.intake.submissions import SubmissionService
 from shared.normalize.stage import NormalizeStage
 from shared.records.adapters import BlobResourceStore
 from shared.records.reads import RecordReader
+from shared.records.search import RecordSearch
 from shared.records.stage import StoreStage
 from shared.security.partners import TablePartnerDirectory
 
@@ -39,6 +40,7 @@ __all__ = [
     "normalize_stage",
     "partners",
     "record_reader",
+    "record_search",
     "record_store",
     "reset_caches",
     "settings",
@@ -160,6 +162,7 @@ def record_store() -> BlobResourceStore:
     return BlobResourceStore(
         clients.table_client(Table.RESOURCES),
         clients.table_client(Table.COMPARTMENTS),
+        clients.table_client(Table.IDENTIFIERS),
         clients.container(Container.FHIR),
     )
 
@@ -168,6 +171,12 @@ def record_store() -> BlobResourceStore:
 def record_reader() -> RecordReader:
     """Consent-filtered reads of the record."""
     return RecordReader(record_store(), consent_service(), consent_policy().zone)
+
+
+@cache
+def record_search() -> RecordSearch:
+    """Searches of the record, consent-filtered like reads."""
+    return RecordSearch(record_store(), record_reader(), consent_policy().zone)
 
 
 @cache
@@ -203,6 +212,7 @@ def reset_caches() -> None:
         consent_service,
         record_store,
         record_reader,
+        record_search,
         store_stage,
     ):
         factory.cache_clear()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from .search_params import CODED_TYPES, DATED_TYPES
+
 __all__ = ["capability_statement"]
 
 # What our converters write; FHIR JSON ingestion may store any other R4 type, which the
@@ -29,9 +31,29 @@ _TYPES = (
 )
 
 
+def _search_params(kind: str) -> list[dict[str, str]]:
+    """What ``search_params.parse_search`` accepts for a type."""
+    found = [
+        {"name": "patient", "type": "reference"},
+        {"name": "_lastUpdated", "type": "date"},
+    ]
+    if kind == "Patient":
+        found.append({"name": "identifier", "type": "token"})
+    if kind in CODED_TYPES:
+        found.append({"name": "code", "type": "token"})
+    if kind in DATED_TYPES:
+        found.append({"name": "date", "type": "date"})
+    return found
+
+
 def capability_statement(base_url: str, version: str) -> dict[str, Any]:
     """The server's CapabilityStatement (R4) for ``base_url``."""
-    interactions = [{"code": "read"}, {"code": "vread"}, {"code": "history-instance"}]
+    interactions = [
+        {"code": "read"},
+        {"code": "vread"},
+        {"code": "history-instance"},
+        {"code": "search-type"},
+    ]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -60,6 +82,7 @@ def capability_statement(base_url: str, version: str) -> dict[str, Any]:
                         "versioning": "versioned",
                         "readHistory": True,
                         "updateCreate": False,
+                        "searchParam": _search_params(kind),
                     }
                     for kind in _TYPES
                 ],

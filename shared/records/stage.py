@@ -51,6 +51,8 @@ class _Store(Protocol):
 
     def list_in_compartments(self, changes: Iterable[Change]) -> None: ...
 
+    def index_identifiers(self, patients: Iterable[Mapping[str, Any]]) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class StoreOutcome:
@@ -168,6 +170,11 @@ class StoreStage:
 
         changes = self._each(put, writes)
         self._store.list_in_compartments(changes)
+        self._store.index_identifiers(
+            resource
+            for (resource, delete), change in zip(writes, changes, strict=True)
+            if resource.get("resourceType") == "Patient" and not delete and change.compartment
+        )
         due = [
             c
             for c in changes
@@ -190,7 +197,7 @@ class StoreStage:
                 "correlation_id": envelope.correlation_id,
                 "partner": envelope.partner,
                 "outcome": "stored",
-                **result.counts,
+                **{f"count_{k}": v for k, v in result.counts.items()},  # "created" is taken
                 "notified": notified,
                 "duration_ms": round((time.perf_counter() - started) * 1000),
             },

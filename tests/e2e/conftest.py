@@ -117,3 +117,7 @@ def product_api(
     ) as client:
         yield {"client": client, "keys": keys, "clients": clients, "host": host}
     assert host.stop() == 0, host.logs()
+    # Every input these tests send is handled: a function that raised is a bug (the
+    # queue would retry it and finally park it in a poison queue).
+    failures = [line for line in host.logs().splitlines() if "' failed:" in line]
+    assert not failures, "\n".join(failures)

@@ -18,7 +18,7 @@ from shared.platform.names import Container, Table
 from shared.security import Partner
 from shared.security.models import Role
 from tests.e2e.conftest import product_api
-from tests.support.hostproc import wait_for
+from tests.support.hostproc import REPO, wait_for
 
 pytestmark = pytest.mark.azurite
 
@@ -103,6 +103,8 @@ def test_read_vread_and_history_of_what_the_pipeline_stored(api: dict[str, Any])
     values = [e["resource"]["valueQuantity"]["value"] for e in bundle["entry"]]
     assert (bundle["type"], values) == ("history", [150, 201, 195])  # newest version id first
     assert _get(api, f"{obs}/_history/9").status_code == 404
+    found = _get(api, f"Patient?identifier=urn:oid:{OID}|MRN-7").json()
+    assert [e["resource"]["identifier"][0]["value"] for e in found["entry"]] == ["MRN-7"]
 
 
 def test_consent_withholds_a_resource_exactly_like_an_absent_one(api: dict[str, Any]) -> None:
@@ -152,6 +154,8 @@ def test_consent_withholds_a_resource_exactly_like_an_absent_one(api: dict[str, 
     assert withheld.json() == absent.json()  # nothing tells the two apart
     assert _get(api, f"{obs}/_history").status_code == 404
     assert _get(api, f"{obs}/_history/1").status_code == 404
+    hidden = _get(api, f"Patient?identifier=urn:oid:{OID}|MRN-7")
+    assert hidden.status_code == 200 and hidden.json().get("entry", []) == []
     # The denial is audited with who asked and which consent decided.
     container = api["clients"].container(Container.AUDIT)
     events = [
@@ -185,4 +189,57 @@ def test_metadata_says_what_is_supported(api: dict[str, Any]) -> None:
     statement = response.json()
     get_fhir_model_class("CapabilityStatement").model_validate(statement)
     observation = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Observation")
-    assert {i["code"] for i in observation["interaction"]} == {"read", "vread", "history-instance"}
+    assert {i["code"] for i in observation["interaction"]} == {
+        "read",
+        "vread",
+        "history-instance",
+        "search-type",
+    }
+    assert {p["name"] for p in observation["searchParam"]} == {
+        "patient",
+        "_lastUpdated",
+        "code",
+        "date",
+    }
+    patient = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
+    assert "identifier" in {p["name"] for p in patient["searchParam"]}
+
+
+def test_search_a_patients_results_page_by_page_with_filters(api: dict[str, Any]) -> None:
+    from shared.normalize.ids import local_system, resource_id
+
+    samples = REPO / "docs" / "samples"
+    response = api["client"].post(
+        "/ingest",
+        params={"mapping": "lab-results"},
+        content=(samples / "lab-results.csv").read_bytes(),
+        headers={"content-type": "text/csv", "x-api-key": api["keys"]["lab"]},
+    )
+    assert response.status_code == 202, response.text
+    log = TableIngestionLog(api["clients"].table_client(Table.INGESTIONS))
+    ingestion = response.json()["id"]
+    wait_for(lambda: (r := log.get("lab", ingestion)) and "store_status" in r, what="stored")
+    patient = resource_id("Patient", "lab", local_system("lab", "MR"), "LAB-2001")
+
+    answer = _get(api, f"Observation?patient={patient}&_count=2")
+    assert answer.status_code == 200, answer.text
+    first = answer.json()
+    get_fhir_model_class("Bundle").model_validate(first)
+    assert first["type"] == "searchset" and len(first["entry"]) == 2
+    (next_url,) = [link["url"] for link in first["link"] if link["relation"] == "next"]
+    rest = api["client"].get(next_url, headers={"x-api-key": api["keys"]["clinic"]}).json()
+    assert len(rest["entry"]) == 1 and not [x for x in rest["link"] if x["relation"] == "next"]
+    codes = {e["resource"]["code"]["coding"][0]["code"] for e in first["entry"] + rest["entry"]}
+    assert codes == {"2093-3", "2571-8", "2345-7"}  # LAB-2001's three, not LAB-2002's
+
+    def count(query: str) -> int:
+        return len(_get(api, f"Observation?patient={patient}&{query}").json().get("entry", []))
+
+    assert count("code=http://loinc.org|2093-3") == 1
+    assert count("code=2093-3,2345-7") == 2
+    assert count("date=ge2026-03-01") == 3
+    assert count("date=lt2026-03-01") == 0
+    assert count("_lastUpdated=gt2020-01-01") == 3
+    refused = _get(api, f"Observation?patient={patient}&name=x")
+    assert refused.status_code == 400 and "name" in refused.json()["issue"][0]["diagnostics"]
+    assert _get(api, "Observation?code=2093-3").status_code == 400  # no compartment given

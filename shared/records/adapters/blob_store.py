@@ -6,6 +6,7 @@ compartment row.
   out, source time, content hash (and recent ones), patient, deleted, and the ETag.
 - ``compartments`` table, ``(patient id, type|id)``: which resources are in a patient's
   compartment, for searches by patient and ``$everything``.
+- ``identifiers`` table, ``(hash of system|value, Patient|id)``: Patients by identifier.
 
 A write claims its version id and makes it current in one ETag-conditional write of
 the index row (two writers can never get the same id; a lost race re-reads and
@@ -18,8 +19,9 @@ current and writes what is missing.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +52,11 @@ def version_blob(resource_type: str, resource_id: str, version: int) -> str:
     return f"{resource_type}/{resource_id}/_history/{version}.json"
 
 
+def _identifier_key(system: str, value: str) -> str:
+    """The table partition of an identifier (a hash: identifiers are PHI)."""
+    return hashlib.sha256(f"{system}|{value}".encode()).hexdigest()[:40]
+
+
 def _recent(current: CurrentVersion | None) -> list[str]:
     """Hashes to remember after ``current`` stops being current."""
     if current is None:
@@ -78,11 +85,13 @@ class BlobResourceStore:
         self,
         resources: TableClient,
         compartments: TableClient,
+        identifiers: TableClient,
         container: ContainerClient,
         clock: Any = None,
     ) -> None:
         self._rows = resources
         self._compartments = compartments
+        self._identifiers = identifiers
         self._blobs = container
         self._clock = clock or (lambda: datetime.now(UTC))
 
@@ -120,6 +129,69 @@ class BlobResourceStore:
                 f"reading a version failed: {type(exc).__name__}"
             ) from exc
         return dict(json_codec.loads(data))
+
+    def compartment(
+        self, patient_id: str, resource_type: str, after: str | None = None
+    ) -> Iterator[str]:
+        """Ids of a patient's resources of one type, in id order, after ``after``.
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        low = f"{resource_type}|{after}" if after else f"{resource_type}|"
+        query = "PartitionKey eq @p and RowKey gt @low and RowKey lt @high"
+        try:
+            rows = self._compartments.query_entities(
+                query,
+                parameters={"p": patient_id, "low": low, "high": f"{resource_type}|~"},
+                select=["RowKey"],
+            )
+            for row in rows:
+                yield str(row["RowKey"]).split("|", 1)[1]
+        except AzureError as exc:
+            raise StorageUnavailableError(
+                f"reading a compartment failed: {type(exc).__name__}"
+            ) from exc
+
+    def patients_with_identifier(self, system: str, value: str) -> list[str]:
+        """Ids of Patients that carry (or carried) an identifier, in id order.
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        try:
+            rows = self._identifiers.query_entities(
+                "PartitionKey eq @p", parameters={"p": _identifier_key(system, value)}
+            )
+            return sorted(str(r["RowKey"]).split("|", 1)[1] for r in rows)
+        except AzureError as exc:
+            raise StorageUnavailableError(
+                f"reading identifiers failed: {type(exc).__name__}"
+            ) from exc
+
+    def index_identifiers(self, patients: Iterable[Mapping[str, Any]]) -> None:
+        """Make Patients findable by each of their identifiers (rows are idempotent; a
+        stale one is harmless: searches check the current version).
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        try:
+            for patient in patients:
+                for identifier in patient.get("identifier") or ():
+                    if identifier.get("system") and identifier.get("value"):
+                        self._identifiers.upsert_entity(
+                            {
+                                "PartitionKey": _identifier_key(
+                                    identifier["system"], identifier["value"]
+                                ),
+                                "RowKey": f"Patient|{patient['id']}",
+                            }
+                        )
+        except AzureError as exc:
+            raise StorageUnavailableError(
+                f"indexing identifiers failed: {type(exc).__name__}"
+            ) from exc
 
     def versions(self, resource_type: str, resource_id: str) -> list[int]:
         """The version ids that have a blob, oldest first.

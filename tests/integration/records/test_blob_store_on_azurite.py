@@ -159,6 +159,7 @@ def test_a_retry_finishes_a_write_cut_short_between_row_and_blob(storage_env) ->
     store = CrashOnce(
         clients.table_client(Table.RESOURCES),
         clients.table_client(Table.COMPARTMENTS),
+        clients.table_client(Table.IDENTIFIERS),
         clients.container(Container.FHIR),
     )
     with pytest.raises(SystemExit):

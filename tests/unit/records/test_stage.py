@@ -57,6 +57,9 @@ class Store:
     def list_in_compartments(self, changes: Iterable[Change]) -> None:
         self.listed += [c.reference for c in changes if c.compartment]
 
+    def index_identifiers(self, patients: Iterable[Mapping[str, Any]]) -> None:
+        self.identified = [p["id"] for p in patients]
+
 
 class Recorder:
     def __init__(self, bundle: dict[str, Any]) -> None:
