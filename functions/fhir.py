@@ -20,9 +20,10 @@ from shared.consent.inputs import parse_purpose
 from shared.normalize import json_codec
 from shared.platform import StorageUnavailableError, wiring
 from shared.records.capability import capability_statement
+from shared.records.everything import parse_everything
 from shared.records.reads import Reader
 from shared.records.search import Page
-from shared.records.search_params import Search, SearchError, parse_search
+from shared.records.search_params import SearchError, parse_search
 from shared.security.models import Role
 
 from .responses import FHIR_JSON, outcome, partner_with_role
@@ -107,12 +108,15 @@ def fhir_metadata(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
-def _searchset(req: func.HttpRequest, search: Search, page: Page) -> func.HttpResponse:
+def _page_bundle(
+    req: func.HttpRequest, echo: tuple[tuple[str, str], ...], page: Page
+) -> func.HttpResponse:
+    """A searchset Bundle with self and next links."""
     base = req.url.split("?")[0]
-    root = base.rsplit("/", 1)[0]
-    links = [{"relation": "self", "url": f"{base}?{urlencode(search.echo)}"}]
+    root = base.split("/fhir/")[0] + "/fhir"
+    links = [{"relation": "self", "url": f"{base}?{urlencode(echo)}"}]
     if page.next_page:
-        query = urlencode([*search.echo, ("_page", page.next_page)])
+        query = urlencode([*echo, ("_page", page.next_page)])
         links.append({"relation": "next", "url": f"{base}?{query}"})
     bundle = {
         "resourceType": "Bundle",
@@ -147,7 +151,32 @@ def fhir_search(req: func.HttpRequest) -> func.HttpResponse:
         return outcome(400, "not-supported", str(exc))
     except (ConsentUnavailableError, StorageUnavailableError):
         return outcome(503, "transient", "the record cannot be searched now")
-    return _searchset(req, search, page)
+    return _page_bundle(req, search.echo, page)
+
+
+@bp.route(
+    route="fhir/Patient/{id}/$everything", methods=["GET"], auth_level=func.AuthLevel.FUNCTION
+)
+def fhir_everything(req: func.HttpRequest) -> func.HttpResponse:
+    """Everything of one person (the Patients linked by a global identifier), paged."""
+    ident = req.route_params.get("id", "")
+    if not _ID.match(ident):
+        return outcome(400, "value", "expected /fhir/Patient/{id}/$everything")
+    reader = _reader(req)
+    if isinstance(reader, func.HttpResponse):
+        return reader
+    query = parse_qs(urlsplit(req.url).query)
+    try:
+        asked = parse_everything(ident, query)
+        page = wiring.patient_everything().run(reader, asked)
+    except SearchError as exc:
+        return outcome(400, "not-supported", str(exc))
+    except (ConsentUnavailableError, StorageUnavailableError):
+        return outcome(503, "transient", "the record cannot be read now")
+    if page is None:
+        return outcome(404, "not-found", _HIDDEN)
+    echo = tuple((k, v) for k in sorted(query) if k != "_page" for v in query[k])
+    return _page_bundle(req, echo, page)
 
 
 @bp.route(route="fhir/{type}/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

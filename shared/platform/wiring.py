@@ -20,6 +20,7 @@ from shared.intake.status import TableIngestionLog
 from shared.intake.submissions import SubmissionService
 from shared.normalize.stage import NormalizeStage
 from shared.records.adapters import BlobResourceStore
+from shared.records.everything import PatientEverything
 from shared.records.reads import RecordReader
 from shared.records.search import RecordSearch
 from shared.records.stage import StoreStage
@@ -39,6 +40,7 @@ __all__ = [
     "health",
     "normalize_stage",
     "partners",
+    "patient_everything",
     "record_reader",
     "record_search",
     "record_store",
@@ -180,6 +182,12 @@ def record_search() -> RecordSearch:
 
 
 @cache
+def patient_everything() -> PatientEverything:
+    """``Patient/{id}/$everything``, consent-filtered like reads."""
+    return PatientEverything(record_store(), record_reader())
+
+
+@cache
 def store_stage() -> StoreStage:
     """The store stage, wired to storage."""
     clients = storage()
@@ -213,6 +221,7 @@ def reset_caches() -> None:
         record_store,
         record_reader,
         record_search,
+        patient_everything,
         store_stage,
     ):
         factory.cache_clear()

@@ -83,6 +83,18 @@ def capability_statement(base_url: str, version: str) -> dict[str, Any]:
                         "readHistory": True,
                         "updateCreate": False,
                         "searchParam": _search_params(kind),
+                        **(
+                            {
+                                "operation": [
+                                    {
+                                        "name": "everything",
+                                        "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                                    }
+                                ]
+                            }
+                            if kind == "Patient"
+                            else {}
+                        ),
                     }
                     for kind in _TYPES
                 ],

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from .reads import Reader, RecordReader
 from .search_params import Search, SearchError
 
-__all__ = ["Page", "RecordSearch"]
+__all__ = ["Page", "RecordSearch", "decode_token", "encode_token"]
 
 
 class _Index(Protocol):
@@ -38,17 +38,27 @@ class Page:
     next_page: str | None
 
 
-def _token(ident: str) -> str:
-    return base64.urlsafe_b64encode(ident.encode()).decode().rstrip("=")
+def encode_token(key: str) -> str:
+    """An opaque page token for a position in an index."""
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
 
 
-def _after(token: str | None) -> str | None:
+def decode_token(token: str | None) -> str | None:
+    """The position a page token stands for.
+
+    Raises:
+        SearchError: not a token this server gave.
+    """
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
+        padded = (token + "=" * (-len(token) % 4)).encode()
+        key = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise SearchError("_page: not a page token this server gave") from exc
+    if not key:
+        raise SearchError("_page: not a page token this server gave")
+    return key
 
 
 class RecordSearch:
@@ -78,7 +88,7 @@ class RecordSearch:
             ConsentUnavailableError, StorageUnavailableError: no answer now.
         """
         hits: list[dict[str, Any]] = []
-        candidates = self._candidates(search, _after(search.page))
+        candidates = self._candidates(search, decode_token(search.page))
         for ident in candidates:
             resource = self._reader.read(reader, search.resource_type, ident)
             if resource is None or not search.matches(resource, self._zone):
@@ -88,7 +98,7 @@ class RecordSearch:
             hits.append(resource)
             if len(hits) == search.count:
                 more = next(candidates, None) is not None
-                return Page(hits, _token(ident) if more else None)
+                return Page(hits, encode_token(ident) if more else None)
         return Page(hits, None)
 
 

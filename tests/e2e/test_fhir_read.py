@@ -203,6 +203,7 @@ def test_metadata_says_what_is_supported(api: dict[str, Any]) -> None:
     }
     patient = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
     assert "identifier" in {p["name"] for p in patient["searchParam"]}
+    assert [o["name"] for o in patient["operation"]] == ["everything"]
 
 
 def test_search_a_patients_results_page_by_page_with_filters(api: dict[str, Any]) -> None:
@@ -243,3 +244,70 @@ def test_search_a_patients_results_page_by_page_with_filters(api: dict[str, Any]
     refused = _get(api, f"Observation?patient={patient}&name=x")
     assert refused.status_code == 400 and "name" in refused.json()["issue"][0]["diagnostics"]
     assert _get(api, "Observation?code=2093-3").status_code == 400  # no compartment given
+
+
+def _person(patient_id: str, identifiers: list[dict[str, str]], value: int) -> bytes:
+    return json.dumps(
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [
+                {
+                    "resource": {
+                        "resourceType": "Patient",
+                        "id": patient_id,
+                        "identifier": identifiers,
+                    }
+                },
+                {
+                    "resource": {
+                        "resourceType": "Observation",
+                        "id": f"hr-{patient_id}",
+                        "status": "final",
+                        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                        "subject": {"reference": f"Patient/{patient_id}"},
+                        "effectiveDateTime": "2026-03-01T08:00:00Z",
+                        "valueQuantity": {"value": value},
+                    }
+                },
+            ],
+        }
+    ).encode()
+
+
+def test_everything_of_one_person_across_two_records(api: dict[str, Any]) -> None:
+    from shared.normalize.ids import resource_id
+
+    shared_id = {"system": "urn:oid:2.16.840.1.113883.19.8", "value": "P-1"}
+    other_id = {"system": "urn:oid:2.16.840.1.113883.19.9", "value": "Q-9"}
+    _ingest(api, _person("a", [shared_id], 70), "application/fhir+json")
+    # The second record's id comes from its first global identifier, so it is another
+    # Patient; the identifier it shares with the first makes it the same person.
+    _ingest(api, _person("b", [other_id, shared_id], 80), "application/fhir+json")
+    first = resource_id("Patient", "", shared_id["system"], shared_id["value"])
+    second = resource_id("Patient", "", other_id["system"], other_id["value"])
+    assert first != second
+
+    def everything(patient: str) -> list[dict[str, Any]]:
+        answer = _get(api, f"Patient/{patient}/$everything?_count=3")
+        assert answer.status_code == 200, answer.text
+        bundle = answer.json()
+        found = [e["resource"] for e in bundle["entry"]]
+        while nxt := [x["url"] for x in bundle["link"] if x["relation"] == "next"]:
+            bundle = api["client"].get(nxt[0], headers={"x-api-key": api["keys"]["clinic"]}).json()
+            found += [e["resource"] for e in bundle["entry"]]
+        return found
+
+    for asked in (first, second):
+        found = everything(asked)
+        assert sorted(
+            (r["resourceType"], r["id"]) for r in found if r["resourceType"] == "Patient"
+        ) == sorted([("Patient", first), ("Patient", second)])
+        values = sorted(
+            r["valueQuantity"]["value"] for r in found if r["resourceType"] == "Observation"
+        )
+        assert values == [70, 80]
+    assert _get(api, "Patient/nobody/$everything").status_code == 404
+    later = _get(api, f"Patient/{first}/$everything?_since=2100-01-01")
+    assert later.status_code == 200 and later.json()["entry"] == []
+    assert _get(api, f"Patient/{first}/$everything?type=Observation").status_code == 400

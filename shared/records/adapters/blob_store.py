@@ -153,6 +153,24 @@ class BlobResourceStore:
                 f"reading a compartment failed: {type(exc).__name__}"
             ) from exc
 
+    def compartment_all(self, patient_id: str, after: str | None = None) -> Iterator[str]:
+        """``Type|id`` of all of a patient's resources, in that order, after ``after``.
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        query = "PartitionKey eq @p and RowKey gt @low"
+        try:
+            rows = self._compartments.query_entities(
+                query, parameters={"p": patient_id, "low": after or ""}, select=["RowKey"]
+            )
+            for row in rows:
+                yield str(row["RowKey"])
+        except AzureError as exc:
+            raise StorageUnavailableError(
+                f"reading a compartment failed: {type(exc).__name__}"
+            ) from exc
+
     def patients_with_identifier(self, system: str, value: str) -> list[str]:
         """Ids of Patients that carry (or carried) an identifier, in id order.
 
