@@ -5,7 +5,7 @@ The Azure Functions runtime and the local host (``intake dev``) both load ``app`
 
 import azure.functions as func
 
-from functions import consent, drops, fhir, health, ingest, normalize, store, sweeper
+from functions import consent, drops, export, fhir, health, ingest, normalize, store, sweeper
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -17,6 +17,7 @@ for blueprint in (
     consent.bp,
     store.bp,
     fhir.bp,
+    export.bp,
     sweeper.bp,
 ):
     app.register_functions(blueprint)

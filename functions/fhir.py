@@ -35,7 +35,8 @@ _DEFAULT_PURPOSE = {Role.READ: "TREAT", Role.ADMIN: "HOPERAT"}
 _HIDDEN = "no such resource"  # the same words for absent and withheld
 
 
-def _reader(req: func.HttpRequest) -> Reader | func.HttpResponse:
+def reader_for(req: func.HttpRequest) -> Reader | func.HttpResponse:
+    """The caller as a reader (partner and purpose of use), or the 4xx answer."""
     partner = partner_with_role(req, Role.READ, Role.ADMIN)
     if isinstance(partner, func.HttpResponse):
         return partner
@@ -44,7 +45,7 @@ def _reader(req: func.HttpRequest) -> Reader | func.HttpResponse:
         purpose = parse_purpose(req.headers.get("x-purpose-of-use") or default)
     except ConsentInputError as exc:
         return outcome(400, "value", f"X-Purpose-Of-Use: {exc.diagnostics}")
-    return Reader(partner_actor(partner.id, partner), purpose)
+    return Reader(partner_actor(partner.id, partner), purpose, partner.id)
 
 
 def _resource(resource: dict[str, Any]) -> func.HttpResponse:
@@ -83,7 +84,7 @@ def _read(req: func.HttpRequest, history: bool = False) -> func.HttpResponse:
     version = req.route_params.get("vid")
     if not _TYPE.match(kind) or not _ID.match(ident):
         return outcome(400, "value", "expected /fhir/{ResourceType}/{id}")
-    reader = _reader(req)
+    reader = reader_for(req)
     if isinstance(reader, func.HttpResponse):
         return reader
     records = wiring.record_reader()
@@ -140,7 +141,7 @@ def fhir_search(req: func.HttpRequest) -> func.HttpResponse:
     kind = req.route_params.get("type", "")
     if not _TYPE.match(kind):
         return outcome(400, "value", "expected /fhir/{ResourceType}")
-    reader = _reader(req)
+    reader = reader_for(req)
     if isinstance(reader, func.HttpResponse):
         return reader
     query = parse_qs(urlsplit(req.url).query, keep_blank_values=False)
@@ -162,7 +163,7 @@ def fhir_everything(req: func.HttpRequest) -> func.HttpResponse:
     ident = req.route_params.get("id", "")
     if not _ID.match(ident):
         return outcome(400, "value", "expected /fhir/Patient/{id}/$everything")
-    reader = _reader(req)
+    reader = reader_for(req)
     if isinstance(reader, func.HttpResponse):
         return reader
     query = parse_qs(urlsplit(req.url).query)

@@ -31,6 +31,7 @@ class EnvelopeKind(StrEnum):
     BUNDLE_PERMITTED = "bundle.permitted"  # consent allowed it: store it
     RESOURCE_CHANGED = "resource.changed"  # the record changed: match subscriptions
     DELIVERY_DUE = "delivery.due"  # a webhook delivery to attempt
+    EXPORT_REQUESTED = "export.requested"  # a bulk export job (correlation id = job id)
 
 
 class BlobRef(BaseModel):

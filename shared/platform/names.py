@@ -48,6 +48,7 @@ class Queue(StrEnum):
     NORMALIZE = "normalize"
     CONSENT_CHECK = "consent-check"
     STORE = "store"  # bundle.permitted envelopes for the record store
+    EXPORT = "export"  # bulk export jobs to run
     NOTIFY = "notify"
     DELIVER = "deliver"
 
@@ -64,6 +65,7 @@ class Table(StrEnum):
     RESOURCES = "resources"  # (type, id) -> current version of each stored resource
     COMPARTMENTS = "compartments"  # (patient id, type|id): a patient's resources
     IDENTIFIERS = "identifiers"  # (hash of system|value, Patient|id): Patients by identifier
+    EXPORT_JOBS = "exportjobs"  # (partner, job id): bulk export requests and their state
     DEVHOST_BLOB_EVENTS = "devhostblobevents"  # local host only: blobs already announced
 
 

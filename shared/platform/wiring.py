@@ -20,7 +20,9 @@ from shared.intake.status import TableIngestionLog
 from shared.intake.submissions import SubmissionService
 from shared.normalize.stage import NormalizeStage
 from shared.records.adapters import BlobResourceStore
+from shared.records.adapters.export_files import ExportFiles, TableExportJobs, read_export_file
 from shared.records.everything import PatientEverything
+from shared.records.export import Exporter
 from shared.records.reads import RecordReader
 from shared.records.search import RecordSearch
 from shared.records.stage import StoreStage
@@ -37,6 +39,10 @@ __all__ = [
     "consent_service",
     "consent_stage",
     "drop_processor",
+    "envelope_sender",
+    "export_file",
+    "export_jobs",
+    "exporter",
     "health",
     "normalize_stage",
     "partners",
@@ -188,6 +194,38 @@ def patient_everything() -> PatientEverything:
 
 
 @cache
+def envelope_sender() -> QueueEnvelopeSender:
+    """Envelopes onto stage queues."""
+    return QueueEnvelopeSender(storage())
+
+
+@cache
+def export_jobs() -> TableExportJobs:
+    """Bulk export jobs."""
+    return TableExportJobs(storage().table_client(Table.EXPORT_JOBS))
+
+
+@cache
+def exporter() -> Exporter:
+    """Runs bulk export jobs."""
+    clients = storage()
+    return Exporter(
+        record_store(),
+        _consent_index(),
+        partners(),
+        export_jobs(),
+        ExportFiles(clients.container(Container.EXPORTS), clients.container(Container.AUDIT)),
+        consent_policy(),
+    )
+
+
+def export_file(name: str) -> bytes | None:
+    """The bytes of an export file, or None."""
+    chunks = read_export_file(storage().container(Container.EXPORTS), name)
+    return None if chunks is None else b"".join(chunks)
+
+
+@cache
 def store_stage() -> StoreStage:
     """The store stage, wired to storage."""
     clients = storage()
@@ -222,6 +260,9 @@ def reset_caches() -> None:
         record_reader,
         record_search,
         patient_everything,
+        envelope_sender,
+        export_jobs,
+        exporter,
         store_stage,
     ):
         factory.cache_clear()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-__all__ = ["Change", "CurrentVersion", "WriteOutcome"]
+__all__ = ["Change", "CurrentVersion", "ExportJob", "ExportStatus", "WriteOutcome"]
 
 
 class WriteOutcome(StrEnum):
@@ -32,6 +34,7 @@ class CurrentVersion:
     deleted: bool
     correlation_id: str  # the ingestion that wrote the current version
     etag: str  # the table row's ETag, for optimistic writes
+    updated: datetime | None = None  # when the store wrote the current version
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +54,42 @@ class Change:
     def reference(self) -> str:
         """``Type/id``."""
         return f"{self.resource_type}/{self.resource_id}"
+
+
+class ExportStatus(StrEnum):
+    """Where a bulk export job is."""
+
+    ACCEPTED = "accepted"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(slots=True)
+class ExportJob:
+    """One bulk export request (FHIR Bulk Data) and its progress."""
+
+    id: str
+    partner: str
+    level: str  # "system" or "patient"
+    types: list[str]  # empty: every type
+    since: str | None  # ISO instant, or None
+    purpose: str  # the purpose of use the caller gave (v3 ActReason code)
+    request: str  # the kick-off URL, for the manifest
+    transaction_time: str  # ISO instant the export reflects
+    status: ExportStatus = ExportStatus.ACCEPTED
+    outputs: list[dict[str, Any]] = field(default_factory=list)  # type, file, count
+    error: str | None = None
+    progress: str = ""
+
+    def to_json(self) -> str:
+        """As stored in the job row."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ExportJob:
+        """From the job row."""
+        data = json.loads(text)
+        data["status"] = ExportStatus(data["status"])
+        return cls(**data)

@@ -53,6 +53,7 @@ class Reader:
 
     actor: Actor
     purpose: Code
+    partner: str = ""  # the calling partner's id, where the caller is one
 
 
 def _is_marker(resource: dict[str, Any]) -> bool:

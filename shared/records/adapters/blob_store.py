@@ -75,6 +75,7 @@ def _current(row: TableEntity) -> CurrentVersion:
         deleted=bool(row.get("deleted")),
         correlation_id=str(row.get("correlation") or ""),
         etag=str(row.metadata["etag"]),
+        updated=datetime.fromisoformat(row["updated"]) if row.get("updated") else None,
     )
 
 
@@ -151,6 +152,33 @@ class BlobResourceStore:
         except AzureError as exc:
             raise StorageUnavailableError(
                 f"reading a compartment failed: {type(exc).__name__}"
+            ) from exc
+
+    def resource_types(self) -> list[str]:
+        """Every resource type the record holds (a scan of the index's partition keys).
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        try:
+            rows = self._rows.list_entities(select=["PartitionKey"])
+            return sorted({str(r["PartitionKey"]) for r in rows})
+        except AzureError as exc:
+            raise StorageUnavailableError(f"listing types failed: {type(exc).__name__}") from exc
+
+    def current_rows(self, resource_type: str) -> Iterator[tuple[str, CurrentVersion]]:
+        """Every resource of a type with its index row, page by page (memory stays flat).
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        try:
+            rows = self._rows.query_entities("PartitionKey eq @t", parameters={"t": resource_type})
+            for row in rows:
+                yield str(row["RowKey"]), _current(row)
+        except AzureError as exc:
+            raise StorageUnavailableError(
+                f"listing resources failed: {type(exc).__name__}"
             ) from exc
 
     def compartment_all(self, patient_id: str, after: str | None = None) -> Iterator[str]:
