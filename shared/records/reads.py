@@ -10,13 +10,13 @@ is written as an AuditEvent with the caller, the resource and the answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, Protocol
 
-from shared.consent.models import Action, Actor, Code, ConsentDecision, DataItem
+from shared.consent.models import Action, Actor, Code
 from shared.consent.resources import describe_resource
+from shared.consent.service import ConsentService
 
 from .models import CurrentVersion
 
@@ -31,20 +31,6 @@ class _Versions(Protocol):
     ) -> dict[str, Any] | None: ...
 
     def versions(self, resource_type: str, resource_id: str) -> list[int]: ...
-
-
-class _Consent(Protocol):
-    def evaluate(
-        self,
-        patient_keys: Iterable[str],
-        action: Action,
-        purpose: Code | None,
-        actor: Actor | None,
-        data: DataItem | None = None,
-        resource: str | None = None,
-        observer: str = "fhir-intake",
-        requester: Actor | None = None,
-    ) -> ConsentDecision: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +50,7 @@ def _is_marker(resource: dict[str, Any]) -> bool:
 class RecordReader:
     """Consent-filtered reads of the unified record."""
 
-    def __init__(self, store: _Versions, consent: _Consent, zone: tzinfo) -> None:
+    def __init__(self, store: _Versions, consent: ConsentService, zone: tzinfo) -> None:
         self._store = store
         self._consent = consent
         self._zone = zone

@@ -13,12 +13,13 @@ import httpx
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
+from shared.intake.status import TableIngestionLog
 from shared.platform.names import Table
 from shared.platform.provision import provision_storage
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients, build_storage_clients
 from shared.security import Partner, TablePartnerDirectory
-from tests.support.hostproc import REPO, HostProcess, write_settings
+from tests.support.hostproc import REPO, HostProcess, wait_for, write_settings
 
 APPS = REPO / "tests" / "apps"
 
@@ -121,3 +122,35 @@ def product_api(
     # queue would retry it and finally park it in a poison queue).
     failures = [line for line in host.logs().splitlines() if "' failed:" in line]
     assert not failures, "\n".join(failures)
+
+
+def post_ingest(
+    api: dict[str, Any], partner: str, body: bytes, content_type: str, mapping: str = ""
+) -> str:
+    """Submit over HTTP as ``partner`` (a fresh Idempotency-Key: a deliberate resend is a
+    new ingestion); the ingestion id."""
+    response = api["client"].post(
+        "/ingest",
+        params={"mapping": mapping} if mapping else None,
+        content=body,
+        headers={
+            "content-type": content_type,
+            "x-api-key": api["keys"][partner],
+            "idempotency-key": secrets.token_hex(16),
+        },
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def wait_stage(
+    api: dict[str, Any], partner: str, ingestion: str, stage: str, timeout: float = 60
+) -> dict[str, Any]:
+    """The ingestion's row once ``stage`` has reported on it."""
+    log = TableIngestionLog(api["clients"].table_client(Table.INGESTIONS))
+    row: dict[str, Any] = wait_for(
+        lambda: (found := log.get(partner, ingestion)) and f"{stage}_status" in found and found,
+        what=f"{stage} status of {ingestion}",
+        timeout=timeout,
+    )
+    return row

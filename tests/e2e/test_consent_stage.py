@@ -5,7 +5,6 @@ consent changes to permit, a resend goes on to the store. Also the HTTP decision
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,14 +12,13 @@ import httpx
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from shared.intake.status import TableIngestionLog
 from shared.platform.envelope import Envelope, EnvelopeKind
-from shared.platform.names import Container, Queue, Table
+from shared.platform.names import Container, Queue
 from shared.platform.storage import StorageClients
 from shared.security import Partner
 from shared.security.models import Role
-from tests.e2e.conftest import product_api
-from tests.support.hostproc import REPO, wait_for
+from tests.e2e.conftest import post_ingest, product_api, wait_stage
+from tests.support.hostproc import REPO
 
 pytestmark = pytest.mark.azurite
 
@@ -71,18 +69,7 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
 
 
 def _ingest(api: dict[str, Any], body: bytes, content_type: str, mapping: str = "") -> str:
-    response = api["client"].post(
-        "/ingest",
-        params={"mapping": mapping} if mapping else None,
-        content=body,
-        headers={
-            "content-type": content_type,
-            "x-api-key": api["keys"]["p1"],
-            "idempotency-key": str(uuid.uuid4()),  # a deliberate resend is a new ingestion
-        },
-    )
-    assert response.status_code == 202, response.text
-    return str(response.json()["id"])
+    return post_ingest(api, "p1", body, content_type, mapping)
 
 
 def _consent_stage(api: dict[str, Any], ingestion: str) -> dict[str, Any]:
@@ -112,12 +99,7 @@ def _notify_messages(clients: StorageClients) -> list[Envelope]:
 
 
 def _stage_row(api: dict[str, Any], ingestion: str, stage: str) -> dict[str, Any]:
-    log = TableIngestionLog(api["clients"].table_client(Table.INGESTIONS))
-    return wait_for(
-        lambda: (row := log.get("p1", ingestion)) and f"{stage}_status" in row and row,
-        what=f"{stage} status of {ingestion}",
-        timeout=60,
-    )
+    return wait_stage(api, "p1", ingestion, stage)
 
 
 def _evaluate(api: dict[str, Any], partner: str = "reader") -> httpx.Response:

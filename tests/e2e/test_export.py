@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,12 +13,10 @@ import httpx
 import pytest
 
 from bench.generate import ndjson_records
-from shared.intake.status import TableIngestionLog
 from shared.platform.names import Table
 from shared.security import Partner
 from shared.security.models import Role
-from tests.e2e.conftest import product_api
-from tests.support.hostproc import wait_for
+from tests.e2e.conftest import post_ingest, product_api, wait_stage
 
 pytestmark = pytest.mark.azurite
 RECORDS = 600  # 300 Patients and 300 Observations, plus the Provenance
@@ -38,23 +35,7 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
 
 
 def _ingest(api: dict[str, Any], body: bytes, content_type: str) -> None:
-    response = api["client"].post(
-        "/ingest",
-        content=body,
-        headers={
-            "content-type": content_type,
-            "x-api-key": api["keys"]["feed"],
-            "idempotency-key": str(uuid.uuid4()),
-        },
-    )
-    assert response.status_code == 202, response.text
-    log = TableIngestionLog(api["clients"].table_client(Table.INGESTIONS))
-    ingestion = response.json()["id"]
-    wait_for(
-        lambda: (r := log.get("feed", ingestion)) and "store_status" in r,
-        what="stored",
-        timeout=120,
-    )
+    wait_stage(api, "feed", post_ingest(api, "feed", body, content_type), "store", timeout=120)
 
 
 def _kickoff(

@@ -5,7 +5,6 @@ id), and callers without the right key or role are refused."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,12 +12,11 @@ import httpx
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from shared.intake.status import TableIngestionLog
-from shared.platform.names import Container, Table
+from shared.platform.names import Container
 from shared.security import Partner
 from shared.security.models import Role
-from tests.e2e.conftest import product_api
-from tests.support.hostproc import REPO, wait_for
+from tests.e2e.conftest import post_ingest, product_api, wait_stage
+from tests.support.hostproc import REPO
 
 pytestmark = pytest.mark.azurite
 
@@ -45,23 +43,8 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
 
 
 def _ingest(api: dict[str, Any], body: bytes, content_type: str) -> str:
-    response = api["client"].post(
-        "/ingest",
-        content=body,
-        headers={
-            "content-type": content_type,
-            "x-api-key": api["keys"]["lab"],
-            "idempotency-key": str(uuid.uuid4()),
-        },
-    )
-    assert response.status_code == 202, response.text
-    ingestion = str(response.json()["id"])
-    log = TableIngestionLog(api["clients"].table_client(Table.INGESTIONS))
-    wait_for(
-        lambda: (row := log.get("lab", ingestion)) and "store_status" in row,
-        what=f"store status of {ingestion}",
-        timeout=60,
-    )
+    ingestion = post_ingest(api, "lab", body, content_type)
+    wait_stage(api, "lab", ingestion, "store")
     return ingestion
 
 
@@ -210,16 +193,8 @@ def test_search_a_patients_results_page_by_page_with_filters(api: dict[str, Any]
     from shared.normalize.ids import local_system, resource_id
 
     samples = REPO / "docs" / "samples"
-    response = api["client"].post(
-        "/ingest",
-        params={"mapping": "lab-results"},
-        content=(samples / "lab-results.csv").read_bytes(),
-        headers={"content-type": "text/csv", "x-api-key": api["keys"]["lab"]},
-    )
-    assert response.status_code == 202, response.text
-    log = TableIngestionLog(api["clients"].table_client(Table.INGESTIONS))
-    ingestion = response.json()["id"]
-    wait_for(lambda: (r := log.get("lab", ingestion)) and "store_status" in r, what="stored")
+    body = (samples / "lab-results.csv").read_bytes()
+    wait_stage(api, "lab", post_ingest(api, "lab", body, "text/csv", "lab-results"), "store")
     patient = resource_id("Patient", "lab", local_system("lab", "MR"), "LAB-2001")
 
     answer = _get(api, f"Observation?patient={patient}&_count=2")

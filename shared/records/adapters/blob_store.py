@@ -52,6 +52,15 @@ def version_blob(resource_type: str, resource_id: str, version: int) -> str:
     return f"{resource_type}/{resource_id}/_history/{version}.json"
 
 
+@contextlib.contextmanager
+def _storage(what: str) -> Iterator[None]:
+    """Storage errors inside become ``StorageUnavailableError`` (retryable)."""
+    try:
+        yield
+    except AzureError as exc:
+        raise StorageUnavailableError(f"{what} failed: {type(exc).__name__}") from exc
+
+
 def _identifier_key(system: str, value: str) -> str:
     """The table partition of an identifier (a hash: identifiers are PHI)."""
     return hashlib.sha256(f"{system}|{value}".encode()).hexdigest()[:40]
@@ -102,14 +111,11 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        try:
-            return _current(self._rows.get_entity(resource_type, resource_id))
-        except ResourceNotFoundError:
-            return None
-        except AzureError as exc:
-            raise StorageUnavailableError(
-                f"reading the record failed: {type(exc).__name__}"
-            ) from exc
+        with _storage("reading the record"):
+            try:
+                return _current(self._rows.get_entity(resource_type, resource_id))
+            except ResourceNotFoundError:
+                return None
 
     def read_version(
         self, resource_type: str, resource_id: str, version: int
@@ -119,16 +125,12 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        try:
-            data = self._blobs.download_blob(
-                version_blob(resource_type, resource_id, version)
-            ).readall()
-        except ResourceNotFoundError:
-            return None
-        except AzureError as exc:
-            raise StorageUnavailableError(
-                f"reading a version failed: {type(exc).__name__}"
-            ) from exc
+        with _storage("reading a version"):
+            try:
+                blob = self._blobs.download_blob(version_blob(resource_type, resource_id, version))
+                data = blob.readall()
+            except ResourceNotFoundError:
+                return None
         return dict(json_codec.loads(data))
 
     def compartment(
@@ -141,7 +143,7 @@ class BlobResourceStore:
         """
         low = f"{resource_type}|{after}" if after else f"{resource_type}|"
         query = "PartitionKey eq @p and RowKey gt @low and RowKey lt @high"
-        try:
+        with _storage("reading a compartment"):
             rows = self._compartments.query_entities(
                 query,
                 parameters={"p": patient_id, "low": low, "high": f"{resource_type}|~"},
@@ -149,10 +151,6 @@ class BlobResourceStore:
             )
             for row in rows:
                 yield str(row["RowKey"]).split("|", 1)[1]
-        except AzureError as exc:
-            raise StorageUnavailableError(
-                f"reading a compartment failed: {type(exc).__name__}"
-            ) from exc
 
     def resource_types(self) -> list[str]:
         """Every resource type the record holds (a scan of the index's partition keys).
@@ -160,11 +158,9 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        try:
+        with _storage("listing types"):
             rows = self._rows.list_entities(select=["PartitionKey"])
             return sorted({str(r["PartitionKey"]) for r in rows})
-        except AzureError as exc:
-            raise StorageUnavailableError(f"listing types failed: {type(exc).__name__}") from exc
 
     def current_rows(self, resource_type: str) -> Iterator[tuple[str, CurrentVersion]]:
         """Every resource of a type with its index row, page by page (memory stays flat).
@@ -172,14 +168,10 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        try:
+        with _storage("listing resources"):
             rows = self._rows.query_entities("PartitionKey eq @t", parameters={"t": resource_type})
             for row in rows:
                 yield str(row["RowKey"]), _current(row)
-        except AzureError as exc:
-            raise StorageUnavailableError(
-                f"listing resources failed: {type(exc).__name__}"
-            ) from exc
 
     def compartment_all(self, patient_id: str, after: str | None = None) -> Iterator[str]:
         """``Type|id`` of all of a patient's resources, in that order, after ``after``.
@@ -188,16 +180,12 @@ class BlobResourceStore:
             StorageUnavailableError: storage failed.
         """
         query = "PartitionKey eq @p and RowKey gt @low"
-        try:
+        with _storage("reading a compartment"):
             rows = self._compartments.query_entities(
                 query, parameters={"p": patient_id, "low": after or ""}, select=["RowKey"]
             )
             for row in rows:
                 yield str(row["RowKey"])
-        except AzureError as exc:
-            raise StorageUnavailableError(
-                f"reading a compartment failed: {type(exc).__name__}"
-            ) from exc
 
     def patients_with_identifier(self, system: str, value: str) -> list[str]:
         """Ids of Patients that carry (or carried) an identifier, in id order.
@@ -205,15 +193,11 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        try:
+        with _storage("reading identifiers"):
             rows = self._identifiers.query_entities(
                 "PartitionKey eq @p", parameters={"p": _identifier_key(system, value)}
             )
             return sorted(str(r["RowKey"]).split("|", 1)[1] for r in rows)
-        except AzureError as exc:
-            raise StorageUnavailableError(
-                f"reading identifiers failed: {type(exc).__name__}"
-            ) from exc
 
     def index_identifiers(self, patients: Iterable[Mapping[str, Any]]) -> None:
         """Make Patients findable by each of their identifiers (rows are idempotent; a
@@ -222,7 +206,7 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        try:
+        with _storage("indexing identifiers"):
             for patient in patients:
                 for identifier in patient.get("identifier") or ():
                     if identifier.get("system") and identifier.get("value"):
@@ -234,10 +218,6 @@ class BlobResourceStore:
                                 "RowKey": f"Patient|{patient['id']}",
                             }
                         )
-        except AzureError as exc:
-            raise StorageUnavailableError(
-                f"indexing identifiers failed: {type(exc).__name__}"
-            ) from exc
 
     def versions(self, resource_type: str, resource_id: str) -> list[int]:
         """The version ids that have a blob, oldest first.
@@ -246,10 +226,8 @@ class BlobResourceStore:
             StorageUnavailableError: storage failed.
         """
         prefix = f"{resource_type}/{resource_id}/_history/"
-        try:
+        with _storage("listing versions"):
             names = [b.name for b in self._blobs.list_blobs(name_starts_with=prefix)]
-        except AzureError as exc:
-            raise StorageUnavailableError(f"listing versions failed: {type(exc).__name__}") from exc
         found = [n.removeprefix(prefix).removesuffix(".json") for n in names]
         return sorted(int(v) for v in found if v.isdigit())
 
@@ -271,7 +249,7 @@ class BlobResourceStore:
         kind, ident = str(resource["resourceType"]), str(resource["id"])
         digest = content_hash({"resourceType": kind, "id": ident} if delete else resource)
         made = (source_time, correlation_id)
-        try:
+        with _storage("writing the record"):
             for attempt in range(_ATTEMPTS):
                 # Most writes in a batch are new: try creating before reading (one round
                 # trip saved); if the resource exists the create fails and we read.
@@ -287,10 +265,6 @@ class BlobResourceStore:
                 )
                 if change is not None:
                     return change
-        except AzureError as exc:
-            raise StorageUnavailableError(
-                f"writing the record failed: {type(exc).__name__}"
-            ) from exc
         raise ResourceConflictError(f"{kind}/{ident}: concurrent writers did not settle")
 
     def _attempt(
@@ -466,7 +440,7 @@ class BlobResourceStore:
         for change in changes:
             if change.compartment:
                 by_patient.setdefault(change.compartment.split("/", 1)[1], []).append(change)
-        try:
+        with _storage("writing compartments"):
             for patient, listed in by_patient.items():
                 rows = {c.reference: c for c in listed}  # one operation per row in a batch
                 operations = [
@@ -482,7 +456,3 @@ class BlobResourceStore:
                 ]
                 for start in range(0, len(operations), 100):
                     self._compartments.submit_transaction(operations[start : start + 100])
-        except AzureError as exc:
-            raise StorageUnavailableError(
-                f"writing compartments failed: {type(exc).__name__}"
-            ) from exc

@@ -86,7 +86,8 @@ def _store() -> Store:
 
 def test_patient_data_is_asked_about_with_the_patients_reference_and_identifiers() -> None:
     consent = Consent(allow=True)
-    found = RecordReader(_store(), consent, UTC).read(READER, "Observation", "o1")
+    reader = RecordReader(_store(), consent, UTC)  # type: ignore[arg-type]
+    found = reader.read(READER, "Observation", "o1")
     assert found is not None and found["status"] == "amended"
     ((keys, action, data),) = consent.asked
     assert keys == {"Patient/p1", "urn:oid:1.2|M1"} and action is Action.ACCESS
@@ -95,7 +96,7 @@ def test_patient_data_is_asked_about_with_the_patients_reference_and_identifiers
 
 def test_a_denial_reads_as_absent_and_master_data_needs_no_consent() -> None:
     consent = Consent(allow=False)
-    reader = RecordReader(_store(), consent, UTC)
+    reader = RecordReader(_store(), consent, UTC)  # type: ignore[arg-type]
     assert reader.read(READER, "Observation", "o1") is None
     assert reader.history(READER, "Observation", "o1") is None
     assert reader.read(READER, "Organization", "org1") is not None
@@ -110,7 +111,7 @@ def test_deleted_resources_read_as_absent_but_their_history_shows_the_deletion()
         "meta": {"versionId": "3"},
     }
     store.rows["Observation/o1"] = CurrentVersion(3, 3, T0, "h", (), "Patient/p1", True, "c", "e")
-    reader = RecordReader(store, Consent(allow=True), UTC)
+    reader = RecordReader(store, Consent(allow=True), UTC)  # type: ignore[arg-type]
     assert reader.read(READER, "Observation", "o1") is None
     assert reader.read(READER, "Observation", "o1", version=1) is not None
     history = reader.history(READER, "Observation", "o1")
