@@ -16,6 +16,7 @@ import azure.functions as func
 from shared.consent.periods import parse_span
 from shared.platform import Envelope, Queue, Setting, StorageUnavailableError, wiring
 from shared.platform.envelope import EnvelopeKind
+from shared.platform.errors import IntakeError
 from shared.records.models import ExportJob, ExportStatus
 from shared.security.models import Role
 
@@ -25,6 +26,7 @@ from .responses import outcome, partner_with_role
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
+LAST_ATTEMPT = 5  # host.json extensions.queues.maxDequeueCount
 
 
 def _kickoff(req: func.HttpRequest, level: str) -> func.HttpResponse:
@@ -156,6 +158,14 @@ def export_file(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.queue_trigger(arg_name="msg", queue_name=Queue.EXPORT.value, connection=Setting.STORAGE.value)
 def export_run(msg: func.QueueMessage) -> None:
-    """Run an export job; a storage failure raises, so the queue retries it from the start."""
+    """Run an export job. A retryable failure raises, so the queue runs it again from the
+    start; on the last attempt (host.json maxDequeueCount) the job is marked failed, so
+    its status URL answers with the error instead of "in progress" for ever."""
     envelope = Envelope.from_bytes(msg.get_body())
-    wiring.exporter().run(envelope.partner, envelope.correlation_id)
+    try:
+        wiring.exporter().run(envelope.partner, envelope.correlation_id)
+    except IntakeError as exc:
+        last = (msg.dequeue_count or 0) >= LAST_ATTEMPT
+        if exc.retryable and not last:
+            raise
+        wiring.exporter().fail(envelope.partner, envelope.correlation_id, type(exc).__name__)

@@ -132,6 +132,18 @@ class Exporter:
         )
         return job
 
+    def fail(self, partner: str, job_id: str, reason: str) -> None:
+        """Mark a job failed (its last attempt failed), so its status says so.
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        job = self._jobs.get(partner, job_id)
+        if job is None or job.status in (ExportStatus.COMPLETED, ExportStatus.CANCELLED):
+            return
+        job.status, job.error, job.progress = ExportStatus.FAILED, reason, "failed"
+        self._jobs.save(job)
+
 
 class _Walk:
     """One job's pass over the record."""
