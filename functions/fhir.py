@@ -180,6 +180,33 @@ def fhir_everything(req: func.HttpRequest) -> func.HttpResponse:
     return _page_bundle(req, echo, page)
 
 
+@bp.route(route="fhir/Patient/{id}/$purge", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def fhir_purge(req: func.HttpRequest) -> func.HttpResponse:
+    """Erase a patient (admin role); the counts of what went, as Parameters."""
+    ident = req.route_params.get("id", "")
+    if not _ID.match(ident):
+        return outcome(400, "value", "expected /fhir/Patient/{id}/$purge")
+    partner = partner_with_role(req, Role.ADMIN)
+    if isinstance(partner, func.HttpResponse):
+        return partner
+    try:
+        report = wiring.purger().purge(ident, partner_actor(partner.id, partner))
+    except (ConsentUnavailableError, StorageUnavailableError):
+        return outcome(503, "transient", "the purge stopped part-way; run it again")
+    counts = {
+        "resources": report.resources,
+        "versions": report.versions,
+        "payloads": report.payloads,
+        "consents": report.consents,
+        "sharedPayloadsKept": report.shared_payloads_kept,
+    }
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": k, "valueInteger": v} for k, v in counts.items()],
+    }
+    return func.HttpResponse(json_codec.dumps(body), mimetype=FHIR_JSON)
+
+
 @bp.route(route="fhir/{type}/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def fhir_read(req: func.HttpRequest) -> func.HttpResponse:
     """The current version of a resource."""

@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from shared.intake.status import IngestionLog, StageReport
 from shared.normalize import json_codec
@@ -26,6 +26,8 @@ from shared.normalize.ids import is_global_system, resource_id
 from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import AuditLog, EnvelopeSender, PayloadStore
+from shared.records.ingestions import ingestion_ref
+from shared.records.models import IngestionRef
 from shared.security.partners import PartnerLookup
 
 from .actors import partner_actor
@@ -44,6 +46,10 @@ from .resources import (
 __all__ = ["ConsentOutcome", "ConsentStage"]
 
 log = logging.getLogger(__name__)
+
+
+class _Ledger(Protocol):
+    def record_ingestion(self, patient_ids: Iterable[str], ingestion: IngestionRef) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +109,7 @@ class ConsentStage:
         consents: ConsentSource,
         partners: PartnerLookup,
         audit: AuditLog,
+        ledger: _Ledger,
         policy: Policy,
         purpose: Code,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -113,6 +120,7 @@ class ConsentStage:
         self._consents = consents
         self._partners = partners
         self._audit = audit
+        self._ledger = ledger
         self._policy = policy
         self._purpose = purpose
         self._clock = clock
@@ -169,7 +177,9 @@ class ConsentStage:
                 actor=actor,
                 data=describe_resource(entry.get("resource") or {}, self._policy.zone),
             )
-            patient = next((k for k in sorted(keys) if k.startswith("Patient/")), None)
+            patient = _own_patient(entry) or next(
+                (k for k in sorted(keys) if k.startswith("Patient/")), None
+            )
             verdicts.append((entry, decide_consent(found[keys], request, self._policy), patient))
         outcome = self._route(envelope, bundle, verdicts, (indexed, notes), now, actor)
         log.info(
@@ -253,8 +263,22 @@ class ConsentStage:
                 f"{prefix}.permitted.json",
                 json_codec.dumps({**bundle, "entry": kept}).encode(),
                 "application/fhir+json",
+                metadata={"normalized": envelope.blob.name if envelope.blob else ""},
             )
             self._sender.send(Queue.STORE, envelope.next(EnvelopeKind.BUNDLE_PERMITTED, ref))
+        refused = {p.split("/", 1)[1] for _, d, p in verdicts if p and d and not d.permitted}
+        if refused:  # their data is held back: note where it came from, for erasure
+            self._ledger.record_ingestion(
+                refused,
+                ingestion_ref(
+                    bundle,
+                    envelope.partner,
+                    envelope.correlation_id,
+                    envelope.blob.name if envelope.blob else "",
+                    prefix,
+                    {p for _, _, p in verdicts if p},
+                ),
+            )
         permitted = len(clinical)
         outcome = "denied" if denied and not clinical else "partial" if denied else "permitted"
         self._status.record(
@@ -322,6 +346,14 @@ def _issue(severity: str, text: str) -> dict[str, Any]:
     """An OperationOutcome issue for the ingestion status (ids only, never PHI)."""
     code = "business-rule" if severity == "error" else "informational"
     return {"severity": severity, "code": code, "diagnostics": text}
+
+
+def _own_patient(entry: dict[str, Any]) -> str | None:
+    """``Patient/<id>`` the resource itself names (not one derived from an identifier)."""
+    reference = (resource_patient_ref(entry.get("resource") or {}) or {}).get("reference")
+    if isinstance(reference, str) and reference.startswith("Patient/"):
+        return reference
+    return None
 
 
 def _exempt(entry: dict[str, Any]) -> bool:

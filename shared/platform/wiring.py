@@ -23,6 +23,7 @@ from shared.records.adapters import BlobResourceStore
 from shared.records.adapters.export_files import ExportFiles, TableExportJobs, read_export_file
 from shared.records.everything import PatientEverything
 from shared.records.export import Exporter
+from shared.records.purge import Purger
 from shared.records.reads import RecordReader
 from shared.records.search import RecordSearch
 from shared.records.stage import StoreStage
@@ -47,6 +48,7 @@ __all__ = [
     "normalize_stage",
     "partners",
     "patient_everything",
+    "purger",
     "record_reader",
     "record_search",
     "record_store",
@@ -152,6 +154,7 @@ def consent_stage() -> ConsentStage:
         _consent_index(),
         partners(),
         BlobAuditLog(clients),
+        record_store(),
         consent_policy(),
         Code(ACT_REASON, settings().consent_purpose),
     )
@@ -226,6 +229,15 @@ def export_file(name: str) -> bytes | None:
 
 
 @cache
+def purger() -> Purger:
+    """Erases patients."""
+    clients = storage()
+    return Purger(
+        record_store(), _consent_index(), BlobPayloadStore(clients), BlobAuditLog(clients)
+    )
+
+
+@cache
 def store_stage() -> StoreStage:
     """The store stage, wired to storage."""
     clients = storage()
@@ -263,6 +275,7 @@ def reset_caches() -> None:
         envelope_sender,
         export_jobs,
         exporter,
+        purger,
         store_stage,
     ):
         factory.cache_clear()

@@ -8,7 +8,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Change", "CurrentVersion", "ExportJob", "ExportStatus", "WriteOutcome"]
+__all__ = [
+    "Change",
+    "CurrentVersion",
+    "ExportJob",
+    "ExportStatus",
+    "IngestionRef",
+    "PurgeReport",
+    "WriteOutcome",
+]
 
 
 class WriteOutcome(StrEnum):
@@ -93,3 +101,32 @@ class ExportJob:
         data = json.loads(text)
         data["status"] = ExportStatus(data["status"])
         return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestionRef:
+    """Where one ingestion's payloads are, kept with each patient it concerned, so that
+    erasing a patient can find their source data too."""
+
+    partner: str
+    correlation_id: str
+    raw: str = ""  # "container/name" of the raw payload
+    normalized: str = ""  # name in ``normalized`` (its ``.permitted.json`` sibling too)
+    quarantine: str = ""  # prefix in ``quarantine``
+    patients: int = 1  # how many patients the payload concerned
+
+    @property
+    def row_key(self) -> str:
+        """The row's key in the patient's compartment partition (sorts after types)."""
+        return f"~ingestion|{self.partner}|{self.correlation_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    """What erasing a patient removed, in counts (the data itself is gone)."""
+
+    resources: int = 0
+    versions: int = 0
+    payloads: int = 0
+    consents: int = 0
+    shared_payloads_kept: int = 0  # payloads that also hold other patients' data

@@ -25,11 +25,13 @@ from typing import Any, Protocol, TypeVar
 from shared.consent.resources import resource_patient_ref
 from shared.intake.status import IngestionLog, StageReport
 from shared.normalize import json_codec
+from shared.normalize.ids import is_global_system, resource_id
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import EnvelopeSender, PayloadStore
 
-from .models import Change, WriteOutcome
+from .ingestions import ingestion_ref
+from .models import Change, IngestionRef, WriteOutcome
 
 __all__ = ["StoreOutcome", "StoreStage", "message_source_time"]
 
@@ -49,7 +51,9 @@ class _Store(Protocol):
         correlation_id: str = "",
     ) -> Change: ...
 
-    def list_in_compartments(self, changes: Iterable[Change]) -> None: ...
+    def list_in_compartments(
+        self, changes: Iterable[Change], ingestion: IngestionRef | None = None
+    ) -> None: ...
 
     def index_identifiers(self, patients: Iterable[Mapping[str, Any]]) -> None: ...
 
@@ -80,12 +84,34 @@ def message_source_time(bundle: Mapping[str, Any], fallback: datetime) -> dateti
     return fallback
 
 
-def _patient(resource: Mapping[str, Any]) -> str | None:
-    """``Patient/<id>`` whose compartment the resource is in."""
-    reference = (resource_patient_ref(resource) or {}).get("reference")
+def _patient(resource: Mapping[str, Any], partner: str) -> str | None:
+    """``Patient/<id>`` whose compartment the resource is in: its literal reference, or
+    the id our converters give the Patient its identifier names (a Consent that names
+    its patient by identifier belongs to that patient too)."""
+    named = resource_patient_ref(resource) or {}
+    reference = named.get("reference")
     if isinstance(reference, str) and reference.startswith("Patient/"):
-        return reference
+        return "Patient/" + reference.split("/_history/")[0].rsplit("/", 1)[-1]
+    identifier = named.get("identifier") or {}
+    if identifier.get("system") and identifier.get("value"):
+        system = str(identifier["system"])
+        scope = "" if is_global_system(system) else partner
+        return f"Patient/{resource_id('Patient', scope, system, str(identifier['value']))}"
     return None
+
+
+def _compartments(writes: list[tuple[dict[str, Any], bool]], partner: str) -> list[str | None]:
+    """Each write's patient; a Provenance belongs to its message's patient when the
+    message concerned exactly one (FHIR puts Provenance in the compartment of its target)."""
+    found = [
+        None if r.get("resourceType") == "Provenance" else _patient(r, partner) for r, _ in writes
+    ]
+    patients = {p for p in found if p}
+    only = next(iter(patients)) if len(patients) == 1 else None
+    return [
+        only if r.get("resourceType") == "Provenance" else p
+        for (r, _), p in zip(writes, found, strict=True)
+    ]
 
 
 def _write(entry: Mapping[str, Any]) -> tuple[dict[str, Any], bool] | None:
@@ -153,23 +179,31 @@ class StoreStage:
                 ),
             )
             return StoreOutcome({}, 0)
-        data, _, _ = self._payloads.read(envelope.blob)
+        data, metadata, _ = self._payloads.read(envelope.blob)
         bundle = json_codec.loads(data)
         made = message_source_time(bundle, envelope.created)
         writes = [w for w in (_write(e) for e in bundle.get("entry") or ()) if w is not None]
 
-        def put(write: tuple[dict[str, Any], bool]) -> Change:
-            resource, delete = write
-            return self._store.put(
-                resource, made, _patient(resource), delete, envelope.correlation_id
-            )
+        owned = list(zip(writes, _compartments(writes, envelope.partner), strict=True))
+
+        def put(item: tuple[tuple[dict[str, Any], bool], str | None]) -> Change:
+            (resource, delete), owner = item
+            return self._store.put(resource, made, owner, delete, envelope.correlation_id)
 
         def announce(change: Change) -> None:
             blob = BlobRef(container=Container.FHIR.value, name=change.blob)
             self._sender.send(Queue.NOTIFY, envelope.next(EnvelopeKind.RESOURCE_CHANGED, blob))
 
-        changes = self._each(put, writes)
-        self._store.list_in_compartments(changes)
+        changes = self._each(put, owned)
+        ingestion = ingestion_ref(
+            bundle,
+            envelope.partner,
+            envelope.correlation_id,
+            metadata.get("normalized", ""),
+            envelope.blob.name.removesuffix(".permitted.json"),
+            {c.compartment for c in changes if c.compartment},
+        )
+        self._store.list_in_compartments(changes, ingestion)
         self._store.index_identifiers(
             resource
             for (resource, delete), change in zip(writes, changes, strict=True)

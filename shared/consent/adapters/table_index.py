@@ -11,6 +11,7 @@ digits and never breaks the write.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -128,3 +129,21 @@ class TableConsentIndex:
                 f"writing the consent index failed: {type(exc).__name__}"
             ) from exc
         return True
+
+    def remove(self, consent: dict[str, Any], keys: Iterable[str]) -> None:
+        """Forget a Consent: its body and its rows under ``keys`` (erasure).
+
+        Raises:
+            ConsentUnavailableError: the index did not answer.
+        """
+        consent_id = str(consent["id"])
+        try:
+            for key in sorted(set(keys)):
+                with contextlib.suppress(ResourceNotFoundError):
+                    self._table.delete_entity(key_partition(key), consent_id)
+            with contextlib.suppress(ResourceNotFoundError):
+                self._container.delete_blob(f"{consent_id}.json")
+        except AzureError as exc:
+            raise ConsentUnavailableError(
+                f"removing from the consent index failed: {type(exc).__name__}"
+            ) from exc

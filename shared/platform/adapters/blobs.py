@@ -75,3 +75,32 @@ class BlobPayloadStore:
         return BlobRef(
             container=container.value, name=name, etag=str(result.get("etag") or "") or None
         )
+
+    def delete(self, container: Container, name: str) -> bool:
+        """Delete a blob (and its snapshots); False if there was none.
+
+        Raises:
+            StorageUnavailableError: storage failed (retryable).
+        """
+        try:
+            self._clients.container(container).delete_blob(name, delete_snapshots="include")
+        except ResourceNotFoundError:
+            return False
+        except AzureError as exc:
+            raise StorageUnavailableError(f"deleting a blob failed: {type(exc).__name__}") from exc
+        return True
+
+    def delete_prefix(self, container: Container, prefix: str) -> int:
+        """Delete every blob whose name starts with ``prefix``; how many.
+
+        Raises:
+            StorageUnavailableError: storage failed (retryable).
+        """
+        try:
+            names = [
+                b.name
+                for b in self._clients.container(container).list_blobs(name_starts_with=prefix)
+            ]
+        except AzureError as exc:
+            raise StorageUnavailableError(f"listing blobs failed: {type(exc).__name__}") from exc
+        return sum(self.delete(container, name) for name in names)

@@ -39,7 +39,7 @@ from shared.normalize import json_codec
 from shared.platform.errors import StorageUnavailableError
 
 from ..errors import ResourceConflictError
-from ..models import Change, CurrentVersion, WriteOutcome
+from ..models import Change, CurrentVersion, IngestionRef, WriteOutcome
 from ..versions import RECENT_HASHES, content_hash, plan_write
 
 __all__ = ["BlobResourceStore", "version_blob"]
@@ -59,6 +59,19 @@ def _storage(what: str) -> Iterator[None]:
         yield
     except AzureError as exc:
         raise StorageUnavailableError(f"{what} failed: {type(exc).__name__}") from exc
+
+
+def _ingestion_row(patient: str, ingestion: IngestionRef) -> dict[str, Any]:
+    return {
+        "PartitionKey": patient,
+        "RowKey": ingestion.row_key,
+        "partner": ingestion.partner,
+        "correlation": ingestion.correlation_id,
+        "raw": ingestion.raw,
+        "normalized": ingestion.normalized,
+        "quarantine": ingestion.quarantine,
+        "patients": ingestion.patients,
+    }
 
 
 def _identifier_key(system: str, value: str) -> str:
@@ -173,13 +186,47 @@ class BlobResourceStore:
             for row in rows:
                 yield str(row["RowKey"]), _current(row)
 
+    def record_ingestion(self, patient_ids: Iterable[str], ingestion: IngestionRef) -> None:
+        """Note an ingestion with patients none of whose data was stored (consent denied
+        it), so erasing them still finds the payloads.
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        with _storage("recording an ingestion"):
+            for patient in sorted(set(patient_ids)):
+                self._compartments.upsert_entity(_ingestion_row(patient, ingestion))
+
+    def ingestions_of(self, patient_id: str) -> list[IngestionRef]:
+        """The ingestions noted for a patient.
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        query = "PartitionKey eq @p and RowKey ge @low"
+        with _storage("reading ingestions"):
+            rows = self._compartments.query_entities(
+                query, parameters={"p": patient_id, "low": "~ingestion|"}
+            )
+            return [
+                IngestionRef(
+                    partner=str(r["partner"]),
+                    correlation_id=str(r["correlation"]),
+                    raw=str(r.get("raw") or ""),
+                    normalized=str(r.get("normalized") or ""),
+                    quarantine=str(r.get("quarantine") or ""),
+                    patients=int(r.get("patients") or 1),
+                )
+                for r in rows
+            ]
+
     def compartment_all(self, patient_id: str, after: str | None = None) -> Iterator[str]:
         """``Type|id`` of all of a patient's resources, in that order, after ``after``.
 
         Raises:
             StorageUnavailableError: storage failed.
         """
-        query = "PartitionKey eq @p and RowKey gt @low"
+        query = "PartitionKey eq @p and RowKey gt @low and RowKey lt '~'"
         with _storage("reading a compartment"):
             rows = self._compartments.query_entities(
                 query, parameters={"p": patient_id, "low": after or ""}, select=["RowKey"]
@@ -218,6 +265,42 @@ class BlobResourceStore:
                                 "RowKey": f"Patient|{patient['id']}",
                             }
                         )
+
+    def erase(self, resource_type: str, resource_id: str) -> int:
+        """Delete every version of a resource and its index row (erasure); versions deleted.
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        prefix = f"{resource_type}/{resource_id}/_history/"
+        with _storage("erasing a resource"):
+            names = [b.name for b in self._blobs.list_blobs(name_starts_with=prefix)]
+            for name in names:
+                with contextlib.suppress(ResourceNotFoundError):
+                    self._blobs.delete_blob(name, delete_snapshots="include")
+            with contextlib.suppress(ResourceNotFoundError):
+                self._rows.delete_entity(resource_type, resource_id)
+        return len(names)
+
+    def forget_patient(self, patient_id: str, identifiers: Iterable[tuple[str, str]]) -> None:
+        """Delete a patient's identifier rows and compartment partition (last in erasure:
+        the compartment is what a re-run of an interrupted erasure starts from).
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        with _storage("forgetting a patient"):
+            for system, value in identifiers:
+                with contextlib.suppress(ResourceNotFoundError):
+                    self._identifiers.delete_entity(
+                        _identifier_key(system, value), f"Patient|{patient_id}"
+                    )
+            rows = self._compartments.query_entities(
+                "PartitionKey eq @p", parameters={"p": patient_id}, select=["RowKey"]
+            )
+            for row in list(rows):
+                with contextlib.suppress(ResourceNotFoundError):
+                    self._compartments.delete_entity(patient_id, str(row["RowKey"]))
 
     def versions(self, resource_type: str, resource_id: str) -> list[int]:
         """The version ids that have a blob, oldest first.
@@ -429,9 +512,11 @@ class BlobResourceStore:
         with contextlib.suppress(ResourceNotFoundError):
             self._compartments.delete_entity(patient.split("/", 1)[1], f"{kind}|{ident}")
 
-    def list_in_compartments(self, changes: Iterable[Change]) -> None:
-        """Add each change's resource to its patient's compartment, one transaction per
-        patient and 100 rows (a batch of a patient's resources is one round trip).
+    def list_in_compartments(
+        self, changes: Iterable[Change], ingestion: IngestionRef | None = None
+    ) -> None:
+        """Add each change's resource to its patient's compartment, and the ingestion to
+        each of those patients, one transaction per patient and 100 rows.
 
         Raises:
             StorageUnavailableError: storage failed (retryable; the rows are idempotent).
@@ -454,5 +539,9 @@ class BlobResourceStore:
                     )
                     for c in rows.values()
                 ]
+                if ingestion is not None:
+                    operations.append(
+                        (TransactionOperation.UPSERT, _ingestion_row(patient, ingestion))
+                    )
                 for start in range(0, len(operations), 100):
                     self._compartments.submit_transaction(operations[start : start + 100])

@@ -82,6 +82,9 @@ class Recorder:
         self.events.extend(events)
         return work_id
 
+    def record_ingestion(self, patient_ids: Any, ingestion: Any) -> None:
+        self.noted = (sorted(patient_ids), ingestion)
+
 
 class Partners:
     def get(self, partner_id: str) -> Partner | None:
@@ -132,6 +135,7 @@ def _run(entries: list[dict[str, Any]], index: Index, mode: PolicyMode = PolicyM
         index,
         Partners(),
         rec,
+        rec,
         Policy(mode=mode),  # type: ignore[arg-type]
         Code(None, "TREAT"),
         clock=lambda: NOW,
@@ -154,6 +158,8 @@ def test_an_opted_out_patient_keeps_nothing_but_the_provenance_goes_too() -> Non
     held = json.loads(next(v for (c, _), v in blobs.data.items() if c == "quarantine"))
     assert sorted(d["resource"] for d in held["decisions"]) == ["Observation/o1", "Patient/p1"]
     (event,) = rec.events  # Patient and Observation got the same answer: one AuditEvent
+    patients, ingestion = rec.noted  # noted for erasure: where the held-back data came from
+    assert patients == ["p1"] and ingestion.normalized == "p1/b.json" and ingestion.patients == 1
     assert len([x for x in event["entity"] if x.get("role", {}).get("code") == "4"]) == 2
 
 

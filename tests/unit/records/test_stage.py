@@ -54,8 +54,9 @@ class Store:
             compartment=patient if not delete else None,
         )
 
-    def list_in_compartments(self, changes: Iterable[Change]) -> None:
+    def list_in_compartments(self, changes: Iterable[Change], ingestion: Any = None) -> None:
         self.listed += [c.reference for c in changes if c.compartment]
+        self.ingestion = ingestion
 
     def index_identifiers(self, patients: Iterable[Mapping[str, Any]]) -> None:
         self.identified = [p["id"] for p in patients]
@@ -129,6 +130,7 @@ def test_new_resources_are_stored_listed_and_announced() -> None:
         "deleted": 0,
     }
     assert sorted(store.listed) == ["Observation/o1", "Patient/p1"]
+    assert (store.ingestion.correlation_id, store.ingestion.quarantine) == ("ing-1", "b.json")
     assert [e.blob.name for e in rec.sent if e.blob] == [
         "Patient/p1/_history/1.json",
         "Observation/o1/_history/1.json",
