@@ -89,7 +89,12 @@ def capability_statement(base_url: str, version: str) -> dict[str, Any]:
                                     {
                                         "name": "everything",
                                         "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-                                    }
+                                    },
+                                    {
+                                        "name": "purge",
+                                        "definition": "urn:fhir-intake:OperationDefinition:Patient-purge",
+                                        "documentation": "POST, admin role: erases the patient",
+                                    },
                                 ]
                             }
                             if kind == "Patient"

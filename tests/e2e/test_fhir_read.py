@@ -193,7 +193,7 @@ def test_metadata_says_what_is_supported(api: dict[str, Any]) -> None:
     }
     patient = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
     assert "identifier" in {p["name"] for p in patient["searchParam"]}
-    assert [o["name"] for o in patient["operation"]] == ["everything"]
+    assert [o["name"] for o in patient["operation"]] == ["everything", "purge"]
 
 
 def test_search_a_patients_results_page_by_page_with_filters(api: dict[str, Any]) -> None:
