@@ -31,6 +31,10 @@ _TYPES = (
 )
 
 
+_EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+_PURGE = "urn:fhir-intake:OperationDefinition:Patient-purge"
+
+
 def _search_params(kind: str) -> list[dict[str, str]]:
     """What ``search_params.parse_search`` accepts for a type."""
     found = [
@@ -88,11 +92,11 @@ def capability_statement(base_url: str, version: str) -> dict[str, Any]:
                                 "operation": [
                                     {
                                         "name": "everything",
-                                        "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                                        "definition": _EVERYTHING,
                                     },
                                     {
                                         "name": "purge",
-                                        "definition": "urn:fhir-intake:OperationDefinition:Patient-purge",
+                                        "definition": _PURGE,
                                         "documentation": "POST, admin role: erases the patient",
                                     },
                                 ]
