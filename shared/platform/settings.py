@@ -111,6 +111,14 @@ class Settings(BaseSettings):
     consent_time_zone: str = Field(
         default="UTC", validation_alias=AliasChoices(Setting.CONSENT_TIME_ZONE.value)
     )
+    fhir_server_url: str | None = Field(
+        default=None, validation_alias=AliasChoices(Setting.FHIR_SERVER_URL.value)
+    )
+    fhir_server_auth: str = Field(
+        default="managed-identity",
+        pattern="^(managed-identity|none)$",
+        validation_alias=AliasChoices(Setting.FHIR_SERVER_AUTH.value),
+    )
 
     @field_validator("consent_time_zone")
     @classmethod
@@ -134,6 +142,7 @@ class Settings(BaseSettings):
         "storage_table_uri",
         "storage_client_id",
         "key_vault_url",
+        "fhir_server_url",
     )
     @classmethod
     def _blank_is_missing(cls, value: str | None) -> str | None:

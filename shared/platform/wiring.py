@@ -10,6 +10,8 @@ from datetime import timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
+import httpx
+
 from shared.consent.adapters import TableConsentIndex
 from shared.consent.models import Code, Policy, PolicyMode
 from shared.consent.service import ConsentService
@@ -21,8 +23,10 @@ from shared.intake.submissions import SubmissionService
 from shared.normalize.stage import NormalizeStage
 from shared.records.adapters import BlobResourceStore
 from shared.records.adapters.export_files import ExportFiles, TableExportJobs, read_export_file
+from shared.records.adapters.fhir_token import managed_identity_token
 from shared.records.everything import PatientEverything
 from shared.records.export import Exporter
+from shared.records.forwarding import FhirForwarder
 from shared.records.purge import Purger
 from shared.records.reads import RecordReader
 from shared.records.search import RecordSearch
@@ -238,6 +242,21 @@ def purger() -> Purger:
 
 
 @cache
+def forwarder() -> FhirForwarder | None:
+    """The existing FHIR server the store also feeds, if ``FHIR_SERVER_URL`` names one."""
+    config = settings()
+    if not config.fhir_server_url:
+        return None
+    client = httpx.Client(timeout=httpx.Timeout(10.0, read=60.0))
+    token = (
+        managed_identity_token(config.fhir_server_url)
+        if config.fhir_server_auth == "managed-identity"
+        else None
+    )
+    return FhirForwarder(config.fhir_server_url, client, token)
+
+
+@cache
 def store_stage() -> StoreStage:
     """The store stage, wired to storage."""
     clients = storage()
@@ -246,6 +265,7 @@ def store_stage() -> StoreStage:
         QueueEnvelopeSender(clients),
         TableIngestionLog(clients.table_client(Table.INGESTIONS)),
         record_store(),
+        forwarder=forwarder(),
     )
 
 
@@ -276,6 +296,7 @@ def reset_caches() -> None:
         export_jobs,
         exporter,
         purger,
+        forwarder,
         store_stage,
     ):
         factory.cache_clear()

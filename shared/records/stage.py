@@ -30,6 +30,7 @@ from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import EnvelopeSender, PayloadStore
 
+from .forwarding import FhirForwarder
 from .ingestions import ingestion_ref
 from .models import Change, IngestionRef, WriteOutcome
 
@@ -140,12 +141,14 @@ class StoreStage:
         status: IngestionLog,
         store: _Store,
         concurrency: int = 4,
+        forwarder: FhirForwarder | None = None,
     ) -> None:
         self._payloads = payloads
         self._sender = sender
         self._status = status
         self._store = store
         self._concurrency = max(1, concurrency)
+        self._forwarder = forwarder
 
     def _each(self, work: Callable[[_T], _R], items: list[_T]) -> list[_R]:
         """``work`` over ``items`` in order of items; the first failure is raised."""
@@ -217,6 +220,8 @@ class StoreStage:
         ]
         self._each(announce, due)
         notified = len(due)
+        if self._forwarder is not None:
+            self._forward(envelope, bundle)
         counts = Counter(c.outcome for c in changes)  # names, not values: table columns
         result = StoreOutcome({o.name.lower(): counts.get(o, 0) for o in WriteOutcome}, notified)
         self._status.record(
@@ -237,3 +242,40 @@ class StoreStage:
             },
         )
         return result
+
+    def _forward(self, envelope: Envelope, bundle: Mapping[str, Any]) -> None:
+        """Send the Bundle's resources on to the existing FHIR server; report per entry.
+
+        Raises:
+            ForwardingUnavailableError: the server kept asking to retry (queue retries).
+        """
+        assert self._forwarder is not None
+        entries = [
+            e
+            for e in bundle.get("entry") or ()
+            if (e.get("request") or {}).get("method") != "DELETE"
+        ]
+        result = self._forwarder.forward(entries)
+        outcome = "forwarded" if not result.refused else "partial" if result.accepted else "refused"
+        self._status.record(
+            envelope.partner,
+            envelope.correlation_id,
+            StageReport(
+                stage="forward",
+                outcome=outcome,
+                counts={
+                    "sent": result.sent,
+                    "accepted": result.accepted,
+                    "refused": len(result.refused),
+                    "attempts": result.attempts,
+                },
+                issues=[
+                    {
+                        "severity": "error",
+                        "code": "processing",
+                        "diagnostics": f"{url}: the FHIR server answered {status}",
+                    }
+                    for url, status in result.refused
+                ],
+            ),
+        )
