@@ -207,6 +207,43 @@ def fhir_purge(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(json_codec.dumps(body), mimetype=FHIR_JSON)
 
 
+@bp.route(route="fhir/Patient/{id}/$unlink", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def fhir_unlink(req: func.HttpRequest) -> func.HttpResponse:
+    """Separate two Patient records the record took for one person (admin role); the
+    body is a Parameters with ``other`` (valueReference to the other Patient)."""
+    ident = req.route_params.get("id", "")
+    partner = partner_with_role(req, Role.ADMIN)
+    if isinstance(partner, func.HttpResponse):
+        return partner
+    try:
+        body = json_codec.loads(req.get_body() or b"{}")
+    except (json_codec.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return outcome(400, "structure", "the body must be a FHIR Parameters resource")
+    others = [
+        str((p.get("valueReference") or {}).get("reference") or "")
+        for p in (body.get("parameter") or [] if isinstance(body, dict) else [])
+        if isinstance(p, dict) and p.get("name") == "other"
+    ]
+    other = others[0].removeprefix("Patient/") if others else ""
+    if not _ID.match(ident) or not _ID.match(other) or other == ident:
+        return outcome(400, "required", "give other: valueReference Patient/{id} of another record")
+    try:
+        wiring.record_store().unlink(ident, other)
+    except StorageUnavailableError:
+        return outcome(503, "transient", "storage is unavailable; try again later")
+    done = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "information",
+                "code": "informational",
+                "diagnostics": f"Patient/{ident} and Patient/{other} are no longer one person",
+            }
+        ],
+    }
+    return func.HttpResponse(json_codec.dumps(done), mimetype=FHIR_JSON)
+
+
 @bp.route(route="fhir/{type}/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def fhir_read(req: func.HttpRequest) -> func.HttpResponse:
     """The current version of a resource."""

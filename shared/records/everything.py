@@ -25,11 +25,17 @@ from .search_params import DEFAULT_COUNT, MAX_COUNT, SearchError
 
 __all__ = ["Everything", "PatientEverything", "parse_everything"]
 
+_MAX_PEOPLE = 50  # records one person may span before we stop following links
+
 
 class _Index(Protocol):
     def compartment_all(self, patient_id: str, after: str | None = None) -> Iterator[str]: ...
 
     def patients_with_identifier(self, system: str, value: str) -> list[str]: ...
+
+    def current_patient(self, patient_id: str) -> dict[str, Any] | None: ...
+
+    def unlinked(self, patient_id: str) -> set[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +90,32 @@ class PatientEverything:
 
     def person(self, reader: Reader, patient_id: str) -> list[str] | None:
         """The Patient ids that are this person (the asked one first), or None if the
-        caller cannot see that Patient."""
-        patient = self._reader.read(reader, "Patient", patient_id)
-        if patient is None:
+        caller cannot see that Patient.
+
+        Two Patients are one person when they share a global-system identifier or one's
+        ``Patient.link`` names the other (an ADT merge), unless an unlink request
+        separated them; followed transitively, at most ``_MAX_PEOPLE`` records.
+        """
+        if self._reader.read(reader, "Patient", patient_id) is None:
             return None
-        linked = {patient_id}
-        for identifier in patient.get("identifier") or ():
-            system, value = identifier.get("system"), identifier.get("value")
-            if system and value and is_global_system(system):
-                linked.update(self._index.patients_with_identifier(system, value))
-        return [patient_id, *sorted(linked - {patient_id})]
+        people, queue = {patient_id}, [patient_id]
+        while queue and len(people) < _MAX_PEOPLE:
+            current = queue.pop(0)
+            patient = self._index.current_patient(current) or {}
+            apart = self._index.unlinked(current)
+            found: set[str] = set()
+            for identifier in patient.get("identifier") or ():
+                system, value = identifier.get("system"), identifier.get("value")
+                if system and value and is_global_system(system):
+                    found.update(self._index.patients_with_identifier(system, value))
+            for link in patient.get("link") or ():
+                other = str((link.get("other") or {}).get("reference") or "")
+                if other.startswith("Patient/"):
+                    found.add(other.removeprefix("Patient/"))
+            for other in sorted(found - people - apart):
+                people.add(other)
+                queue.append(other)
+        return [patient_id, *sorted(people - {patient_id})]
 
     def run(self, reader: Reader, asked: Everything) -> Page | None:
         """One page; None when the Patient is absent or withheld.
@@ -113,6 +135,8 @@ class PatientEverything:
             resource = self._reader.read(reader, kind, ident)
             if resource is None or not _since(resource, asked.since):
                 continue
+            if kind == "Patient":
+                resource = _with_links(resource, people)
             hits.append(resource)
             if len(hits) == asked.count:
                 more = next(candidates, None) is not None
@@ -139,3 +163,14 @@ def _since(resource: dict[str, Any], since: datetime | None) -> bool:
         return True
     updated = (resource.get("meta") or {}).get("lastUpdated")
     return bool(updated) and parse_span(str(updated), UTC)[1] >= since
+
+
+def _with_links(patient: dict[str, Any], people: list[str]) -> dict[str, Any]:
+    """The Patient with a ``seealso`` link to each other record of the same person."""
+    named = {str((k.get("other") or {}).get("reference")) for k in patient.get("link") or ()}
+    extra = [
+        {"other": {"reference": f"Patient/{p}"}, "type": "seealso"}
+        for p in people
+        if p != patient.get("id") and f"Patient/{p}" not in named
+    ]
+    return {**patient, "link": [*(patient.get("link") or []), *extra]} if extra else patient

@@ -37,6 +37,7 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
     partners = [
         Partner(id="lab", name="Lab"),
         Partner(id="clinic", name="Clinic", roles=frozenset({Role.READ})),
+        Partner(id="ops", name="Operator", roles=frozenset({Role.ADMIN})),
     ]
     with product_api(azurite, tmp_path_factory.mktemp("read"), partners, "fk-read") as api:
         yield api
@@ -289,6 +290,28 @@ def test_everything_of_one_person_across_two_records(api: dict[str, Any]) -> Non
             r["valueQuantity"]["value"] for r in found if r["resourceType"] == "Observation"
         )
         assert values == [70, 80]
+    linked = next(
+        r for r in everything(first) if r["resourceType"] == "Patient" and r["id"] == first
+    )
+    assert {"other": {"reference": f"Patient/{second}"}, "type": "seealso"} in linked["link"]
+    # An operator separates the two records: each is its own person again.
+    unlink = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "other", "valueReference": {"reference": f"Patient/{second}"}}],
+    }
+    refused = api["client"].post(
+        f"/fhir/Patient/{first}/$unlink", json=unlink, headers={"x-api-key": api["keys"]["clinic"]}
+    )
+    assert refused.status_code == 403
+    done = api["client"].post(
+        f"/fhir/Patient/{first}/$unlink", json=unlink, headers={"x-api-key": api["keys"]["ops"]}
+    )
+    assert done.status_code == 200, done.text
+    alone = everything(first)
+    assert {r["id"] for r in alone if r["resourceType"] == "Patient"} == {first}
+    assert [r["valueQuantity"]["value"] for r in alone if r["resourceType"] == "Observation"] == [
+        70
+    ]
     assert _get(api, "Patient/nobody/$everything").status_code == 404
     later = _get(api, f"Patient/{first}/$everything?_since=2100-01-01")
     assert later.status_code == 200 and later.json()["entry"] == []

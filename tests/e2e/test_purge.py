@@ -150,6 +150,14 @@ def test_purge_leaves_nothing_of_the_patient_and_keeps_the_others(api: dict[str,
     kept_before = _traces(api, KEPT, KEPT_ID)
     assert _purge(api, "clinic").status_code == 403  # reading is not erasing
 
+    unlink = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "other", "valueReference": {"reference": f"Patient/{KEPT_ID}"}}],
+    }
+    separated = api["client"].post(
+        f"/fhir/Patient/{GONE_ID}/$unlink", json=unlink, headers={"x-api-key": api["keys"]["ops"]}
+    )
+    assert separated.status_code == 200  # leaves a row in the other patient's partition too
     answer = _purge(api)
     assert answer.status_code == 200, answer.text
     counts = {p["name"]: p["valueInteger"] for p in answer.json()["parameter"]}

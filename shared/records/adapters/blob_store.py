@@ -197,16 +197,53 @@ class BlobResourceStore:
             for patient in sorted(set(patient_ids)):
                 self._compartments.upsert_entity(_ingestion_row(patient, ingestion))
 
+    def current_patient(self, patient_id: str) -> dict[str, Any] | None:
+        """The current version of a Patient, or None.
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        row = self.current("Patient", patient_id)
+        if row is None or row.deleted or row.version == 0:
+            return None
+        return self.read_version("Patient", patient_id, row.version)
+
+    def unlink(self, patient_id: str, other_id: str) -> None:
+        """Record that two Patient records are not one person (both ways).
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        with _storage("recording an unlink"):
+            for one, two in ((patient_id, other_id), (other_id, patient_id)):
+                self._compartments.upsert_entity({"PartitionKey": one, "RowKey": f"~unlink|{two}"})
+
+    def unlinked(self, patient_id: str) -> set[str]:
+        """The Patient records an unlink request separated from this one.
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        query = "PartitionKey eq @p and RowKey ge @low and RowKey lt @high"
+        with _storage("reading unlinks"):
+            rows = self._compartments.query_entities(
+                query,
+                parameters={"p": patient_id, "low": "~unlink|", "high": "~unlink|~"},
+                select=["RowKey"],
+            )
+            return {str(r["RowKey"]).removeprefix("~unlink|") for r in rows}
+
     def ingestions_of(self, patient_id: str) -> list[IngestionRef]:
         """The ingestions noted for a patient.
 
         Raises:
             StorageUnavailableError: storage failed.
         """
-        query = "PartitionKey eq @p and RowKey ge @low"
+        query = "PartitionKey eq @p and RowKey ge @low and RowKey lt @high"
         with _storage("reading ingestions"):
             rows = self._compartments.query_entities(
-                query, parameters={"p": patient_id, "low": "~ingestion|"}
+                query,
+                parameters={"p": patient_id, "low": "~ingestion|", "high": "~ingestion|~"},
             )
             return [
                 IngestionRef(
@@ -289,7 +326,11 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
+        apart = self.unlinked(patient_id)
         with _storage("forgetting a patient"):
+            for other in apart:  # the other side of an unlink names this patient
+                with contextlib.suppress(ResourceNotFoundError):
+                    self._compartments.delete_entity(other, f"~unlink|{patient_id}")
             for system, value in identifiers:
                 with contextlib.suppress(ResourceNotFoundError):
                     self._identifiers.delete_entity(

@@ -27,12 +27,25 @@ class Index:
             "c": ["Patient|c"],
         }
         self.ids = {("urn:oid:1.2.3", "P-1"): ["a", "b"], (LOCAL["system"], "7"): ["a", "c"]}
+        self.rows["m"] = ["Patient|m"]
+        self.apart: dict[str, set[str]] = {}
 
     def compartment_all(self, patient_id: str, after: str | None = None) -> Iterator[str]:
         yield from (r for r in self.rows.get(patient_id, []) if after is None or r > after)
 
     def patients_with_identifier(self, system: str, value: str) -> list[str]:
         return self.ids.get((system, value), [])
+
+    def current_patient(self, patient_id: str) -> dict[str, Any] | None:
+        patient: dict[str, Any] = {"resourceType": "Patient", "id": patient_id}
+        if patient_id == "a":
+            patient["identifier"] = [GLOBAL, LOCAL]
+        if patient_id == "b":  # an ADT merge made "b" the survivor of "m"
+            patient["link"] = [{"other": {"reference": "Patient/m"}, "type": "replaces"}]
+        return patient
+
+    def unlinked(self, patient_id: str) -> set[str]:
+        return self.apart.get(patient_id, set())
 
 
 class Reads:
@@ -65,11 +78,29 @@ def _all(service: PatientEverything, patient: str, count: int) -> list[str]:
         page = result.next_page
 
 
-def test_linked_by_a_global_identifier_only_and_paged_without_loss() -> None:
+def test_linked_by_a_global_identifier_or_a_merge_and_paged_without_loss() -> None:
     service = PatientEverything(Index(), Reads())  # type: ignore[arg-type]
-    expected = ["Observation/oa1", "Observation/oa2", "Patient/a", "Observation/ob1", "Patient/b"]
+    expected = [
+        "Observation/oa1",
+        "Observation/oa2",
+        "Patient/a",
+        "Observation/ob1",
+        "Patient/b",
+        "Patient/m",  # merged into b: followed from b's Patient.link
+    ]
     for count in (1, 2, 3, 50):
         assert _all(service, "a", count) == expected  # "c" shares only a local identifier
+
+
+def test_returned_patients_link_to_the_persons_other_records_and_unlink_separates() -> None:
+    index = Index()
+    service = PatientEverything(index, Reads())  # type: ignore[arg-type]
+    page = service.run(READER, Everything("a"))
+    assert page is not None
+    patient_a = next(r for r in page.resources if r["id"] == "a")
+    assert {k["other"]["reference"] for k in patient_a["link"]} == {"Patient/b", "Patient/m"}
+    index.apart = {"a": {"b"}, "b": {"a"}}
+    assert _all(service, "a", 50) == ["Observation/oa1", "Observation/oa2", "Patient/a"]
 
 
 def test_withheld_resources_are_left_out_and_a_withheld_patient_is_absent() -> None:
