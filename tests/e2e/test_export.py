@@ -19,7 +19,7 @@ from shared.security.models import Role
 from tests.e2e.conftest import post_ingest, product_api, wait_stage
 
 pytestmark = pytest.mark.azurite
-RECORDS = 600  # 300 Patients and 300 Observations, plus the Provenance
+RECORDS = 2000  # 1,000 Patients and 1,000 Observations, plus the Provenance: a few thousand
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
 
 
 def _ingest(api: dict[str, Any], body: bytes, content_type: str) -> None:
-    wait_stage(api, "feed", post_ingest(api, "feed", body, content_type), "store", timeout=120)
+    wait_stage(api, "feed", post_ingest(api, "feed", body, content_type), "store", timeout=300)
 
 
 def _kickoff(
@@ -50,7 +50,7 @@ def _kickoff(
 
 def _finish(api: dict[str, Any], location: str, partner: str = "analytics") -> dict[str, Any]:
     headers = {"x-api-key": api["keys"][partner]}
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         status = api["client"].get(location, headers=headers)
         if status.status_code == 200:
