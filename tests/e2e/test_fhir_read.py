@@ -36,6 +36,7 @@ def _oru(time: str, value: int) -> bytes:
 def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     partners = [
         Partner(id="lab", name="Lab"),
+        Partner(id="hospital", name="Hospital"),
         Partner(id="clinic", name="Clinic", roles=frozenset({Role.READ})),
         Partner(id="ops", name="Operator", roles=frozenset({Role.ADMIN})),
     ]
@@ -43,9 +44,9 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         yield api
 
 
-def _ingest(api: dict[str, Any], body: bytes, content_type: str) -> str:
-    ingestion = post_ingest(api, "lab", body, content_type)
-    wait_stage(api, "lab", ingestion, "store")
+def _ingest(api: dict[str, Any], body: bytes, content_type: str, partner: str = "lab") -> str:
+    ingestion = post_ingest(api, partner, body, content_type)
+    wait_stage(api, partner, ingestion, "store")
     return ingestion
 
 
@@ -264,9 +265,9 @@ def test_everything_of_one_person_across_two_records(api: dict[str, Any]) -> Non
     shared_id = {"system": "urn:oid:2.16.840.1.113883.19.8", "value": "P-1"}
     other_id = {"system": "urn:oid:2.16.840.1.113883.19.9", "value": "Q-9"}
     _ingest(api, _person("a", [shared_id], 70), "application/fhir+json")
-    # The second record's id comes from its first global identifier, so it is another
-    # Patient; the identifier it shares with the first makes it the same person.
-    _ingest(api, _person("b", [other_id, shared_id], 80), "application/fhir+json")
+    # Another partner's record: its id comes from its first global identifier, so it is
+    # another Patient; the identifier it shares with the first makes it the same person.
+    _ingest(api, _person("b", [other_id, shared_id], 80), "application/fhir+json", "hospital")
     first = resource_id("Patient", "", shared_id["system"], shared_id["value"])
     second = resource_id("Patient", "", other_id["system"], other_id["value"])
     assert first != second
