@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint bench-convert bench-batch bench-consent clean
+.PHONY: setup run test lint bench-convert bench-batch bench-consent bench-store clean
 
 setup: $(STAMP) node_modules/.bin/azurite local.settings.json
 
@@ -43,6 +43,9 @@ bench-batch: setup
 
 bench-consent: setup
 	$(BIN)/python -m bench.bench_consent --json bench/consent.json
+
+bench-store: setup
+	$(BIN)/python -m bench.bench_store --json bench/store.json
 
 clean:
 	rm -rf $(VENV) node_modules .azurite .intake .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,136 @@
+"""Store-stage throughput on Azurite: a Bundle's resources written 4 at a time (ours)
+against one at a time, in the same run.
+
+Each round stores a fresh seeded batch (``bench.generate`` NDJSON, normalized: Patients,
+Observations and the Provenance) through ``StoreStage.handle``: version claim, version
+blob, compartment and identifier rows, one ``resource.changed`` per resource. Rounds
+alternate between the two; the best and median rounds are reported.
+
+Usage: python -m bench.bench_store [--records N] [--rounds N] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from devhost.azurite import DEFAULT_PORTS, ports_listening, start_azurite
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(records: int, rounds: int) -> dict[str, Any]:
+    """Measure both settings on Azurite; returns the figures."""
+    from bench.generate import ndjson_records
+    from shared.intake.status import TableIngestionLog
+    from shared.normalize import json_codec
+    from shared.normalize.context import ConversionContext
+    from shared.normalize.fhir_json import convert_fhir_json
+    from shared.platform import wiring
+    from shared.platform.adapters import BlobPayloadStore, QueueEnvelopeSender
+    from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
+    from shared.platform.names import Container, Table
+    from shared.platform.provision import provision_storage
+    from shared.records.stage import StoreStage
+
+    wiring.reset_caches()
+    clients = wiring.storage()
+    provision_storage(clients)
+    stages = {
+        label: StoreStage(
+            BlobPayloadStore(clients),
+            QueueEnvelopeSender(clients),
+            TableIngestionLog(clients.table_client(Table.INGESTIONS)),
+            wiring.record_store(),
+            concurrency=concurrency,
+        )
+        for label, concurrency in (("ours", 4), ("sequential", 1))
+    }
+    times: dict[str, list[float]] = {label: [] for label in stages}
+    resources = 0
+    seed = 100
+    for _ in range(rounds):
+        for label, stage in stages.items():
+            seed += 1  # new data every round: every write creates
+            data = b"".join(itertools.islice(ndjson_records(seed), records))
+            bundle = convert_fhir_json(data, ConversionContext(partner=f"b{seed}")).bundle
+            resources = len(bundle["entry"])
+            name = f"bench/{seed}.permitted.json"
+            clients.container(Container.NORMALIZED).upload_blob(
+                name, json_codec.dumps(bundle).encode(), overwrite=True
+            )
+            envelope = Envelope(
+                correlation_id=f"bench-{seed}",
+                partner="bench",
+                kind=EnvelopeKind.BUNDLE_PERMITTED,
+                blob=BlobRef(container="normalized", name=name),
+            )
+            started = time.perf_counter()
+            outcome = stage.handle(envelope)
+            times[label].append(time.perf_counter() - started)
+            assert outcome.counts["created"] + outcome.counts["updated"] == resources, outcome
+    result: dict[str, Any] = {
+        "date": datetime.now(UTC).date().isoformat(),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
+        "python": sys.version.split()[0],
+        "resources_per_bundle": resources,
+        "rounds": rounds,
+    }
+    for label, measured in times.items():
+        result[label] = {
+            "resources_per_s_best": resources / min(measured),
+            "resources_per_s_median": resources / statistics.median(measured),
+        }
+    result["speedup_median"] = (
+        result["ours"]["resources_per_s_median"] / result["sequential"]["resources_per_s_median"]
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    azurite = None
+    work = Path(tempfile.mkdtemp(prefix="bench-store-"))
+    if not ports_listening("127.0.0.1", DEFAULT_PORTS):
+        azurite = start_azurite(REPO, work / "azurite", log_file=work / "azurite.log")
+    try:
+        from shared.platform.settings import development_connection_string
+
+        os.environ.update(
+            {
+                "AzureWebJobsStorage": development_connection_string(),
+                "INTAKE_STORAGE_PREFIX": "b" + secrets.token_hex(5),
+            }
+        )
+        result = run(args.records, args.rounds)
+    finally:
+        if azurite is not None:
+            azurite.stop()
+    for label in ("ours", "sequential"):
+        figures = result[label]
+        print(
+            f"{label:10}: {figures['resources_per_s_best']:6.0f} resources/s best, "
+            f"{figures['resources_per_s_median']:6.0f} median"
+        )
+    print(f"speedup (median): {result['speedup_median']:.1f}x")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
