@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from shared.intake.status import IngestionLog, StageReport
+from shared.intake.status import IngestionLog, StageReport, wrong_envelope
 from shared.normalize import json_codec
 from shared.normalize.ids import is_global_system, resource_id
 from shared.platform.envelope import Envelope, EnvelopeKind
@@ -137,18 +137,7 @@ class ConsentStage:
             self._status.record(
                 envelope.partner,
                 envelope.correlation_id,
-                StageReport(
-                    stage="consent",
-                    outcome="rejected",
-                    issues=[
-                        {
-                            "severity": "error",
-                            "code": "not-supported",
-                            "diagnostics": f"consent-check takes bundle.normalized envelopes "
-                            f"with a blob, got {envelope.kind}",
-                        }
-                    ],
-                ),
+                wrong_envelope("consent", "bundle.normalized", str(envelope.kind)),
             )
             return ConsentOutcome("rejected", 0, 0, 0)
         data, _, _ = self._payloads.read(envelope.blob)

@@ -16,7 +16,7 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared.platform.errors import StorageUnavailableError
 
-__all__ = ["IngestionLog", "StageReport", "TableIngestionLog"]
+__all__ = ["IngestionLog", "StageReport", "TableIngestionLog", "wrong_envelope"]
 
 _MAX_ISSUES_JSON = 30_000  # a table property holds at most 64 KiB
 
@@ -30,6 +30,22 @@ class StageReport:
     counts: dict[str, int] = field(default_factory=dict)
     issues: list[dict[str, Any]] = field(default_factory=list)  # OperationOutcome issues
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def wrong_envelope(stage: str, expected: str, got: str) -> StageReport:
+    """The report of a stage handed an envelope it does not take (final: no retry helps)."""
+    return StageReport(
+        stage=stage,
+        outcome="rejected",
+        issues=[
+            {
+                "severity": "error",
+                "code": "not-supported",
+                "diagnostics": f"the {stage} stage takes {expected} envelopes with a blob, "
+                f"got {got}",
+            }
+        ],
+    )
 
 
 class IngestionLog(Protocol):

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from shared.consent.resources import resource_patient_ref
-from shared.intake.status import IngestionLog, StageReport
+from shared.intake.status import IngestionLog, StageReport, wrong_envelope
 from shared.normalize import json_codec
 from shared.normalize.ids import is_global_system, resource_id
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
@@ -168,18 +168,7 @@ class StoreStage:
             self._status.record(
                 envelope.partner,
                 envelope.correlation_id,
-                StageReport(
-                    stage="store",
-                    outcome="rejected",
-                    issues=[
-                        {
-                            "severity": "error",
-                            "code": "not-supported",
-                            "diagnostics": "the store stage takes bundle.permitted envelopes "
-                            f"with a blob, got {envelope.kind}",
-                        }
-                    ],
-                ),
+                wrong_envelope("store", "bundle.permitted", str(envelope.kind)),
             )
             return StoreOutcome({}, 0)
         data, metadata, _ = self._payloads.read(envelope.blob)
