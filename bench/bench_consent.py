@@ -19,17 +19,15 @@ import itertools
 import json
 import os
 import platform
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from devhost.azurite import DEFAULT_PORTS, ports_listening, start_azurite
+from bench.storage import bench_storage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -137,6 +135,7 @@ def run(records: int, rounds: int) -> dict[str, Any]:
             index(1 if naive else 8),
             partners,
             _OneBlobPerEvent(audit) if naive else audit,
+            wiring.record_store(),  # notes held-back patients' ingestions, for erasure
             wiring.consent_policy(),
             Code(ACT_REASON, "TREAT"),
         )
@@ -183,23 +182,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    azurite = None
-    work = Path(tempfile.mkdtemp(prefix="bench-consent-"))
-    if not ports_listening("127.0.0.1", DEFAULT_PORTS):
-        azurite = start_azurite(REPO, work / "azurite", log_file=work / "azurite.log")
-    try:
-        from shared.platform.settings import development_connection_string
-
-        os.environ.update(
-            {
-                "AzureWebJobsStorage": development_connection_string(),
-                "INTAKE_STORAGE_PREFIX": "b" + secrets.token_hex(5),
-            }
-        )
+    with bench_storage("consent"):
         result = run(args.records, args.rounds)
-    finally:
-        if azurite is not None:
-            azurite.stop()
     for label in ("ours", "naive"):
         figures = result[label]
         print(

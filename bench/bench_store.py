@@ -16,16 +16,14 @@ import itertools
 import json
 import os
 import platform
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from devhost.azurite import DEFAULT_PORTS, ports_listening, start_azurite
+from bench.storage import bench_storage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -104,23 +102,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    azurite = None
-    work = Path(tempfile.mkdtemp(prefix="bench-store-"))
-    if not ports_listening("127.0.0.1", DEFAULT_PORTS):
-        azurite = start_azurite(REPO, work / "azurite", log_file=work / "azurite.log")
-    try:
-        from shared.platform.settings import development_connection_string
-
-        os.environ.update(
-            {
-                "AzureWebJobsStorage": development_connection_string(),
-                "INTAKE_STORAGE_PREFIX": "b" + secrets.token_hex(5),
-            }
-        )
+    with bench_storage("store"):
         result = run(args.records, args.rounds)
-    finally:
-        if azurite is not None:
-            azurite.stop()
     for label in ("ours", "sequential"):
         figures = result[label]
         print(

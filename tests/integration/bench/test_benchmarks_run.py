@@ -1,0 +1,22 @@
+"""The Azurite benchmarks still run (tiny sizes, no timing asserted): a benchmark that
+broke when the code under it changed would only be noticed when someone needs a figure."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import bench_consent, bench_store
+
+pytestmark = pytest.mark.azurite
+
+
+def test_bench_consent_runs(storage_env) -> None:  # type: ignore[no-untyped-def]
+    result = bench_consent.run(records=40, rounds=1)
+    assert result["patients"] == 20 and result["opted_out"] == 1
+    assert result["ours"]["records_per_s_best"] > 0 and result["engine"]["consents_per_decision"]
+
+
+def test_bench_store_runs(storage_env) -> None:  # type: ignore[no-untyped-def]
+    result = bench_store.run(records=20, rounds=1)
+    assert result["resources_per_bundle"] == 21  # 10 Patients, 10 Observations, Provenance
+    assert result["sequential"]["resources_per_s_best"] > 0
