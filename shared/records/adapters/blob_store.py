@@ -224,14 +224,19 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        query = "PartitionKey eq @p and RowKey ge @low and RowKey lt @high"
         with _storage("reading unlinks"):
-            rows = self._compartments.query_entities(
-                query,
-                parameters={"p": patient_id, "low": "~unlink|", "high": "~unlink|~"},
-                select=["RowKey"],
-            )
+            rows = self._marked(patient_id, "~unlink|")
             return {str(r["RowKey"]).removeprefix("~unlink|") for r in rows}
+
+    def _marked(self, patient_id: str, prefix: str) -> Iterator[TableEntity]:
+        """A patient's partition rows whose key starts with ``prefix`` (``~unlink|``,
+        ``~ingestion|``: they sort after every ``Type|id`` row)."""
+        return iter(
+            self._compartments.query_entities(
+                "PartitionKey eq @p and RowKey ge @low and RowKey lt @high",
+                parameters={"p": patient_id, "low": prefix, "high": f"{prefix}~"},
+            )
+        )
 
     def ingestions_of(self, patient_id: str) -> list[IngestionRef]:
         """The ingestions noted for a patient.
@@ -239,12 +244,8 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        query = "PartitionKey eq @p and RowKey ge @low and RowKey lt @high"
         with _storage("reading ingestions"):
-            rows = self._compartments.query_entities(
-                query,
-                parameters={"p": patient_id, "low": "~ingestion|", "high": "~ingestion|~"},
-            )
+            rows = self._marked(patient_id, "~ingestion|")
             return [
                 IngestionRef(
                     partner=str(r["partner"]),
