@@ -62,6 +62,7 @@ class Envelope(BaseModel):
     created: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
     attempt: int = Field(default=0, ge=0)
     traceparent: str | None = Field(default=None, max_length=55)
+    subscription: str | None = Field(default=None, pattern=r"^[a-z0-9]{32}$")  # deliveries
 
     @classmethod
     def raw_received(

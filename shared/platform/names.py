@@ -59,13 +59,14 @@ class Table(StrEnum):
     INGESTIONS = "ingestions"
     IDEMPOTENCY = "idempotency"
     PARTNERS = "partners"
-    SUBSCRIPTIONS = "subscriptions"
+    SUBSCRIPTIONS = "subscriptions"  # webhook subscriptions, one row each
     CHECKPOINTS = "checkpoints"
     CONSENT_INDEX = "consentindex"  # patient key -> the patient's consents
     RESOURCES = "resources"  # (type, id) -> current version of each stored resource
     COMPARTMENTS = "compartments"  # (patient id, type|id): a patient's resources
     IDENTIFIERS = "identifiers"  # (hash of system|value, Patient|id): Patients by identifier
     EXPORT_JOBS = "exportjobs"  # (partner, job id): bulk export requests and their state
+    DELIVERIES = "deliveries"  # (subscription id, type|id|version): one event and its attempts
     DEVHOST_BLOB_EVENTS = "devhostblobevents"  # local host only: blobs already announced
 
 
@@ -96,6 +97,11 @@ class Setting(StrEnum):
     CONSENT_TIME_ZONE = "INTAKE_CONSENT_TIME_ZONE"  # for dates without zone in consents
     FHIR_SERVER_URL = "FHIR_SERVER_URL"  # an existing FHIR server the store also feeds
     FHIR_SERVER_AUTH = "FHIR_SERVER_AUTH"  # managed-identity (default) or none
+    WEBHOOK_RETRY_SCHEDULE = (
+        "INTAKE_WEBHOOK_RETRY_SCHEDULE"  # seconds between attempts, comma-separated
+    )
+    WEBHOOK_TIMEOUT_SECONDS = "INTAKE_WEBHOOK_TIMEOUT_SECONDS"  # connect and read, per attempt
+    LOCAL_SECRETS_FILE = "INTAKE_LOCAL_SECRETS_FILE"  # development only: secrets without Key Vault
 
 
 def poison_queue(queue: str) -> str:

@@ -32,8 +32,8 @@ class PayloadStore(Protocol):
 class EnvelopeSender(Protocol):
     """Envelopes onto stage queues (``QueueEnvelopeSender``)."""
 
-    def send(self, queue: Queue, envelope: Envelope) -> None:
-        """Enqueue one envelope."""
+    def send(self, queue: Queue, envelope: Envelope, delay: int = 0) -> None:
+        """Enqueue one envelope, visible after ``delay`` seconds."""
 
 
 class AuditLog(Protocol):

@@ -120,6 +120,28 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices(Setting.FHIR_SERVER_AUTH.value),
     )
 
+    webhook_retry_schedule: str = Field(
+        default="5,300,1800,7200,18000,36000,36000",
+        pattern=r"^\d{1,6}(,\d{1,6}){0,15}$",
+        validation_alias=AliasChoices(Setting.WEBHOOK_RETRY_SCHEDULE.value),
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        validation_alias=AliasChoices(Setting.WEBHOOK_TIMEOUT_SECONDS.value),
+    )
+    local_secrets_file: str = Field(
+        default=".intake/secrets.json",
+        min_length=1,
+        validation_alias=AliasChoices(Setting.LOCAL_SECRETS_FILE.value),
+    )
+
+    @property
+    def retry_delays(self) -> tuple[int, ...]:
+        """Seconds to wait before each retry of a webhook delivery."""
+        return tuple(int(part) for part in self.webhook_retry_schedule.split(","))
+
     @field_validator("consent_time_zone")
     @classmethod
     def _check_zone(cls, value: str) -> str:

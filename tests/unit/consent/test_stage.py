@@ -65,7 +65,7 @@ class Recorder:
         self.reports: list[StageReport] = []
         self.events: list[dict[str, Any]] = []
 
-    def send(self, queue: Queue, envelope: Envelope) -> None:
+    def send(self, queue: Queue, envelope: Envelope, delay: int = 0) -> None:
         self.sent.append((queue, envelope))
 
     def record(self, partner: str, correlation_id: str, report: StageReport) -> None:

@@ -74,7 +74,7 @@ class Recorder:
     def write(self, *args: Any, **kwargs: Any) -> BlobRef:
         raise AssertionError("the store stage writes through the record store only")
 
-    def send(self, queue: Queue, envelope: Envelope) -> None:
+    def send(self, queue: Queue, envelope: Envelope, delay: int = 0) -> None:
         assert queue is Queue.NOTIFY
         self.sent.append(envelope)
 

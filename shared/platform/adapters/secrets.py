@@ -1,0 +1,147 @@
+"""Secret stores: Azure Key Vault (``SecretClient``) and a git-ignored local JSON file."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.keyvault.secrets import SecretClient
+
+from ..secrets import SecretNotFoundError, SecretsUnavailableError
+
+__all__ = ["FileSecretStore", "KeyVaultSecretStore"]
+
+
+class KeyVaultSecretStore:
+    """Secrets in Key Vault, cached for ``ttl`` seconds (a rotation is a new name)."""
+
+    def __init__(
+        self,
+        client: SecretClient,
+        ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._clock = clock
+        self._cache: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> str:
+        """The secret's value, from the cache while it is fresh.
+
+        Raises:
+            SecretNotFoundError: Key Vault has no such secret (or it is deleted).
+            SecretsUnavailableError: Key Vault did not answer.
+        """
+        with self._lock:
+            cached = self._cache.get(name)
+        if cached and self._clock() - cached[1] < self._ttl:
+            return cached[0]
+        try:
+            value = self._client.get_secret(name).value
+        except ResourceNotFoundError as exc:
+            raise SecretNotFoundError(f"no secret named {name}") from exc
+        except AzureError as exc:
+            raise SecretsUnavailableError(f"Key Vault: {type(exc).__name__}") from exc
+        if value is None:
+            raise SecretNotFoundError(f"secret {name} has no value")
+        with self._lock:
+            self._cache[name] = (value, self._clock())
+        return value
+
+    def set(self, name: str, value: str) -> None:
+        """Create or replace a secret.
+
+        Raises:
+            SecretsUnavailableError: Key Vault did not answer.
+        """
+        try:
+            self._client.set_secret(name, value, content_type="text/plain")
+        except AzureError as exc:
+            raise SecretsUnavailableError(f"Key Vault: {type(exc).__name__}") from exc
+        with self._lock:
+            self._cache[name] = (value, self._clock())
+
+    def delete(self, name: str) -> None:
+        """Delete a secret (Key Vault keeps it soft-deleted for its retention).
+
+        Raises:
+            SecretsUnavailableError: Key Vault did not answer.
+        """
+        with self._lock:
+            self._cache.pop(name, None)
+        try:
+            self._client.begin_delete_secret(name)
+        except ResourceNotFoundError:
+            return
+        except AzureError as exc:
+            raise SecretsUnavailableError(f"Key Vault: {type(exc).__name__}") from exc
+
+
+class FileSecretStore:
+    """Secrets in one JSON file (mode 0600), for development hosts without Key Vault.
+
+    Several host processes may share the file, so every change holds an exclusive lock
+    and replaces the file atomically.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict[str, str]]:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self._path.with_suffix(".lock")
+        with lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield self._load()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _load(self) -> dict[str, str]:
+        try:
+            data = json.loads(self._path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise SecretsUnavailableError(f"local secrets file: {type(exc).__name__}") from exc
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def _save(self, secrets: dict[str, str]) -> None:
+        partial = self._path.with_suffix(".tmp")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(secrets, out, indent=1, sort_keys=True)
+        partial.replace(self._path)
+
+    def get(self, name: str) -> str:
+        """The secret's value.
+
+        Raises:
+            SecretNotFoundError, SecretsUnavailableError.
+        """
+        value = self._load().get(name)
+        if value is None:
+            raise SecretNotFoundError(f"no secret named {name}")
+        return value
+
+    def set(self, name: str, value: str) -> None:
+        """Create or replace a secret."""
+        with self._locked() as secrets:
+            secrets[name] = value
+            self._save(secrets)
+
+    def delete(self, name: str) -> None:
+        """Remove a secret; a missing one is not an error."""
+        with self._locked() as secrets:
+            if secrets.pop(name, None) is not None:
+                self._save(secrets)
