@@ -5,7 +5,19 @@ The Azure Functions runtime and the local host (``intake dev``) both load ``app`
 
 import azure.functions as func
 
-from functions import consent, drops, export, fhir, health, ingest, normalize, store, sweeper
+from functions import (
+    consent,
+    drops,
+    export,
+    fhir,
+    health,
+    ingest,
+    normalize,
+    notify,
+    store,
+    subscriptions,
+    sweeper,
+)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -16,6 +28,8 @@ for blueprint in (
     normalize.bp,
     consent.bp,
     store.bp,
+    notify.bp,
+    subscriptions.bp,
     fhir.bp,
     export.bp,
     sweeper.bp,

@@ -321,17 +321,48 @@ def status(ingestion_id: str, url: str | None, key: str | None, function_key: st
 
 
 @main.command()
-@click.argument("queue", type=click.Choice([q.value for q in Queue]))
+@click.argument("queue", type=click.Choice([*(q.value for q in Queue), "deliveries"]))
 @click.option("--limit", type=int, help="Move at most this many.")
+@click.option("--subscription", help="deliveries: the subscription whose dead letters to send.")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d"]),
+    help="deliveries: only those dead-lettered at or after this time (UTC if no offset).",
+)
 @settings_option
-def replay(queue: str, limit: int | None, settings: Path) -> None:
-    """Move messages from QUEUE-poison back to QUEUE after the cause is fixed."""
+def replay(
+    queue: str,
+    limit: int | None,
+    subscription: str | None,
+    since: datetime | None,
+    settings: Path,
+) -> None:
+    """Move messages from QUEUE-poison back to QUEUE after the cause is fixed; or, with
+    ``deliveries --subscription ID``, deliver a subscription's dead letters again."""
     from devhost.config import apply_values, load_local_settings
     from shared.intake.operations import replay_poison
+    from shared.notify import replay_dead_letters
     from shared.platform import Queue, wiring
     from shared.platform.errors import IntakeError
 
     apply_values(load_local_settings(settings))
+    if queue == "deliveries":
+        if not subscription:
+            raise click.UsageError("replay deliveries needs --subscription ID")
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        try:
+            queued = replay_dead_letters(
+                subscription,
+                wiring.dead_letters(),
+                wiring.deliveries(),
+                wiring.envelope_sender(),
+                since,
+            )
+        except IntakeError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"{queued} dead-lettered deliveries of {subscription} queued again")
+        return
     try:
         moved = replay_poison(wiring.storage(), Queue(queue), limit)
     except IntakeError as exc:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+from azure.identity import DefaultAzureCredential
+from azure.keyvault.secrets import SecretClient
 
 from shared.consent.adapters import TableConsentIndex
 from shared.consent.models import Code, Policy, PolicyMode
@@ -21,6 +24,16 @@ from shared.intake.drops import DropProcessor
 from shared.intake.status import TableIngestionLog
 from shared.intake.submissions import SubmissionService
 from shared.normalize.stage import NormalizeStage
+from shared.notify.adapters import (
+    BlobDeadLetters,
+    HttpWebhookTransport,
+    TableDeliveryLog,
+    TableSubscriptionStore,
+)
+from shared.notify.delivery import DeliveryStage
+from shared.notify.schedule import RetrySchedule
+from shared.notify.stage import NotifyStage
+from shared.notify.subscriptions import SubscriptionService
 from shared.records.adapters import BlobResourceStore
 from shared.records.adapters.export_files import ExportFiles, TableExportJobs, read_export_file
 from shared.records.adapters.fhir_token import managed_identity_token
@@ -33,16 +46,27 @@ from shared.records.search import RecordSearch
 from shared.records.stage import StoreStage
 from shared.security.partners import TablePartnerDirectory
 
-from .adapters import BlobAuditLog, BlobPayloadStore, QueueEnvelopeSender
+from .adapters import (
+    BlobAuditLog,
+    BlobPayloadStore,
+    FileSecretStore,
+    KeyVaultSecretStore,
+    QueueEnvelopeSender,
+)
+from .errors import ConfigurationError
 from .health import HealthReport, check_health
-from .names import Container, Table
-from .settings import Settings, load_settings
+from .names import Container, Setting, Table
+from .secrets import SecretStore
+from .settings import Environment, Settings, load_settings
 from .storage import StorageClients, build_storage_clients
 
 __all__ = [
     "consent_policy",
     "consent_service",
     "consent_stage",
+    "dead_letters",
+    "deliveries",
+    "delivery_stage",
     "drop_processor",
     "envelope_sender",
     "export_file",
@@ -50,6 +74,7 @@ __all__ = [
     "exporter",
     "health",
     "normalize_stage",
+    "notify_stage",
     "partners",
     "patient_everything",
     "purger",
@@ -57,10 +82,13 @@ __all__ = [
     "record_search",
     "record_store",
     "reset_caches",
+    "secrets",
     "settings",
     "storage",
     "store_stage",
     "submissions",
+    "subscription_service",
+    "subscription_store",
 ]
 
 
@@ -269,6 +297,84 @@ def store_stage() -> StoreStage:
     )
 
 
+@cache
+def secrets() -> SecretStore:
+    """Key Vault when ``KEY_VAULT_URL`` is set; a local file in development; else an error.
+
+    Raises:
+        ConfigurationError: production without a Key Vault.
+    """
+    config = settings()
+    if config.key_vault_url:
+        return KeyVaultSecretStore(SecretClient(config.key_vault_url, DefaultAzureCredential()))
+    if config.environment is Environment.DEVELOPMENT:
+        return FileSecretStore(Path(config.local_secrets_file))
+    raise ConfigurationError(f"{Setting.KEY_VAULT_URL} is required outside development")
+
+
+@cache
+def subscription_store() -> TableSubscriptionStore:
+    """Webhook subscriptions."""
+    return TableSubscriptionStore(storage().table_client(Table.SUBSCRIPTIONS))
+
+
+@cache
+def deliveries() -> TableDeliveryLog:
+    """One row per (subscription, event)."""
+    return TableDeliveryLog(storage().table_client(Table.DELIVERIES))
+
+
+@cache
+def dead_letters() -> BlobDeadLetters:
+    """Deliveries that ran out of attempts."""
+    return BlobDeadLetters(storage().container(Container.DEADLETTER))
+
+
+@cache
+def subscription_service() -> SubscriptionService:
+    """The subscription API."""
+    return SubscriptionService(
+        subscription_store(),
+        secrets(),
+        partners().get,
+        development=settings().environment is Environment.DEVELOPMENT,
+    )
+
+
+@cache
+def notify_stage() -> NotifyStage:
+    """The notify stage: stored changes matched against subscriptions."""
+    clients = storage()
+    return NotifyStage(
+        BlobPayloadStore(clients),
+        record_store(),
+        subscription_store(),
+        deliveries(),
+        QueueEnvelopeSender(clients),
+        TableIngestionLog(clients.table_client(Table.INGESTIONS)),
+    )
+
+
+@cache
+def delivery_stage() -> DeliveryStage:
+    """The deliver stage: signed webhook POSTs with retries."""
+    config = settings()
+    return DeliveryStage(
+        subscription_store(),
+        deliveries(),
+        dead_letters(),
+        record_reader(),
+        partners(),
+        secrets(),
+        HttpWebhookTransport(
+            development=config.environment is Environment.DEVELOPMENT,
+            timeout=config.webhook_timeout_seconds,
+        ),
+        QueueEnvelopeSender(storage()),
+        RetrySchedule(config.retry_delays),
+    )
+
+
 def health() -> HealthReport:
     """Probe storage now (never cached: a health check must tell the present)."""
     return check_health(_probe_clients())
@@ -298,5 +404,12 @@ def reset_caches() -> None:
         purger,
         forwarder,
         store_stage,
+        secrets,
+        subscription_store,
+        deliveries,
+        dead_letters,
+        subscription_service,
+        notify_stage,
+        delivery_stage,
     ):
         factory.cache_clear()

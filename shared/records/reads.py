@@ -40,6 +40,7 @@ class Reader:
     actor: Actor
     purpose: Code
     partner: str = ""  # the calling partner's id, where the caller is one
+    action: Action = Action.ACCESS  # DISCLOSE when the record goes to a subscriber
 
 
 def _is_marker(resource: dict[str, Any]) -> bool:
@@ -113,11 +114,13 @@ class RecordReader:
                 keys.add(f"{identifier.get('system', '')}|{identifier['value']}")
         decision = self._consent.evaluate(
             keys,
-            Action.ACCESS,
+            reader.action,
             reader.purpose,
             reader.actor,
             describe_resource(resource, self._zone),
             resource=f"{resource.get('resourceType')}/{resource.get('id')}",
-            observer="fhir-intake read",
+            observer="fhir-intake read"
+            if reader.action is Action.ACCESS
+            else f"fhir-intake {reader.action.value}",
         )
         return decision.permitted

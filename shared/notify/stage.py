@@ -1,0 +1,216 @@
+"""The notify stage: one stored change in, one ``deliver`` message per matching subscription.
+
+Each (subscription, resource version) gets one delivery row with the subscription's next
+event number, created once: a change announced twice (the store stage re-announces on
+a retry) finds its row and sends nothing new, so subscribers see each version once.
+Fanning out to one message per subscription means a slow endpoint delays no one else.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from shared.intake.status import IngestionLog, wrong_envelope
+from shared.normalize import json_codec
+from shared.platform.adapters.blobs import PayloadMissingError
+from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
+from shared.platform.names import Container, Queue
+from shared.platform.ports import EnvelopeSender, PayloadStore
+
+from .criteria import Criteria, parse_criteria
+from .errors import SubscriptionInvalidError
+from .models import Delivery, DeliveryState, Event, Subscription, SubscriptionStatus, Topic
+from .ports import DeliveryLog, SubscriptionStore
+from .topics import topics_of
+
+__all__ = ["SUBSCRIPTIONS_REFRESH_SECONDS", "NotifyStage", "event_key", "parse_version_blob"]
+
+log = logging.getLogger(__name__)
+# Each instance re-reads the subscriptions this often rather than per change (a table
+# query per stored resource would double the storage calls): a new, changed or paused
+# subscription applies to changes matched from this many seconds after it was saved.
+SUBSCRIPTIONS_REFRESH_SECONDS = 2.0
+_VERSION_BLOB = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})/_history/(\d+)\.json$")
+_EVENTS = {"created": Event.CREATE, "updated": Event.UPDATE, "deleted": Event.DELETE}
+
+
+class _Versions(Protocol):
+    def read_version(
+        self, resource_type: str, resource_id: str, version: int
+    ) -> dict[str, Any] | None: ...
+
+
+def parse_version_blob(name: str) -> tuple[str, str, int] | None:
+    """(type, id, version) of a version blob name in ``fhir``, or None."""
+    found = _VERSION_BLOB.match(name)
+    return (found[1], found[2], int(found[3])) if found else None
+
+
+def event_key(resource_type: str, resource_id: str, version: int) -> str:
+    """The delivery row key of one version: ``Type|id|version``."""
+    return f"{resource_type}|{resource_id}|{version}"
+
+
+class NotifyStage:
+    """Matches stored changes against subscriptions and queues their deliveries."""
+
+    def __init__(
+        self,
+        payloads: PayloadStore,
+        versions: _Versions,
+        subscriptions: SubscriptionStore,
+        deliveries: DeliveryLog,
+        sender: EnvelopeSender,
+        status: IngestionLog,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cache_seconds: float = SUBSCRIPTIONS_REFRESH_SECONDS,
+    ) -> None:
+        self._payloads = payloads
+        self._versions = versions
+        self._subscriptions = subscriptions
+        self._deliveries = deliveries
+        self._sender = sender
+        self._status = status
+        self._clock = clock
+        self._cache_seconds = cache_seconds
+        self._cached: tuple[float, list[tuple[Subscription, Criteria]]] | None = None
+
+    def _active(self) -> list[tuple[Subscription, Criteria]]:
+        """Subscriptions that are not off, with parsed criteria (re-read when stale)."""
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > self._cache_seconds:
+            found = []
+            for sub in self._subscriptions.list():
+                if sub.status is SubscriptionStatus.OFF:
+                    continue
+                try:
+                    found.append((sub, parse_criteria(sub.criteria)))
+                except SubscriptionInvalidError:
+                    log.warning("notify: unreadable criteria", extra={"subscription": sub.id})
+            self._cached = (now, found)
+        return self._cached[1]
+
+    def handle(self, envelope: Envelope) -> int:
+        """Queue a delivery for every subscription one change matches; how many were queued.
+
+        Raises:
+            StorageUnavailableError, SubscriptionConflictError: retry through the queue.
+        """
+        where = parse_version_blob(envelope.blob.name) if envelope.blob else None
+        if (
+            envelope.kind is not EnvelopeKind.RESOURCE_CHANGED
+            or envelope.blob is None
+            or envelope.blob.container != Container.FHIR
+            or where is None
+        ):
+            self._status.record(
+                envelope.partner,
+                envelope.correlation_id,
+                wrong_envelope("notify", "resource.changed", str(envelope.kind)),
+            )
+            return 0
+        subscriptions = self._active()
+        if not subscriptions:
+            return 0
+        resource_type, resource_id, version = where
+        try:
+            data, metadata, _ = self._payloads.read(envelope.blob)
+        except PayloadMissingError:
+            log.info("notify: version gone (purged)", extra={"stage": "notify"})
+            return 0
+        current: dict[str, Any] = json_codec.loads(data)
+        event = _EVENTS.get(metadata.get("event", ""), Event.UPDATE)
+        previous: list[dict[str, Any] | None] = []  # read once, when a rule needs it
+
+        def before() -> dict[str, Any] | None:
+            if not previous:
+                previous.append(
+                    self._versions.read_version(resource_type, resource_id, version - 1)
+                    if version > 1
+                    else None
+                )
+            return previous[0]
+
+        queued = 0
+        for sub, criteria in subscriptions:
+            matched, topic = self._match(sub, criteria, event, current, before)
+            if not matched:
+                continue
+            delivery = self._claim(sub, envelope, event, topic, where)
+            if delivery.state is DeliveryState.PENDING and delivery.sent == 0:
+                self._sender.send(
+                    Queue.DELIVER,
+                    envelope.next(EnvelopeKind.DELIVERY_DUE, envelope.blob).model_copy(
+                        update={"subscription": sub.id}
+                    ),
+                )
+                queued += 1
+        log.info(
+            "notify: matched",
+            extra={
+                "stage": "notify",
+                "correlation_id": envelope.correlation_id,
+                "partner": envelope.partner,
+                "resource_type": resource_type,
+                "deliveries": queued,
+            },
+        )
+        return queued
+
+    @staticmethod
+    def _match(
+        sub: Subscription,
+        criteria: Criteria,
+        event: Event,
+        current: Mapping[str, Any],
+        before: Callable[[], dict[str, Any] | None],
+    ) -> tuple[bool, Topic | None]:
+        """Whether a change matches a subscription, and the topic it raised (if by topic)."""
+        if criteria.resource_type != current.get("resourceType"):
+            return False, None
+        if sub.topics:
+            if event is Event.DELETE or not criteria.matches(current):
+                return False, None
+            raised = sorted(topics_of(before(), current) & sub.topics)
+            return (True, raised[0]) if raised else (False, None)
+        if event not in sub.events:
+            return False, None
+        # A deletion marker has no content: filters look at what was deleted.
+        subject = before() if event is Event.DELETE else current
+        return subject is not None and criteria.matches(subject), None
+
+    def _claim(
+        self,
+        sub: Subscription,
+        envelope: Envelope,
+        event: Event,
+        topic: Topic | None,
+        where: tuple[str, str, int],
+    ) -> Delivery:
+        key = event_key(*where)
+        existing = self._deliveries.get(sub.id, key)
+        if existing is not None:
+            return existing
+        counted = self._subscriptions.update(
+            sub.id, lambda s: s.model_copy(update={"event_count": s.event_count + 1})
+        )
+        number = counted.event_count if counted else sub.event_count + 1
+        blob = envelope.blob or BlobRef(container=Container.FHIR, name="")
+        return self._deliveries.create(
+            Delivery(
+                subscription=sub.id,
+                key=key,
+                number=number,
+                event=event,
+                topic=topic,
+                correlation_id=envelope.correlation_id,
+                partner=envelope.partner,
+                blob=blob.name,
+                created=self._clock(),
+            )
+        )

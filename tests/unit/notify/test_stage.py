@@ -1,0 +1,138 @@
+"""The notify stage: which changes match which subscriptions, numbered once each."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.notify.models import Event, Subscription, SubscriptionStatus, Topic
+from shared.notify.stage import NotifyStage
+from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
+from shared.platform.names import Queue
+
+from .fakes import Deliveries, Payloads, Sender, Status, Subscriptions
+
+NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+
+def sub(ident: str, criteria: str, **fields: Any) -> Subscription:
+    return Subscription(
+        id=ident * 32,
+        owner="acme",
+        criteria=criteria,
+        endpoint="https://hooks.example.org/in",
+        base_url="https://intake.example.org/api/fhir",
+        created=NOW,
+        updated=NOW,
+        **fields,
+    )
+
+
+def encounter(status: str, place: str = "Location/w3") -> dict[str, Any]:
+    return {
+        "resourceType": "Encounter",
+        "id": "e1",
+        "status": status,
+        "class": {"code": "IMP"},
+        "location": [{"location": {"reference": place}}],
+    }
+
+
+def heart_rate(value: int) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": f"hr-{value}",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "valueQuantity": {"value": value, "unit": "/min"},
+    }
+
+
+class World:
+    def __init__(self, *subs: Subscription) -> None:
+        self.payloads = Payloads()
+        self.subs = Subscriptions(*subs)
+        self.deliveries = Deliveries()
+        self.sender = Sender()
+        self.status = Status()
+        self.stage = NotifyStage(
+            self.payloads,
+            self.payloads,
+            self.subs,
+            self.deliveries,
+            self.sender,
+            self.status,
+            clock=lambda: NOW,
+            cache_seconds=0,
+        )
+
+    def change(self, resource: dict[str, Any], version: int, event: str) -> int:
+        blob = self.payloads.put(resource, version, event)
+        envelope = Envelope(
+            correlation_id="ing-1", partner="hosp", kind=EnvelopeKind.RESOURCE_CHANGED, blob=blob
+        )
+        return self.stage.handle(envelope)
+
+    def due(self) -> list[tuple[str | None, str]]:
+        return [(e.subscription, e.blob.name if e.blob else "") for _, e, _ in self.sender.sent]
+
+
+def test_admission_and_discharge_topics_follow_the_adt_events() -> None:
+    admissions = sub("a", "Encounter?class=IMP", topics=frozenset({Topic.ADMISSION}))
+    discharges = sub("b", "Encounter", topics=frozenset({Topic.DISCHARGE}))
+    world = World(admissions, discharges)
+    assert world.change(encounter("in-progress"), 1, "created") == 1  # A01
+    assert world.change(encounter("in-progress", "Location/w4"), 2, "updated") == 0  # A02
+    assert world.change(encounter("finished"), 3, "updated") == 1  # A03
+    assert world.due() == [
+        ("a" * 32, "Encounter/e1/_history/1.json"),
+        ("b" * 32, "Encounter/e1/_history/3.json"),
+    ]
+    first = world.deliveries.get("a" * 32, "Encounter|e1|1")
+    assert first is not None and first.topic is Topic.ADMISSION and first.number == 1
+    assert all(queue is Queue.DELIVER for queue, _, _ in world.sender.sent)
+
+
+def test_threshold_filter_on_observations() -> None:
+    world = World(sub("c", "Observation?code=http://loinc.org|8867-4&value-quantity=gt120"))
+    assert world.change(heart_rate(90), 1, "created") == 0
+    assert world.change(heart_rate(135), 1, "created") == 1
+    assert world.due() == [("c" * 32, "Observation/hr-135/_history/1.json")]
+
+
+def test_events_filter_and_deletions_match_what_was_deleted() -> None:
+    world = World(sub("d", "Observation?value-quantity=gt120", events=frozenset({Event.DELETE})))
+    assert world.change(heart_rate(130), 1, "created") == 0  # not subscribed to create
+    marker = {"resourceType": "Observation", "id": "hr-130"}
+    assert world.change(marker, 2, "deleted") == 1  # the deleted version was over 120
+    delivery = world.deliveries.get("d" * 32, "Observation|hr-130|2")
+    assert delivery is not None and delivery.event is Event.DELETE
+
+
+def test_a_version_announced_twice_keeps_one_row_and_one_number() -> None:
+    world = World(sub("e", "Observation"))
+    world.change(heart_rate(100), 1, "created")
+    world.change(heart_rate(100), 1, "created")  # the store stage's retry re-announces
+    world.change(heart_rate(101), 1, "created")
+    # The pending row is queued again (the first send may have been lost in a crash);
+    # the deliver stage drops whichever message comes second (tests/unit/notify/test_delivery.py).
+    assert [n for _, n in world.due()].count("Observation/hr-100/_history/1.json") == 2
+    numbers = sorted(d.number for d in world.deliveries.rows.values())
+    assert numbers == [1, 2]
+    assert world.subs.get("e" * 32).event_count == 2  # type: ignore[union-attr]
+
+
+def test_subscriptions_that_are_off_get_nothing() -> None:
+    world = World(sub("f", "Observation", status=SubscriptionStatus.OFF))
+    assert world.change(heart_rate(100), 1, "created") == 0
+
+
+def test_a_wrong_envelope_is_reported_not_raised() -> None:
+    world = World(sub("g", "Observation"))
+    envelope = Envelope(
+        correlation_id="ing-1",
+        partner="hosp",
+        kind=EnvelopeKind.BUNDLE_PERMITTED,
+        blob=BlobRef(container="normalized", name="x.json"),
+    )
+    assert world.stage.handle(envelope) == 0
+    assert world.status.reports[0].outcome == "rejected"
