@@ -12,14 +12,21 @@ import inspect
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 
-__all__ = ["Binding", "CatalogError", "FunctionSpec", "build_catalog", "load_app"]
+__all__ = [
+    "Binding",
+    "CatalogError",
+    "FunctionSpec",
+    "build_catalog",
+    "load_app",
+    "split_disabled",
+]
 
 TRIGGERS = {"httpTrigger", "queueTrigger", "timerTrigger"}
 OUTPUTS = {"queue", "blob", "http"}
@@ -102,6 +109,21 @@ def build_catalog(app: func.FunctionApp) -> tuple[list[FunctionSpec], list[str]]
         except CatalogError as exc:
             skipped.append(f"{name}: {exc}")
     return specs, skipped
+
+
+def split_disabled(
+    specs: list[FunctionSpec], environ: Mapping[str, str]
+) -> tuple[list[FunctionSpec], list[str]]:
+    """The functions to run, and the names of those switched off with the runtime's app
+    setting ``AzureWebJobs.<name>.Disabled`` (``true`` or ``1``)."""
+    running, disabled = [], []
+    for spec in specs:
+        flag = environ.get(f"AzureWebJobs.{spec.name}.Disabled", "").strip().lower()
+        if flag in {"true", "1"}:
+            disabled.append(spec.name)
+        else:
+            running.append(spec)
+    return running, disabled
 
 
 def _describe(name: str, function: Any) -> FunctionSpec:

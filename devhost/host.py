@@ -21,7 +21,7 @@ from shared.platform.names import Container, Queue
 from shared.platform.settings import load_settings
 
 from .blob_events import BlobEventSource
-from .catalog import FunctionSpec, build_catalog, load_app
+from .catalog import FunctionSpec, build_catalog, load_app, split_disabled
 from .config import HostOptions, apply_values, load_host_options, load_local_settings
 from .http import HttpFront
 from .invoker import Invoker
@@ -93,6 +93,9 @@ class LocalHost:
         self.specs, skipped = build_catalog(app)
         for line in skipped:
             log.error("Skipping function %s", line)
+        self.specs, disabled = split_disabled(self.specs, os.environ)
+        for name in disabled:
+            log.info("Function %s is disabled (AzureWebJobs.%s.Disabled)", name, name)
         storage = HostStorage.from_settings(settings)
         workers = int(os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", 0)) or min(
             32, (os.cpu_count() or 1) + 4

@@ -64,7 +64,10 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         Partner(id="p1", name="Lab"),
         Partner(id="reader", name="Care team", roles=frozenset({Role.READ})),
     ]
-    with product_api(azurite, tmp_path_factory.mktemp("consent"), partners, FUNCTION_KEY) as api:
+    off = {"AzureWebJobs.notify.Disabled": "true"}  # the tests read what reached notify
+    with product_api(
+        azurite, tmp_path_factory.mktemp("consent"), partners, FUNCTION_KEY, off
+    ) as api:
         yield api
 
 

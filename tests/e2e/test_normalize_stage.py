@@ -34,7 +34,8 @@ def stack(
     azurite: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[HostProcess, StorageClients]]:
     tmp = tmp_path_factory.mktemp("normalize")
-    env = make_env(azurite)
+    # notify stays off so the test can see what the store stage announced on the queue.
+    env = {**make_env(azurite), "AzureWebJobs.notify.Disabled": "true"}
     clients = clients_for(env)
     provision_storage(clients)
     TablePartnerDirectory(clients.table_client(Table.PARTNERS)).upsert(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from devhost.catalog import build_catalog
+from devhost.catalog import build_catalog, split_disabled
 
 
 def _app() -> func.FunctionApp:
@@ -48,3 +48,14 @@ def test_runnable_functions_are_described_and_the_rest_skipped_with_reasons() ->
     assert "bad_route: unknown route constraint 'nosuch'" in reasons
     assert "bad_timer: schedule:" in reasons
     assert "hub: unsupported trigger ['eventHubTrigger']" in reasons
+
+
+def test_functions_are_disabled_by_the_runtime_app_setting() -> None:
+    specs, _ = build_catalog(_app())
+    names = {s.name for s in specs}
+    running, disabled = split_disabled(
+        specs, {"AzureWebJobs.consume.Disabled": "True", "AzureWebJobs.ok.Disabled": "false"}
+    )
+    assert disabled == ["consume"]
+    assert {s.name for s in running} == names - {"consume"}
+    assert split_disabled(specs, {"AzureWebJobs.ok.Disabled": "1"})[1] == ["ok"]
