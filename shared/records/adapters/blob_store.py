@@ -21,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import random
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -44,7 +46,7 @@ from ..versions import RECENT_HASHES, content_hash, plan_write
 
 __all__ = ["BlobResourceStore", "version_blob"]
 
-_ATTEMPTS = 8
+_ATTEMPTS = 12  # each round lets at least one writer win; beyond, the queue retries
 
 
 def version_blob(resource_type: str, resource_id: str, version: int) -> str:
@@ -390,6 +392,8 @@ class BlobResourceStore:
                 )
                 if change is not None:
                     return change
+                if attempt:  # lost a race: step aside a little, at random, before re-reading
+                    time.sleep(random.uniform(0, 0.01 * attempt))
         raise ResourceConflictError(f"{kind}/{ident}: concurrent writers did not settle")
 
     def _attempt(
