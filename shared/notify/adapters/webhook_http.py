@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -34,7 +36,12 @@ def _retry_after(value: str | None, now: datetime) -> float | None:
 
 
 class HttpWebhookTransport:
-    """Webhook POSTs: checked address, no redirects, time-outs, a small body read."""
+    """Webhook POSTs: checked address, no redirects, time-outs, a small body read.
+
+    We connect to the checked IP address, so httpx pools connections by address; one
+    client per endpoint host keeps a TLS connection verified for one name from carrying
+    requests for another name that shares the address.
+    """
 
     def __init__(
         self,
@@ -43,16 +50,31 @@ class HttpWebhookTransport:
         timeout: float = 10.0,
         resolver: Resolver = system_resolver,
         transport: httpx.BaseTransport | None = None,
+        max_hosts: int = 64,
     ) -> None:
         self._development = development
         self._resolver = resolver
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            follow_redirects=False,
-            trust_env=False,  # a proxy from the environment would bypass the address check
-            transport=transport,
-            headers={"User-Agent": "fhir-intake-webhooks/1"},
-        )
+        self._timeout = timeout
+        self._transport = transport
+        self._max_hosts = max_hosts
+        self._clients: OrderedDict[str, httpx.Client] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _client(self, origin: str) -> httpx.Client:
+        with self._lock:
+            client = self._clients.pop(origin, None)
+            if client is None:
+                client = httpx.Client(
+                    timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 5.0)),
+                    follow_redirects=False,
+                    trust_env=False,  # a proxy from the environment would skip the address check
+                    transport=self._transport,
+                    headers={"User-Agent": "fhir-intake-webhooks/1"},
+                )
+            self._clients[origin] = client  # most recently used last
+            while len(self._clients) > self._max_hosts:
+                self._clients.popitem(last=False)[1].close()
+            return client
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
         """POST once; never raises for what the endpoint or the network did."""
@@ -69,7 +91,8 @@ class HttpWebhookTransport:
         target = httpx.URL(url).copy_with(host=address)
         port = "" if endpoint.port in (80, 443) else f":{endpoint.port}"
         host_header = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
-        request = self._client.build_request(
+        client = self._client(f"{endpoint.scheme}://{endpoint.host}:{endpoint.port}")
+        request = client.build_request(
             "POST",
             target,
             content=body,
@@ -77,7 +100,7 @@ class HttpWebhookTransport:
             extensions={"sni_hostname": endpoint.host} if endpoint.scheme == "https" else {},
         )
         try:
-            response = self._client.send(request, stream=True)
+            response = client.send(request, stream=True)
         except httpx.TimeoutException as exc:
             return Answer(None, error=f"time-out ({type(exc).__name__})", duration_ms=took())
         except httpx.HTTPError as exc:
@@ -99,5 +122,7 @@ class HttpWebhookTransport:
         )
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self._client.close()
+        """Close every connection pool."""
+        with self._lock:
+            while self._clients:
+                self._clients.popitem()[1].close()
