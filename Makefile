@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint bench-convert bench-batch bench-consent bench-store clean
+.PHONY: setup run test lint bench-convert bench-batch bench-consent bench-store bench-notify clean
 
 setup: $(STAMP) node_modules/.bin/azurite local.settings.json
 
@@ -46,6 +46,9 @@ bench-consent: setup
 
 bench-store: setup
 	$(BIN)/python -m bench.bench_store --json bench/store.json
+
+bench-notify: setup
+	$(BIN)/python -m bench.bench_notify --json bench/notify.json
 
 clean:
 	rm -rf $(VENV) node_modules .azurite .intake .pytest_cache .mypy_cache .ruff_cache

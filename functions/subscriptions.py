@@ -106,7 +106,7 @@ def subscription_one(req: func.HttpRequest) -> func.HttpResponse:
         if req.method == "PATCH":
             change = SubscriptionChange.read(req.get_body())
             return _json(service.update(caller, ident, change).public())
-        return _json(service.get(caller, ident).public())
+        return _json(service.describe(caller, ident))
 
     return _answer(req, work)
 

@@ -163,6 +163,7 @@ class DeliveryStage:
             resource_id=resource_id,
             version=version,
             resource=resource,
+            events_so_far=self._deliveries.count(sub.id),
         )
         body, content_type = build_notification(note, now)
         headers = sign_delivery(secrets, delivery.message_id, now, body)

@@ -101,7 +101,6 @@ class Subscription(_Model):
     base_url: str = Field(min_length=1, max_length=512)  # our FHIR base, for fullUrls
     created: AwareDatetime
     updated: AwareDatetime
-    event_count: int = Field(default=0, ge=0)  # events-since-subscription-start
     secret_generation: int = Field(default=1, ge=1)
     previous_generation: int | None = None  # signs too, until ``previous_until``
     previous_until: AwareDatetime | None = None
@@ -140,7 +139,7 @@ class Delivery(_Model):
 
     subscription: str
     key: str  # "Type|id|version": what the event is about, unique per subscription
-    number: int = Field(ge=1)
+    number: int = Field(default=0, ge=0)  # the subscription's event number (0: not claimed)
     event: Event
     topic: Topic | None = None
     state: DeliveryState = DeliveryState.PENDING

@@ -52,6 +52,7 @@ class Notification:
     resource_id: str
     version: int
     resource: Mapping[str, Any] | None  # None: id-only (asked for, or consent said no)
+    events_so_far: int = 0  # events-since-subscription-start when this one is sent
 
 
 def topic_url(topic: Topic | None) -> str:
@@ -78,7 +79,10 @@ def _bundle(note: Notification, at: datetime) -> dict[str, Any]:
             {"name": "topic", "valueCanonical": topic_url(note.topic)},
             {"name": "status", "valueCode": sub.status.value},
             {"name": "type", "valueCode": "event-notification"},
-            {"name": "events-since-subscription-start", "valueString": str(sub.event_count)},
+            {
+                "name": "events-since-subscription-start",
+                "valueString": str(max(note.events_so_far, note.number)),
+            },
             {
                 "name": "notification-event",
                 "part": [

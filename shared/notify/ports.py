@@ -36,8 +36,12 @@ class DeliveryLog(Protocol):
     def get(self, subscription_id: str, key: str) -> Delivery | None:
         """The delivery of one event, or None."""
 
-    def create(self, delivery: Delivery) -> Delivery:
-        """Store a new delivery; if one exists for the key already, that one."""
+    def claim(self, delivery: Delivery) -> Delivery:
+        """Number a new delivery with its subscription's next event number and store it,
+        as one step; if the key exists already, the delivery stored there."""
+
+    def count(self, subscription_id: str) -> int:
+        """How many events the subscription has had (its last event number)."""
 
     def save(self, delivery: Delivery) -> bool:
         """Write back a delivery read before; False when it changed since (a race lost)."""

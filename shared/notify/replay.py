@@ -37,7 +37,7 @@ def replay_dead_letters(
     """
     queued = 0
     for dead in dead_letters.list(subscription_id, since):
-        row = deliveries.get(dead.subscription, dead.key) or deliveries.create(dead)
+        row = deliveries.get(dead.subscription, dead.key) or dead.model_copy(update={"etag": None})
         if row.state is DeliveryState.DELIVERED:
             dead_letters.remove(dead)
             continue

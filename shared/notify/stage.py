@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from shared.intake.status import IngestionLog, wrong_envelope
 from shared.normalize import json_codec
 from shared.platform.adapters.blobs import PayloadMissingError
-from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
+from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import EnvelopeSender, PayloadStore
 
@@ -114,10 +114,10 @@ class NotifyStage:
                 wrong_envelope("notify", "resource.changed", str(envelope.kind)),
             )
             return 0
-        subscriptions = self._active()
-        if not subscriptions:
-            return 0
         resource_type, resource_id, version = where
+        subscriptions = [(s, c) for s, c in self._active() if c.resource_type == resource_type]
+        if not subscriptions:
+            return 0  # most changes: no blob read, no table call
         try:
             data, metadata, _ = self._payloads.read(envelope.blob)
         except PayloadMissingError:
@@ -193,24 +193,15 @@ class NotifyStage:
         where: tuple[str, str, int],
     ) -> Delivery:
         key = event_key(*where)
-        existing = self._deliveries.get(sub.id, key)
-        if existing is not None:
-            return existing
-        counted = self._subscriptions.update(
-            sub.id, lambda s: s.model_copy(update={"event_count": s.event_count + 1})
-        )
-        number = counted.event_count if counted else sub.event_count + 1
-        blob = envelope.blob or BlobRef(container=Container.FHIR, name="")
-        return self._deliveries.create(
+        return self._deliveries.claim(  # a key seen before returns its row
             Delivery(
                 subscription=sub.id,
                 key=key,
-                number=number,
                 event=event,
                 topic=topic,
                 correlation_id=envelope.correlation_id,
                 partner=envelope.partner,
-                blob=blob.name,
+                blob=envelope.blob.name if envelope.blob else "",
                 created=self._clock(),
             )
         )

@@ -82,7 +82,9 @@ class SubscriptionService:
         development: bool,
         resolver: Resolver = system_resolver,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        event_count: Callable[[str], int] = lambda _: 0,
     ) -> None:
+        self._event_count = event_count
         self._store = store
         self._secrets = secrets
         self._partners = partners
@@ -152,6 +154,15 @@ class SubscriptionService:
         self._secrets.set(secret_name(sub.id, sub.secret_generation), secret)
         self._store.add(sub)
         return sub, secret
+
+    def describe(self, caller: Partner, subscription_id: str) -> dict[str, object]:
+        """The API's view of one subscription, with its event count so far.
+
+        Raises:
+            SubscriptionNotFoundError: none, or another partner's.
+        """
+        sub = self._visible(caller, subscription_id)
+        return {**sub.public(), "eventCount": self._event_count(sub.id)}
 
     def list(self, caller: Partner) -> list[Subscription]:
         """The caller's subscriptions (every one, for the admin role)."""

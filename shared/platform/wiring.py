@@ -338,6 +338,7 @@ def subscription_service() -> SubscriptionService:
         secrets(),
         partners().get,
         development=settings().environment is Environment.DEVELOPMENT,
+        event_count=deliveries().count,
     )
 
 

@@ -172,7 +172,7 @@ def test_failures_dead_letter_then_replay_redelivers(api: dict[str, Any]) -> Non
         while state()["status"] != "error" and time.monotonic() < deadline:
             time.sleep(0.2)
         current = state()
-        assert current["status"] == "error"
+        assert current["status"] == "error" and current["eventCount"] == 1
         assert "after 3 attempts" in current["error"] and "HTTP 500" in current["error"]
         forbidden = api["client"].post(f"/subscriptions/{sub['id']}/$replay", headers=headers)
         assert forbidden.status_code == 403  # replay is an admin action

@@ -7,6 +7,7 @@ delivery's status never overwrite each other.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.platform.errors import StorageUnavailableError
 
@@ -29,6 +30,7 @@ __all__ = ["TableDeliveryLog", "TableSubscriptionStore"]
 
 _PARTITION = "subscription"
 _RACES = 20  # read-modify-write rounds before giving up (the queue retries then)
+_COUNTER = "~counter"  # a deliveries partition's last event number
 
 
 def _unavailable(what: str, exc: AzureError) -> StorageUnavailableError:
@@ -129,10 +131,21 @@ class TableSubscriptionStore:
 
 
 class TableDeliveryLog:
-    """``DeliveryLog`` on the ``deliveries`` table: partition = subscription id."""
+    """``DeliveryLog`` on the ``deliveries`` table: partition = subscription id.
+
+    Each partition holds a ``~counter`` row, the subscription's last event number. A claim
+    writes the counter (under its ETag) and creates the delivery row in one entity-group
+    transaction: one round trip numbers and stores an event, a key seen before fails the
+    transaction and returns the row already there, and no number is ever handed out twice
+    or lost. The counter's ETag is kept per instance, and claims for one subscription take
+    turns within an instance, so the usual claim is a single call.
+    """
 
     def __init__(self, table: TableClient) -> None:
         self._table = table
+        self._counters: dict[str, tuple[int, str | None]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
 
     @staticmethod
     def _entity(delivery: Delivery) -> dict[str, Any]:
@@ -154,29 +167,81 @@ class TableDeliveryLog:
         found = Delivery.model_validate_json(row["body"])
         return found.model_copy(update={"etag": str(row.metadata["etag"])})
 
-    def create(self, delivery: Delivery) -> Delivery:
-        """Store a new delivery; if the key is taken, the delivery already there."""
+    def _read_counter(self, subscription_id: str) -> tuple[int, str | None]:
         try:
-            meta = self._table.create_entity(self._entity(delivery))
-        except ResourceExistsError:
-            existing = self.get(delivery.subscription, delivery.key)
-            if existing is None:  # deleted in between: nothing to de-duplicate against
-                return self.create(delivery)
-            return existing
+            row = self._table.get_entity(subscription_id, _COUNTER)
+        except ResourceNotFoundError:
+            return 0, None
         except AzureError as exc:
-            raise _unavailable("saving a delivery", exc) from exc
-        return delivery.model_copy(update={"etag": str(meta.get("etag") or "")})
+            raise _unavailable("reading an event counter", exc) from exc
+        return int(row["count"]), str(row.metadata["etag"])
+
+    def count(self, subscription_id: str) -> int:
+        """The subscription's last event number (0 before its first event)."""
+        return self._read_counter(subscription_id)[0]
+
+    def _lock(self, subscription_id: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(subscription_id, threading.Lock())
+
+    def claim(self, delivery: Delivery) -> Delivery:
+        """Number and store a new delivery in one transaction; an existing key's row
+        comes back unchanged.
+
+        Raises:
+            SubscriptionConflictError: other instances kept numbering first.
+            StorageUnavailableError: storage failed.
+        """
+        sub = delivery.subscription
+        with self._lock(sub):
+            for _ in range(_RACES):
+                count, etag = self._counters.get(sub) or self._read_counter(sub)
+                numbered = delivery.model_copy(update={"number": count + 1})
+                counter = {"PartitionKey": sub, "RowKey": _COUNTER, "count": count + 1}
+                first: Any = (
+                    ("create", counter)
+                    if etag is None
+                    else (
+                        "update",
+                        counter,
+                        {
+                            "mode": UpdateMode.REPLACE,
+                            "etag": etag,
+                            "match_condition": MatchConditions.IfNotModified,
+                        },
+                    )
+                )
+                try:
+                    answers = self._table.submit_transaction(
+                        [first, ("create", self._entity(numbered))]
+                    )
+                except TableTransactionError:
+                    self._counters.pop(sub, None)
+                    existing = self.get(sub, delivery.key)
+                    if existing is not None:
+                        return existing  # seen before: same row, same number
+                    continue  # another instance numbered an event: read the counter again
+                except AzureError as exc:
+                    self._counters.pop(sub, None)
+                    raise _unavailable("claiming a delivery", exc) from exc
+                self._counters[sub] = (count + 1, str(answers[0].get("etag") or "") or None)
+                return numbered.model_copy(update={"etag": str(answers[1].get("etag") or "")})
+        raise SubscriptionConflictError(f"subscription {sub}: event numbering kept racing")
 
     def save(self, delivery: Delivery) -> bool:
-        """Write back under the ETag it was read with; False if it changed meanwhile."""
+        """Write back under the ETag it was read with (no ETag: create it); False if it
+        changed meanwhile (or, without an ETag, exists)."""
         try:
-            self._table.update_entity(
-                self._entity(delivery),
-                mode=UpdateMode.REPLACE,
-                etag=delivery.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
+            if delivery.etag is None:
+                self._table.create_entity(self._entity(delivery))
+            else:
+                self._table.update_entity(
+                    self._entity(delivery),
+                    mode=UpdateMode.REPLACE,
+                    etag=delivery.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceModifiedError, ResourceNotFoundError, ResourceExistsError):
             return False
         except AzureError as exc:
             raise _unavailable("saving a delivery", exc) from exc

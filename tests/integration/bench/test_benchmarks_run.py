@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench import bench_consent, bench_store
+from bench import bench_consent, bench_notify, bench_store
+from tests.support.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.azurite
 
@@ -20,3 +21,12 @@ def test_bench_store_runs(storage_env) -> None:  # type: ignore[no-untyped-def]
     result = bench_store.run(records=20, rounds=1)
     assert result["resources_per_bundle"] == 21  # 10 Patients, 10 Observations, Provenance
     assert result["sequential"]["resources_per_s_best"] > 0
+
+
+def test_bench_notify_runs(storage_env, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("INTAKE_LOCAL_SECRETS_FILE", str(tmp_path / "secrets.json"))
+    with webhook_receiver() as receiver:
+        result = bench_notify.run(records=20, rounds=1, receiver_url=f"{receiver.url}/hook")
+        assert len(receiver.received) == result["deliveries_per_round"] > 0
+    assert result["changes_per_round"] == 21
+    assert result["ours"]["changes_per_s_best"] > 0

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.notify.adapters import BlobDeadLetters, TableDeliveryLog, TableSubscriptionStore
+from shared.notify.adapters import BlobDeadLetters, TableDeliveryLog
 from shared.notify.models import Delivery, DeliveryState, Event, Subscription
 from shared.platform import wiring
+from shared.platform.names import Table
 from shared.platform.provision import provision_storage
 
 pytestmark = pytest.mark.azurite
@@ -58,32 +59,33 @@ def test_subscriptions_round_trip_and_list_by_owner(provisioned: None) -> None:
     assert store.get("a" * 32) is None
 
 
-def test_concurrent_event_numbers_are_unique(provisioned: None) -> None:
-    """Twenty writers increment one counter under its ETag: twenty distinct numbers."""
-    store: TableSubscriptionStore = wiring.subscription_store()
-    store.add(subscription("a", "acme"))
+def test_claims_number_events_once_across_instances(provisioned: None) -> None:
+    """Three instances (own counter caches) claim 30 events at once: 1..30, each once."""
+    table = wiring.storage().table_client(Table.DELIVERIES)
+    instances = [TableDeliveryLog(table) for _ in range(3)]
 
-    def bump(_: int) -> int:
-        found = store.update(
-            "a" * 32, lambda s: s.model_copy(update={"event_count": s.event_count + 1})
-        )
-        assert found is not None
-        return found.event_count
+    def claim(n: int) -> int:
+        return instances[n % 3].claim(delivery(0, f"Observation|o{n}|1")).number
 
-    with ThreadPoolExecutor(8) as pool:
-        numbers = list(pool.map(bump, range(20)))
-    assert sorted(numbers) == list(range(1, 21))
+    with ThreadPoolExecutor(6) as pool:
+        numbers = list(pool.map(claim, range(30)))
+    assert sorted(numbers) == list(range(1, 31))
+    assert instances[0].count("a" * 32) == 30
+    again = instances[1].claim(delivery(0, "Observation|o7|1"))  # a key seen before
+    assert again.number == numbers[7]
+    assert instances[2].count("a" * 32) == 30  # no number spent on it
 
 
-def test_delivery_rows_are_created_once_and_saved_under_their_etag(provisioned: None) -> None:
+def test_delivery_rows_are_saved_under_their_etag(provisioned: None) -> None:
     log: TableDeliveryLog = wiring.deliveries()
-    first = log.create(delivery(1))
-    again = log.create(delivery(2))  # same key: the row already there wins
-    assert again.number == 1
+    first = log.claim(delivery(0))
+    assert first.number == 1
     assert log.save(first.model_copy(update={"sent": 1}))
     assert not log.save(first.model_copy(update={"sent": 2}))  # stale ETag: refused
     found = log.get("a" * 32, "Observation|o1|1")
     assert found is not None and found.sent == 1
+    fresh = delivery(5, "Observation|o9|1")  # no ETag: created, once
+    assert log.save(fresh) and not log.save(fresh)
 
 
 def test_dead_letters_keep_attempts_and_filter_by_time(provisioned: None) -> None:

@@ -53,15 +53,23 @@ class Deliveries:
     def get(self, subscription_id: str, key: str) -> Delivery | None:
         return self.rows.get((subscription_id, key))
 
-    def create(self, delivery: Delivery) -> Delivery:
+    def count(self, subscription_id: str) -> int:
+        return max((d.number for (s, _), d in self.rows.items() if s == subscription_id), default=0)
+
+    def claim(self, delivery: Delivery) -> Delivery:
         key = (delivery.subscription, delivery.key)
         if key not in self.rows:
-            self.rows[key] = delivery.model_copy(update={"etag": str(next(_etags))})
+            number = self.count(delivery.subscription) + 1
+            self.rows[key] = delivery.model_copy(
+                update={"number": number, "etag": str(next(_etags))}
+            )
         return self.rows[key]
 
     def save(self, delivery: Delivery) -> bool:
         key = (delivery.subscription, delivery.key)
         if key in self.rows and self.rows[key].etag != delivery.etag:
+            return False
+        if key not in self.rows and delivery.etag is not None:
             return False
         self.rows[key] = delivery.model_copy(update={"etag": str(next(_etags))})
         return True

@@ -70,17 +70,15 @@ class World:
                 base_url="https://intake.example.org/api/fhir",
                 created=START,
                 updated=START,
-                event_count=1,
             )
         )
         self.payloads = Payloads()
         self.blob = self.payloads.put(OBSERVATION, 1, "created")
         self.deliveries = Deliveries()
-        self.deliveries.create(
+        self.deliveries.claim(
             Delivery(
                 subscription=SUB,
                 key="Observation|o1|1",
-                number=1,
                 event=Event.CREATE,
                 correlation_id="ing-1",
                 partner="hosp",

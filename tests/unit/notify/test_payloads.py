@@ -34,7 +34,6 @@ def subscription(fmt: Format = Format.FHIR) -> Subscription:
         base_url="https://intake.example.org/api/fhir",
         created=AT,
         updated=AT,
-        event_count=7,
     )
 
 
@@ -51,6 +50,7 @@ def note(
         resource_id="e1",
         version=1,
         resource=resource,
+        events_so_far=7,
     )
 
 

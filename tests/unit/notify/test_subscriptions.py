@@ -122,6 +122,7 @@ def test_partners_see_only_their_own_admins_see_all() -> None:
     with pytest.raises(SubscriptionNotFoundError):
         svc.delete(ACME, theirs.id)
     assert svc.get(ADMIN, mine.id).owner == "acme"
+    assert svc.describe(ADMIN, mine.id)["eventCount"] == 0
 
 
 def test_patch_reenables_and_clears_the_error() -> None:
