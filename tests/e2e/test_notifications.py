@@ -204,6 +204,11 @@ def test_gone_turns_the_subscription_off(api: dict[str, Any]) -> None:
         assert current["status"] == "off" and "410" in current["error"]
         time.sleep(2)
         assert len(receiver.received) == 1  # no retries after 410
+        again = api["client"].patch(
+            f"/subscriptions/{sub['id']}", json={"status": "active"}, headers=headers
+        )
+        assert again.status_code == 200
+        assert again.json()["status"] == "active" and again.json().get("error") is None
 
 
 def test_the_api_refuses_clearly(api: dict[str, Any], tmp_path: Path) -> None:

@@ -4,12 +4,13 @@ script (whole-batch answers, or a status per entry) and records what it received
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.serving import serve
 
 Answer = Callable[[dict[str, Any]], tuple[int, dict[str, str], dict[str, Any] | None]]
 
@@ -60,12 +61,6 @@ def fhir_stub(script: list[Answer]) -> Iterator[FhirStub]:
         def log_message(self, *args: Any) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}/fhir"
-    try:
+    with serve(Handler) as url:
+        stub.url = f"{url}/fhir"
         yield stub
-    finally:
-        server.shutdown()
-        server.server_close()

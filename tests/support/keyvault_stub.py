@@ -14,13 +14,12 @@ import datetime as dt
 import ipaddress
 import json
 import ssl
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +29,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.support.serving import serve
 
 TOKEN = "stub-token"
 
@@ -196,16 +197,9 @@ def keyvault_stub(folder: Path) -> Iterator[Vault]:
         def log_message(self, *args: Any) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    vault.url = f"https://127.0.0.1:{server.server_address[1]}"
-    vault.ca_file = str(cert_file)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve(Handler, context) as url:
+        vault.url = url
+        vault.ca_file = str(cert_file)
         yield vault
-    finally:
-        server.shutdown()
-        server.server_close()

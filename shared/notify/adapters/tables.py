@@ -19,7 +19,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from shared.platform.errors import StorageUnavailableError
 
@@ -35,6 +35,16 @@ _COUNTER = "~counter"  # a deliveries partition's last event number
 
 def _unavailable(what: str, exc: AzureError) -> StorageUnavailableError:
     return StorageUnavailableError(f"{what} failed: {type(exc).__name__}")
+
+
+def _row(table: TableClient, partition: str, row_key: str, what: str) -> TableEntity | None:
+    """One row, or None; storage failures become ours."""
+    try:
+        return table.get_entity(partition, row_key)
+    except ResourceNotFoundError:
+        return None
+    except AzureError as exc:
+        raise _unavailable(f"reading {what}", exc) from exc
 
 
 class TableSubscriptionStore:
@@ -64,12 +74,9 @@ class TableSubscriptionStore:
             raise _unavailable("saving a subscription", exc) from exc
 
     def _read(self, subscription_id: str) -> tuple[Subscription, str] | None:
-        try:
-            row = self._table.get_entity(_PARTITION, subscription_id)
-        except ResourceNotFoundError:
+        row = _row(self._table, _PARTITION, subscription_id, "a subscription")
+        if row is None:
             return None
-        except AzureError as exc:
-            raise _unavailable("reading a subscription", exc) from exc
         return Subscription.model_validate_json(row["body"]), str(row.metadata["etag"])
 
     def get(self, subscription_id: str) -> Subscription | None:
@@ -158,22 +165,16 @@ class TableDeliveryLog:
 
     def get(self, subscription_id: str, key: str) -> Delivery | None:
         """The delivery of one event, with its ETag, or None."""
-        try:
-            row = self._table.get_entity(subscription_id, key)
-        except ResourceNotFoundError:
+        row = _row(self._table, subscription_id, key, "a delivery")
+        if row is None:
             return None
-        except AzureError as exc:
-            raise _unavailable("reading a delivery", exc) from exc
         found = Delivery.model_validate_json(row["body"])
         return found.model_copy(update={"etag": str(row.metadata["etag"])})
 
     def _read_counter(self, subscription_id: str) -> tuple[int, str | None]:
-        try:
-            row = self._table.get_entity(subscription_id, _COUNTER)
-        except ResourceNotFoundError:
+        row = _row(self._table, subscription_id, _COUNTER, "an event counter")
+        if row is None:
             return 0, None
-        except AzureError as exc:
-            raise _unavailable("reading an event counter", exc) from exc
         return int(row["count"]), str(row.metadata["etag"])
 
     def count(self, subscription_id: str) -> int:
