@@ -1,6 +1,7 @@
 """HTTP ingestion: POST /api/ingest stores a partner's payload; GET /api/ingest/{id} tells
 what happened to it. Function keys stay on as the outer layer; partners sign in with
-X-API-Key. HL7 callers that accept ER7 get an HL7 ACK instead of JSON."""
+X-API-Key or an Entra ID token and need the ingest role. HL7 callers that accept ER7 get
+an HL7 ACK instead of JSON."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from shared.intake.errors import SubmissionError
 from shared.intake.hl7_ack import ACK_CONTENT_TYPE, build_ack
 from shared.intake.models import Submission
 from shared.platform import StorageUnavailableError, wiring
-from shared.security import AuthenticationError, authenticate_api_key
+from shared.security.models import Role
 
-from .responses import FHIR_JSON, RETRY_AFTER_SECONDS, outcome
+from .responses import FHIR_JSON, RETRY_AFTER_SECONDS, outcome, partner_with_role
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -27,8 +28,10 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
     AR ACK) when refused; 503 with Retry-After when storage is down."""
     wants_ack = ACK_CONTENT_TYPE in (req.headers.get("accept") or "")
     body = req.get_body()
+    partner = partner_with_role(req, Role.INGEST)
+    if isinstance(partner, func.HttpResponse):
+        return partner
     try:
-        partner = authenticate_api_key(wiring.partners(), req.headers.get("x-api-key"))
         receipt = wiring.submissions().submit(
             partner,
             Submission(
@@ -40,8 +43,6 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
                 traceparent=req.headers.get("traceparent"),
             ),
         )
-    except AuthenticationError as exc:
-        return outcome(401, "login", str(exc))
     except SubmissionError as exc:
         if wants_ack:
             return func.HttpResponse(
@@ -88,11 +89,11 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="ingest/{id:guid}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def ingestion_status(req: func.HttpRequest) -> func.HttpResponse:
     """The journey of one of the caller's ingestions; 404 for any other id."""
+    partner = partner_with_role(req, Role.INGEST)
+    if isinstance(partner, func.HttpResponse):
+        return partner
     try:
-        partner = authenticate_api_key(wiring.partners(), req.headers.get("x-api-key"))
         journey = wiring.submissions().status(partner.id, req.route_params["id"].lower())
-    except AuthenticationError as exc:
-        return outcome(401, "login", str(exc))
     except StorageUnavailableError:
         return outcome(503, "transient", "storage is unavailable; retry later")
     if journey is None:

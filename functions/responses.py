@@ -8,7 +8,9 @@ import json
 import azure.functions as func
 
 from shared.platform import wiring
-from shared.security import AuthenticationError, Partner, authenticate_api_key
+from shared.platform.errors import StorageUnavailableError
+from shared.security import AuthenticationError, Partner
+from shared.security.errors import SecurityUnavailableError
 from shared.security.models import Role
 
 FHIR_JSON = "application/fhir+json"
@@ -28,15 +30,19 @@ def outcome(status: int, code: str, text: str) -> func.HttpResponse:
 
 
 def partner_with_role(req: func.HttpRequest, *roles: Role) -> Partner | func.HttpResponse:
-    """The calling partner if its key carries one of ``roles``; else the 401/403 answer.
-
-    Raises:
-        StorageUnavailableError: the partner directory could not be read.
-    """
+    """The calling partner (Entra ID bearer token or X-API-Key) if it holds one of
+    ``roles``; else the 401, 403 or 503 answer."""
+    authenticator = wiring.authenticator()
     try:
-        partner = authenticate_api_key(wiring.partners(), req.headers.get("x-api-key"))
+        partner = authenticator.authenticate(
+            req.headers.get("authorization"), req.headers.get("x-api-key")
+        )
     except AuthenticationError as exc:
-        return outcome(401, "login", str(exc))
+        refused = outcome(401, "login", str(exc))
+        refused.headers["WWW-Authenticate"] = ", ".join(authenticator.schemes)
+        return refused
+    except (SecurityUnavailableError, StorageUnavailableError):
+        return outcome(503, "transient", "credentials cannot be checked now; retry later")
     if roles and not partner.roles & set(roles):
         wanted = " or ".join(r.value for r in roles)
         return outcome(403, "forbidden", f"this needs the {wanted} role")

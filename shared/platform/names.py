@@ -102,6 +102,10 @@ class Setting(StrEnum):
     )
     WEBHOOK_TIMEOUT_SECONDS = "INTAKE_WEBHOOK_TIMEOUT_SECONDS"  # connect and read, per attempt
     LOCAL_SECRETS_FILE = "INTAKE_LOCAL_SECRETS_FILE"  # development only: secrets without Key Vault
+    ENTRA_TENANT_ID = "INTAKE_AUTH_ENTRA_TENANT_ID"  # set: Entra ID bearer tokens are accepted
+    ENTRA_AUDIENCE = "INTAKE_AUTH_ENTRA_AUDIENCE"  # our API's app id URI or client id (commas)
+    ENTRA_AUTHORITY = "INTAKE_AUTH_ENTRA_AUTHORITY"  # https://login.microsoftonline.com
+    API_KEYS = "INTAKE_AUTH_API_KEYS"  # true (default) or false: partner API keys accepted
 
 
 def poison_queue(queue: str) -> str:

@@ -137,6 +137,26 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices(Setting.LOCAL_SECRETS_FILE.value),
     )
 
+    entra_tenant_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F-]{36}$|^$",
+        validation_alias=AliasChoices(Setting.ENTRA_TENANT_ID.value),
+    )
+    entra_audience: str | None = Field(
+        default=None, validation_alias=AliasChoices(Setting.ENTRA_AUDIENCE.value)
+    )
+    entra_authority: str = Field(
+        default="https://login.microsoftonline.com",
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        validation_alias=AliasChoices(Setting.ENTRA_AUTHORITY.value),
+    )
+    api_keys: bool = Field(default=True, validation_alias=AliasChoices(Setting.API_KEYS.value))
+
+    @property
+    def entra_audiences(self) -> list[str]:
+        """The audiences a token may be for (empty: Entra is off)."""
+        return [a.strip() for a in (self.entra_audience or "").split(",") if a.strip()]
+
     @property
     def retry_delays(self) -> tuple[int, ...]:
         """Seconds to wait before each retry of a webhook delivery."""
@@ -165,6 +185,8 @@ class Settings(BaseSettings):
         "storage_client_id",
         "key_vault_url",
         "fhir_server_url",
+        "entra_tenant_id",
+        "entra_audience",
     )
     @classmethod
     def _blank_is_missing(cls, value: str | None) -> str | None:
@@ -182,6 +204,17 @@ class Settings(BaseSettings):
                 f"or {Setting.STORAGE_ACCOUNT_NAME} (identity-based), or all three "
                 f"{Setting.STORAGE}__blobServiceUri/__queueServiceUri/__tableServiceUri"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _entra_is_whole(self) -> Settings:
+        if bool(self.entra_tenant_id) != bool(self.entra_audiences):
+            raise ValueError(
+                f"set both {Setting.ENTRA_TENANT_ID} and {Setting.ENTRA_AUDIENCE} "
+                "to accept Entra ID tokens, or neither"
+            )
+        if not self.entra_tenant_id and not self.api_keys:
+            raise ValueError(f"{Setting.API_KEYS} is false and Entra ID is not configured")
         return self
 
     @property

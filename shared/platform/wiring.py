@@ -44,7 +44,9 @@ from shared.records.purge import Purger
 from shared.records.reads import RecordReader
 from shared.records.search import RecordSearch
 from shared.records.stage import StoreStage
+from shared.security.callers import Authenticator
 from shared.security.partners import TablePartnerDirectory
+from shared.security.tokens import EntraTokenValidator, JwksKeys
 
 from .adapters import (
     BlobAuditLog,
@@ -61,6 +63,7 @@ from .settings import Environment, Settings, load_settings
 from .storage import StorageClients, build_storage_clients
 
 __all__ = [
+    "authenticator",
     "consent_policy",
     "consent_service",
     "consent_stage",
@@ -113,6 +116,23 @@ def _probe_clients() -> StorageClients:
 def partners() -> TablePartnerDirectory:
     """The partner directory."""
     return TablePartnerDirectory(storage().table_client(Table.PARTNERS))
+
+
+@cache
+def authenticator() -> Authenticator:
+    """Who calls: Entra ID tokens (when configured) and partner API keys (unless off)."""
+    config = settings()
+    entra = None
+    if config.entra_tenant_id:
+        authority = config.entra_authority.rstrip("/")
+        keys = JwksKeys(
+            f"{authority}/{config.entra_tenant_id}/discovery/v2.0/keys",
+            httpx.Client(timeout=httpx.Timeout(5.0), trust_env=False),
+        )
+        entra = EntraTokenValidator(
+            config.entra_tenant_id, config.entra_audiences, keys, authority=authority
+        )
+    return Authenticator(partners(), entra, api_keys=config.api_keys)
 
 
 @cache
@@ -388,6 +408,7 @@ def reset_caches() -> None:
         storage,
         _probe_clients,
         partners,
+        authenticator,
         normalize_stage,
         submissions,
         drop_processor,

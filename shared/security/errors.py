@@ -3,14 +3,20 @@
 IntakeError
 └── SecurityError            (permanent)
     ├── AuthenticationError  no valid credentials came with the request
-    └── UnknownPartnerError  a key was issued for a partner that does not exist
+    ├── UnknownPartnerError  a key was issued for a partner that does not exist
+    └── SecurityUnavailableError  the identity provider's keys could not be read (retryable)
 """
 
 from __future__ import annotations
 
 from shared.platform.errors import IntakeError
 
-__all__ = ["AuthenticationError", "SecurityError", "UnknownPartnerError"]
+__all__ = [
+    "AuthenticationError",
+    "SecurityError",
+    "SecurityUnavailableError",
+    "UnknownPartnerError",
+]
 
 
 class SecurityError(IntakeError):
@@ -27,3 +33,9 @@ class UnknownPartnerError(SecurityError):
 
 class AuthenticationError(SecurityError):
     """The request carries no valid partner credentials."""
+
+
+class SecurityUnavailableError(SecurityError):
+    """Credentials could not be checked now (the token signing keys did not load)."""
+
+    retryable = True

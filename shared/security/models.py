@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Partner", "Role"]
+__all__ = ["ApiKeyInfo", "Partner", "Role"]
 
 
 class Role(StrEnum):
@@ -29,6 +31,7 @@ class Partner(BaseModel):
     time_zone: str = "UTC"  # IANA name: how the partner's times without an offset are read
     code_systems: dict[str, str] = Field(default_factory=dict)  # their coding-system names -> URIs
     identifiers: frozenset[str] = frozenset()  # "system|value" they are known by (NPI, OID)
+    principals: frozenset[str] = frozenset()  # Entra app ids (azp/appid) or user object ids
 
     @field_validator("identifiers")
     @classmethod
@@ -47,3 +50,14 @@ class Partner(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """What an operator may see of a key: never its secret or hash."""
+
+    key_id: str
+    partner: str
+    created: datetime | None
+    last_used: datetime | None
+    revoked: bool

@@ -1,13 +1,16 @@
 """The partner directory: partners, their keys, and checking a presented key.
 
 Rows in the ``partners`` table: ``("partner", <id>)`` holds the partner,
-``("key", <key id>)`` a key's salted hash, its partner and whether it is revoked.
+``("key", <key id>)`` a key's salted hash, its partner, whether it is revoked and when it
+was last used, and ``("principal", <Entra app or object id>)`` the partner a token's
+principal belongs to.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
@@ -17,11 +20,12 @@ from shared.platform.errors import StorageUnavailableError
 
 from .api_keys import IssuedKey, KeyHash, hash_secret, mint_key, parse_key, verify_secret
 from .errors import AuthenticationError, UnknownPartnerError
-from .models import Partner, Role
+from .models import ApiKeyInfo, Partner, Role
 
 __all__ = ["PartnerDirectory", "PartnerLookup", "TablePartnerDirectory", "authenticate_api_key"]
 
-_PARTNER, _KEY = "partner", "key"
+_PARTNER, _KEY, _PRINCIPAL = "partner", "key", "principal"
+_LAST_USED_EVERY = timedelta(minutes=5)  # last-use writes are rationed, not per request
 
 
 class PartnerLookup(Protocol):
@@ -44,6 +48,19 @@ class PartnerDirectory(Protocol):
         """The partner a presented key belongs to, or None."""
 
 
+def _partner(row: dict[str, Any]) -> Partner:
+    """A partner from its row in the ``partners`` table."""
+    return Partner(
+        id=str(row["RowKey"]),
+        name=row["name"],
+        roles=frozenset(Role(r) for r in json.loads(row["roles"])),
+        time_zone=row.get("time_zone") or "UTC",
+        code_systems=json.loads(row.get("code_systems") or "{}"),
+        identifiers=frozenset(json.loads(row.get("identifiers") or "[]")),
+        principals=frozenset(json.loads(row.get("principals") or "[]")),
+    )
+
+
 class TablePartnerDirectory:
     """``PartnerDirectory`` on Azure Table storage."""
 
@@ -51,7 +68,18 @@ class TablePartnerDirectory:
         self._table = table
 
     def upsert(self, partner: Partner) -> None:
+        """Create or update a partner, and the index of its principals."""
+        before = self.get(partner.id)
         try:
+            for principal in sorted(partner.principals):
+                self._table.upsert_entity(
+                    {"PartitionKey": _PRINCIPAL, "RowKey": principal, "partner": partner.id},
+                    mode=UpdateMode.REPLACE,
+                )
+            for principal in sorted(
+                (before.principals if before else frozenset()) - partner.principals
+            ):
+                self._table.delete_entity(_PRINCIPAL, principal)
             self._table.upsert_entity(
                 {
                     "PartitionKey": _PARTNER,
@@ -61,6 +89,7 @@ class TablePartnerDirectory:
                     "time_zone": partner.time_zone,
                     "code_systems": json.dumps(partner.code_systems),
                     "identifiers": json.dumps(sorted(partner.identifiers)),
+                    "principals": json.dumps(sorted(partner.principals)),
                 },
                 mode=UpdateMode.REPLACE,
             )
@@ -80,16 +109,7 @@ class TablePartnerDirectory:
     def get(self, partner_id: str) -> Partner | None:
         """A partner by id, or None."""
         row = self._row(_PARTNER, partner_id)
-        if row is None:
-            return None
-        return Partner(
-            id=partner_id,
-            name=row["name"],
-            roles=frozenset(Role(r) for r in json.loads(row["roles"])),
-            time_zone=row.get("time_zone") or "UTC",
-            code_systems=json.loads(row.get("code_systems") or "{}"),
-            identifiers=frozenset(json.loads(row.get("identifiers") or "[]")),
-        )
+        return _partner(row) if row is not None else None
 
     def issue_key(self, partner_id: str) -> IssuedKey:
         if self.get(partner_id) is None:
@@ -122,7 +142,72 @@ class TablePartnerDirectory:
             return None
         if row.get("revoked") or not verify_secret(secret, KeyHash(row["salt"], row["digest"])):
             return None
+        self._note_use(key_id, row)
         return self.get(row["partner"])
+
+    def _note_use(self, key_id: str, row: dict[str, Any]) -> None:
+        """Record when a key was last used (best effort, at most every few minutes)."""
+        now = datetime.now(UTC)
+        last = row.get("last_used")
+        if isinstance(last, datetime) and now - last < _LAST_USED_EVERY:
+            return
+        with contextlib.suppress(AzureError):  # a missed timestamp never refuses a caller
+            self._table.update_entity(
+                {"PartitionKey": _KEY, "RowKey": key_id, "last_used": now}, mode=UpdateMode.MERGE
+            )
+
+    def by_principal(self, principal: str) -> Partner | None:
+        """The partner an Entra app id or user object id is registered to, or None."""
+        row = self._row(_PRINCIPAL, principal)
+        return self.get(str(row["partner"])) if row else None
+
+    def api_keys(self, partner_id: str | None = None) -> list[ApiKeyInfo]:
+        """Every key (or one partner's), without secrets."""
+        query = f"PartitionKey eq '{_KEY}'"
+        try:
+            rows = list(self._table.query_entities(query))
+        except AzureError as exc:
+            raise StorageUnavailableError(f"listing keys failed: {type(exc).__name__}") from exc
+        found = [
+            ApiKeyInfo(
+                key_id=str(row["RowKey"]),
+                partner=str(row["partner"]),
+                created=row.get("created"),
+                last_used=row.get("last_used"),
+                revoked=bool(row.get("revoked")),
+            )
+            for row in rows
+            if partner_id is None or row.get("partner") == partner_id
+        ]
+        return sorted(
+            found, key=lambda k: (k.partner, k.created or datetime.min.replace(tzinfo=UTC))
+        )
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke a key for good; False if there is no such key."""
+        if self._row(_KEY, key_id) is None:
+            return False
+        try:
+            self._table.update_entity(
+                {
+                    "PartitionKey": _KEY,
+                    "RowKey": key_id,
+                    "revoked": True,
+                    "revoked_at": datetime.now(UTC),
+                },
+                mode=UpdateMode.MERGE,
+            )
+        except AzureError as exc:
+            raise StorageUnavailableError(f"revoking a key failed: {type(exc).__name__}") from exc
+        return True
+
+    def list(self) -> list[Partner]:
+        """Every partner, by id."""
+        try:
+            rows = list(self._table.query_entities(f"PartitionKey eq '{_PARTNER}'"))
+        except AzureError as exc:
+            raise StorageUnavailableError(f"listing partners failed: {type(exc).__name__}") from exc
+        return sorted((_partner(dict(r)) for r in rows), key=lambda p: p.id)
 
 
 def authenticate_api_key(directory: PartnerDirectory, presented: str | None) -> Partner:

@@ -64,3 +64,32 @@ def test_identifiers_are_system_bar_value() -> None:
 def test_unknown_time_zone_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown time zone"):
         Partner(id="lab-d", name="Lab D", time_zone="Mars/Olympus")
+
+
+def test_principals_find_their_partner_and_follow_changes(directory: TablePartnerDirectory) -> None:
+    lab = Partner(id="lab-b", name="Lab B", principals=frozenset({"app-1", "app-2"}))
+    directory.upsert(lab)
+    assert directory.by_principal("app-1") == lab
+    directory.upsert(lab.model_copy(update={"principals": frozenset({"app-2"})}))
+    assert directory.by_principal("app-1") is None  # removed from the partner: gone
+    assert directory.by_principal("app-2") is not None
+    assert directory.by_principal("app-9") is None
+
+
+def test_keys_are_listed_without_secrets_used_and_revoked(directory: TablePartnerDirectory) -> None:
+    directory.upsert(Partner(id="hospital-a", name="Hospital A"))
+    first, second = directory.issue_key("hospital-a"), directory.issue_key("hospital-a")
+    assert [k.last_used for k in directory.api_keys("hospital-a")] == [None, None]
+    assert directory.authenticate(first.token) is not None
+    used = {k.key_id: k.last_used for k in directory.api_keys("hospital-a")}
+    assert used[first.key_id] is not None and used[second.key_id] is None
+    assert first.secret not in repr(directory.api_keys())
+    assert directory.revoke_key(first.key_id)
+    assert directory.authenticate(first.token) is None  # revoked for good
+    assert directory.authenticate(second.token) is not None
+    assert not directory.revoke_key("0" * 16)
+    assert {k.key_id: k.revoked for k in directory.api_keys()} == {
+        first.key_id: True,
+        second.key_id: False,
+    }
+    assert [p.id for p in directory.list()] == ["hospital-a"]
