@@ -17,6 +17,7 @@ from shared.consent.inputs import validate_resource
 from shared.consent.parameters import decision_parameters, read_evaluate_parameters
 from shared.consent.resources import describe_resource
 from shared.platform import Envelope, Queue, Setting, StorageUnavailableError, wiring
+from shared.platform.logs import bound_to
 from shared.security.models import Role
 
 from .responses import FHIR_JSON, outcome, partner_with_role
@@ -30,7 +31,9 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 def consent_check(msg: func.QueueMessage) -> None:
     """Decide a normalized Bundle; an unanswered consent index raises, so the queue
     retries and nothing passes unchecked."""
-    wiring.consent_stage().handle(Envelope.from_bytes(msg.get_body()))
+    envelope = Envelope.from_bytes(msg.get_body())
+    with bound_to(envelope):
+        wiring.consent_stage().handle(envelope)
 
 
 def _decide(

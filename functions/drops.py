@@ -24,6 +24,11 @@ def process_drop(msg: func.QueueMessage) -> None:
     try:
         event = parse_blob_created(msg.get_body())
     except DropError as exc:
-        log.error("drop: unusable event: %s", exc, extra={"stage": "drop", "outcome": "ignored"})
+        # The reason may quote a blob name (a partner may name files after patients).
+        log.error(
+            "drop: unusable event (%s)",
+            type(exc).__name__,
+            extra={"stage": "drop", "outcome": "ignored", "reason": str(exc)},  # hashed
+        )
         return
     wiring.drop_processor().process(event)

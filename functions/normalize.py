@@ -5,6 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.platform import Envelope, Queue, Setting, wiring
+from shared.platform.logs import bound_to
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -16,4 +17,6 @@ def normalize(msg: func.QueueMessage) -> None:
     """Convert one payload. A rejection is handled (quarantine, status) and the message
     is done; a storage failure or an unreadable envelope raises, so the queue retries and
     finally keeps the message in normalize-poison."""
-    wiring.normalize_stage().handle(Envelope.from_bytes(msg.get_body()))
+    envelope = Envelope.from_bytes(msg.get_body())
+    with bound_to(envelope):
+        wiring.normalize_stage().handle(envelope)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from shared.platform.names import Queue
+from shared.platform.names import Queue, Setting
 
 __all__ = ["main"]
 
@@ -32,14 +31,11 @@ settings_option = click.option(
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="[%(asctime)s] %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-        stream=sys.stderr,
-    )
-    for noisy in ("azure", "aiohttp.access", "urllib3", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    import os
+
+    from shared.platform.logs import configure_logging
+
+    configure_logging(json_lines=os.environ.get(Setting.LOG_FORMAT) == "json", verbose=verbose)
 
 
 @click.group()

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import EnvelopeError
+from .logs import new_traceparent, trace_ids
 from .names import Container
 
 __all__ = ["ENVELOPE_VERSION", "BlobRef", "Envelope", "EnvelopeKind"]
@@ -80,7 +81,8 @@ class Envelope(BaseModel):
             kind=EnvelopeKind.RAW_RECEIVED,
             created=created,
             blob=BlobRef(container=Container.RAW, name=raw_blob),
-            traceparent=traceparent,
+            # One trace per ingestion: the caller's, if it sent a valid one, else a new one.
+            traceparent=traceparent if trace_ids(traceparent) else new_traceparent(),
         )
 
     def to_bytes(self) -> bytes:

@@ -106,6 +106,7 @@ class Setting(StrEnum):
     ENTRA_AUDIENCE = "INTAKE_AUTH_ENTRA_AUDIENCE"  # our API's app id URI or client id (commas)
     ENTRA_AUTHORITY = "INTAKE_AUTH_ENTRA_AUTHORITY"  # https://login.microsoftonline.com
     API_KEYS = "INTAKE_AUTH_API_KEYS"  # true (default) or false: partner API keys accepted
+    LOG_FORMAT = "INTAKE_LOG_FORMAT"  # local host and CLI: text (default) or json lines
 
 
 def poison_queue(queue: str) -> str:

@@ -1,0 +1,200 @@
+"""No PHI in any log line: canary identifying values pushed through every path (HTTP in
+each format, a blob drop whose file name is a patient's, each stage, consent denial,
+reads and searches, a subscription and its failing webhook, and the error paths), then
+every line the host wrote (JSON lines, INTAKE_LOG_FORMAT=json) is read for them."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from shared.platform.names import Container
+from shared.security import Partner
+from shared.security.models import Role
+from tests.e2e.conftest import post_ingest, product_api, wait_stage
+from tests.support.webhook_receiver import webhook_receiver
+
+pytestmark = pytest.mark.azurite
+
+FAMILY, GIVEN = "Zyxcanary", "Qwertania"
+MRN, MRN_DENIED = "CANMRN88417", "CANMRN99023"
+STREET, PHONE, NOTE = "77 Canaryvale Lane", "5550199", "CANARYNOTE skin rash"
+CANARIES = [
+    FAMILY,
+    GIVEN,
+    MRN,
+    MRN_DENIED,
+    "Canaryvale",
+    PHONE,
+    "CANARYNOTE",
+    "1941-12-07",
+    "19411207",
+]
+OID = "2.16.840.1.113883.19.9"
+
+
+def adt(mrn: str, control: str, pv1: bool = True) -> bytes:
+    segments = [
+        f"MSH|^~\\&|ADT|HOSP|EHR|INTAKE|20260301101500||ADT^A01^ADT_A01|{control}|P|2.5.1",
+        "EVN|A01|20260301101500",
+        f"PID|1||{mrn}^^^&{OID}&ISO^MR||{FAMILY}^{GIVEN}||19411207|F|||{STREET}^^Springfield^IL^62701"
+        f"||^PRN^PH^^1^217^{PHONE}",
+    ]
+    if pv1:
+        segments.append("PV1|1|I|WARD-3^301^A^HOSP||||||||||||||||||V-CAN-1")
+    segments.append(f"NTE|1||{NOTE}")
+    return ("\r".join(segments) + "\r").encode()
+
+
+def fhir_patient(mrn: str) -> bytes:
+    return json.dumps(
+        {
+            "resourceType": "Patient",
+            "identifier": [{"system": f"urn:oid:{OID}", "value": mrn}],
+            "name": [{"family": FAMILY, "given": [GIVEN]}],
+            "birthDate": "1941-12-07",
+            "telecom": [{"system": "phone", "value": PHONE}],
+            "address": [{"line": [STREET]}],
+        }
+    ).encode()
+
+
+def opt_out(mrn: str) -> bytes:
+    return json.dumps(
+        {
+            "resourceType": "Consent",
+            "id": "canary-optout",
+            "status": "active",
+            "scope": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                        "code": "patient-privacy",
+                    }
+                ]
+            },
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"identifier": {"system": f"urn:oid:{OID}", "value": mrn}},
+            "dateTime": "2026-01-01",
+            "policyRule": {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}
+                ]
+            },
+        }
+    ).encode()
+
+
+@pytest.fixture(scope="module")
+def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("canary")
+    partners = [
+        Partner(id="hosp", name="Hospital"),
+        Partner(id="care", name="Care team", roles=frozenset({Role.READ})),
+        Partner(id="ops", name="Operators", roles=frozenset({Role.ADMIN})),
+    ]
+    env = {
+        "INTAKE_LOG_FORMAT": "json",
+        "INTAKE_LOCAL_SECRETS_FILE": str(tmp / "secrets.json"),
+        "INTAKE_WEBHOOK_RETRY_SCHEDULE": "1",
+    }
+    with product_api(azurite, tmp, partners, "fk-canary", env) as api:
+        yield api
+
+
+def test_no_canary_reaches_a_log_line(api: dict[str, Any]) -> None:
+    client, keys = api["client"], api["keys"]
+    care = {"x-api-key": keys["care"]}
+    hl7 = "x-application/hl7-v2+er7"
+    with webhook_receiver([(500, {}), (500, {})]) as receiver:
+        subscribed = client.post(
+            "/subscriptions",
+            json={
+                "criteria": f"Patient?identifier=urn:oid:{OID}|{MRN}",
+                "endpoint": f"{receiver.url}/hook",
+                "content": "full-resource",
+            },
+            headers=care,
+        )
+        assert subscribed.status_code == 201, subscribed.text
+        time.sleep(2.5)
+        # Accepted paths: HL7 (with an ACK), FHIR JSON, CSV, a consent that denies.
+        good = post_ingest(api, "hosp", adt(MRN, "CAN-1"), hl7)
+        post_ingest(api, "hosp", fhir_patient(MRN), "application/fhir+json")
+        csv = (
+            "patient_id,timestamp,heart_rate,bp_systolic,bp_diastolic,spo2,weight_kg\n"
+            f"{MRN},2026-03-01T07:30:00,72,128,82,97,81.4\n"
+        )
+        post_ingest(api, "hosp", csv.encode(), "text/csv", "rpm-vitals")
+        post_ingest(api, "hosp", opt_out(MRN_DENIED), "application/fhir+json")
+        time.sleep(1)
+        denied = post_ingest(api, "hosp", adt(MRN_DENIED, "CAN-2"), hl7)
+        # Error paths: no MSH, a broken FHIR resource, a bad CSV row, an HL7 ACK refusal.
+        for body, kind, mapping in (
+            (f"PID|1||{MRN}^^^HOSP^MR||{FAMILY}^{GIVEN}||19411207".encode(), hl7, ""),
+            (
+                json.dumps(
+                    {"resourceType": "Patient", "birthDate": f"{FAMILY}-1941-12-07", "name": GIVEN}
+                ).encode(),
+                "application/fhir+json",
+                "",
+            ),
+            (
+                f"patient_id,timestamp,heart_rate\n{MRN},{FAMILY},{GIVEN}\n".encode(),
+                "text/csv",
+                "rpm-vitals",
+            ),
+        ):
+            response = client.post(
+                "/ingest",
+                params={"mapping": mapping} if mapping else None,
+                content=body,
+                headers={"content-type": kind, "x-api-key": keys["hosp"]},
+            )
+            assert response.status_code in (202, 400, 422), response.text
+        ack = client.post(
+            "/ingest",
+            content=f"MSH|^~\\&|X|Y|Z|W|2026||ADT^A01|C|P|2.5.1\rPID|1||{MRN}||{FAMILY}".encode()
+            + b"\x00",
+            headers={
+                "content-type": hl7,
+                "accept": hl7,
+                "x-api-key": keys["hosp"],
+                "traceparent": f"bad {FAMILY}",
+            },
+        )
+        assert ack.status_code < 500
+        # A drop named after the patient, and one outside any partner's folder.
+        drops = api["clients"].container(Container.INGEST_DROP)
+        drops.upload_blob(
+            f"hosp/{FAMILY}_{GIVEN}_{MRN}.ndjson",
+            fhir_patient(MRN) + b"\n{not json " + FAMILY.encode() + b"}\n",
+        )
+        drops.upload_blob(f"{FAMILY.lower()}/{GIVEN}.ndjson", fhir_patient(MRN))
+        assert wait_stage(api, "hosp", good, "store")["store_status"] == "stored"
+        assert wait_stage(api, "hosp", denied, "consent")["consent_status"] != "permitted"
+        # Reads and searches with identifying values in the URL.
+        for path in (
+            f"/fhir/Patient?identifier=urn:oid:{OID}|{MRN}",
+            f"/fhir/Observation?patient={FAMILY}",
+            f"/fhir/Patient/{FAMILY}",
+            f"/fhir/Patient?name={GIVEN}",
+        ):
+            assert client.get(path, headers=care).status_code < 500
+        receiver.wait_for(2, timeout=30)  # the webhook failed, was retried, dead-lettered
+        time.sleep(3)  # let the drops and the last stages finish
+    logs = api["host"].logs()
+    lines = [line for line in logs.splitlines() if line.strip()]
+    assert len(lines) > 50
+    found = {c for c in CANARIES if re.search(re.escape(c), logs, re.IGNORECASE)}
+    offending = [line for line in lines if any(c.lower() in line.lower() for c in found)]
+    assert not found, "\n".join(offending[:10])
+    not_json = [line for line in lines if not line.startswith("{")]
+    assert not not_json, not_json[:5]
+    traced = [json.loads(line) for line in lines if '"trace_id"' in line]
+    assert traced, "stages bind the ingestion's trace id"
