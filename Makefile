@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint bench-convert bench-batch bench-consent bench-store bench-notify clean
+.PHONY: setup run test lint bench-convert bench-batch bench-consent bench-store bench-notify fuzz clean
 
 setup: $(STAMP) node_modules/.bin/azurite local.settings.json
 
@@ -46,6 +46,9 @@ bench-consent: setup
 
 bench-store: setup
 	$(BIN)/python -m bench.bench_store --json bench/store.json
+
+fuzz: setup
+	FUZZ_EXAMPLES=300 $(BIN)/pytest tests/e2e/test_openapi_fuzz.py tests/unit/normalize -p no:cacheprovider
 
 bench-notify: setup
 	$(BIN)/python -m bench.bench_notify --json bench/notify.json

@@ -73,7 +73,8 @@ class HttpFront:
     async def start(self, host: str, port: int) -> int:
         """Start listening; returns the bound port (useful with port 0)."""
         app = web.Application(client_max_size=self._options.max_body_bytes)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # [\s\S], not ".": a path may hold an encoded newline, which "." would not match
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle)
         self._runner = web.AppRunner(
             app,
             access_log=None,

@@ -1,12 +1,16 @@
-"""GET /api/health: storage reachability and version, for probes and people."""
+"""GET /api/health: storage reachability and version, for probes and people; GET
+/api/openapi.json: the HTTP API described as OpenAPI 3.0."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import azure.functions as func
 
+from shared import __version__
 from shared.platform import ConfigurationError, wiring
+from shared.platform.openapi import openapi_document
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -27,4 +31,13 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
         report.model_dump_json(),
         status_code=200 if report.healthy else 503,
         mimetype="application/json",
+    )
+
+
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    """The OpenAPI document, with this host's base URL as its server."""
+    base = req.url.split("/openapi.json")[0]
+    return func.HttpResponse(
+        json.dumps(openapi_document(base, __version__)), mimetype="application/json"
     )

@@ -122,6 +122,8 @@ def subscription_rotate(req: func.HttpRequest) -> func.HttpResponse:
             hours = float(_query(req, "overlapHours") or 24)
         except ValueError as exc:
             raise SubscriptionInvalidError("overlapHours: a number of hours") from exc
+        if not 0 <= hours <= 168:  # also refuses nan and inf
+            raise SubscriptionInvalidError("overlapHours: between 0 and 168")
         sub, secret = wiring.subscription_service().rotate(
             caller, req.route_params.get("id", ""), timedelta(hours=hours)
         )

@@ -6,6 +6,7 @@ IntakeError
     ├── ForbiddenError                403
     ├── EmptyBodyError                400
     ├── UnknownMappingError           400
+    ├── InvalidHeaderError            400
     ├── UnsupportedMediaTypeError     415
     └── PayloadTooLargeError          413 (also a decompression bomb)
 """
@@ -19,6 +20,7 @@ from shared.platform.errors import IntakeError
 __all__ = [
     "EmptyBodyError",
     "ForbiddenError",
+    "InvalidHeaderError",
     "PayloadTooLargeError",
     "SubmissionError",
     "UnauthenticatedError",
@@ -78,6 +80,12 @@ class UnsupportedMediaTypeError(SubmissionError):
     """The Content-Type (or Content-Encoding) is not one we take."""
 
     status, code = 415, "not-supported"
+
+
+class InvalidHeaderError(SubmissionError):
+    """A request header we read is malformed (say, an Idempotency-Key with control bytes)."""
+
+    code = "value"
 
 
 class PayloadTooLargeError(SubmissionError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from shared.security.models import Partner, Role
 from .errors import (
     EmptyBodyError,
     ForbiddenError,
+    InvalidHeaderError,
     PayloadTooLargeError,
     UnknownMappingError,
     UnsupportedMediaTypeError,
@@ -47,6 +49,8 @@ from .status import IngestionLog, StageReport
 __all__ = ["SubmissionService", "SweepResult"]
 
 log = logging.getLogger(__name__)
+_MAPPING = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 _EXTENSIONS = {PayloadFormat.HL7V2: "hl7", PayloadFormat.FHIR: "json", PayloadFormat.CSV: "csv"}
 
 
@@ -120,6 +124,10 @@ class SubmissionService:
                 f"Content-Type {media or 'none'!r} is not supported; send "
                 f"{', '.join(sorted(CONTENT_TYPES))}"
             )
+        if submission.mapping is not None and not _MAPPING.match(submission.mapping):
+            raise UnknownMappingError(
+                "mapping: a mapping name is lowercase letters, digits and hyphens", "mapping"
+            )
         if fmt is PayloadFormat.CSV:
             if not submission.mapping:
                 raise UnknownMappingError("a CSV submission needs ?mapping=NAME", "mapping")
@@ -127,6 +135,12 @@ class SubmissionService:
                 load_mapping(submission.mapping)
             except NormalizationError as exc:
                 raise UnknownMappingError(exc.issues[0].diagnostics, "mapping") from exc
+        if submission.idempotency_key is not None and not _IDEMPOTENCY_KEY.match(
+            submission.idempotency_key
+        ):
+            raise InvalidHeaderError(
+                "Idempotency-Key: 1 to 255 printable ASCII characters", "Idempotency-Key"
+            )
         data = _decompress(submission.body, submission.content_encoding, self._max_decompressed)
         if not data:
             raise EmptyBodyError("the body is empty once decompressed")
@@ -154,7 +168,7 @@ class SubmissionService:
                 "partner": partner.id,
                 "ingestion_id": ingestion_id,
                 "format": fmt.value,
-                "mapping": submission.mapping or "",
+                "mapping": (submission.mapping or "") if fmt is PayloadFormat.CSV else "",
                 "received": created.isoformat(),
             },
         )

@@ -64,6 +64,7 @@ class Case:
 
 CASES = [
     Case("health", "GET", "/health", None),
+    Case("openapi", "GET", "/openapi.json", None),
     Case("fhir_metadata", "GET", "/fhir/metadata", None),
     Case("cds_discovery", "GET", "/cds-services", None),
     Case(

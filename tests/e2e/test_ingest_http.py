@@ -131,6 +131,10 @@ def test_gzip_is_accepted_and_a_bomb_is_refused(api: dict[str, Any]) -> None:
         (b"a,b\n1,2\n", "text/csv", {}, 400, "needs ?mapping"),
         (b"a,b\n1,2\n", "text/csv", {"mapping": "nope"}, 400, "no CSV mapping"),
         (b"{}", "application/fhir+json", {"encoding": "br"}, 415, "Content-Encoding"),
+        (b"{}", "application/fhir+json", {"mapping": "../../x"}, 400, "mapping name"),
+        (b"{}", "application/fhir+json", {"mapping": "caf\u00e9"}, 400, "mapping name"),
+        (b"{}", "application/fhir+json", {"key": "two words"}, 400, "Idempotency-Key"),
+        (b"{}", "application/fhir+json", {"key": "k" * 256}, 400, "Idempotency-Key"),
     ],
 )
 def test_refusals_are_operation_outcomes(
@@ -142,9 +146,11 @@ def test_refusals_are_operation_outcomes(
     words: str,
 ) -> None:
     headers = {"Content-Encoding": extra["encoding"]} if "encoding" in extra else {}
-    path = f"/ingest?mapping={extra['mapping']}" if "mapping" in extra else "/ingest"
+    if "key" in extra:
+        headers["Idempotency-Key"] = extra["key"]
     response = api["client"].post(
-        path,
+        "/ingest",
+        params={"mapping": extra["mapping"]} if "mapping" in extra else None,
         content=body,
         headers={"content-type": content_type, "x-api-key": api["keys"]["p1"], **headers},
     )
