@@ -6,6 +6,7 @@ The Azure Functions runtime and the local host (``intake dev``) both load ``app`
 import azure.functions as func
 
 from functions import (
+    audit,
     consent,
     drops,
     export,
@@ -33,5 +34,6 @@ for blueprint in (
     fhir.bp,
     export.bp,
     sweeper.bp,
+    audit.bp,
 ):
     app.register_functions(blueprint)

@@ -20,7 +20,7 @@ from urllib.parse import unquote
 __all__ = ["Route", "RouteError", "RouteTable", "compile_route"]
 
 _PARAM = re.compile(r"\{([^{}]+)\}")
-_CONSTRAINT = re.compile(r"^(?P<name>[a-zA-Z]+)(?:\((?P<arg>.*)\))?$")
+_CONSTRAINT = re.compile(r"^(?P<name>[a-zA-Z]+)(?:\((?P<arg>.*)\))?\Z")
 
 
 class RouteError(ValueError):

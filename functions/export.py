@@ -24,7 +24,7 @@ from .fhir import reader_for
 from .responses import outcome, partner_with_role
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
-_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
 _FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
 LAST_ATTEMPT = 5  # host.json extensions.queues.maxDequeueCount
 

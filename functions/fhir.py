@@ -29,8 +29,8 @@ from shared.security.models import Role
 from .responses import FHIR_JSON, outcome, partner_with_role
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
-_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}\Z")
 _DEFAULT_PURPOSE = {Role.READ: "TREAT", Role.ADMIN: "HOPERAT"}
 _HIDDEN = "no such resource"  # the same words for absent and withheld
 

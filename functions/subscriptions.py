@@ -152,6 +152,7 @@ def subscription_replay(req: func.HttpRequest) -> func.HttpResponse:
         queued = replay_dead_letters(
             sub.id, wiring.dead_letters(), wiring.deliveries(), wiring.envelope_sender(), since
         )
+        wiring.subscription_service().note_replay(caller, sub.id, queued)
         return _json({"subscription": sub.id, "queued": queued}, 202)
 
     return _answer(req, work, Role.ADMIN)

@@ -32,8 +32,8 @@ __all__ = [
     "validate_resource",
 ]
 
-_PURPOSE = re.compile(r"^[A-Z][A-Z0-9]{1,31}$")
-_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+_PURPOSE = re.compile(r"^[A-Z][A-Z0-9]{1,31}\Z")
+_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}\Z")
 
 
 def validate_resource(resource: dict[str, Any], where: str) -> None:

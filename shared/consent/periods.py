@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["Span", "parse_span", "period_contains", "span_within"]
 
-_DATE = re.compile(r"^(?P<y>\d{4})(-(?P<m>\d{2})(-(?P<d>\d{2}))?)?$")
+_DATE = re.compile(r"^(?P<y>\d{4})(-(?P<m>\d{2})(-(?P<d>\d{2}))?)?\Z")
 
 Span = tuple[datetime, datetime]
 """First and last instant a FHIR date or dateTime stands for."""

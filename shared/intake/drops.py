@@ -47,7 +47,9 @@ __all__ = ["DropError", "DropEvent", "DropProcessor", "DropReport", "parse_blob_
 
 log = logging.getLogger(__name__)
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
-_SUBJECT = re.compile(r"^/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<name>.+)$")
+_SUBJECT = re.compile(
+    r"^/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<name>.+)\Z"
+)
 _HL7_FRAME = re.compile(r"[\x0b\x1c]")
 _SUFFIX = {PayloadFormat.FHIR: "ndjson", PayloadFormat.HL7V2: "hl7", PayloadFormat.CSV: "csv"}
 

@@ -32,7 +32,9 @@ from shared.normalize.service import CONTENT_TYPES
 from shared.platform.envelope import Envelope
 from shared.platform.errors import StorageUnavailableError
 from shared.platform.names import Container, Queue, Table
+from shared.platform.ports import AuditLog
 from shared.platform.storage import StorageClients
+from shared.security.audit import ingest_audit_event
 from shared.security.models import Partner, Role
 
 from .errors import (
@@ -49,8 +51,8 @@ from .status import IngestionLog, StageReport
 __all__ = ["SubmissionService", "SweepResult"]
 
 log = logging.getLogger(__name__)
-_MAPPING = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+_MAPPING = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}\Z")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # printable ASCII, no spaces
 _EXTENSIONS = {PayloadFormat.HL7V2: "hl7", PayloadFormat.FHIR: "json", PayloadFormat.CSV: "csv"}
 
 
@@ -93,9 +95,11 @@ class SubmissionService:
         max_bytes: int,
         max_decompressed: int,
         dedup_window: timedelta,
+        audit: AuditLog | None = None,
     ) -> None:
         self._clients = clients
         self._status = status
+        self._audit = audit
         self._claims: TableClient = clients.table_client(Table.IDEMPOTENCY)
         self._max_bytes = max_bytes
         self._max_decompressed = max_decompressed
@@ -179,6 +183,10 @@ class SubmissionService:
                 stage="received", outcome="stored", counts={"bytes": len(data)}, at=created
             ),
         )
+        if self._audit is not None:  # before the 202: an accepted payload is always audited
+            self._audit.write(
+                ingest_audit_event(partner.id, ingestion_id, blob_name, len(data), created)
+            )
         self._enqueue(partner.id, key, ingestion_id, created, blob_name, submission.traceparent)
         log.info(
             "ingest: stored",

@@ -18,7 +18,7 @@ from .fhir_rules import REQUIRED_BINDINGS
 
 __all__ = ["check_bundle"]
 
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}\Z")
 _BINDINGS: dict[str, list[tuple[str, frozenset[str]]]] = {}
 for (_type, _element), _allowed in REQUIRED_BINDINGS.items():
     _BINDINGS.setdefault(_type, []).append((_element, _allowed))

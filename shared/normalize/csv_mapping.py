@@ -41,7 +41,7 @@ __all__ = ["MAPPINGS_DIR", "CsvMapping", "convert_csv", "load_mapping", "mapping
 
 MAPPINGS_DIR = Path(__file__).parent / "mappings"
 MAX_CSV_BYTES = 256 * 1024 * 1024
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}\Z")
 _CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 _UCUM = "http://unitsofmeasure.org"
 

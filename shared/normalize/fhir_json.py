@@ -38,7 +38,7 @@ _MASTER = {"Patient", "Practitioner", "Organization", "Location"}
 _RELATIVE = re.compile(
     r"^(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]{1,64})?$"
 )
-_ABSOLUTE = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+_ABSOLUTE = re.compile(r"^https?://[^\s/]+(/\S*)?\Z")
 _UUID = re.compile(
     r"^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )

@@ -15,7 +15,7 @@ import uuid
 __all__ = ["NAMESPACE", "authority_system", "is_global_system", "local_system", "resource_id"]
 
 NAMESPACE = uuid.UUID("8f5c6b1e-3f7a-5a9c-9d38-6a1f2e4b7c10")  # fhir-intake's own namespace
-_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
+_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+\Z")
 
 
 def local_system(partner: str, name: str) -> str:

@@ -22,8 +22,8 @@ from .errors import SubscriptionInvalidError
 
 __all__ = ["Criteria", "parse_criteria"]
 
-_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
-_QUANTITY = re.compile(r"^(eq|ne|gt|lt|ge|le)?([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?:\|(.*))?$")
+_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
+_QUANTITY = re.compile(r"^(eq|ne|gt|lt|ge|le)?([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?:\|(.*))?\Z")
 # Search parameter -> the elements it reads (the first one present is used).
 _TOKENS: dict[str, tuple[str, ...]] = {
     "status": ("status",),

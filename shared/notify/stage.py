@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 # query per stored resource would double the storage calls): a new, changed or paused
 # subscription applies to changes matched from this many seconds after it was saved.
 SUBSCRIPTIONS_REFRESH_SECONDS = 2.0
-_VERSION_BLOB = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})/_history/(\d+)\.json$")
+_VERSION_BLOB = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})/_history/(\d+)\.json\Z")
 _EVENTS = {"created": Event.CREATE, "updated": Event.UPDATE, "deleted": Event.DELETE}
 
 

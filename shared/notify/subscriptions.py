@@ -14,7 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from shared.platform.ports import AuditLog
 from shared.platform.secrets import SecretStore
+from shared.security.audit import AdminAction, admin_audit_event
 from shared.security.models import Partner, Role
 
 from .criteria import parse_criteria
@@ -83,8 +85,10 @@ class SubscriptionService:
         resolver: Resolver = system_resolver,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         event_count: Callable[[str], int] = lambda _: 0,
+        audit: AuditLog | None = None,
     ) -> None:
         self._event_count = event_count
+        self._audit = audit
         self._store = store
         self._secrets = secrets
         self._partners = partners
@@ -105,6 +109,14 @@ class SubscriptionService:
             resolve_endpoint(endpoint, self._resolver)
         except EndpointRefusedError as exc:
             raise SubscriptionInvalidError(f"endpoint: {exc}") from exc
+
+    def _audited(self, action: AdminAction, caller: Partner, subscription_id: str) -> None:
+        if self._audit is not None:
+            self._audit.write(
+                admin_audit_event(
+                    action, caller.id, f"Subscription/{subscription_id}", self._clock()
+                )
+            )
 
     def _visible(self, caller: Partner, subscription_id: str) -> Subscription:
         sub = self._store.get(subscription_id)
@@ -153,6 +165,7 @@ class SubscriptionService:
         secret = new_secret()
         self._secrets.set(secret_name(sub.id, sub.secret_generation), secret)
         self._store.add(sub)
+        self._audited(AdminAction.SUBSCRIPTION_CREATE, caller, sub.id)
         return sub, secret
 
     def describe(self, caller: Partner, subscription_id: str) -> dict[str, object]:
@@ -205,6 +218,7 @@ class SubscriptionService:
         updated = self._store.update(subscription_id, apply)
         if updated is None:
             raise SubscriptionNotFoundError(f"no subscription {subscription_id}")
+        self._audited(AdminAction.SUBSCRIPTION_UPDATE, caller, subscription_id)
         return updated
 
     def delete(self, caller: Partner, subscription_id: str) -> None:
@@ -215,6 +229,7 @@ class SubscriptionService:
         """
         sub = self._visible(caller, subscription_id)
         self._store.update(subscription_id, lambda _: None)
+        self._audited(AdminAction.SUBSCRIPTION_DELETE, caller, subscription_id)
         for generation in {sub.secret_generation, sub.previous_generation}:
             if generation:
                 self._secrets.delete(secret_name(sub.id, generation))
@@ -253,4 +268,18 @@ class SubscriptionService:
             self._secrets.delete(secret_name(sub.id, retired))  # two rotations back
         if not overlap:
             self._secrets.delete(secret_name(sub.id, sub.secret_generation))
+        self._audited(AdminAction.SUBSCRIPTION_ROTATE, caller, subscription_id)
         return rotated, secret
+
+    def note_replay(self, caller: Partner, subscription_id: str, queued: int) -> None:
+        """Audit a replay of dead letters (the replay itself is ``replay_dead_letters``)."""
+        if self._audit is not None:
+            self._audit.write(
+                admin_audit_event(
+                    AdminAction.SUBSCRIPTION_REPLAY,
+                    caller.id,
+                    f"Subscription/{subscription_id}",
+                    self._clock(),
+                    {"queued": str(queued)},
+                )
+            )

@@ -39,7 +39,7 @@ __all__ = [
     "trace_ids",
 ]
 
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}\Z")
 _SAFE_STRINGS = frozenset(
     {
         "correlation_id",

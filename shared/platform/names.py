@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 POISON_SUFFIX = "-poison"
-_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}\Z")
 
 
 class Container(StrEnum):

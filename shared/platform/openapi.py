@@ -217,6 +217,19 @@ def openapi_document(server_url: str, version: str) -> dict[str, Any]:
                 [_param("job", "path", _ID), _param("file", "path", _ID)],
             )
         },
+        "/audit/AuditEvent": {
+            "get": _op(
+                "Search the audit trail by patient and/or agent (admin role)",
+                fhir_ok,
+                [
+                    _param("patient", "query", {"type": "string", "maxLength": 80}),
+                    _param("agent", "query", {"type": "string", "maxLength": 200}),
+                    _param("start", "query", {"type": "string", "format": "date"}),
+                    _param("end", "query", {"type": "string", "format": "date"}),
+                    _param("_count", "query", {"type": "integer"}),
+                ],
+            )
+        },
         "/subscriptions": {
             "post": _op(
                 "Create a webhook subscription (its secret is in the answer, once)",

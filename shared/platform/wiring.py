@@ -44,6 +44,7 @@ from shared.records.purge import Purger
 from shared.records.reads import RecordReader
 from shared.records.search import RecordSearch
 from shared.records.stage import StoreStage
+from shared.security.audit import AuditQuery
 from shared.security.callers import Authenticator
 from shared.security.partners import TablePartnerDirectory
 from shared.security.tokens import EntraTokenValidator, JwksKeys
@@ -63,6 +64,7 @@ from .settings import Environment, Settings, load_settings
 from .storage import StorageClients, build_storage_clients
 
 __all__ = [
+    "audit_query",
     "authenticator",
     "consent_policy",
     "consent_service",
@@ -158,6 +160,7 @@ def submissions() -> SubmissionService:
         max_bytes=config.http_max_bytes,
         max_decompressed=config.max_decompressed_bytes,
         dedup_window=timedelta(hours=config.dedup_window_hours),
+        audit=BlobAuditLog(clients),
     )
 
 
@@ -359,6 +362,7 @@ def subscription_service() -> SubscriptionService:
         partners().get,
         development=settings().environment is Environment.DEVELOPMENT,
         event_count=deliveries().count,
+        audit=BlobAuditLog(storage()),
     )
 
 
@@ -396,6 +400,12 @@ def delivery_stage() -> DeliveryStage:
     )
 
 
+@cache
+def audit_query() -> AuditQuery:
+    """The auditor's search over the audit trail."""
+    return AuditQuery(BlobAuditLog(storage()))
+
+
 def health() -> HealthReport:
     """Probe storage now (never cached: a health check must tell the present)."""
     return check_health(_probe_clients())
@@ -409,6 +419,7 @@ def reset_caches() -> None:
         _probe_clients,
         partners,
         authenticator,
+        audit_query,
         normalize_stage,
         submissions,
         drop_processor,

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 DEFAULT_COUNT, MAX_COUNT = 50, 200
-_PREFIX = re.compile(r"^(eq|ne|gt|lt|ge|le)?(.+)$")
+_PREFIX = re.compile(r"^(eq|ne|gt|lt|ge|le)?(.+)\Z")
 CODED_TYPES = {
     "Observation",
     "Condition",

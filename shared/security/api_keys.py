@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 __all__ = ["IssuedKey", "KeyHash", "hash_secret", "mint_key", "parse_key", "verify_secret"]
 
-_KEY = re.compile(r"^fik_(?P<id>[a-f0-9]{16})_(?P<secret>[A-Za-z0-9_-]{43})$")
+_KEY = re.compile(r"^fik_(?P<id>[a-f0-9]{16})_(?P<secret>[A-Za-z0-9_-]{43})\Z")
 
 
 @dataclass(frozen=True, slots=True)

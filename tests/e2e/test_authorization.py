@@ -122,6 +122,7 @@ CASES = [
         body={"criteria": "Observation", "endpoint": "http://127.0.0.1:9/hook"},
     ),
     Case("subscription_list", "GET", "/subscriptions", READ),
+    Case("audit_search", "GET", "/audit/AuditEvent?agent=reader", frozenset({"admin"})),
     Case("subscription_one", "GET", "/subscriptions/{subscription}", READ, owner="reader"),
     Case(
         "subscription_one",

@@ -276,7 +276,7 @@ def contact_point(seg: Segment, n: int, rep: int = 1) -> dict[str, Any] | None:
     return result
 
 
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)\Z")
 
 
 def quantity_value(text: str | None) -> Decimal | int | None:

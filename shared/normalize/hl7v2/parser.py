@@ -18,7 +18,7 @@ __all__ = ["MAX_MESSAGE_BYTES", "decode", "parse_message", "split_messages"]
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _MLLP_START, _MLLP_END = "\x0b", "\x1c"
-_SEGMENT_ID = re.compile(r"^[A-Z][A-Z0-9]{2}$")
+_SEGMENT_ID = re.compile(r"^[A-Z][A-Z0-9]{2}\Z")
 _CR_SPLIT = re.compile(r"\r\n?")
 _ANY_SPLIT = re.compile(r"\r\n?|\n")
 # MSH-18 values (HL7 table 0211) to Python codecs.

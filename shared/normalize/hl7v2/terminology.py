@@ -50,7 +50,7 @@ _TABLE_0396 = {
     "ISO+": "http://unitsofmeasure.org",
 }
 _HL7_TABLE = re.compile(r"^HL7[-_]?(\d{4})$", re.IGNORECASE)
-_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
+_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+\Z")
 
 
 def code_system_uri(

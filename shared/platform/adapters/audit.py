@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import date
 from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError
@@ -54,6 +55,24 @@ class BlobAuditLog:
         name = f"AuditEvent/{_day(events[0])}/{work_id}-{digest}.ndjson"
         self._append_only(name, body, "application/fhir+ndjson")
         return name
+
+    def events_on(self, day: date) -> Iterator[dict[str, Any]]:
+        """Every AuditEvent recorded on ``day`` (single events and NDJSON batches).
+
+        Raises:
+            StorageUnavailableError: storage failed (retryable).
+        """
+        container = self._clients.container(Container.AUDIT)
+        try:
+            for blob in container.list_blobs(name_starts_with=f"AuditEvent/{day:%Y/%m/%d}/"):
+                data = container.download_blob(blob.name).readall()
+                for line in data.splitlines() if blob.name.endswith(".ndjson") else [data]:
+                    if line.strip():
+                        yield json.loads(line)
+        except AzureError as exc:
+            raise StorageUnavailableError(
+                f"reading AuditEvents failed: {type(exc).__name__}"
+            ) from exc
 
     def _append_only(self, name: str, body: bytes, content_type: str) -> None:
         try:

@@ -1,0 +1,53 @@
+"""The auditor's view: ``GET /api/audit/AuditEvent?patient=&agent=&start=&end=&_count=``
+(admin role) searches the append-only trail and answers a FHIR searchset Bundle."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import azure.functions as func
+
+from shared.platform import StorageUnavailableError, wiring
+from shared.security.models import Role
+
+from .responses import FHIR_JSON, outcome, partner_with_role
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+_KNOWN = {"patient", "agent", "start", "end", "_count"}
+
+
+@bp.route(route="audit/AuditEvent", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def audit_search(req: func.HttpRequest) -> func.HttpResponse:
+    """AuditEvents about a patient and/or by an agent, newest day first (default: the last
+    7 days; at most 31)."""
+    caller = partner_with_role(req, Role.ADMIN)
+    if isinstance(caller, func.HttpResponse):
+        return caller
+    query = {k: v[-1] for k, v in parse_qs(urlsplit(req.url).query).items()}
+    unknown = sorted(set(query) - _KNOWN)
+    if unknown:
+        return outcome(400, "not-supported", f"unknown parameters: {', '.join(unknown)}")
+    try:
+        end = date.fromisoformat(query["end"]) if "end" in query else datetime.now(UTC).date()
+        start = date.fromisoformat(query["start"]) if "start" in query else end - timedelta(6)
+        count = int(query.get("_count", "100"))
+        if not 1 <= count <= 1000:
+            raise ValueError("_count")
+        events = wiring.audit_query().search(
+            start, end, query.get("patient"), query.get("agent"), count
+        )
+    except ValueError:
+        return outcome(
+            400, "value", "start and end are dates (YYYY-MM-DD), 1 to 31 days; _count 1-1000"
+        )
+    except StorageUnavailableError:
+        return outcome(503, "transient", "storage is unavailable; retry later")
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(events),
+        "entry": [{"fullUrl": f"urn:uuid:{e['id']}", "resource": e} for e in events],
+    }
+    return func.HttpResponse(json.dumps(bundle), mimetype=FHIR_JSON)

@@ -1,0 +1,203 @@
+"""FHIR R4 AuditEvents for what callers do (submissions, administrative actions), and
+the auditor's query over the ``audit`` container by patient and by agent.
+
+Events name the agent by the partner identifier (``urn:fhir-intake:partner|<id>``) and
+the entities by reference; details are counts and ids, never content. Consent decisions
+(shared/consent/audit.py), reads and erasure write their own events into the same place.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+__all__ = [
+    "AdminAction",
+    "AuditQuery",
+    "AuditReader",
+    "admin_audit_event",
+    "ingest_audit_event",
+]
+
+_NAMESPACE = uuid.UUID("5c1f7a52-6a0b-5b8f-9e7d-1d3b0f9c2e41")
+_DCM = "http://dicom.nema.org/resources/ontology/DCM"
+_SUBTYPE = "urn:fhir-intake:audit-event-subtype"
+_ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+_PARTNER = "urn:fhir-intake:partner"
+MAX_DAYS = 31
+
+
+class AdminAction(StrEnum):
+    """Administrative actions that leave an AuditEvent (subtype codes)."""
+
+    SUBSCRIPTION_CREATE = "subscription-create"
+    SUBSCRIPTION_UPDATE = "subscription-update"
+    SUBSCRIPTION_DELETE = "subscription-delete"
+    SUBSCRIPTION_ROTATE = "subscription-rotate-secret"
+    SUBSCRIPTION_REPLAY = "subscription-replay"
+    PARTNER_UPSERT = "partner-upsert"
+    KEY_ISSUE = "api-key-issue"
+    KEY_REVOKE = "api-key-revoke"
+
+
+_ACTION_CODE = {"create": "C", "update": "U", "delete": "D", "revoke": "D", "issue": "C"}
+
+
+def _agent(partner: str) -> dict[str, Any]:
+    return {"who": {"identifier": {"system": _PARTNER, "value": partner}}, "requestor": True}
+
+
+def _event(
+    subtype: str,
+    action: str,
+    recorded: datetime,
+    agent: str,
+    entities: list[dict[str, Any]],
+    observer: str,
+    key: str,
+) -> dict[str, Any]:
+    return {
+        "resourceType": "AuditEvent",
+        "id": str(uuid.uuid5(_NAMESPACE, f"{subtype}|{key}|{recorded.isoformat()}")),
+        "type": {"system": _DCM, "code": "110110" if subtype != "ingest" else "110107"},
+        "subtype": [{"system": _SUBTYPE, "code": subtype}],
+        "action": action,
+        "recorded": recorded.isoformat(),
+        "outcome": "0",
+        "agent": [_agent(agent)],
+        "source": {"observer": {"display": observer}},
+        "entity": entities,
+    }
+
+
+def ingest_audit_event(
+    partner: str, ingestion_id: str, raw_blob: str, size: int, recorded: datetime
+) -> dict[str, Any]:
+    """A partner's payload was accepted and stored (DICOM 110107 Import)."""
+    return _event(
+        "ingest",
+        "C",
+        recorded,
+        partner,
+        [
+            {
+                "what": {
+                    "identifier": {"system": "urn:fhir-intake:ingestion", "value": ingestion_id}
+                },
+                "type": {"system": _ENTITY_TYPE, "code": "2"},
+                "detail": [
+                    {"type": "raw-blob", "valueString": raw_blob},
+                    {"type": "bytes", "valueString": str(size)},
+                ],
+            }
+        ],
+        "fhir-intake ingest",
+        ingestion_id,
+    )
+
+
+def admin_audit_event(
+    action: AdminAction,
+    partner: str,
+    target: str,
+    recorded: datetime,
+    details: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """An administrative action by ``partner`` on ``target`` (``Subscription/<id>``...)."""
+    verb = action.value.rsplit("-", 1)[-1]
+    entity: dict[str, Any] = {
+        "what": {"reference": target},
+        "type": {"system": _ENTITY_TYPE, "code": "2"},
+    }
+    if details:
+        entity["detail"] = [{"type": k, "valueString": v} for k, v in details.items()]
+    return _event(
+        action.value,
+        _ACTION_CODE.get(verb, "E"),
+        recorded,
+        partner,
+        [entity],
+        "fhir-intake admin",
+        f"{partner}|{target}",
+    )
+
+
+class AuditReader(Protocol):
+    """Port: the AuditEvents recorded on one day (``BlobAuditLog``)."""
+
+    def events_on(self, day: date) -> Iterator[dict[str, Any]]:
+        """Every AuditEvent of a day, in storage order."""
+
+
+def _agent_keys(event: Mapping[str, Any]) -> set[str]:
+    keys: set[str] = set()
+    for agent in event.get("agent") or ():
+        who = agent.get("who") or {}
+        if who.get("reference"):
+            keys.add(str(who["reference"]))
+        identifier = who.get("identifier") or {}
+        if identifier.get("value"):
+            keys.add(f"{identifier.get('system', '')}|{identifier['value']}")
+            if identifier.get("system") == _PARTNER:
+                keys.add(str(identifier["value"]))  # a partner by its plain id
+    return keys
+
+
+def _patients(event: Mapping[str, Any]) -> set[str]:
+    found = set()
+    for entity in event.get("entity") or ():
+        reference = (entity.get("what") or {}).get("reference")
+        if isinstance(reference, str) and reference.startswith("Patient/"):
+            found.add(reference)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """The auditor's search: by patient (``Patient/<id>``) and/or agent (a partner id or
+    ``system|value``), over at most 31 days, newest day first, at most ``count`` events.
+
+    The trail is read day by day (one container listing per day), which suits an
+    auditor's question about a person or a partner over weeks; a deployment that needs
+    months at a time exports the container to Log Analytics or a data lake instead.
+    """
+
+    reader: AuditReader
+
+    def search(
+        self,
+        start: date,
+        end: date,
+        patient: str | None = None,
+        agent: str | None = None,
+        count: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Matching events, newest day first.
+
+        Raises:
+            ValueError: the range is backwards or longer than 31 days.
+        """
+        if end < start or (end - start).days >= MAX_DAYS:
+            raise ValueError(f"the date range must be 1 to {MAX_DAYS} days, start before end")
+        wanted_patient = (
+            None
+            if patient is None
+            else (patient if patient.startswith("Patient/") else f"Patient/{patient}")
+        )
+        found: list[dict[str, Any]] = []
+        day = end
+        while day >= start and len(found) < count:
+            for event in self.reader.events_on(day):
+                if wanted_patient and wanted_patient not in _patients(event):
+                    continue
+                if agent and agent not in _agent_keys(event):
+                    continue
+                found.append(event)
+                if len(found) >= count:
+                    break
+            day -= timedelta(days=1)
+        return found

@@ -1,0 +1,89 @@
+"""The audit trail end to end: a submission, the consent decisions it caused and a
+subscription change are AuditEvents an auditor finds by agent and by patient."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+
+from shared.security import Partner
+from shared.security.models import Role
+from tests.e2e.conftest import post_ingest, product_api, wait_stage
+
+pytestmark = pytest.mark.azurite
+ORU = (
+    b"MSH|^~\\&|LAB|ACME|EHR|HOSP|20260301101500||ORU^R01^ORU_R01|CTRL-AU1|P|2.5.1\r"
+    b"PID|1||MRN-AU1^^^&2.16.840.1.113883.19.5&ISO^MR||Doe^Jane||19700101|F\r"
+    b"OBR|1|P-AU1|F-AU1|24331-1^Lipid panel^LN|||20260301080000||||||||||||||||||F\r"
+    b"OBX|1|NM|2093-3^Cholesterol^LN||195|mg/dL^mg/dL^UCUM|||||F|||20260301080000\r"
+)
+
+
+@pytest.fixture(scope="module")
+def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("audit")
+    partners = [
+        Partner(id="lab", name="Lab"),
+        Partner(id="care", name="Care team", roles=frozenset({Role.READ})),
+        Partner(id="auditor", name="Auditor", roles=frozenset({Role.ADMIN})),
+    ]
+    env = {"INTAKE_LOCAL_SECRETS_FILE": str(tmp / "secrets.json")}
+    with product_api(azurite, tmp, partners, "fk-audit", env) as api:
+        yield api
+
+
+def search(api: dict[str, Any], **params: str) -> list[dict[str, Any]]:
+    answer = api["client"].get(
+        "/audit/AuditEvent", params=params, headers={"x-api-key": api["keys"]["auditor"]}
+    )
+    assert answer.status_code == 200, answer.text
+    Bundle.model_validate(answer.json())
+    return [e["resource"] for e in answer.json()["entry"]]
+
+
+def subtypes(events: list[dict[str, Any]]) -> set[str]:
+    return {s["code"] for e in events for s in e.get("subtype") or ()}
+
+
+def test_an_auditor_finds_actions_by_agent_and_by_patient(api: dict[str, Any]) -> None:
+    ingestion = post_ingest(api, "lab", ORU, "x-application/hl7-v2+er7")
+    wait_stage(api, "lab", ingestion, "store")
+    created = api["client"].post(
+        "/subscriptions",
+        json={"criteria": "Observation", "endpoint": "http://127.0.0.1:9/hook"},
+        headers={"x-api-key": api["keys"]["care"]},
+    )
+    assert created.status_code == 201
+    time.sleep(0.5)
+    by_lab = search(api, agent="lab")
+    assert "ingest" in subtypes(by_lab)
+    ingest = next(e for e in by_lab if subtypes([e]) == {"ingest"})
+    assert ingest["entity"][0]["what"]["identifier"]["value"] == ingestion
+    by_care = search(api, agent="care")
+    assert "subscription-create" in subtypes(by_care)
+    assert "ingest" not in subtypes(by_care)
+    patients = {
+        entity["what"]["reference"]
+        for event in by_lab
+        for entity in event.get("entity") or ()
+        if str((entity.get("what") or {}).get("reference", "")).startswith("Patient/")
+    }
+    assert len(patients) == 1, "the consent decision names the patient"
+    about = search(api, patient=patients.pop())
+    assert about and all(
+        any(str(x.get("what", {}).get("reference")).startswith("Patient/") for x in e["entity"])
+        for e in about
+    )
+    assert search(api, patient="Patient/nobody") == []
+    refused = api["client"].get(
+        "/audit/AuditEvent",
+        params={"start": "2026-01-01", "end": "2026-03-01"},
+        headers={"x-api-key": api["keys"]["auditor"]},
+    )
+    assert refused.status_code == 400
+    forbidden = api["client"].get("/audit/AuditEvent", headers={"x-api-key": api["keys"]["care"]})
+    assert forbidden.status_code == 403
