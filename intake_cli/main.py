@@ -397,6 +397,21 @@ def _directory(settings: Path) -> Any:
     return wiring.partners()
 
 
+def _audit(action: Any, target: str, key_id: str | None = None) -> None:
+    """An AuditEvent for an operator's action, naming the operating-system user."""
+    import getpass
+
+    from shared.platform import wiring
+    from shared.platform.adapters import BlobAuditLog
+    from shared.security.audit import admin_audit_event
+
+    details = {"key-id": key_id} if key_id else None
+    event = admin_audit_event(
+        action, f"operator:{getpass.getuser()}", target, datetime.now(UTC), details
+    )
+    BlobAuditLog(wiring.storage()).write(event)
+
+
 @partners.command("add")
 @click.argument("partner_id")
 @click.option("--name", required=True, help="The organization's name.")
@@ -429,6 +444,7 @@ def partners_add(
 
     from shared.platform.errors import IntakeError
     from shared.security import Partner, Role
+    from shared.security.audit import AdminAction
 
     try:
         partner = Partner(
@@ -445,7 +461,11 @@ def partners_add(
     directory = _directory(settings)
     try:
         directory.upsert(partner)
-        token = None if no_key else directory.issue_key(partner.id).token
+        _audit(AdminAction.PARTNER_UPSERT, f"Organization/{partner.id}")
+        issued = None if no_key else directory.issue_key(partner.id)
+        if issued is not None:
+            _audit(AdminAction.KEY_ISSUE, f"Organization/{partner.id}", issued.key_id)
+        token = issued.token if issued else None
     except IntakeError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"partner {partner.id}: roles {', '.join(sorted(partner.roles))}")
@@ -478,10 +498,13 @@ def partners_list(settings: Path) -> None:
 def partners_revoke_key(key_id: str, settings: Path) -> None:
     """Revoke the API key KEY_ID (the 16 hex digits after fik_) for good."""
     from shared.platform.errors import IntakeError
+    from shared.security.audit import AdminAction
 
     key_id = key_id.removeprefix("fik_").split("_")[0]
     try:
         revoked = _directory(settings).revoke_key(key_id)
+        if revoked:
+            _audit(AdminAction.KEY_REVOKE, f"Organization/{revoked}", key_id)
     except IntakeError as exc:
         raise click.ClickException(str(exc)) from exc
     if not revoked:

@@ -183,10 +183,11 @@ class TablePartnerDirectory:
             found, key=lambda k: (k.partner, k.created or datetime.min.replace(tzinfo=UTC))
         )
 
-    def revoke_key(self, key_id: str) -> bool:
-        """Revoke a key for good; False if there is no such key."""
-        if self._row(_KEY, key_id) is None:
-            return False
+    def revoke_key(self, key_id: str) -> str | None:
+        """Revoke a key for good; the partner it belonged to, or None if there is none."""
+        row = self._row(_KEY, key_id)
+        if row is None:
+            return None
         try:
             self._table.update_entity(
                 {
@@ -199,7 +200,7 @@ class TablePartnerDirectory:
             )
         except AzureError as exc:
             raise StorageUnavailableError(f"revoking a key failed: {type(exc).__name__}") from exc
-        return True
+        return str(row["partner"])
 
     def list(self) -> list[Partner]:
         """Every partner, by id."""

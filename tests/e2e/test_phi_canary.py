@@ -1,5 +1,5 @@
-"""No PHI in any log line: canary identifying values pushed through every path (HTTP in
-each format, a blob drop whose file name is a patient's, each stage, consent denial,
+"""No PHI and no secret in any log line: canary identifying values pushed through every
+path (HTTP in each format, a blob drop whose file name is a patient's, each stage, consent denial,
 reads and searches, a subscription and its failing webhook, and the error paths), then
 every line the host wrote (JSON lines, INTAKE_LOG_FORMAT=json) is read for them."""
 
@@ -191,6 +191,10 @@ def test_no_canary_reaches_a_log_line(api: dict[str, Any]) -> None:
     logs = api["host"].logs()
     lines = [line for line in logs.splitlines() if line.strip()]
     assert len(lines) > 50
+    # Secrets are canaries too: the webhook signing secret and every API key.
+    secret_values = [subscribed.json()["secret"], *keys.values()]
+    leaked = [v[:12] + "..." for v in secret_values if v in logs or v.split("_")[-1] in logs]
+    assert not leaked, leaked
     found = {c for c in CANARIES if re.search(re.escape(c), logs, re.IGNORECASE)}
     offending = [line for line in lines if any(c.lower() in line.lower() for c in found)]
     assert not found, "\n".join(offending[:10])

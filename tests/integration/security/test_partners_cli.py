@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from click.testing import CliRunner
 
 from intake_cli.main import main
 from shared.platform import wiring
+from shared.platform.adapters import BlobAuditLog
 from shared.platform.provision import provision_storage
 
 pytestmark = pytest.mark.azurite
@@ -51,6 +53,18 @@ def test_add_list_and_revoke(storage_env, tmp_path: Path) -> None:  # type: igno
 
     revoked = CliRunner().invoke(main, ["partners", "revoke-key", key_id, *settings])
     assert revoked.exit_code == 0 and wiring.partners().authenticate(token) is None
+    trail = [
+        event
+        for day in {datetime.now(UTC).date()}
+        for event in BlobAuditLog(wiring.storage()).events_on(day)
+    ]
+    actions = {(e["subtype"][0]["code"], e["entity"][0]["what"]["reference"]) for e in trail}
+    assert {
+        ("partner-upsert", "Organization/acme-lab"),
+        ("api-key-issue", "Organization/acme-lab"),
+        ("api-key-revoke", "Organization/acme-lab"),
+    } <= actions
+    assert all(token.split("_")[2] not in str(e) for e in trail)  # no secret in the trail
     missing = CliRunner().invoke(main, ["partners", "revoke-key", "0" * 16, *settings])
     assert missing.exit_code == 1 and "no key" in missing.output
     bad = CliRunner().invoke(main, ["partners", "add", "Bad Id!", "--name", "x", *settings])
