@@ -329,7 +329,8 @@ def secrets() -> SecretStore:
     """
     config = settings()
     if config.key_vault_url:
-        return KeyVaultSecretStore(SecretClient(config.key_vault_url, DefaultAzureCredential()))
+        url = config.key_vault_url
+        return KeyVaultSecretStore(lambda: SecretClient(url, DefaultAzureCredential()))
     if config.environment is Environment.DEVELOPMENT:
         return FileSecretStore(Path(config.local_secrets_file))
     raise ConfigurationError(f"{Setting.KEY_VAULT_URL} is required outside development")

@@ -10,29 +10,68 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+)
 from azure.keyvault.secrets import SecretClient
 
 from ..secrets import SecretNotFoundError, SecretsUnavailableError
 
 __all__ = ["FileSecretStore", "KeyVaultSecretStore"]
 
+_T = TypeVar("_T")
+
 
 class KeyVaultSecretStore:
-    """Secrets in Key Vault, cached for ``ttl`` seconds (a rotation is a new name)."""
+    """Secrets in Key Vault, cached for ``ttl`` seconds (a rotation is a new name).
+
+    When Key Vault refuses our credentials (a rotated client secret, a re-created
+    managed identity, a role assignment that changed), the client is built again from
+    ``connect`` and the call tried once more, so credentials change without a restart.
+    """
 
     def __init__(
         self,
-        client: SecretClient,
+        connect: Callable[[], SecretClient],
         ttl: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._client = client
+        self._connect = connect
+        self._client = connect()
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
+
+    def _call(self, operation: Callable[[SecretClient], _T]) -> _T:
+        """Run one SDK call; on an authentication refusal reconnect and run it again.
+
+        Raises:
+            SecretsUnavailableError: Key Vault did not answer, or refused us twice.
+            ResourceNotFoundError: passed through for the caller to translate.
+        """
+        for attempt in (1, 2):
+            try:
+                return operation(self._client)
+            except ResourceNotFoundError:
+                raise
+            except ClientAuthenticationError as exc:
+                if attempt == 2:
+                    raise SecretsUnavailableError("Key Vault refused our credentials") from exc
+                self._client = self._connect()
+            except HttpResponseError as exc:
+                if exc.status_code in (401, 403) and attempt == 1:
+                    self._client = self._connect()
+                    continue
+                raise SecretsUnavailableError(f"Key Vault: {type(exc).__name__}") from exc
+            except AzureError as exc:
+                raise SecretsUnavailableError(f"Key Vault: {type(exc).__name__}") from exc
+        raise SecretsUnavailableError("Key Vault refused our credentials")
 
     def get(self, name: str) -> str:
         """The secret's value, from the cache while it is fresh.
@@ -46,11 +85,9 @@ class KeyVaultSecretStore:
         if cached and self._clock() - cached[1] < self._ttl:
             return cached[0]
         try:
-            value = self._client.get_secret(name).value
+            value = self._call(lambda client: client.get_secret(name).value)
         except ResourceNotFoundError as exc:
             raise SecretNotFoundError(f"no secret named {name}") from exc
-        except AzureError as exc:
-            raise SecretsUnavailableError(f"Key Vault: {type(exc).__name__}") from exc
         if value is None:
             raise SecretNotFoundError(f"secret {name} has no value")
         with self._lock:
@@ -63,10 +100,7 @@ class KeyVaultSecretStore:
         Raises:
             SecretsUnavailableError: Key Vault did not answer.
         """
-        try:
-            self._client.set_secret(name, value, content_type="text/plain")
-        except AzureError as exc:
-            raise SecretsUnavailableError(f"Key Vault: {type(exc).__name__}") from exc
+        self._call(lambda client: client.set_secret(name, value, content_type="text/plain"))
         with self._lock:
             self._cache[name] = (value, self._clock())
 
@@ -79,11 +113,9 @@ class KeyVaultSecretStore:
         with self._lock:
             self._cache.pop(name, None)
         try:
-            self._client.begin_delete_secret(name)
+            self._call(lambda client: client.begin_delete_secret(name))
         except ResourceNotFoundError:
             return
-        except AzureError as exc:
-            raise SecretsUnavailableError(f"Key Vault: {type(exc).__name__}") from exc
 
 
 class FileSecretStore:

@@ -39,7 +39,7 @@ def vault(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_set_get_delete_through_the_sdk(vault: Vault) -> None:
     credential = StaticCredential()
-    store = KeyVaultSecretStore(client(vault, credential), ttl=0)
+    store = KeyVaultSecretStore(lambda: client(vault, credential), ttl=0)
     store.set("webhook-abc-1", "whsec_value")
     assert vault.secrets == {"webhook-abc-1": "whsec_value"}
     assert store.get("webhook-abc-1") == "whsec_value"
@@ -56,7 +56,7 @@ def test_set_get_delete_through_the_sdk(vault: Vault) -> None:
 def test_reads_are_cached_for_the_ttl(vault: Vault) -> None:
     clock = Clock()
     vault.secrets["webhook-abc-1"] = "whsec_one"
-    store = KeyVaultSecretStore(client(vault, StaticCredential()), ttl=300, clock=clock)
+    store = KeyVaultSecretStore(lambda: client(vault, StaticCredential()), ttl=300, clock=clock)
     assert store.get("webhook-abc-1") == "whsec_one"
     reads = sum(1 for method, _ in vault.calls if method == "GET")
     vault.secrets["webhook-abc-1"] = "whsec_two"  # rotated outside this instance
@@ -68,8 +68,26 @@ def test_reads_are_cached_for_the_ttl(vault: Vault) -> None:
 
 def test_a_vault_that_refuses_is_unavailable_not_a_crash(vault: Vault) -> None:
     vault.accepted_token = "another-token"  # our token is never accepted
-    store = KeyVaultSecretStore(client(vault, StaticCredential()))
+    store = KeyVaultSecretStore(lambda: client(vault, StaticCredential()))
     with pytest.raises(SecretsUnavailableError, match="Key Vault"):
         store.get("webhook-abc-1")
     with pytest.raises(SecretsUnavailableError):
         store.set("webhook-abc-1", "whsec_x")
+
+
+def test_refused_credentials_are_renewed_without_a_restart(vault: Vault) -> None:
+    """The identity's token changes (say, a rotated client secret): the store reconnects
+    with fresh credentials once, and the call succeeds."""
+    tokens = iter(["stub-token", "rotated-token", "rotated-token"])
+    connects = []
+
+    def connect() -> SecretClient:
+        connects.append(1)
+        return client(vault, StaticCredential(next(tokens)))
+
+    vault.secrets["webhook-abc-1"] = "whsec_one"
+    store = KeyVaultSecretStore(connect, ttl=0)
+    assert store.get("webhook-abc-1") == "whsec_one"
+    vault.accepted_token = "rotated-token"  # the old token is no longer accepted
+    assert store.get("webhook-abc-1") == "whsec_one"
+    assert len(connects) == 2
