@@ -18,6 +18,7 @@ from shared.platform.storage import StorageClients
 from shared.security import Partner
 from shared.security.models import Role
 from tests.e2e.conftest import post_ingest, product_api, wait_stage
+from tests.support.consents import privacy_consent
 from tests.support.hostproc import REPO
 
 pytestmark = pytest.mark.azurite
@@ -33,29 +34,8 @@ FUNCTION_KEY = "fk-consent-tests"
 
 
 def _consent(rule: str, date: str) -> bytes:
-    return json.dumps(
-        {
-            "resourceType": "Consent",
-            "id": "privacy-555",
-            "status": "active",
-            "scope": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                        "code": "patient-privacy",
-                    }
-                ]
-            },
-            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-            "patient": {"identifier": {"system": f"urn:oid:{OID}", "value": "MRN-555"}},
-            "dateTime": date,
-            "policyRule": {
-                "coding": [
-                    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": rule}
-                ]
-            },
-        }
-    ).encode()
+    patient = {"identifier": {"system": f"urn:oid:{OID}", "value": "MRN-555"}}
+    return json.dumps(privacy_consent("privacy-555", patient, date, policy_rule=rule)).encode()
 
 
 @pytest.fixture(scope="module")

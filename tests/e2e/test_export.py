@@ -17,6 +17,7 @@ from shared.platform.names import Table
 from shared.security import Partner
 from shared.security.models import Role
 from tests.e2e.conftest import post_ingest, product_api, wait_stage
+from tests.support.consents import action_provision, privacy_consent
 
 pytestmark = pytest.mark.azurite
 RECORDS = 2000  # 1,000 Patients and 1,000 Observations, plus the Provenance: a few thousand
@@ -103,35 +104,12 @@ def test_patient_export_with_type_and_since_and_a_patients_consent(api: dict[str
     identifier = {"system": "urn:oid:2.16.840.1.113883.19.5", "value": "MRN000000001"}
     withheld = resource_id("Patient", "", identifier["system"], identifier["value"])
     assert withheld in _stored(api)["Patient"]
-    consent = {
-        "resourceType": "Consent",
-        "id": "no-analytics",
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"identifier": identifier},
-        "dateTime": "2026-03-02",
-        "provision": {
-            "type": "deny",
-            "action": [
-                {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/consentaction",
-                            "code": "use",
-                        }
-                    ]
-                }
-            ],
-        },
-    }
+    consent = privacy_consent(
+        "no-analytics",
+        {"identifier": identifier},
+        "2026-03-02",
+        provision=action_provision("deny", "use"),
+    )
     _ingest(api, json.dumps(consent).encode(), "application/fhir+json")
     kickoff = _kickoff(api, "Patient/$export?_type=Patient,Observation&_since=2000-01-01")
     assert kickoff.status_code == 202, kickoff.text

@@ -17,6 +17,7 @@ from shared.platform.names import Container
 from shared.security import Partner
 from shared.security.models import Role
 from tests.e2e.conftest import post_ingest, product_api, wait_stage
+from tests.support.consents import privacy_consent
 from tests.support.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.azurite
@@ -65,28 +66,9 @@ def fhir_patient(mrn: str) -> bytes:
 
 
 def opt_out(mrn: str) -> bytes:
+    patient = {"identifier": {"system": f"urn:oid:{OID}", "value": mrn}}
     return json.dumps(
-        {
-            "resourceType": "Consent",
-            "id": "canary-optout",
-            "status": "active",
-            "scope": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                        "code": "patient-privacy",
-                    }
-                ]
-            },
-            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-            "patient": {"identifier": {"system": f"urn:oid:{OID}", "value": mrn}},
-            "dateTime": "2026-01-01",
-            "policyRule": {
-                "coding": [
-                    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}
-                ]
-            },
-        }
+        privacy_consent("canary-optout", patient, "2026-01-01", policy_rule="OPTOUT")
     ).encode()
 
 

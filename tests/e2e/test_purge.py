@@ -16,6 +16,7 @@ from shared.platform.names import Container, Table
 from shared.security import Partner
 from shared.security.models import Role
 from tests.e2e.conftest import post_ingest, product_api, wait_stage
+from tests.support.consents import action_provision, privacy_consent
 
 pytestmark = pytest.mark.azurite
 
@@ -35,36 +36,11 @@ def _oru(mrn: str, time: str, value: int) -> bytes:
 
 
 def _consent(rule: str, action: str) -> bytes:
+    patient = {"identifier": {"system": f"urn:oid:{OID}", "value": GONE}}
     return json.dumps(
-        {
-            "resourceType": "Consent",
-            "id": f"{rule}-{action}",
-            "status": "active",
-            "scope": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                        "code": "patient-privacy",
-                    }
-                ]
-            },
-            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-            "patient": {"identifier": {"system": f"urn:oid:{OID}", "value": GONE}},
-            "dateTime": "2026-03-02",
-            "provision": {
-                "type": rule,
-                "action": [
-                    {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/consentaction",
-                                "code": action,
-                            }
-                        ]
-                    }
-                ],
-            },
-        }
+        privacy_consent(
+            f"{rule}-{action}", patient, "2026-03-02", provision=action_provision(rule, action)
+        )
     ).encode()
 
 
