@@ -34,7 +34,11 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         Partner(id="p2", name="Two"),
         Partner(id="reader", name="Reader", roles=frozenset({Role.READ})),
     ]
-    limits = {"INTAKE_HTTP_MAX_BYTES": "4096", "INTAKE_MAX_DECOMPRESSED_BYTES": "65536"}
+    limits = {
+        "INTAKE_HTTP_MAX_BYTES": "4096",
+        "INTAKE_MAX_DECOMPRESSED_BYTES": "65536",
+        "AzureWebJobs.deliver.Disabled": "true",  # the replay test parks bodies on deliver
+    }
     with product_api(
         azurite, tmp_path_factory.mktemp("ingest"), partners, FUNCTION_KEY, limits
     ) as api:
