@@ -23,8 +23,10 @@ from shared.security import Partner, TablePartnerDirectory
 from tests.support.hostproc import REPO, HostProcess, wait_for, write_settings
 
 APPS = REPO / "tests" / "apps"
-# How the local host reports a function that raised (HTTP, timer, queue message).
-_FAILED = re.compile(r"' failed[: ]|\(Failed, Id=")
+# How the local host reports a function that raised (HTTP, timer, queue message), with
+# the exception type last. Storage that did not answer in time is retried by design (an
+# overloaded Azurite on a busy machine), so it is not counted as a bug here.
+_FAILED = re.compile(r"' failed(?::| on message [^:]*:) (?!StorageUnavailableError\b)\w+")
 
 
 class Results:

@@ -19,10 +19,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from function_app import app
 from shared.security import Partner
 from shared.security.models import Role
 from tests.e2e.conftest import product_api
+from tests.support.app_routes import http_routes
 
 pytestmark = pytest.mark.azurite
 FUNCTION_KEY = "fk-fuzz"
@@ -57,14 +57,10 @@ def test_the_document_covers_every_route(api: dict[str, Any]) -> None:
     described = {
         (path, method.upper()) for path, ops in document["paths"].items() for method in ops
     }
-    routes = set()
-    for function in app.get_functions():
-        for binding in function.get_bindings():
-            if binding.type == "httpTrigger":
-                path = "/" + binding.route.replace("{id:guid}", "{id}").replace(
-                    "{vid:int}", "{vid}"
-                )
-                routes |= {(path, str(getattr(m, "value", m))) for m in binding.methods}
+    routes = {
+        ("/" + route.replace("{id:guid}", "{id}").replace("{vid:int}", "{vid}"), method)
+        for _, method, route in http_routes()
+    }
     assert routes == described
 
 
