@@ -4,6 +4,7 @@ IntakeError
 └── SecurityError            (permanent)
     ├── AuthenticationError  no valid credentials came with the request
     ├── UnknownPartnerError  a key was issued for a partner that does not exist
+    ├── PrincipalTakenError  an Entra principal is registered to another partner
     └── SecurityUnavailableError  the identity provider's keys could not be read (retryable)
 """
 
@@ -13,6 +14,7 @@ from shared.platform.errors import IntakeError
 
 __all__ = [
     "AuthenticationError",
+    "PrincipalTakenError",
     "SecurityError",
     "SecurityUnavailableError",
     "UnknownPartnerError",
@@ -39,3 +41,12 @@ class SecurityUnavailableError(SecurityError):
     """Credentials could not be checked now (the token signing keys did not load)."""
 
     retryable = True
+
+
+class PrincipalTakenError(SecurityError):
+    """An Entra app or object id may belong to one partner only."""
+
+    def __init__(self, principal: str, owner: str) -> None:
+        super().__init__(f"principal {principal} is registered to partner {owner!r}")
+        self.principal = principal
+        self.owner = owner

@@ -19,7 +19,7 @@ from azure.data.tables import TableClient, UpdateMode
 from shared.platform.errors import StorageUnavailableError
 
 from .api_keys import IssuedKey, KeyHash, hash_secret, mint_key, parse_key, verify_secret
-from .errors import AuthenticationError, UnknownPartnerError
+from .errors import AuthenticationError, PrincipalTakenError, UnknownPartnerError
 from .models import ApiKeyInfo, Partner, Role
 
 __all__ = ["PartnerDirectory", "PartnerLookup", "TablePartnerDirectory", "authenticate_api_key"]
@@ -68,8 +68,17 @@ class TablePartnerDirectory:
         self._table = table
 
     def upsert(self, partner: Partner) -> None:
-        """Create or update a partner, and the index of its principals."""
+        """Create or update a partner, and the index of its principals.
+
+        Raises:
+            PrincipalTakenError: a principal is registered to another partner already.
+            StorageUnavailableError: storage failed.
+        """
         before = self.get(partner.id)
+        for principal in sorted(partner.principals):
+            owner = self._row(_PRINCIPAL, principal)
+            if owner is not None and owner.get("partner") != partner.id:
+                raise PrincipalTakenError(principal, str(owner.get("partner")))
         try:
             for principal in sorted(partner.principals):
                 self._table.upsert_entity(
@@ -79,7 +88,7 @@ class TablePartnerDirectory:
             for principal in sorted(
                 (before.principals if before else frozenset()) - partner.principals
             ):
-                self._table.delete_entity(_PRINCIPAL, principal)
+                self._table.delete_entity(_PRINCIPAL, principal)  # ours: checked when added
             self._table.upsert_entity(
                 {
                     "PartitionKey": _PARTNER,

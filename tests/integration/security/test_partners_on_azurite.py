@@ -8,6 +8,7 @@ from shared.platform import wiring
 from shared.platform.names import Table
 from shared.platform.provision import provision_storage
 from shared.security import Partner, Role, TablePartnerDirectory, UnknownPartnerError
+from shared.security.errors import PrincipalTakenError
 
 pytestmark = pytest.mark.azurite
 
@@ -74,6 +75,9 @@ def test_principals_find_their_partner_and_follow_changes(directory: TablePartne
     assert directory.by_principal("app-1") is None  # removed from the partner: gone
     assert directory.by_principal("app-2") is not None
     assert directory.by_principal("app-9") is None
+    with pytest.raises(PrincipalTakenError, match="lab-b"):  # one principal, one partner
+        directory.upsert(Partner(id="other", name="Other", principals=frozenset({"app-2"})))
+    assert directory.by_principal("app-2") == directory.get("lab-b")
 
 
 def test_keys_are_listed_without_secrets_used_and_revoked(directory: TablePartnerDirectory) -> None:
