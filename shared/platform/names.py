@@ -11,9 +11,11 @@ import re
 from enum import StrEnum
 
 __all__ = [
+    "LOCAL_ONLY_SETTINGS",
     "LOCAL_ONLY_TABLES",
     "POISON_SUFFIX",
     "Container",
+    "PlatformContainer",
     "Queue",
     "Setting",
     "Table",
@@ -39,6 +41,13 @@ class Container(StrEnum):
     EXPORTS = "exports"  # bulk export NDJSON
     DEADLETTER = "deadletter"  # webhook deliveries that ran out of attempts
     CONSENTS = "consents"  # the consent index's Consent resources, by id
+
+
+class PlatformContainer(StrEnum):
+    """Containers the Azure platform writes, not our code; the Bicep provisions them too."""
+
+    APP_PACKAGE = "app-package"  # Flex Consumption deployment packages
+    EVENTGRID_DEADLETTER = "eventgrid-deadletter"  # BlobCreated events Event Grid gave up on
 
 
 class Queue(StrEnum):
@@ -107,6 +116,18 @@ class Setting(StrEnum):
     ENTRA_AUTHORITY = "INTAKE_AUTH_ENTRA_AUTHORITY"  # https://login.microsoftonline.com
     API_KEYS = "INTAKE_AUTH_API_KEYS"  # true (default) or false: partner API keys accepted
     LOG_FORMAT = "INTAKE_LOG_FORMAT"  # local host and CLI: text (default) or json lines
+    # Read by the Functions host and the Azure SDKs rather than by ``Settings``:
+    STORAGE_CREDENTIAL = "AzureWebJobsStorage__credential"  # managedidentity
+    AZURE_CLIENT_ID = "AZURE_CLIENT_ID"  # the user-assigned identity DefaultAzureCredential uses
+    APPINSIGHTS_CONNECTION = "APPLICATIONINSIGHTS_CONNECTION_STRING"  # no key: local auth is off
+    APPINSIGHTS_AUTHENTICATION = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"  # Entra ID telemetry
+
+
+LOCAL_ONLY_SETTINGS: frozenset[Setting] = frozenset(
+    {Setting.STORAGE, Setting.STORAGE_PREFIX, Setting.LOCAL_SECRETS_FILE, Setting.LOG_FORMAT}
+)
+"""Settings infrastructure never sets: a storage connection string (Azure uses identities),
+test isolation, and development conveniences."""
 
 
 def poison_queue(queue: str) -> str:

@@ -179,7 +179,12 @@ def drop_processor() -> DropProcessor:
 @cache
 def consent_policy() -> Policy:
     """The deployment's default consent policy, from settings."""
-    config = settings()
+    return consent_policy_for(settings())
+
+
+def consent_policy_for(config: Settings) -> Policy:
+    """The consent policy some settings give: an unset label list means the default labels,
+    an empty one means none."""
     labels = config.consent_sensitive_labels
     return Policy(
         mode=PolicyMode(config.consent_policy),
