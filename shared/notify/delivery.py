@@ -121,8 +121,9 @@ class DeliveryStage:
         attempts = (*delivery.attempts, attempt)[-_KEPT_ATTEMPTS:]
         tried = delivery.model_copy(update={"attempts": attempts, "sent": delivery.sent + 1})
         state = self._settle(sub, tried, answer, envelope, now)
-        log.info(
-            "deliver: attempted",
+        log.info(  # the outcome in the text too: Azure's traces carry only the message
+            "deliver: %s",
+            state.value,
             extra={
                 "stage": "deliver",
                 "correlation_id": envelope.correlation_id,
