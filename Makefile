@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+IAC    := .venv-iac
 
-.PHONY: setup run test lint bench-convert bench-batch bench-consent bench-store bench-notify fuzz clean
+.PHONY: setup run test lint infra-check bench-convert bench-batch bench-consent bench-store bench-notify fuzz clean
 
 setup: $(STAMP) node_modules/.bin/azurite local.settings.json
 
@@ -16,6 +17,13 @@ $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# checkov gets a virtual environment of its own: it pins libraries the app uses too.
+$(IAC)/.installed: infra/requirements-checkov.txt
+	$(PYTHON) -m venv $(IAC)
+	$(IAC)/bin/python -m pip install --quiet --upgrade pip
+	$(IAC)/bin/python -m pip install --quiet -r infra/requirements-checkov.txt
 	@touch $@
 
 node_modules/.bin/azurite: package.json package-lock.json
@@ -32,8 +40,12 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: setup lint
+test: setup $(IAC)/.installed lint
 	$(BIN)/pytest
+
+# The Bicep checks alone (syntax, structure, consistency with the code, checkov): offline.
+infra-check: setup $(IAC)/.installed
+	$(BIN)/pytest tests/infra
 
 bench-convert: setup
 	$(BIN)/python -m bench.bench_convert --json bench/convert.json
@@ -54,4 +66,4 @@ bench-notify: setup
 	$(BIN)/python -m bench.bench_notify --json bench/notify.json
 
 clean:
-	rm -rf $(VENV) node_modules .azurite .intake .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(IAC) node_modules .azurite .intake .pytest_cache .mypy_cache .ruff_cache
