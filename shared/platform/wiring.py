@@ -49,6 +49,7 @@ from shared.security.callers import Authenticator
 from shared.security.partners import TablePartnerDirectory
 from shared.security.tokens import EntraTokenValidator, JwksKeys
 
+from . import poison
 from .adapters import (
     BlobAuditLog,
     BlobPayloadStore,
@@ -82,6 +83,7 @@ __all__ = [
     "notify_stage",
     "partners",
     "patient_everything",
+    "poison_depths",
     "purger",
     "record_reader",
     "record_search",
@@ -107,6 +109,11 @@ def settings() -> Settings:
 def storage() -> StorageClients:
     """Clients for the app's storage account, shared by every invocation."""
     return build_storage_clients(settings())
+
+
+def poison_depths() -> dict[str, int]:
+    """Messages waiting in each poison queue (see ``poison.py``)."""
+    return poison.poison_depths(storage())
 
 
 @cache

@@ -85,3 +85,17 @@ def test_envelope_survives_a_base64_queue_round_trip(storage_env) -> None:  # ty
     queue.send_message(sent.to_bytes())
     (message,) = list(queue.receive_messages(max_messages=1))
     assert Envelope.from_bytes(message.content) == sent
+
+
+def test_poison_depths_count_what_waits_in_each_poison_queue(storage_env) -> None:  # type: ignore[no-untyped-def]
+    clients = wiring.storage()
+    # Before provisioning the queues do not exist: nothing waits.
+    assert set(wiring.poison_depths().values()) == {0}
+    provision_storage(clients)
+    for body in (b"a", b"b", b"c"):
+        clients.queue_client(poison_queue(Queue.STORE)).send_message(body)
+    clients.queue_client(poison_queue(Queue.DELIVER)).send_message(b"d")
+    clients.queue_client(Queue.NORMALIZE).send_message(b"not poison")
+    depths = wiring.poison_depths()
+    assert set(depths) == {poison_queue(q) for q in Queue}
+    assert {name: n for name, n in depths.items() if n} == {"store-poison": 3, "deliver-poison": 1}
