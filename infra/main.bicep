@@ -218,10 +218,13 @@ module roles 'modules/roles.bicep' = {
   }
 }
 
+// ARM evaluates a skipped module's scope too, so an empty id must still split into parts.
+var fhirServiceIdParts = split(empty(fhirServiceResourceId) ? '/subscriptions/${subscription().subscriptionId}/resourceGroups/${rg.name}' : fhirServiceResourceId, '/')
+
 module fhirAccess 'modules/fhir-access.bicep' = if (!empty(fhirServiceResourceId)) {
   name: 'fhir-access'
   // The FHIR service may live in another resource group or subscription.
-  scope: resourceGroup(split(fhirServiceResourceId, '/')[2], split(fhirServiceResourceId, '/')[4])
+  scope: resourceGroup(fhirServiceIdParts[2], fhirServiceIdParts[4])
   params: {
     fhirServiceResourceId: fhirServiceResourceId
     appPrincipalId: identity.outputs.principalId

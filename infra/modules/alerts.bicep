@@ -1,6 +1,7 @@
-// Alerts for what means data is waiting on a person: a message moved to a -poison queue
-// (the Functions host logs each move), a webhook delivery that ran out of attempts (the
-// deliver stage logs "deliver: dead"), and a drop event Event Grid could not deliver.
+// Alerts for what means data is waiting on a person: messages in a -poison queue (the
+// sweeper timer logs "poison: <queue> holds <n>" every run while one is not empty; Storage
+// has no per-queue metric), a webhook delivery that ran out of attempts (the deliver stage
+// logs "deliver: dead"), and a drop event Event Grid could not deliver.
 param namePrefix string
 param location string
 param tags object
@@ -29,25 +30,27 @@ var actionGroups = empty(alertEmail) ? [] : [
   actionGroup.id
 ]
 
-resource poisonMessages 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = {
-  name: 'alert-poison-${namePrefix}'
+resource poisonDepth 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = {
+  name: 'alert-poison-depth-${namePrefix}'
   location: location
   tags: tags
   properties: {
-    displayName: 'fhir-intake: messages moved to a poison queue'
-    description: 'A stage failed on a message five times; it waits in <queue>-poison. Fix the cause, then: intake replay.'
+    displayName: 'fhir-intake: messages waiting in a poison queue'
+    description: 'A stage failed on a message five times; it waits in <queue>-poison. Fix the cause, then: intake replay. Resolves when the queue is empty.'
     severity: 1
     enabled: true
     scopes: [
       workspaceId
     ]
     evaluationFrequency: 'PT5M'
-    windowSize: 'PT5M'
+    // Two sweeper runs (INTAKE_SWEEP_SCHEDULE, every 5 minutes by default).
+    windowSize: 'PT10M'
     criteria: {
       allOf: [
         {
-          query: 'AppTraces | where Message has "Moving message to queue" and Message has "-poison" | extend queue = extract("queue \'([^\']+)\'", 1, Message)'
-          timeAggregation: 'Count'
+          query: 'AppTraces | where Message startswith "poison: " | parse Message with "poison: " queue " holds " depth:long'
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'depth'
           dimensions: [
             {
               name: 'queue'
@@ -66,7 +69,7 @@ resource poisonMessages 'Microsoft.Insights/scheduledQueryRules@2023-03-15-previ
         }
       ]
     }
-    autoMitigate: false
+    autoMitigate: true
     actions: {
       actionGroups: actionGroups
     }

@@ -141,6 +141,6 @@ def test_alerts_match_what_the_code_and_host_log() -> None:
     }
     # The deliver stage logs "deliver: <state>" (tests/unit/notify/test_delivery.py).
     assert f'Message == "deliver: {DeliveryState.DEAD}"' in queries["deadDeliveries"]
-    # The Functions host's words when it gives up on a message.
-    assert '"Moving message to queue"' in queries["poisonMessages"]
-    assert f'"{poison_queue("")}"' in queries["poisonMessages"]
+    # The sweeper's report (tests/e2e/test_poison_depth.py shows the line it logs).
+    assert queries["poisonDepth"].startswith('AppTraces | where Message startswith "poison: "')
+    assert 'parse Message with "poison: " queue " holds " depth:long' in queries["poisonDepth"]
