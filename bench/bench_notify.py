@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    from tests.support.webhook_receiver import webhook_receiver
+    from intake_cli.receiver import webhook_receiver
 
     os.environ["INTAKE_ENVIRONMENT"] = "development"  # the receiver is on loopback http
     with bench_storage("notify"), webhook_receiver() as receiver:
