@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 IAC    := .venv-iac
 
-.PHONY: setup run test lint infra-check bench-convert bench-batch bench-consent bench-store bench-notify fuzz clean
+.PHONY: setup run demo test lint infra-check bench-convert bench-batch bench-consent bench-store bench-notify fuzz clean
 
 setup: $(STAMP) node_modules/.bin/azurite local.settings.json
 
@@ -35,6 +35,10 @@ local.settings.json: | $(STAMP)
 
 run: setup
 	$(BIN)/intake run
+
+# The whole flow once, on its own fresh Azurite and ports; exits 0 when everything matched.
+demo: setup
+	$(BIN)/intake demo
 
 lint: setup
 	$(BIN)/ruff check .

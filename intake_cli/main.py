@@ -123,6 +123,22 @@ def run(root: Path, port: int, storage_port: int) -> None:
 
 @main.command()
 @root_option
+@click.option(
+    "--timeout",
+    type=float,
+    default=180.0,
+    show_default=True,
+    help="Seconds to wait for each phase before giving up.",
+)
+def demo(root: Path, timeout: float) -> None:
+    """Run the whole product once on fresh storage and check what comes out (exit 0 or 1)."""
+    from .demo import run_demo
+
+    sys.exit(run_demo(root.resolve(), timeout=timeout))
+
+
+@main.command()
+@root_option
 def init(root: Path) -> None:
     """Create local.settings.json with fresh function keys (keeps an existing one)."""
     from devhost.stack import ensure_local_settings
