@@ -16,10 +16,10 @@ from shared.consent.cds_hooks import SERVICE, decision_cards, read_hook_request
 from shared.consent.inputs import validate_resource
 from shared.consent.parameters import decision_parameters, read_evaluate_parameters
 from shared.consent.resources import describe_resource
-from shared.platform import Envelope, Queue, Setting, StorageUnavailableError, wiring
-from shared.platform.logs import bound_to
+from shared.platform import Queue, Setting, StorageUnavailableError, wiring
 from shared.security.models import Role
 
+from .queue_stages import run_stage
 from .responses import FHIR_JSON, outcome, partner_with_role
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -31,9 +31,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 def consent_check(msg: func.QueueMessage) -> None:
     """Decide a normalized Bundle; an unanswered consent index raises, so the queue
     retries and nothing passes unchecked."""
-    envelope = Envelope.from_bytes(msg.get_body())
-    with bound_to(envelope):
-        wiring.consent_stage().handle(envelope)
+    run_stage(msg, "consent", Queue.CONSENT_CHECK, wiring.consent_stage().handle)
 
 
 def _decide(

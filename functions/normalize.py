@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.platform import Envelope, Queue, Setting, wiring
-from shared.platform.logs import bound_to
+from shared.platform import Queue, Setting, wiring
+
+from .queue_stages import run_stage
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -17,6 +18,4 @@ def normalize(msg: func.QueueMessage) -> None:
     """Convert one payload. A rejection is handled (quarantine, status) and the message
     is done; a storage failure or an unreadable envelope raises, so the queue retries and
     finally keeps the message in normalize-poison."""
-    envelope = Envelope.from_bytes(msg.get_body())
-    with bound_to(envelope):
-        wiring.normalize_stage().handle(envelope)
+    run_stage(msg, "normalize", Queue.NORMALIZE, wiring.normalize_stage().handle)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.platform import Envelope, Queue, Setting, wiring
-from shared.platform.logs import bound_to
+from shared.platform import Queue, Setting, wiring
+
+from .queue_stages import run_stage
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -14,6 +15,4 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 def store(msg: func.QueueMessage) -> None:
     """Store a permitted Bundle; storage failures and lost write races raise, so the
     queue retries (every write is idempotent) and finally keeps it in store-poison."""
-    envelope = Envelope.from_bytes(msg.get_body())
-    with bound_to(envelope):
-        wiring.store_stage().handle(envelope)
+    run_stage(msg, "store", Queue.STORE, wiring.store_stage().handle)

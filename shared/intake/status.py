@@ -16,7 +16,13 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared.platform.errors import StorageUnavailableError
 
-__all__ = ["IngestionLog", "StageReport", "TableIngestionLog", "wrong_envelope"]
+__all__ = [
+    "IngestionLog",
+    "StageReport",
+    "TableIngestionLog",
+    "failed_attempt",
+    "wrong_envelope",
+]
 
 _MAX_ISSUES_JSON = 30_000  # a table property holds at most 64 KiB
 
@@ -30,6 +36,25 @@ class StageReport:
     counts: dict[str, int] = field(default_factory=dict)
     issues: list[dict[str, Any]] = field(default_factory=list)  # OperationOutcome issues
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def failed_attempt(stage: str, queue: str, error: str, attempt: int) -> StageReport:
+    """The report of a stage that raised on a message: the queue retries it, and after the
+    last attempt keeps it in the poison queue. ``error`` is an exception type, never its
+    text (which may quote patient data)."""
+    return StageReport(
+        stage=stage,
+        outcome="failed",
+        issues=[
+            {
+                "severity": "error",
+                "code": "exception",
+                "diagnostics": f"attempt {attempt} failed ({error}); the message is retried, "
+                f"and after the last attempt it waits in {queue}-poison until the cause is "
+                f"fixed and 'intake replay {queue}' sends it back",
+            }
+        ],
+    )
 
 
 def wrong_envelope(stage: str, expected: str, got: str) -> StageReport:

@@ -79,6 +79,7 @@ __all__ = [
     "export_jobs",
     "exporter",
     "health",
+    "ingestion_log",
     "normalize_stage",
     "notify_stage",
     "partners",
@@ -109,6 +110,12 @@ def settings() -> Settings:
 def storage() -> StorageClients:
     """Clients for the app's storage account, shared by every invocation."""
     return build_storage_clients(settings())
+
+
+@cache
+def ingestion_log() -> TableIngestionLog:
+    """Each ingestion's journey, one row per (partner, correlation id)."""
+    return TableIngestionLog(storage().table_client(Table.INGESTIONS))
 
 
 def poison_depths() -> dict[str, int]:
