@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 IAC    := .venv-iac
 
-.PHONY: setup run demo test lint infra-check bench-convert bench-batch bench-consent bench-store bench-notify fuzz clean
+.PHONY: setup run demo test lint infra-check chaos bench-convert bench-batch bench-consent bench-store bench-notify fuzz clean
 
 setup: $(STAMP) node_modules/.bin/azurite local.settings.json
 
@@ -62,6 +62,10 @@ bench-consent: setup
 
 bench-store: setup
 	$(BIN)/python -m bench.bench_store --json bench/store.json
+
+# The fault tests at length: 20 SIGKILLs of the host during a 5,000-record drop and 300 posts.
+chaos: setup
+	CHAOS_KILLS=20 CHAOS_POSTS=300 $(BIN)/pytest tests/e2e/test_chaos.py tests/e2e/test_outage.py -p no:cacheprovider
 
 fuzz: setup
 	FUZZ_EXAMPLES=300 $(BIN)/pytest tests/e2e/test_openapi_fuzz.py tests/unit/normalize -p no:cacheprovider

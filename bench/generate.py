@@ -1,8 +1,9 @@
-"""Deterministic synthetic batch files (seeded): NDJSON, HL7 v2 and CSV of any size.
+"""Deterministic synthetic batch files (seeded): NDJSON, HL7 v2 (ORU, or ADT, ORU and VXU
+in turn) and CSV of any size.
 
 Synthetic data only: names and identifiers are made up from the seed.
 
-Usage: python -m bench.generate ndjson|hl7|csv SIZE_MB OUT [--seed N]
+Usage: python -m bench.generate ndjson|hl7|hl7-mixed|csv SIZE_MB OUT [--seed N]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 _FAMILIES = ["Rivera", "Okafor", "Lindqvist", "Tanaka", "Moreau", "Novak", "Haddad", "Silva"]
 _GIVEN = ["Ana", "Ben", "Chen", "Dana", "Eli", "Fatima", "Gus", "Hana"]
+GLOBAL_AUTHORITY = "2.16.840.1.113883.19.5"  # an OID: identifiers shared across partners
 
 
 def _birth(rng: random.Random) -> str:
@@ -36,7 +38,7 @@ def ndjson_records(seed: int) -> Iterator[bytes]:
                     "gender": rng.choice(["female", "male"]),
                     "birthDate": _birth(rng),
                     "identifier": [
-                        {"system": "urn:oid:2.16.840.1.113883.19.5", "value": f"MRN{n:09d}"}
+                        {"system": f"urn:oid:{GLOBAL_AUTHORITY}", "value": f"MRN{n:09d}"}
                     ],
                     "name": [{"family": rng.choice(_FAMILIES), "given": [rng.choice(_GIVEN)]}],
                 }
@@ -77,6 +79,42 @@ def hl7_records(seed: int) -> Iterator[bytes]:
         ).encode()
 
 
+def hl7_mixed_records(seed: int) -> Iterator[bytes]:
+    """ADT^A01, ORU^R01 and VXU^V04 in turn, forever; message n is about patient
+    ``H{n:08d}`` of the global authority ``GLOBAL_AUTHORITY`` (one patient per message)."""
+    rng = random.Random(seed)
+    n = 0
+    while True:
+        n += 1
+        mrn = f"H{n:08d}^^^&{GLOBAL_AUTHORITY}&ISO^MR"
+        name = f"{rng.choice(_FAMILIES)}^{rng.choice(_GIVEN)}"
+        stamp = f"202603{1 + n % 28:02d}{n % 24:02d}{n % 60:02d}00"
+        kind = ("ADT^A01^ADT_A01", "ORU^R01^ORU_R01", "VXU^V04^VXU_V04")[(n - 1) % 3]
+        head = (
+            f"MSH|^~\\&|GEN|GENHOSP|INTAKE|INTAKE|{stamp}||{kind}|M{seed}-{n}|P|2.5.1\r"
+            f"PID|1||{mrn}||{name}||{_birth(rng).replace('-', '')}|{rng.choice('FM')}\r"
+        )
+        if kind.startswith("ADT"):
+            body = (
+                f"EVN|A01|{stamp}\r"
+                f"PV1|1|I|WARD-{n % 9}^{n % 40}^A^GENHOSP|||||||MED|||||||||V{n:08d}^^^GENHOSP^VN"
+                f"|||||||||||||||||||||||||{stamp}\r"
+            )
+        elif kind.startswith("ORU"):
+            body = (
+                f"OBR|1|P{n}|F{n}|8716-3^Vital signs^LN|||{stamp}||||||||||||||||||F\r"
+                f"OBX|1|NM|8867-4^Heart rate^LN||{rng.randint(45, 140)}|/min^^UCUM"
+                f"|||||F|||{stamp}\r"
+            )
+        else:
+            body = (
+                f"ORC|RE||IMM{n}\r"
+                f"RXA|0|1|{stamp}||208^COVID-19 vaccine^CVX|0.3|mL^^UCUM||00^New record^NIP001"
+                f"||||||LOT{n % 997}||PFR^Pfizer^MVX|||CP|A\r"
+            )
+        yield (head + body).encode()
+
+
 def csv_records(seed: int) -> Iterator[bytes]:
     """rpm-vitals rows (header first), forever."""
     rng = random.Random(seed)
@@ -91,7 +129,28 @@ def csv_records(seed: int) -> Iterator[bytes]:
         ).encode()
 
 
-KINDS = {"ndjson": ndjson_records, "hl7": hl7_records, "csv": csv_records}
+KINDS = {
+    "ndjson": ndjson_records,
+    "hl7": hl7_records,
+    "hl7-mixed": hl7_mixed_records,
+    "csv": csv_records,
+}
+
+
+def expected_patients(kind: str, records: int) -> set[str]:
+    """The Patient ids the first ``records`` records of ``kind`` (``ndjson`` or
+    ``hl7-mixed``) must be stored as: the manifest fault tests hold the record to.
+    Identifiers of the global authority make the id the same for every partner."""
+    from shared.normalize.ids import resource_id
+
+    system = f"urn:oid:{GLOBAL_AUTHORITY}"
+    if kind == "ndjson":  # Patient, Observation, Patient, ...: MRN000000001, ...
+        values = [f"MRN{n:09d}" for n in range(1, (records + 1) // 2 + 1)]
+    elif kind == "hl7-mixed":
+        values = [f"H{n:08d}" for n in range(1, records + 1)]
+    else:
+        raise ValueError(f"no manifest for {kind}")
+    return {resource_id("Patient", "", system, value) for value in values}
 
 
 def write(kind: str, size_bytes: int, out: Path, seed: int = 7) -> int:
