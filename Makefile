@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 IAC    := .venv-iac
 
-.PHONY: setup run demo test lint infra-check chaos bench-convert bench-batch bench-consent bench-store bench-notify fuzz clean
+.PHONY: setup run demo test lint infra-check chaos bench bench-pipeline bench-http bench-convert bench-batch bench-consent bench-store bench-notify fuzz clean
 
 setup: $(STAMP) node_modules/.bin/azurite local.settings.json
 
@@ -72,6 +72,15 @@ fuzz: setup
 
 bench-notify: setup
 	$(BIN)/python -m bench.bench_notify --json bench/notify.json
+
+bench-pipeline: setup
+	$(BIN)/python -m bench.bench_pipeline --messages 10000 --json bench/pipeline.json
+
+bench-http: setup
+	$(BIN)/python -m bench.bench_http --json bench/http.json
+
+# Every benchmark, one after another (they share the machine; never run two at once).
+bench: bench-convert bench-batch bench-consent bench-store bench-notify bench-pipeline bench-http
 
 clean:
 	rm -rf $(VENV) $(IAC) node_modules .azurite .intake .pytest_cache .mypy_cache .ruff_cache

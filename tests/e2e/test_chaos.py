@@ -150,13 +150,12 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
         poster.join(180)
         assert not poster.is_alive() and poster.error is None, poster.error
         expected = expected_patients("ndjson", RECORDS) | expected_patients("hl7-mixed", POSTS)
+        # Each stage deletes its message only after sending the next one, so empty queues
+        # mean the work is done. (Watching the queues costs Azurite, which every stage
+        # shares, a call each; counting the record every few seconds would slow it down.)
         wait_for(
-            lambda: set(_stored(clients, "Patient")) >= expected and _queues_empty(clients),
-            timeout=600,
-            interval=2,
-            what=f"{len(expected)} Patients stored and the queues drained",
+            lambda: _queues_empty(clients), timeout=900, interval=2, what="the queues drained"
         )
-        time.sleep(3)  # anything still in flight lands before the count
     finally:
         assert host.stop() == 0, host.logs()[-5000:]
 

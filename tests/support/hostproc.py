@@ -57,6 +57,7 @@ class HostProcess:
         ]
         if self.settings is not None:
             args += ["--settings", str(self.settings)]
+        before = len(self.logs())  # a restart appends to the same log
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 args,
@@ -70,7 +71,7 @@ class HostProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"host exited with {self.process.returncode}:\n{self.logs()}")
-            if "Functions:" in self.logs():
+            if "Functions:" in self.logs()[before:]:
                 return self
             time.sleep(0.1)
         self.stop()
