@@ -65,7 +65,7 @@ bench-store: setup
 
 # The fault tests at length: 20 SIGKILLs of the host during a 5,000-record drop and 300 posts.
 chaos: setup
-	CHAOS_KILLS=20 CHAOS_POSTS=300 $(BIN)/pytest tests/e2e/test_chaos.py tests/e2e/test_outage.py -p no:cacheprovider
+	CHAOS_KILLS=20 CHAOS_RECORDS=5000 CHAOS_POSTS=300 $(BIN)/pytest tests/e2e/test_chaos.py tests/e2e/test_outage.py -p no:cacheprovider
 
 fuzz: setup
 	FUZZ_EXAMPLES=300 $(BIN)/pytest tests/e2e/test_openapi_fuzz.py tests/unit/normalize -p no:cacheprovider

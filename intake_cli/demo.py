@@ -13,14 +13,11 @@ signatures checked. Exit 0 when everything matched what the samples should produ
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -36,6 +33,7 @@ from shared.platform.settings import Settings, development_connection_string
 from shared.platform.storage import StorageClients, build_storage_clients
 from shared.security import Partner, Role, TablePartnerDirectory
 
+from .child_host import free_port, start_child_host, stop_child_host, wait_healthy
 from .receiver import Receiver, webhook_receiver
 
 __all__ = ["run_demo"]
@@ -117,8 +115,8 @@ def run_demo(root: Path, timeout: float = 120.0, out: TextIO = sys.stdout) -> in
             directory = TablePartnerDirectory(clients.table_client(Table.PARTNERS))
             directory.upsert(PARTNER)
             api_key = directory.issue_key(PARTNER.id).token
-            port = _free_port()
-            host = _start_host(root, work, values, port)
+            port = free_port()
+            host = start_child_host(root, work, values, port, FUNCTION_KEY)
             base = f"http://127.0.0.1:{port}/api"
             with (
                 httpx.Client(
@@ -128,17 +126,22 @@ def run_demo(root: Path, timeout: float = 120.0, out: TextIO = sys.stdout) -> in
                 ) as api,
                 webhook_receiver() as receiver,
             ):
-                _wait(lambda: _healthy(api), 60, "the host's health check")
+                if not wait_healthy(base, host):
+                    raise DemoError("the host did not become healthy")
                 print(f"  host      {base}", file=out)
                 print(f"  receiver  {receiver.url} (webhooks)\n", file=out)
                 outcome = Outcome()
                 _Demo(root, api, clients, receiver, timeout, out, outcome).run()
         except (DemoError, AzuriteError, httpx.HTTPError, OSError) as exc:
             print(f"\ndemo failed: {exc}", file=out)
+            log = work / "host.log"
+            if log.exists():  # the folder goes away with the demo: show the end here
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                print("last lines of the host's log:", *tail, sep="\n  ", file=out)
             return 1
         finally:
             if host is not None:
-                _stop(host)
+                stop_child_host(host)
             if azurite is not None:
                 azurite.stop()
     if outcome.problems:
@@ -257,7 +260,7 @@ class _Demo:
                 self.say()
                 return
             if time.monotonic() > deadline:
-                raise DemoError(f"timed out after {self.timeout:.0f} s: {line.strip()}")
+                raise DemoError(f"timed out after {self.timeout:g} s: {line.strip()}")
             time.sleep(0.5)
 
     def wait_notifications(self) -> None:
@@ -425,81 +428,10 @@ def _app_settings(work: Path, blob_port: int) -> dict[str, str]:
     }
 
 
-def _start_host(
-    root: Path, work: Path, values: dict[str, str], port: int
-) -> subprocess.Popen[bytes]:
-    settings = work / "local.settings.json"
-    settings.write_text(
-        json.dumps(
-            {
-                "IsEncrypted": False,
-                "Values": {"FUNCTIONS_WORKER_RUNTIME": "python", **values},
-                "DevHost": {"FunctionKeys": {"default": FUNCTION_KEY}, "MasterKey": "demo-master"},
-            }
-        )
-    )
-    settings.chmod(0o600)
-    env = {k: v for k, v in os.environ.items() if k not in set(Setting)}  # the file decides
-    with (work / "host.log").open("ab") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "intake_cli",
-                "dev",
-                "--root",
-                str(root),
-                "--settings",
-                str(settings),
-                "--port",
-                str(port),
-            ],
-            cwd=root,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-
-def _stop(host: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (the host lets running work finish), SIGKILL after 30 s."""
-    if host.poll() is None:
-        host.terminate()
-        try:
-            host.wait(30)
-        except subprocess.TimeoutExpired:
-            host.kill()
-            host.wait()
-
-
-def _healthy(api: httpx.Client) -> bool:
-    try:
-        return api.get("/health").status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _free_storage_ports() -> tuple[int, int, int]:
     """Three consecutive free ports for Azurite's blob, queue and table services."""
     for _ in range(50):
-        first = _free_port()
+        first = free_port()
         ports = (first, first + 1, first + 2)
         if ports[2] < 65536 and not ports_listening("127.0.0.1", ports):
             return ports

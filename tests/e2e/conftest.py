@@ -56,6 +56,34 @@ def clients_for(env: dict[str, str]) -> StorageClients:
     return build_storage_clients(Settings(**env))  # type: ignore[arg-type]
 
 
+def storage_with_partner(env: dict[str, str], partner: Partner) -> tuple[StorageClients, str]:
+    """Storage for ``env``, provisioned, with ``partner`` registered: clients and its key."""
+    clients = clients_for(env)
+    provision_storage(clients)
+    directory = TablePartnerDirectory(clients.table_client(Table.PARTNERS))
+    directory.upsert(partner)
+    return clients, directory.issue_key(partner.id).token
+
+
+def product_host(
+    tmp: Path,
+    env: dict[str, str],
+    host_json: Path = APPS / "host.json",  # fast retries
+    app: str = "function_app:app",
+    name: str = "host",
+) -> HostProcess:
+    """The product's Function App (or ``app``) on a local host child process, not started;
+    function key ``fk``."""
+    return HostProcess(
+        root=REPO if app == "function_app:app" else APPS,
+        app=app,
+        env=env,
+        log_path=tmp / f"{name}.log",
+        host_json=host_json,
+        settings=write_settings(tmp / f"{name}.json", "fk", "mk"),
+    )
+
+
 @pytest.fixture(scope="module")
 def keys() -> dict[str, str]:
     return {"function": secrets.token_urlsafe(24), "master": secrets.token_urlsafe(24)}

@@ -16,10 +16,9 @@ import pytest
 
 from shared.intake.status import TableIngestionLog
 from shared.platform.names import Queue, Table, poison_queue
-from shared.platform.provision import provision_storage
-from shared.security import Partner, TablePartnerDirectory
-from tests.e2e.conftest import APPS, clients_for, make_env
-from tests.support.hostproc import REPO, HostProcess, wait_for, write_settings
+from shared.security import Partner
+from tests.e2e.conftest import make_env, product_host, storage_with_partner
+from tests.support.hostproc import wait_for
 
 pytestmark = pytest.mark.azurite
 
@@ -31,29 +30,14 @@ HL7 = (
 )
 
 
-def _host(tmp: Path, env: dict[str, str], app: str, root: Path, name: str) -> HostProcess:
-    return HostProcess(
-        root=root,
-        app=app,
-        env=env,
-        log_path=tmp / f"{name}.log",
-        host_json=APPS / "host.json",  # 3 attempts, 3 s apart
-        settings=write_settings(tmp / f"{name}.json", "fk", "mk"),
-    ).start()
-
-
 def test_a_failing_record_waits_in_poison_and_replay_brings_it_back(
     azurite: str, tmp_path: Path
 ) -> None:
     env = {**make_env(azurite), "AzureWebJobs.notify.Disabled": "true"}
-    clients = clients_for(env)
-    provision_storage(clients)
-    directory = TablePartnerDirectory(clients.table_client(Table.PARTNERS))
-    directory.upsert(Partner(id="lab", name="Lab"))
-    key = directory.issue_key("lab").token
+    clients, key = storage_with_partner(env, Partner(id="lab", name="Lab"))
     journeys = TableIngestionLog(clients.table_client(Table.INGESTIONS))
 
-    faulty = _host(tmp_path, env, "faulty_app:app", APPS, "faulty")
+    faulty = product_host(tmp_path, env, app="faulty_app:app", name="faulty").start()
     try:
         with httpx.Client(base_url=f"{faulty.base_url}/api", timeout=30) as api:
             ids = []
@@ -92,7 +76,7 @@ def test_a_failing_record_waits_in_poison_and_replay_brings_it_back(
     finally:
         assert faulty.stop() == 0, faulty.logs()
 
-    fixed = _host(tmp_path, env, "function_app:app", REPO, "fixed")
+    fixed = product_host(tmp_path, env, name="fixed").start()
     try:
         replay = subprocess.run(
             [sys.executable, "-m", "intake_cli", "replay", "normalize", "--settings", "none"],

@@ -1,0 +1,80 @@
+"""The product on the local host as a child process (``intake dev``), for the demo and the
+benchmarks: a settings file of its own (app settings, function key), a free port, and a
+SIGTERM at the end, so running work finishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+__all__ = ["free_port", "start_child_host", "stop_child_host", "wait_healthy"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_child_host(
+    root: Path, work: Path, values: dict[str, str], port: int, function_key: str
+) -> subprocess.Popen[bytes]:
+    """Start ``intake dev`` for the app in ``root`` with these app settings (the settings
+    file decides: the same names in this process's environment are not passed on); its
+    output goes to ``work/host.log``."""
+    settings = work / "local.settings.json"
+    settings.write_text(
+        json.dumps(
+            {
+                "IsEncrypted": False,
+                "Values": {"FUNCTIONS_WORKER_RUNTIME": "python", **values},
+                "DevHost": {"FunctionKeys": {"default": function_key}, "MasterKey": "local"},
+            }
+        )
+    )
+    settings.chmod(0o600)
+    args = [sys.executable, "-m", "intake_cli", "dev", "--root", str(root)]
+    args += ["--settings", str(settings), "--port", str(port)]
+    with (work / "host.log").open("ab") as log:
+        return subprocess.Popen(
+            args,
+            cwd=root,
+            env={k: v for k, v in os.environ.items() if k not in values},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def wait_healthy(base_url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> bool:
+    """Whether ``GET {base_url}/health`` answered 200 before ``timeout`` (False at once if
+    the host exited)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def stop_child_host(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM (the host lets running work finish), SIGKILL after ``timeout`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
