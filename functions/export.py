@@ -15,7 +15,6 @@ import azure.functions as func
 
 from shared.consent.periods import parse_span
 from shared.platform import Envelope, Queue, Setting, StorageUnavailableError, wiring
-from shared.platform.envelope import EnvelopeKind
 from shared.platform.errors import IntakeError
 from shared.records.models import ExportJob, ExportStatus
 from shared.security.models import Role
@@ -62,12 +61,7 @@ def _kickoff(req: func.HttpRequest, level: str) -> func.HttpResponse:
     )
     try:
         wiring.export_jobs().save(job)
-        wiring.envelope_sender().send(
-            Queue.EXPORT,
-            Envelope(
-                correlation_id=job.id, partner=job.partner, kind=EnvelopeKind.EXPORT_REQUESTED
-            ),
-        )
+        wiring.queue_export(job)
     except StorageUnavailableError:
         return outcome(503, "transient", "storage is unavailable; try again later")
     location = f"{req.url.split('/fhir/')[0]}/fhir/$export-status/{job.id}"
@@ -158,12 +152,14 @@ def export_file(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.queue_trigger(arg_name="msg", queue_name=Queue.EXPORT.value, connection=Setting.STORAGE.value)
 def export_run(msg: func.QueueMessage) -> None:
-    """Run an export job. A retryable failure raises, so the queue runs it again from the
-    start; on the last attempt (host.json maxDequeueCount) the job is marked failed, so
-    its status URL answers with the error instead of "in progress" for ever."""
+    """Run an export job's next slice (which queues the one after). A retryable failure
+    raises, so the queue runs the slice again from the saved cursor; on the last attempt
+    (host.json maxDequeueCount) the job is marked failed, so its status URL answers with
+    the error instead of "in progress" for ever."""
     envelope = Envelope.from_bytes(msg.get_body())
+    budget = wiring.settings().export_slice_seconds
     try:
-        wiring.exporter().run(envelope.partner, envelope.correlation_id)
+        wiring.exporter().run(envelope.partner, envelope.correlation_id, budget)
     except IntakeError as exc:
         last = (msg.dequeue_count or 0) >= LAST_ATTEMPT
         if exc.retryable and not last:

@@ -97,6 +97,10 @@ param consentTimeZone string = 'UTC'
 param httpMaxBytes int = 10485760
 param maxDecompressedBytes int = 67108864
 param dropChunkRecords int = 1000
+@description('Seconds of work per bulk-export message; keep it well inside the function timeout.')
+@minValue(1)
+@maxValue(480)
+param exportSliceSeconds int = 120
 param dedupWindowHours int = 24
 @description('NCRONTAB for the sweeper that finishes stalled HTTP submissions.')
 param sweepSchedule string = '0 */5 * * * *'
@@ -267,6 +271,7 @@ module app 'modules/functionapp.bicep' = {
       INTAKE_DEDUP_WINDOW_HOURS: string(dedupWindowHours)
       INTAKE_SWEEP_SCHEDULE: sweepSchedule
       INTAKE_DROP_CHUNK_RECORDS: string(dropChunkRecords)
+      INTAKE_EXPORT_SLICE_SECONDS: string(exportSliceSeconds)
       INTAKE_CONSENT_POLICY: consentPolicy
       INTAKE_CONSENT_PURPOSE: consentPurpose
       INTAKE_CONSENT_SENSITIVE_LABELS: consentSensitiveLabels

@@ -100,6 +100,7 @@ class Setting(StrEnum):
     DEDUP_WINDOW_HOURS = "INTAKE_DEDUP_WINDOW_HOURS"
     SWEEP_SCHEDULE = "INTAKE_SWEEP_SCHEDULE"  # NCRONTAB for the raw-payload sweeper
     DROP_CHUNK_RECORDS = "INTAKE_DROP_CHUNK_RECORDS"
+    EXPORT_SLICE_SECONDS = "INTAKE_EXPORT_SLICE_SECONDS"  # one export message's work, in time
     CONSENT_POLICY = "INTAKE_CONSENT_POLICY"  # opt-out (default) or opt-in
     CONSENT_PURPOSE = "INTAKE_CONSENT_PURPOSE"  # purpose of use for collecting (TREAT)
     CONSENT_SENSITIVE_LABELS = "INTAKE_CONSENT_SENSITIVE_LABELS"  # comma-separated codes

@@ -89,6 +89,14 @@ class Settings(BaseSettings):
         le=100_000,
         validation_alias=AliasChoices(Setting.DROP_CHUNK_RECORDS.value),
     )
+    # Well inside host.json's functionTimeout (10 minutes): a slice that ran over it would
+    # be cut off and retried for ever.
+    export_slice_seconds: int = Field(
+        default=120,
+        ge=1,
+        le=480,
+        validation_alias=AliasChoices(Setting.EXPORT_SLICE_SECONDS.value),
+    )
     dedup_window_hours: int = Field(
         default=24,
         ge=0,

@@ -40,6 +40,7 @@ from shared.records.adapters.fhir_token import managed_identity_token
 from shared.records.everything import PatientEverything
 from shared.records.export import Exporter
 from shared.records.forwarding import FhirForwarder
+from shared.records.models import ExportJob
 from shared.records.purge import Purger
 from shared.records.reads import RecordReader
 from shared.records.search import RecordSearch
@@ -57,9 +58,10 @@ from .adapters import (
     KeyVaultSecretStore,
     QueueEnvelopeSender,
 )
+from .envelope import Envelope, EnvelopeKind
 from .errors import ConfigurationError
 from .health import HealthReport, check_health
-from .names import Container, Setting, Table
+from .names import Container, Queue, Setting, Table
 from .secrets import SecretStore
 from .settings import Environment, Settings, load_settings
 from .storage import StorageClients, build_storage_clients
@@ -293,6 +295,15 @@ def exporter() -> Exporter:
         export_jobs(),
         ExportFiles(clients.container(Container.EXPORTS), clients.container(Container.AUDIT)),
         consent_policy(),
+        resume=queue_export,
+    )
+
+
+def queue_export(job: ExportJob) -> None:
+    """Queue a bulk export job's next (or first) slice."""
+    envelope_sender().send(
+        Queue.EXPORT,
+        Envelope(correlation_id=job.id, partner=job.partner, kind=EnvelopeKind.EXPORT_REQUESTED),
     )
 
 

@@ -1,20 +1,31 @@
-"""FHIR Bulk Data export of the record: one NDJSON file per resource type, streamed.
+"""FHIR Bulk Data export of the record, run in slices of bounded time.
 
-A job (``ExportJob``) is accepted over HTTP and run from the ``export`` queue. It walks
-the index type by type, page by page, reads each current resource, and writes the ones
-the caller may use into ``exports/{job}/{type}.ndjson`` block by block, so memory stays
-flat for any size of record. Patient data passes the consent engine (``use``, the
-caller's purpose; each patient's consents are looked up once, in a bounded cache), and
-each decision is written as a patient-specific AuditEvent into one NDJSON audit blob for
-the job, itself streamed. A cancelled job stops at the next type; a job that fails is
-retried by the queue and starts over (its files are replaced).
+A job (``ExportJob``) is accepted over HTTP and run from the ``export`` queue, one slice
+per message: a slice walks the index type by type in id order from the job's cursor,
+reads each current resource, and writes the ones the caller may use into
+``exports/{job}/{type}-{slice}-{runner}.ndjson`` block by block (memory stays flat).
+When its time is up (well inside the function timeout, whatever the size of the record)
+it saves the cursor and queues the next slice; the manifest lists every file, several per
+type for a large record, as Bulk Data allows.
+
+Patient data passes the consent engine (``use``, the caller's purpose; each patient's
+consents are looked up once per slice, in a bounded cache), and each decision is written
+as a patient-specific AuditEvent into the slice's own NDJSON audit blob (a new name per
+runner: ``audit`` is immutable in Azure, so nothing is ever written twice).
+
+A slice saves the job only if the row is as it read it (its etag): a cancel in between,
+or a second runner of the same slice (a message delivered again after a crash), makes
+the save fail and that runner stops; its files are orphans the export lifecycle rule
+removes. A slice that fails is retried by the queue from the saved cursor.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -34,12 +45,15 @@ __all__ = ["Exporter"]
 
 log = logging.getLogger(__name__)
 _CACHED_PATIENTS = 10_000
+_OVER = (ExportStatus.COMPLETED, ExportStatus.CANCELLED, ExportStatus.FAILED)
 
 
 class _Record(Protocol):
     def resource_types(self) -> list[str]: ...
 
-    def current_rows(self, resource_type: str) -> Iterator[tuple[str, CurrentVersion]]: ...
+    def current_rows(
+        self, resource_type: str, after: str = ""
+    ) -> Iterator[tuple[str, CurrentVersion]]: ...
 
     def read_version(
         self, resource_type: str, resource_id: str, version: int
@@ -65,11 +79,13 @@ class _Files(Protocol):
 class _Jobs(Protocol):
     def save(self, job: ExportJob) -> None: ...
 
+    def advance(self, job: ExportJob) -> bool: ...
+
     def get(self, partner: str, job_id: str) -> ExportJob | None: ...
 
 
 class Exporter:
-    """Runs export jobs."""
+    """Runs export jobs, a slice at a time."""
 
     def __init__(
         self,
@@ -79,6 +95,8 @@ class Exporter:
         jobs: _Jobs,
         files: _Files,
         policy: Policy,
+        resume: Callable[[ExportJob], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._record = record
         self._consents = consents
@@ -86,51 +104,79 @@ class Exporter:
         self._jobs = jobs
         self._files = files
         self._policy = policy
+        self._resume = resume
+        self._clock = clock
 
-    def run(self, partner: str, job_id: str) -> ExportJob | None:
-        """Run one job to its end; None if there is no such job.
+    def run(self, partner: str, job_id: str, budget: float) -> ExportJob | None:
+        """Run a job's next slice for about ``budget`` seconds (a resource more at
+        least), save where it stopped and queue the next slice (``resume``); None if
+        there is no such job.
 
         Raises:
             StorageUnavailableError, ConsentUnavailableError: retry through the queue.
         """
         job = self._jobs.get(partner, job_id)
-        if job is None or job.status in (ExportStatus.COMPLETED, ExportStatus.CANCELLED):
+        if job is None or job.status in _OVER:
             return job
-        job.status, job.outputs, job.error = ExportStatus.RUNNING, [], None
-        self._jobs.save(job)
-        since = parse_span(job.since, UTC)[0] if job.since else None
-        types = job.types or self._record.resource_types()
+        if job.status is ExportStatus.ACCEPTED:
+            job.status = ExportStatus.RUNNING
+            job.plan = sorted(job.types or self._record.resource_types())
+            job.cursor = [job.plan[0], ""] if job.plan else None
+        deadline = self._clock() + budget
+        slice_name = f"{job.slices:04d}-{uuid.uuid4().hex[:8]}"
         audit = self._files.audit_file(
-            f"AuditEvent/{job.transaction_time[:10].replace('-', '/')}/export-{job.id}.ndjson"
+            f"AuditEvent/{job.transaction_time[:10].replace('-', '/')}"
+            f"/export-{job.id}-{slice_name}.ndjson"
         )
-        walk = _Walk(self._record, self._consents, self._policy, job, audit)
+        walk = _Walk(self._record, self._consents, self._policy, job, audit, slice_name)
         walk.actor = partner_actor(job.partner, self._partners.get(job.partner))
-        for number, kind in enumerate(sorted(types), start=1):
+        since = parse_span(job.since, UTC)[0] if job.since else None
+        while job.cursor is not None and self._clock() < deadline:
             current = self._jobs.get(partner, job_id)
             if current is not None and current.status is ExportStatus.CANCELLED:
                 audit.close()
                 return current
-            count = walk.export_type(self._files, kind, since)
-            if count:
-                job.outputs.append({"type": kind, "file": f"{kind}.ndjson", "count": count})
-            job.progress = f"{number} of {len(types)} types"
-            self._jobs.save(job)
+            kind, after = job.cursor
+            output, last = walk.export_type(self._files, kind, after, since, self._clock, deadline)
+            if output:
+                job.outputs.append(output)
+            following = job.plan.index(kind) + 1
+            if last is not None:
+                job.cursor = [kind, last]
+            elif following < len(job.plan):
+                job.cursor = [job.plan[following], ""]
+            else:
+                job.cursor = None
         audit.close()
-        job.status, job.progress = ExportStatus.COMPLETED, "done"
-        self._jobs.save(job)
-        log.info(
-            "export: completed",
-            extra={
-                "stage": "export",
-                "correlation_id": job.id,
-                "partner": partner,
-                "outcome": "completed",
-                "files": len(job.outputs),
-                "resources": sum(o["count"] for o in job.outputs),
-                "withheld": walk.withheld,
-            },
-        )
+        job.slices += 1
+        job.withheld += walk.withheld
+        if job.cursor is None:
+            job.status, job.progress = ExportStatus.COMPLETED, "done"
+        else:
+            job.progress = f"{job.plan.index(job.cursor[0])} of {len(job.plan)} types"
+        if not self._jobs.advance(job):
+            # Cancelled meanwhile, or another runner saved this slice first: it goes on.
+            log.info("export: slice superseded", extra=self._fields(job, "superseded"))
+            return self._jobs.get(partner, job_id)
+        if job.status is ExportStatus.RUNNING:
+            self._resume(job)
+            log.info("export: slice done", extra=self._fields(job, "continued"))
+        else:
+            log.info("export: completed", extra=self._fields(job, "completed"))
         return job
+
+    @staticmethod
+    def _fields(job: ExportJob, outcome: str) -> dict[str, Any]:
+        return {
+            "stage": "export",
+            "correlation_id": job.id,
+            "partner": job.partner,
+            "outcome": outcome,
+            "slices": job.slices,
+            "files": len(job.outputs),
+            "resources": sum(o["count"] for o in job.outputs),
+            "withheld": job.withheld,
+        }
 
     def fail(self, partner: str, job_id: str, reason: str) -> None:
         """Mark a job failed (its last attempt failed), so its status says so.
@@ -146,7 +192,7 @@ class Exporter:
 
 
 class _Walk:
-    """One job's pass over the record."""
+    """One slice's pass over the record."""
 
     def __init__(
         self,
@@ -155,12 +201,14 @@ class _Walk:
         policy: Policy,
         job: ExportJob,
         audit: _Writer,
+        slice_name: str,
     ) -> None:
         self._record = record
         self._index = consents
         self._policy = policy
         self._job = job
         self._audit = audit
+        self._slice = slice_name
         self.actor = partner_actor(job.partner, None)
         self._purpose = Code(ACT_REASON, job.purpose)
         self._consents: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
@@ -168,28 +216,44 @@ class _Walk:
         self._decisions = 0
         self.withheld = 0
 
-    def open(self, files: _Files, kind: str) -> _Writer:
-        return files.export_file(f"{self._job.id}/{kind}.ndjson")
-
-    def export_type(self, files: _Files, kind: str, since: datetime | None) -> int:
+    def export_type(
+        self,
+        files: _Files,
+        kind: str,
+        after: str,
+        since: datetime | None,
+        clock: Callable[[], float],
+        deadline: float,
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """Export one type from past ``after`` until its end or the deadline: the file's
+        manifest entry (None if nothing was written) and the last id done if time ran out
+        (None if the type is finished)."""
+        name = f"{kind}-{self._slice}.ndjson"
         writer: _Writer | None = None
-        for ident, row in self._record.current_rows(kind):
-            if row.deleted or row.version == 0:
-                continue
-            if self._job.level == "patient" and not row.patient:
-                continue
-            if since is not None and (row.updated is None or row.updated < since):
-                continue
-            resource = self._record.read_version(kind, ident, row.version)
-            if resource is None or not self._permitted(resource, row.patient):
-                continue
-            if writer is None:
-                writer = self.open(files, kind)
-            writer.write(resource)
+        for ident, row in self._record.current_rows(kind, after):
+            if self._wanted(row, since):
+                resource = self._record.read_version(kind, ident, row.version)
+                if resource is not None and self._permitted(resource, row.patient):
+                    if writer is None:
+                        writer = files.export_file(f"{self._job.id}/{name}")
+                    writer.write(resource)
+            if clock() >= deadline:
+                return self._close(writer, kind, name), ident
+        return self._close(writer, kind, name), None
+
+    def _wanted(self, row: CurrentVersion, since: datetime | None) -> bool:
+        if row.deleted or row.version == 0:
+            return False
+        if self._job.level == "patient" and not row.patient:
+            return False
+        return since is None or (row.updated is not None and row.updated >= since)
+
+    @staticmethod
+    def _close(writer: _Writer | None, kind: str, name: str) -> dict[str, Any] | None:
         if writer is None:
-            return 0
+            return None
         writer.close()
-        return writer.count
+        return {"type": kind, "file": name, "count": writer.count}
 
     def _patient_consents(self, patient: str) -> list[dict[str, Any]]:
         if patient in self._consents:
@@ -222,7 +286,7 @@ class _Walk:
         self._decisions += 1
         self._audit.write(
             consent_audit_event(
-                work_id=f"export-{self._job.id}",
+                work_id=f"export-{self._job.id}-{self._slice}",
                 number=self._decisions,
                 decision=decision,
                 action=Action.USE.value,

@@ -90,10 +90,17 @@ class ExportJob:
     outputs: list[dict[str, Any]] = field(default_factory=list)  # type, file, count
     error: str | None = None
     progress: str = ""
+    plan: list[str] = field(default_factory=list)  # the types, fixed by the first slice
+    cursor: list[str] | None = None  # [type, last id done]: where the next slice starts
+    slices: int = 0  # slices run so far
+    withheld: int = 0  # resources consent kept out so far
+    etag: str | None = None  # the row's, when read: a slice saves only over what it read
 
     def to_json(self) -> str:
-        """As stored in the job row."""
-        return json.dumps(asdict(self))
+        """As stored in the job row (without the etag, which is the row's own)."""
+        data = asdict(self)
+        del data["etag"]
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, text: str) -> ExportJob:

@@ -31,10 +31,11 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         Partner(id="other", name="Other reader", roles=frozenset({Role.READ})),
     ]
     # Notifications are not what this module tests; their stage would double the queue
-    # traffic of the 2,000-record seed on a two-core machine.
-    quiet = {"AzureWebJobs.notify.Disabled": "true"}
+    # traffic of the 2,000-record seed on a two-core machine. Two-second slices: a job
+    # takes several export messages, each well inside the test host's one-minute timeout.
+    env = {"AzureWebJobs.notify.Disabled": "true", "INTAKE_EXPORT_SLICE_SECONDS": "2"}
     with product_api(
-        azurite, tmp_path_factory.mktemp("export"), partners, "fk-export", quiet
+        azurite, tmp_path_factory.mktemp("export"), partners, "fk-export", env
     ) as api:
         _ingest(api, b"".join(itertools.islice(ndjson_records(5), RECORDS)), "application/x-ndjson")
         yield api
@@ -75,7 +76,7 @@ def _files(api: dict[str, Any], manifest: dict[str, Any]) -> dict[str, list[dict
         assert response.headers["content-type"].startswith("application/fhir+ndjson")
         lines = [json.loads(line) for line in response.text.splitlines() if line]
         assert len(lines) == output["count"]
-        found[output["type"]] = lines
+        found.setdefault(output["type"], []).extend(lines)
     return found
 
 
@@ -96,6 +97,10 @@ def test_a_system_export_matches_the_store(api: dict[str, Any]) -> None:
     files = _files(api, manifest)
     exported = {kind: {r["id"] for r in lines} for kind, lines in files.items()}
     assert exported == _stored(api)
+    assert all(len(lines) == len({r["id"] for r in lines}) for lines in files.values())
+    # Slices: a type's resources came in more than one file, each from its own slice.
+    kinds = [o["type"] for o in manifest["output"]]
+    assert len(kinds) > len(set(kinds)), kinds
     assert len(exported["Patient"]) == len(exported["Observation"]) == RECORDS // 2
     sample = files["Observation"][0]
     assert sample["meta"]["versionId"] == "1" and sample["resourceType"] == "Observation"

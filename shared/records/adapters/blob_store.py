@@ -177,14 +177,20 @@ class BlobResourceStore:
             rows = self._rows.list_entities(select=["PartitionKey"])
             return sorted({str(r["PartitionKey"]) for r in rows})
 
-    def current_rows(self, resource_type: str) -> Iterator[tuple[str, CurrentVersion]]:
-        """Every resource of a type with its index row, page by page (memory stays flat).
+    def current_rows(
+        self, resource_type: str, after: str = ""
+    ) -> Iterator[tuple[str, CurrentVersion]]:
+        """Every resource of a type with its index row, in id order from the first id
+        past ``after``, page by page (memory stays flat).
 
         Raises:
             StorageUnavailableError: storage failed.
         """
         with _storage("listing resources"):
-            rows = self._rows.query_entities("PartitionKey eq @t", parameters={"t": resource_type})
+            rows = self._rows.query_entities(
+                "PartitionKey eq @t and RowKey gt @after",
+                parameters={"t": resource_type, "after": after},
+            )
             for row in rows:
                 yield str(row["RowKey"]), _current(row)
 

@@ -7,7 +7,8 @@ import base64
 from collections.abc import Iterator
 from typing import Any
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
 
@@ -43,6 +44,28 @@ class TableExportJobs:
                 f"saving an export job failed: {type(exc).__name__}"
             ) from exc
 
+    def advance(self, job: ExportJob) -> bool:
+        """Replace a job's row only if nobody changed it since ``job`` was read (its
+        etag); False if somebody did (a cancel, or another runner of the same slice).
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        try:
+            self._table.update_entity(
+                {"PartitionKey": job.partner, "RowKey": job.id, "job": job.to_json()},
+                mode=UpdateMode.REPLACE,
+                etag=job.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        except AzureError as exc:
+            raise StorageUnavailableError(
+                f"saving an export job failed: {type(exc).__name__}"
+            ) from exc
+        return True
+
     def get(self, partner: str, job_id: str) -> ExportJob | None:
         """A partner's job, or None.
 
@@ -57,7 +80,9 @@ class TableExportJobs:
             raise StorageUnavailableError(
                 f"reading an export job failed: {type(exc).__name__}"
             ) from exc
-        return ExportJob.from_json(str(row["job"]))
+        job = ExportJob.from_json(str(row["job"]))
+        job.etag = str(row.metadata["etag"])
+        return job
 
 
 class BlobNdjsonWriter:

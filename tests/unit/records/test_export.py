@@ -1,4 +1,5 @@
-"""The exporter on fakes: files per type, consent per patient resource, cancel, failure."""
+"""The exporter on fakes: files per type, consent per patient resource, slices that
+resume where time ran out, a superseded runner, cancel, failure."""
 
 from __future__ import annotations
 
@@ -33,8 +34,10 @@ class Record:
     def resource_types(self) -> list[str]:
         return sorted(self.rows)
 
-    def current_rows(self, resource_type: str) -> Iterator[tuple[str, CurrentVersion]]:
-        yield from self.rows.get(resource_type, {}).items()
+    def current_rows(
+        self, resource_type: str, after: str = ""
+    ) -> Iterator[tuple[str, CurrentVersion]]:
+        yield from sorted((k, v) for k, v in self.rows.get(resource_type, {}).items() if k > after)
 
     def read_version(
         self, resource_type: str, resource_id: str, version: int
@@ -74,19 +77,35 @@ class Partners:
 
 
 class Jobs:
+    """The job row, with an etag that every save changes."""
+
     def __init__(self, job: ExportJob) -> None:
         self.job = job
-        self.cancel_after_saves: int | None = None
-        self.saves = 0
+        self.version = 0
+        self.gets = 0
+        self.cancel_at_get: int | None = None  # the user cancels before this read
+        self.saved_by_another = False  # another runner saves before this one does
 
     def save(self, job: ExportJob) -> None:
-        self.saves += 1
+        self.version += 1
         self.job = ExportJob.from_json(job.to_json())
 
+    def advance(self, job: ExportJob) -> bool:
+        if self.saved_by_another:
+            self.version += 1
+        if job.etag != str(self.version):
+            return False
+        self.save(job)
+        return True
+
     def get(self, partner: str, job_id: str) -> ExportJob | None:
-        if self.cancel_after_saves is not None and self.saves >= self.cancel_after_saves:
+        self.gets += 1
+        if self.gets == self.cancel_at_get:
             self.job.status = ExportStatus.CANCELLED
-        return ExportJob.from_json(self.job.to_json())
+            self.version += 1
+        job = ExportJob.from_json(self.job.to_json())
+        job.etag = str(self.version)
+        return job
 
 
 class Writer:
@@ -126,7 +145,18 @@ def _job(level: str = "system", types: list[str] | None = None) -> ExportJob:
     )
 
 
-def _exporter(jobs: Jobs, files: Files) -> Exporter:
+class Clock:
+    """Each reading is a second later: a budget of n seconds covers about n resources."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1
+        return self.now
+
+
+def _exporter(jobs: Jobs, files: Files, resumed: list[ExportJob] | None = None) -> Exporter:
     return Exporter(
         Record(),
         Consents(),
@@ -134,37 +164,84 @@ def _exporter(jobs: Jobs, files: Files) -> Exporter:
         jobs,
         files,  # type: ignore[arg-type]
         Policy(mode=PolicyMode.OPT_OUT),
+        resume=(resumed if resumed is not None else []).append,
+        clock=Clock(),
     )
+
+
+def _exported(files: Files, job: ExportJob) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for output in job.outputs:
+        lines = files.written[f"{job.id}/{output['file']}"]
+        assert len(lines) == output["count"]
+        found.setdefault(output["type"], []).extend(r["id"] for r in lines)
+    return found
 
 
 def test_files_per_type_with_consent_and_audit() -> None:
     jobs, files = Jobs(_job()), Files()
-    done = _exporter(jobs, files).run("analytics", "j1")
-    assert done is not None and done.status is ExportStatus.COMPLETED
-    assert {o["type"]: o["count"] for o in done.outputs} == {
-        "Observation": 1,
-        "Organization": 1,
-        "Patient": 1,
+    resumed: list[ExportJob] = []
+    done = _exporter(jobs, files, resumed).run("analytics", "j1", budget=1000)
+    assert done is not None and done.status is ExportStatus.COMPLETED and resumed == []
+    assert jobs.job.status is ExportStatus.COMPLETED and jobs.job.slices == 1
+    assert _exported(files, done) == {
+        "Observation": ["o1"],  # o2 withheld, gone deleted
+        "Organization": ["org"],
+        "Patient": ["p1"],
     }
-    assert [r["id"] for r in files.written["j1/Observation.ndjson"]] == [
-        "o1"
-    ]  # o2 withheld, gone deleted
+    assert done.withheld == 2
     audit = next(v for k, v in files.written.items() if k.startswith("AuditEvent/"))
     assert len(audit) == 4  # one decision per patient resource: p1, p2, o1, o2
 
 
+def test_slices_resume_where_time_ran_out_until_everything_is_exported() -> None:
+    jobs, files = Jobs(_job()), Files()
+    resumed: list[ExportJob] = []
+    exporter = _exporter(jobs, files, resumed)
+    job = exporter.run("analytics", "j1", budget=3)
+    while resumed:
+        assert job is not None and job.status is ExportStatus.RUNNING and job.cursor
+        job = exporter.run(resumed.pop().partner, "j1", budget=3)
+    assert job is not None and job.status is ExportStatus.COMPLETED
+    assert job.slices > 2  # the budget cut the walk short more than once
+    assert _exported(files, job) == {
+        "Observation": ["o1"],
+        "Organization": ["org"],
+        "Patient": ["p1"],
+    }
+    names = [o["file"] for o in job.outputs]
+    assert len(set(names)) == len(names)  # each slice writes files of its own
+    audits = [v for k, v in files.written.items() if k.startswith("AuditEvent/")]
+    assert sum(len(a) for a in audits) == 4 and len(audits) == job.slices
+    ids = [event["id"] for audit in audits for event in audit]
+    assert len(set(ids)) == len(ids)
+
+
+def test_a_runner_whose_slice_was_saved_by_another_stops() -> None:
+    # A message delivered twice (the host died after queueing the next slice): both
+    # runners walk the same slice, the first save wins, the second queues nothing.
+    jobs, files = Jobs(_job()), Files()
+    resumed: list[ExportJob] = []
+    jobs.saved_by_another = True
+    lost = _exporter(jobs, files, resumed).run("analytics", "j1", budget=3)
+    assert resumed == [] and jobs.version == 1  # only the other runner's save
+    assert lost is not None and lost.slices == 0 and lost.outputs == []
+
+
 def test_a_patient_export_leaves_out_what_is_in_no_compartment() -> None:
     jobs, files = Jobs(_job("patient", ["Organization", "Observation"])), Files()
-    done = _exporter(jobs, files).run("analytics", "j1")
+    done = _exporter(jobs, files).run("analytics", "j1", budget=1000)
     assert done is not None and [o["type"] for o in done.outputs] == ["Observation"]
 
 
 def test_cancel_stops_between_types_and_failure_is_reported() -> None:
     jobs, files = Jobs(_job()), Files()
-    jobs.cancel_after_saves = 2  # running, then one type done
-    stopped = _exporter(jobs, files).run("analytics", "j1")
+    resumed: list[ExportJob] = []
+    jobs.cancel_at_get = 3  # the job is read, one type is walked, then it is cancelled
+    stopped = _exporter(jobs, files, resumed).run("analytics", "j1", budget=1000)
     assert stopped is not None and stopped.status is ExportStatus.CANCELLED
-    assert len([k for k in files.written if k.startswith("j1/")]) == 1
+    assert len([k for k in files.written if k.startswith("j1/")]) == 1 and resumed == []
+    assert jobs.job.status is ExportStatus.CANCELLED and jobs.job.slices == 0
     failing = Jobs(_job())
     _exporter(failing, Files()).fail("analytics", "j1", "StorageUnavailableError")
     assert (failing.job.status, failing.job.error) == (
