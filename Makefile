@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 IAC    := .venv-iac
 
-.PHONY: setup run demo test lint infra-check chaos bench bench-pipeline bench-http bench-convert bench-batch bench-consent bench-store bench-notify fuzz clean
+.PHONY: setup run demo test lint infra-check chaos bench bench-pipeline bench-http bench-convert bench-batch bench-consent bench-store bench-export bench-notify fuzz clean
 
 setup: $(STAMP) node_modules/.bin/azurite local.settings.json
 
@@ -63,6 +63,9 @@ bench-consent: setup
 bench-store: setup
 	$(BIN)/python -m bench.bench_store --json bench/store.json
 
+bench-export: setup
+	$(BIN)/python -m bench.bench_export --json bench/export.json
+
 # The fault tests at length: 20 SIGKILLs of the host during a 5,000-record drop and 300 posts.
 chaos: setup
 	CHAOS_KILLS=20 CHAOS_RECORDS=5000 CHAOS_POSTS=300 $(BIN)/pytest tests/e2e/test_chaos.py tests/e2e/test_outage.py -p no:cacheprovider
@@ -80,7 +83,7 @@ bench-http: setup
 	$(BIN)/python -m bench.bench_http --json bench/http.json
 
 # Every benchmark, one after another (they share the machine; never run two at once).
-bench: bench-convert bench-batch bench-consent bench-store bench-notify bench-pipeline bench-http
+bench: bench-convert bench-batch bench-consent bench-store bench-export bench-notify bench-pipeline bench-http
 
 clean:
 	rm -rf $(VENV) $(IAC) node_modules .azurite .intake .pytest_cache .mypy_cache .ruff_cache

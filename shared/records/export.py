@@ -21,11 +21,13 @@ removes. A slice that fails is retried by the queue from the saved cursor.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -45,6 +47,8 @@ __all__ = ["Exporter"]
 
 log = logging.getLogger(__name__)
 _CACHED_PATIENTS = 10_000
+_PAGE_ROWS = 64  # index rows taken at a time; the deadline is checked between pages
+READERS = 8  # resource reads in flight (bench/bench_export.py)
 _OVER = (ExportStatus.COMPLETED, ExportStatus.CANCELLED, ExportStatus.FAILED)
 
 
@@ -97,6 +101,7 @@ class Exporter:
         policy: Policy,
         resume: Callable[[ExportJob], None],
         clock: Callable[[], float] = time.monotonic,
+        readers: int = READERS,
     ) -> None:
         self._record = record
         self._consents = consents
@@ -106,6 +111,7 @@ class Exporter:
         self._policy = policy
         self._resume = resume
         self._clock = clock
+        self._readers = readers
 
     def run(self, partner: str, job_id: str, budget: float) -> ExportJob | None:
         """Run a job's next slice for about ``budget`` seconds (a resource more at
@@ -128,7 +134,9 @@ class Exporter:
             f"AuditEvent/{job.transaction_time[:10].replace('-', '/')}"
             f"/export-{job.id}-{slice_name}.ndjson"
         )
-        walk = _Walk(self._record, self._consents, self._policy, job, audit, slice_name)
+        walk = _Walk(
+            self._record, self._consents, self._policy, job, audit, slice_name, self._readers
+        )
         walk.actor = partner_actor(job.partner, self._partners.get(job.partner))
         since = parse_span(job.since, UTC)[0] if job.since else None
         while job.cursor is not None and self._clock() < deadline:
@@ -202,8 +210,10 @@ class _Walk:
         job: ExportJob,
         audit: _Writer,
         slice_name: str,
+        readers: int,
     ) -> None:
         self._record = record
+        self._readers = readers
         self._index = consents
         self._policy = policy
         self._job = job
@@ -230,16 +240,25 @@ class _Walk:
         (None if the type is finished)."""
         name = f"{kind}-{self._slice}.ndjson"
         writer: _Writer | None = None
-        for ident, row in self._record.current_rows(kind, after):
-            if self._wanted(row, since):
-                resource = self._record.read_version(kind, ident, row.version)
-                if resource is not None and self._permitted(resource, row.patient):
-                    if writer is None:
-                        writer = files.export_file(f"{self._job.id}/{name}")
-                    writer.write(resource)
-            if clock() >= deadline:
-                return self._close(writer, kind, name), ident
+        rows = iter(self._record.current_rows(kind, after))
+        with ThreadPoolExecutor(self._readers, thread_name_prefix="export") as pool:
+            while page := list(itertools.islice(rows, _PAGE_ROWS)):
+                wanted = [(ident, row) for ident, row in page if self._wanted(row, since)]
+                # The reads overlap (each is a blob round trip); consent and writing stay
+                # in id order.
+                read = pool.map(lambda item: self._read(kind, *item), wanted)
+                self._look_up(pool, wanted)
+                for (_, row), resource in zip(wanted, read, strict=True):
+                    if resource is not None and self._permitted(resource, row.patient):
+                        if writer is None:
+                            writer = files.export_file(f"{self._job.id}/{name}")
+                        writer.write(resource)
+                if clock() >= deadline:
+                    return self._close(writer, kind, name), page[-1][0]
         return self._close(writer, kind, name), None
+
+    def _read(self, kind: str, ident: str, row: CurrentVersion) -> dict[str, Any] | None:
+        return self._record.read_version(kind, ident, row.version)
 
     def _wanted(self, row: CurrentVersion, since: datetime | None) -> bool:
         if row.deleted or row.version == 0:
@@ -255,10 +274,17 @@ class _Walk:
         writer.close()
         return {"type": kind, "file": name, "count": writer.count}
 
-    def _patient_consents(self, patient: str) -> list[dict[str, Any]]:
-        if patient in self._consents:
-            self._consents.move_to_end(patient)
-            return self._consents[patient]
+    def _look_up(self, pool: ThreadPoolExecutor, rows: list[tuple[str, CurrentVersion]]) -> None:
+        """Find the consents of a page's patients not yet cached, overlapped like the
+        reads (each is a row, a blob and an index query)."""
+        patients = sorted({row.patient for _, row in rows if row.patient} - set(self._consents))
+        for patient, found in zip(patients, pool.map(self._find, patients), strict=True):
+            self._consents[patient] = found
+            if len(self._consents) > _CACHED_PATIENTS:
+                self._consents.popitem(last=False)
+
+    def _find(self, patient: str) -> list[dict[str, Any]]:
+        """A patient's consents, by reference and by each of its identifiers."""
         keys = {patient}
         kind, _, ident = patient.partition("/")
         row = self._record.current(kind, ident)
@@ -266,11 +292,13 @@ class _Walk:
         for identifier in (holder or {}).get("identifier") or ():
             if identifier.get("value"):
                 keys.add(f"{identifier.get('system', '')}|{identifier['value']}")
-        found = self._index.find(keys)
-        self._consents[patient] = found
-        if len(self._consents) > _CACHED_PATIENTS:
-            self._consents.popitem(last=False)
-        return found
+        return self._index.find(keys)
+
+    def _patient_consents(self, patient: str) -> list[dict[str, Any]]:
+        if patient not in self._consents:  # left out of the cache meanwhile
+            self._consents[patient] = self._find(patient)
+        self._consents.move_to_end(patient)
+        return self._consents[patient]
 
     def _permitted(self, resource: dict[str, Any], patient: str | None) -> bool:
         if patient is None:

@@ -34,9 +34,7 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
     # traffic of the 2,000-record seed on a two-core machine. Two-second slices: a job
     # takes several export messages, each well inside the test host's one-minute timeout.
     env = {"AzureWebJobs.notify.Disabled": "true", "INTAKE_EXPORT_SLICE_SECONDS": "2"}
-    with product_api(
-        azurite, tmp_path_factory.mktemp("export"), partners, "fk-export", env
-    ) as api:
+    with product_api(azurite, tmp_path_factory.mktemp("export"), partners, "fk-export", env) as api:
         _ingest(api, b"".join(itertools.islice(ndjson_records(5), RECORDS)), "application/x-ndjson")
         yield api
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import bench_consent, bench_notify, bench_store
+from bench import bench_consent, bench_export, bench_notify, bench_store
 from tests.support.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.azurite
@@ -20,6 +20,12 @@ def test_bench_consent_runs(storage_env) -> None:  # type: ignore[no-untyped-def
 def test_bench_store_runs(storage_env) -> None:  # type: ignore[no-untyped-def]
     result = bench_store.run(records=20, rounds=1)
     assert result["resources_per_bundle"] == 21  # 10 Patients, 10 Observations, Provenance
+    assert result["sequential"]["resources_per_s_best"] > 0
+
+
+def test_bench_export_runs(storage_env) -> None:  # type: ignore[no-untyped-def]
+    result = bench_export.run(records=20, rounds=1)
+    assert result["resources_exported"] == 21  # every stored resource, in both settings
     assert result["sequential"]["resources_per_s_best"] > 0
 
 
