@@ -124,8 +124,10 @@ class Exporter:
         job = self._jobs.get(partner, job_id)
         if job is None or job.status in _OVER:
             return job
-        if job.status is ExportStatus.ACCEPTED:
-            job.status = ExportStatus.RUNNING
+        if job.status is ExportStatus.ACCEPTED or not job.plan:
+            # The first slice (or a job a version without slices left running: it
+            # starts over, as it would have then).
+            job.status, job.outputs = ExportStatus.RUNNING, []
             job.plan = sorted(job.types or self._record.resource_types())
             job.cursor = [job.plan[0], ""] if job.plan else None
         deadline = self._clock() + budget

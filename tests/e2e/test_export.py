@@ -20,7 +20,8 @@ from tests.e2e.conftest import post_ingest, product_api, wait_stage
 from tests.support.consents import action_provision, privacy_consent
 
 pytestmark = pytest.mark.azurite
-RECORDS = 2000  # 1,000 Patients and 1,000 Observations, plus the Provenance: a few thousand
+# 600 Patients, 600 Observations and the Provenance: several two-second slices per job
+RECORDS = 1200
 
 
 @pytest.fixture(scope="module")

@@ -217,6 +217,19 @@ def test_slices_resume_where_time_ran_out_until_everything_is_exported() -> None
     assert len(set(ids)) == len(ids)
 
 
+def test_a_job_left_running_by_the_version_without_slices_starts_over() -> None:
+    jobs, files = Jobs(_job()), Files()
+    jobs.job.status = ExportStatus.RUNNING
+    jobs.job.outputs = [{"type": "Patient", "file": "Patient.ndjson", "count": 2}]
+    done = _exporter(jobs, files).run("analytics", "j1", budget=1000)
+    assert done is not None and done.status is ExportStatus.COMPLETED
+    assert _exported(files, done) == {
+        "Observation": ["o1"],
+        "Organization": ["org"],
+        "Patient": ["p1"],
+    }
+
+
 def test_a_runner_whose_slice_was_saved_by_another_stops() -> None:
     # A message delivered twice (the host died after queueing the next slice): both
     # runners walk the same slice, the first save wins, the second queues nothing.
