@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
-import platform
-import statistics
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.figures import against_baseline, report
 from bench.storage import bench_storage
 
 
@@ -101,22 +97,9 @@ def run(records: int, rounds: int) -> dict[str, Any]:
             assert done is not None and done.status is ExportStatus.COMPLETED, done
             exported = sum(o["count"] for o in done.outputs)
             assert exported == stored, (exported, stored)
-    result: dict[str, Any] = {
-        "date": datetime.now(UTC).date().isoformat(),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
-        "python": sys.version.split()[0],
-        "resources_exported": exported,
-        "rounds": rounds,
-    }
-    for label, measured in times.items():
-        result[label] = {
-            "resources_per_s_best": exported / min(measured),
-            "resources_per_s_median": exported / statistics.median(measured),
-        }
-    result["speedup_median"] = (
-        result["ours"]["resources_per_s_median"] / result["sequential"]["resources_per_s_median"]
+    return against_baseline(
+        times, exported, "resources", resources_exported=exported, rounds=rounds
     )
-    return result
 
 
 def main() -> None:
@@ -127,15 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     with bench_storage("export"):
         result = run(args.records, args.rounds)
-    for label in ("ours", "sequential"):
-        figures = result[label]
-        print(
-            f"{label:10}: {figures['resources_per_s_best']:6.0f} resources/s best, "
-            f"{figures['resources_per_s_median']:6.0f} median"
-        )
-    print(f"speedup (median): {result['speedup_median']:.1f}x")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report(result, "resources", args.json)
 
 
 if __name__ == "__main__":

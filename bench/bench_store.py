@@ -13,16 +13,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
-import platform
-import statistics
-import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.figures import against_baseline, report
 from bench.storage import bench_storage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,22 +73,9 @@ def run(records: int, rounds: int) -> dict[str, Any]:
             outcome = stage.handle(envelope)
             times[label].append(time.perf_counter() - started)
             assert outcome.counts["created"] + outcome.counts["updated"] == resources, outcome
-    result: dict[str, Any] = {
-        "date": datetime.now(UTC).date().isoformat(),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
-        "python": sys.version.split()[0],
-        "resources_per_bundle": resources,
-        "rounds": rounds,
-    }
-    for label, measured in times.items():
-        result[label] = {
-            "resources_per_s_best": resources / min(measured),
-            "resources_per_s_median": resources / statistics.median(measured),
-        }
-    result["speedup_median"] = (
-        result["ours"]["resources_per_s_median"] / result["sequential"]["resources_per_s_median"]
+    return against_baseline(
+        times, resources, "resources", resources_per_bundle=resources, rounds=rounds
     )
-    return result
 
 
 def main() -> None:
@@ -104,15 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     with bench_storage("store"):
         result = run(args.records, args.rounds)
-    for label in ("ours", "sequential"):
-        figures = result[label]
-        print(
-            f"{label:10}: {figures['resources_per_s_best']:6.0f} resources/s best, "
-            f"{figures['resources_per_s_median']:6.0f} median"
-        )
-    print(f"speedup (median): {result['speedup_median']:.1f}x")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report(result, "resources", args.json)
 
 
 if __name__ == "__main__":
