@@ -84,6 +84,21 @@ def product_host(
     )
 
 
+def post_hl7(client: httpx.Client, key: str, message: bytes, idempotency: str) -> httpx.Response:
+    """POST one HL7 v2 message to a ``product_host``'s ``/api/ingest`` as partner ``key``;
+    a resend carries the same ``idempotency`` key. Transport errors are the caller's."""
+    return client.post(
+        "/api/ingest",
+        content=message,
+        headers={
+            "x-functions-key": "fk",
+            "x-api-key": key,
+            "content-type": "x-application/hl7-v2+er7",
+            "idempotency-key": idempotency,
+        },
+    )
+
+
 @pytest.fixture(scope="module")
 def keys() -> dict[str, str]:
     return {"function": secrets.token_urlsafe(24), "master": secrets.token_urlsafe(24)}

@@ -31,7 +31,7 @@ from shared.intake.status import TableIngestionLog
 from shared.platform.names import Container, Queue, Table, poison_queue
 from shared.platform.storage import StorageClients
 from shared.security import Partner
-from tests.e2e.conftest import APPS, make_env, product_host, storage_with_partner
+from tests.e2e.conftest import APPS, make_env, post_hl7, product_host, storage_with_partner
 from tests.support.hostproc import wait_for
 
 pytestmark = pytest.mark.azurite
@@ -79,16 +79,7 @@ class Poster(threading.Thread):
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             try:
-                answer = client.post(
-                    "/api/ingest",
-                    content=message,
-                    headers={
-                        "x-functions-key": "fk",
-                        "x-api-key": self.key,
-                        "content-type": "x-application/hl7-v2+er7",
-                        "idempotency-key": idempotency,
-                    },
-                )
+                answer = post_hl7(client, self.key, message, idempotency)
             except httpx.TransportError:  # the host is down or died mid-request
                 time.sleep(0.2)
                 continue

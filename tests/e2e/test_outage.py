@@ -22,7 +22,7 @@ from devhost.azurite import ports_listening, start_azurite
 from shared.platform.names import Queue, Table, poison_queue
 from shared.platform.settings import development_connection_string
 from shared.security import Partner
-from tests.e2e.conftest import product_host, storage_with_partner
+from tests.e2e.conftest import post_hl7, product_host, storage_with_partner
 from tests.support.hostproc import REPO, wait_for
 
 pytestmark = pytest.mark.azurite
@@ -58,16 +58,7 @@ def _post_all(base_url: str, key: str, answers: Answers) -> None:
         for n, message in enumerate(itertools.islice(hl7_mixed_records(42), MESSAGES)):
             while True:
                 try:
-                    answer = client.post(
-                        "/api/ingest",
-                        content=message,
-                        headers={
-                            "x-functions-key": "fk",
-                            "x-api-key": key,
-                            "content-type": "x-application/hl7-v2+er7",
-                            "idempotency-key": f"outage-{n}",
-                        },
-                    )
+                    answer = post_hl7(client, key, message, f"outage-{n}")
                 except httpx.TransportError:
                     time.sleep(0.2)
                     continue
