@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.figures import machine_facts
 from bench.storage import bench_storage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -156,9 +154,7 @@ def run(records: int, rounds: int) -> dict[str, Any]:
             times[label].append(time.perf_counter() - started)
     assert outcome is not None and outcome.denied == 2 * len(patients[::20]), outcome
     result: dict[str, Any] = {
-        "date": datetime.now(UTC).date().isoformat(),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
-        "python": sys.version.split()[0],
+        **machine_facts(),
         "records": records,
         "patients": len(patients),
         "opted_out": len(patients[::20]),

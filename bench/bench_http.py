@@ -17,15 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.figures import machine_facts
 from bench.host import FUNCTION_KEY, REPO, product_host
 from bench.storage import bench_storage
 
@@ -109,9 +108,7 @@ def run(requests: int, connections: int, work: Path) -> dict[str, Any]:
         if row.get("received_status") == "stored"
     )
     return {
-        "date": datetime.now(UTC).date().isoformat(),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
-        "python": sys.version.split()[0],
+        **machine_facts(),
         "connections": connections,
         "requests": requests,
         "ingest": _figures(ingest),

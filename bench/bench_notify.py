@@ -17,15 +17,13 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.figures import machine_facts
 from bench.storage import bench_storage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,9 +118,7 @@ def run(records: int, rounds: int, receiver_url: str) -> dict[str, Any]:
     delivery_seconds = time.perf_counter() - started
     assert all(o is not None and o.value == "delivered" for o in outcomes), outcomes
     result: dict[str, Any] = {
-        "date": datetime.now(UTC).date().isoformat(),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
-        "python": sys.version.split()[0],
+        **machine_facts(),
         "changes_per_round": changes,
         "deliveries_per_round": len(queued.sent),
         "rounds": rounds,

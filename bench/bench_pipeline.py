@@ -19,18 +19,16 @@ import asyncio
 import itertools
 import json
 import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.figures import machine_facts
 from bench.generate import hl7_mixed_records
 from bench.host import FUNCTION_KEY, product_host
 from bench.storage import bench_storage
@@ -157,9 +155,7 @@ def run(messages: int, concurrency: int, work: Path) -> dict[str, Any]:
     span = (max(stored) - min(received)).total_seconds()
     latencies = [(row["store_at"] - row["received_at"]).total_seconds() for row in rows.values()]
     return {
-        "date": datetime.now(UTC).date().isoformat(),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
-        "python": sys.version.split()[0],
+        **machine_facts(),
         "messages": messages,
         "concurrency": concurrency,
         "post_seconds": posted,

@@ -13,17 +13,21 @@ from pathlib import Path
 from typing import Any
 
 
+def machine_facts() -> dict[str, str]:
+    """When and where a figure was measured, as every benchmark records it."""
+    return {
+        "date": datetime.now(UTC).date().isoformat(),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
+        "python": sys.version.split()[0],
+    }
+
+
 def against_baseline(
     times: dict[str, list[float]], work: int, unit: str, **facts: Any
 ) -> dict[str, Any]:
     """``times``: seconds per round for "ours" and "sequential", each round doing
     ``work`` of ``unit`` (e.g. resources); ``facts`` go into the result as they are."""
-    result: dict[str, Any] = {
-        "date": datetime.now(UTC).date().isoformat(),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
-        "python": sys.version.split()[0],
-        **facts,
-    }
+    result: dict[str, Any] = {**machine_facts(), **facts}
     for label, measured in times.items():
         result[label] = {
             f"{unit}_per_s_best": work / min(measured),
