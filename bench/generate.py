@@ -16,7 +16,7 @@ from pathlib import Path
 
 _FAMILIES = ["Rivera", "Okafor", "Lindqvist", "Tanaka", "Moreau", "Novak", "Haddad", "Silva"]
 _GIVEN = ["Ana", "Ben", "Chen", "Dana", "Eli", "Fatima", "Gus", "Hana"]
-GLOBAL_AUTHORITY = "2.16.840.1.113883.19.5"  # an OID: identifiers shared across partners
+GLOBAL_AUTHORITY = "2.16.840.1.113883.19.5"  # an OID-named assigning authority
 
 
 def _birth(rng: random.Random) -> str:
@@ -137,20 +137,22 @@ KINDS = {
 }
 
 
-def expected_patients(kind: str, records: int) -> set[str]:
+def expected_patients(kind: str, records: int, partner: str, seed: int) -> set[str]:
     """The Patient ids the first ``records`` records of ``kind`` (``ndjson`` or
-    ``hl7-mixed``) must be stored as: the manifest fault tests hold the record to.
-    Identifiers of the global authority make the id the same for every partner."""
-    from shared.normalize.ids import resource_id
+    ``hl7-mixed``) made with ``seed`` must be stored as when ``partner`` sends them: the
+    manifest fault tests hold the record to (ids are the sending partner's: from the
+    FHIR id it gave, or from the identifier for HL7 v2)."""
+    from shared.normalize.ids import patient_id, resource_id
 
-    system = f"urn:oid:{GLOBAL_AUTHORITY}"
-    if kind == "ndjson":  # Patient, Observation, Patient, ...: MRN000000001, ...
-        values = [f"MRN{n:09d}" for n in range(1, (records + 1) // 2 + 1)]
-    elif kind == "hl7-mixed":
-        values = [f"H{n:08d}" for n in range(1, records + 1)]
-    else:
-        raise ValueError(f"no manifest for {kind}")
-    return {resource_id("Patient", "", system, value) for value in values}
+    if kind == "ndjson":  # Patient, Observation, Patient, ...: gen-<seed>-1, ...
+        count = (records + 1) // 2
+        return {
+            resource_id(partner, "Patient", "id", f"gen-{seed}-{n}") for n in range(1, count + 1)
+        }
+    if kind == "hl7-mixed":
+        system = f"urn:oid:{GLOBAL_AUTHORITY}"
+        return {patient_id(partner, system, f"H{n:08d}") for n in range(1, records + 1)}
+    raise ValueError(f"no manifest for {kind}")
 
 
 def write(kind: str, size_bytes: int, out: Path, seed: int = 7) -> int:

@@ -71,7 +71,7 @@ def consent_from_row(
         category.append({"coding": [{"system": OPT_OUT_REGISTRY[0], "code": OPT_OUT_REGISTRY[1]}]})
     return {
         "resourceType": "Consent",
-        "id": resource_id("Consent", partner, "csv", key),
+        "id": resource_id(partner, "Consent", "csv", key),
         "status": status,
         "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "patient-privacy"}]},
         "category": category,

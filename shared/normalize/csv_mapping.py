@@ -32,7 +32,7 @@ from .context import BundleBuilder, ConversionContext
 from .csv_consent import ConsentRule, consent_from_row
 from .errors import Issue, IssueCode, NormalizationError
 from .fhir_rules import REQUIRED_BINDINGS, canonical_system
-from .ids import is_global_system, local_system, resource_id
+from .ids import local_system, patient_id, resource_id
 from .models import Conversion, Rejection
 from .payload import read_utf8
 from .provenance import add_provenance
@@ -317,7 +317,7 @@ def _observation(
             }
         ]
     resource["id"] = resource_id(
-        "Observation", ctx.partner, key, coding["system"], coding["code"], when
+        ctx.partner, "Observation", key, coding["system"], coding["code"], when
     )
     return resource
 
@@ -342,7 +342,6 @@ def convert_csv(data: bytes, mapping: CsvMapping, ctx: ConversionContext) -> Con
             IssueCode.REQUIRED,
         )
     system = _patient_system(mapping, ctx)
-    scope = "" if is_global_system(system) else ctx.partner
     out = BundleBuilder()
     rejected: list[Rejection] = []
     rows = 0
@@ -351,7 +350,7 @@ def convert_csv(data: bytes, mapping: CsvMapping, ctx: ConversionContext) -> Con
             rows += 1
             line = reader.line_num
             try:
-                _convert_row(row, mapping, system, scope, ctx, out, line)
+                _convert_row(row, mapping, system, ctx, out, line)
             except _RowError as exc:
                 column = header.index(exc.column) + 1 if exc.column in header else 0
                 rejected.append(
@@ -396,8 +395,8 @@ def convert_csv(data: bytes, mapping: CsvMapping, ctx: ConversionContext) -> Con
 
 
 def _patient_system(mapping: CsvMapping, ctx: ConversionContext) -> str:
-    """A URI or OID is a global system; a name is an assigning authority of the partner's,
-    the same system an HL7 v2 identifier with that authority (CX.4) gets."""
+    """A URI or OID names the authority itself; a bare name is an assigning authority of
+    the partner's, the same system an HL7 v2 identifier with that authority (CX.4) gets."""
     given = (mapping.patient_system or "").strip()
     if given.startswith(("http://", "https://", "urn:")) or re.match(
         r"^(oid:)?[0-2](\.\d+)+$", given
@@ -410,7 +409,6 @@ def _convert_row(
     row: dict[str, str],
     mapping: CsvMapping,
     system: str,
-    scope: str,
     ctx: ConversionContext,
     out: BundleBuilder,
     line: int,
@@ -429,7 +427,7 @@ def _convert_row(
         raise _RowError(mapping.time_column, "the time is empty", IssueCode.REQUIRED)
     when = _time(mapping, when_text, ctx)
     patient = {
-        "reference": f"Patient/{resource_id('Patient', scope, system, value)}",
+        "reference": f"Patient/{patient_id(ctx.partner, system, value)}",
         "identifier": {"system": system, "value": value},
     }
     made = []

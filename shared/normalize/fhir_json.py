@@ -4,10 +4,12 @@ our transaction Bundle.
 Structure is validated with ``fhir.resources`` (R4B models, compatible with R4), plus
 what it does not check: required bindings, reference format, and ``urn:uuid``
 references that must resolve inside a transaction. Then normalized: systems to their
-canonical URIs (bare OIDs to ``urn:oid:``), strings trimmed, and ids made ours: a
-partner's id is namespaced by partner (two partners' ``Patient/1`` never collide), a
-Patient or other master entity with a global identifier gets the same id the HL7 v2
-path gives it, and a resource without id gets one from its content.
+canonical URIs (bare OIDs to ``urn:oid:``), strings trimmed, and ids made ours: every id
+is namespaced by the sending partner (two partners' ``Patient/1`` never collide, and no
+partner can name another partner's resource), and so is every relative reference,
+inside contained resources too. A resource without id gets one from its content; a
+Patient without id but with an identifier gets the id the HL7 v2 path gives the
+partner's Patient with that identifier.
 
 A transaction is all or nothing; a batch, a collection or NDJSON lose only their bad
 entries, each reported with its JSON path.
@@ -26,7 +28,7 @@ from . import json_codec
 from .context import BundleBuilder, ConversionContext
 from .errors import Issue, IssueCode, NormalizationError
 from .fhir_rules import REQUIRED_BINDINGS, canonical_system
-from .ids import is_global_system, resource_id
+from .ids import SSN_SYSTEM, patient_id, resource_id
 from .models import Conversion, Rejection
 from .payload import read_utf8
 from .provenance import add_provenance
@@ -34,7 +36,6 @@ from .provenance import add_provenance
 __all__ = ["MAX_FHIR_BYTES", "convert_fhir_json"]
 
 MAX_FHIR_BYTES = 64 * 1024 * 1024
-_MASTER = {"Patient", "Practitioner", "Organization", "Location"}
 _RELATIVE = re.compile(
     r"^(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]{1,64})?$"
 )
@@ -151,7 +152,14 @@ def _check(resource: Any, path: str) -> tuple[dict[str, Any] | None, list[Issue]
                 diagnostics="expected a FHIR resource: a JSON object with resourceType",
             )
         ]
-    resource = _clean(resource)
+    try:
+        resource = _clean(resource)
+    except RecursionError:
+        return None, [
+            Issue(
+                code=IssueCode.TOO_COSTLY, location=path, diagnostics="resource nested too deeply"
+            )
+        ]
     try:
         model = get_fhir_model_class(resource["resourceType"])
     except (KeyError, ValueError, AttributeError):
@@ -179,24 +187,25 @@ def _check(resource: Any, path: str) -> tuple[dict[str, Any] | None, list[Issue]
 
 def _our_id(resource: dict[str, Any], ctx: ConversionContext) -> str:
     kind = resource["resourceType"]
-    if kind in _MASTER:
+    if resource.get("id"):
+        return resource_id(ctx.partner, kind, "id", resource["id"])
+    if kind == "Patient":
         for ident in resource.get("identifier", []):
             system, value = ident.get("system"), ident.get("value")
-            if value and is_global_system(system) and system != "http://hl7.org/fhir/sid/us-ssn":
-                return resource_id(kind, "", system, value)
-    if resource.get("id"):
-        return resource_id(kind, ctx.partner, "id", resource["id"])
+            if value and system and system != SSN_SYSTEM:
+                return patient_id(ctx.partner, system, value)
     content = json_codec.dumps(resource, sort_keys=True).encode()
-    return resource_id(kind, ctx.partner, "content", hashlib.sha256(content).hexdigest())
+    return resource_id(ctx.partner, kind, "content", hashlib.sha256(content).hexdigest())
 
 
 def _references(value: Any, path: str, found: list[tuple[str, dict[str, Any]]]) -> None:
+    """Every Reference in a value, contained resources' included (their references are
+    the partner's too, and must not name anything outside its name space)."""
     if isinstance(value, dict):
         if isinstance(value.get("reference"), str):
             found.append((f"{path}.reference", value))
         for key, item in value.items():
-            if key != "contained":
-                _references(item, f"{path}.{key}", found)
+            _references(item, f"{path}.{key}", found)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _references(item, f"{path}[{index}]", found)
@@ -336,7 +345,7 @@ def _rewrite_references(
             )
         elif (relative := _RELATIVE.match(ref)) is not None:
             holder["reference"] = f"{relative['type']}/" + resource_id(
-                relative["type"], ctx.partner, "id", relative["id"]
+                ctx.partner, relative["type"], "id", relative["id"]
             )
         elif _ABSOLUTE.match(ref) or ref.startswith("urn:oid:"):
             continue  # a resource on another server: kept as the partner wrote it

@@ -1,10 +1,13 @@
-"""Deterministic resource ids: the same input gives the same id, on every resend.
+"""Deterministic resource ids, scoped by the sending partner: the same input from the same
+partner gives the same id on every resend, and two partners never share an id.
 
-Master entities (Patient, Practitioner, Organization, Location) are keyed by their
-identifier. An identifier from a global assigning authority (OID or URI) is keyed as
-is, so one patient relayed by two partners gets one id; a local authority name is
-qualified by the partner, so two partners' "MRN 1" never collide. Per-message
-resources are keyed by partner and their own source identifiers.
+Every resource a partner sends is that partner's resource, whatever identifiers it
+carries: partner B's ADT for the MRN partner A also uses makes B's Patient, never a new
+version of A's. The same person across partners is a *link* between their Patients
+(``shared/records/people.py``), not one shared resource. Within a partner, master
+entities (Patient, Practitioner, Organization, Location) are keyed by their identifier
+and per-message resources by their own source identifiers, so a resend updates instead
+of duplicating.
 """
 
 from __future__ import annotations
@@ -12,17 +15,41 @@ from __future__ import annotations
 import re
 import uuid
 
-__all__ = ["NAMESPACE", "authority_system", "is_global_system", "local_system", "resource_id"]
+__all__ = [
+    "NAMESPACE",
+    "SSN_SYSTEM",
+    "authority_system",
+    "is_local_system",
+    "local_system",
+    "local_system_prefix",
+    "patient_id",
+    "resource_id",
+]
 
 NAMESPACE = uuid.UUID("8f5c6b1e-3f7a-5a9c-9d38-6a1f2e4b7c10")  # fhir-intake's own namespace
+SSN_SYSTEM = "http://hl7.org/fhir/sid/us-ssn"  # never an id: shared, reused, often wrong
 _OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+\Z")
+
+
+def local_system_prefix(partner: str) -> str:
+    """What every system of a partner's own names starts with."""
+    return f"urn:fhir-intake:partner:{partner}:"
 
 
 def local_system(partner: str, name: str) -> str:
     """The URN for a partner's own code or identifier system
     (``urn:fhir-intake:partner:p1:cs:99LAB``)."""
     safe = re.sub(r"[^A-Za-z0-9.\-_]", "_", name.strip())
-    return f"urn:fhir-intake:partner:{partner}:cs:{safe}"
+    return f"{local_system_prefix(partner)}cs:{safe}"
+
+
+def is_local_system(system: str | None, partner: str | None = None) -> bool:
+    """Whether a system is a partner's own name space (``partner`` given: that partner's)."""
+    if not system:
+        return False
+    if partner is None:
+        return str(system).startswith("urn:fhir-intake:partner:")
+    return str(system).startswith(local_system_prefix(partner))
 
 
 def authority_system(
@@ -30,8 +57,8 @@ def authority_system(
 ) -> str | None:
     """Identifier.system from an HD (assigning authority: namespace, universal id, type).
 
-    An ISO OID or a URI (HD.2 with HD.3 ISO/URI, or an OID-shaped HD.1) is global;
-    a bare namespace is the partner's local system.
+    An ISO OID or a URI (HD.2 with HD.3 ISO/URI, or an OID-shaped HD.1) names the authority
+    itself; a bare namespace is the partner's local system.
     """
     if universal_id:
         uid = universal_id.strip()
@@ -51,12 +78,21 @@ def authority_system(
     return None
 
 
-def is_global_system(system: str | None) -> bool:
-    """Whether an identifier system is shared across partners (not partner-scoped)."""
-    return bool(system) and not str(system).startswith("urn:fhir-intake:partner:")
+def resource_id(partner: str, resource_type: str, *parts: str | None) -> str:
+    """A UUIDv5 over the sending partner, the resource type and the stable parts that
+    identify the resource within that partner's data.
 
-
-def resource_id(resource_type: str, *parts: str | None) -> str:
-    """A UUIDv5 over the resource type and the stable parts that identify it."""
-    key = "|".join([resource_type, *(p or "" for p in parts)])
+    Raises:
+        ValueError: no partner: an id that is not scoped by its sender is never made.
+    """
+    if not partner:
+        raise ValueError("a resource id is always scoped by the sending partner")
+    key = "|".join([partner, resource_type, *(p or "" for p in parts)])
     return str(uuid.uuid5(NAMESPACE, key))
+
+
+def patient_id(partner: str, system: str | None, value: str) -> str:
+    """The id of the partner's Patient known by one identifier (what the HL7 v2 and CSV
+    converters give a Patient, and what a reference by that identifier resolves to when
+    the partner holds no Patient that carries it)."""
+    return resource_id(partner, "Patient", system, value)

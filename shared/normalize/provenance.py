@@ -40,7 +40,7 @@ def add_provenance(
     targets = [{"reference": f"{t}/{i}"} for (t, i) in out.resources]
     provenance: dict[str, Any] = {
         "resourceType": "Provenance",
-        "id": resource_id("Provenance", ctx.partner, key),
+        "id": resource_id(ctx.partner, "Provenance", key),
         "target": targets or [{"display": "nothing converted"}],
         "recorded": ctx.received.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "activity": {"coding": [{"system": _OPERATION, "code": "CREATE"}], "text": activity},

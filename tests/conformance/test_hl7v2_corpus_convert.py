@@ -94,6 +94,25 @@ def test_converts_to_a_valid_r4_transaction(
         assert text.count(f'"{kind}/{rid}"') >= 1
 
 
+def test_no_resource_id_is_shared_across_partners(converted: dict[str, dict[str, Any]]) -> None:
+    """The trust model's id rule over every sample: the same message from another partner
+    gives that partner's resources, none with an id of ours (ADT, ORU, VXU, MDM, SIU...)."""
+    other = ConversionContext(partner="corpus-b", received=CTX.received)
+    kinds: set[str] = set()
+    for path in FILES:
+        ours = {
+            (e["resource"]["resourceType"], e["resource"]["id"])
+            for e in converted[path.stem]["entry"]
+        }
+        theirs = convert_hl7v2(path.read_bytes(), other).bundle
+        shared = ours & {
+            (e["resource"]["resourceType"], e["resource"]["id"]) for e in theirs["entry"]
+        }
+        assert not shared, f"{path.stem}: {sorted(shared)}"
+        kinds |= {kind for kind, _ in ours}
+    assert {"Patient", "Practitioner", "Organization", "Encounter", "Observation"} <= kinds
+
+
 def test_conversion_is_deterministic() -> None:
     for path in FILES[:20]:
         first = convert_hl7v2(path.read_bytes(), CTX).bundle

@@ -69,14 +69,56 @@ def test_transaction_is_normalized_and_references_resolved() -> None:
     assert result.rejected == ()
 
 
-def test_patient_id_matches_the_hl7v2_path_for_a_global_identifier() -> None:
-    fhir = convert_fhir_json(json.dumps(PATIENT).encode(), CTX).bundle
+def test_a_patient_keeps_the_partners_id_and_one_without_id_gets_the_hl7v2_paths() -> None:
     v2 = convert_hl7v2(
         "MSH|^~\\&|A|B|C|D|20260101||ADT^A08|1|P|2.5.1\r"
         "PID|1||MRN1^^^&2.16.840.1.113883.19.5&ISO^MR||Doe^Jane||19700101|F\r",
         CTX,
     ).bundle
-    assert _resources(fhir, "Patient")[0]["id"] == _resources(v2, "Patient")[0]["id"]
+    hl7_id = _resources(v2, "Patient")[0]["id"]
+    without_id = {k: v for k, v in PATIENT.items() if k != "id"}
+    fhir = convert_fhir_json(json.dumps(without_id).encode(), CTX).bundle
+    assert _resources(fhir, "Patient")[0]["id"] == hl7_id
+    # With an id, the partner's id is the key (scoped), so a later payload that refers
+    # to Patient/pat-1 finds the same record whatever identifiers the Patient carries.
+    with_id = convert_fhir_json(json.dumps(PATIENT).encode(), CTX).bundle
+    later = convert_fhir_json(
+        json.dumps({**OBSERVATION, "subject": {"reference": "Patient/pat-1"}}).encode(), CTX
+    ).bundle
+    assert _resources(later, "Observation")[0]["subject"]["reference"] == (
+        f"Patient/{_resources(with_id, 'Patient')[0]['id']}"
+    )
+
+
+def test_no_id_is_shared_across_partners_whatever_identifier_a_resource_carries() -> None:
+    # The review's CRITICAL-2: a global (OID) MRN used to give every partner one Patient.
+    other = ConversionContext(partner="p2", received=CTX.received)
+    for patient in (PATIENT, {k: v for k, v in PATIENT.items() if k != "id"}):
+        mine = convert_fhir_json(json.dumps(patient).encode(), CTX).bundle
+        theirs = convert_fhir_json(json.dumps(patient).encode(), other).bundle
+        assert {e["resource"]["id"] for e in mine["entry"]}.isdisjoint(
+            e["resource"]["id"] for e in theirs["entry"]
+        )
+
+
+def test_references_inside_contained_resources_are_scoped_too() -> None:
+    obs = {
+        **OBSERVATION,
+        "subject": {"reference": "#pat"},
+        "contained": [
+            {
+                "resourceType": "Patient",
+                "id": "pat",
+                "link": [{"other": {"reference": "Patient/victim-uuid"}, "type": "seealso"}],
+            }
+        ],
+    }
+    (converted,) = _resources(
+        convert_fhir_json(json.dumps(obs).encode(), CTX).bundle, "Observation"
+    )
+    linked = converted["contained"][0]["link"][0]["other"]["reference"]
+    assert linked.startswith("Patient/") and linked != "Patient/victim-uuid"
+    assert converted["subject"] == {"reference": "#pat"}
 
 
 def test_partner_ids_are_namespaced_by_partner() -> None:
@@ -216,3 +258,14 @@ def test_partner_decimals_keep_their_digits() -> None:
     text = json.dumps(obs).replace('"value": 5.1', '"value": 5.10')
     out = json_codec.dumps(convert_fhir_json(text.encode(), CTX).bundle)
     assert '"value": 5.10' in out
+
+
+def test_a_deeply_nested_extension_is_rejected_not_a_crash() -> None:
+    # Found reviewing the trust model: cleaning ran outside the recursion guard.
+    ext: dict[str, Any] = {"url": "x", "valueString": "y"}
+    for _ in range(300):
+        ext = {"url": "x", "extension": [ext]}
+    deep = {"resourceType": "Patient", "id": "p", "extension": [ext]}
+    with pytest.raises(NormalizationError) as caught:
+        convert_fhir_json(json.dumps(deep).encode(), CTX)
+    assert caught.value.issues[0].diagnostics == "resource nested too deeply"

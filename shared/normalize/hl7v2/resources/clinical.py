@@ -47,7 +47,9 @@ def allergy(
         return None
     resource: dict[str, Any] = {
         "resourceType": "AllergyIntolerance",
-        "id": resource_id("AllergyIntolerance", patient["reference"], _concept_key(code)),
+        "id": resource_id(
+            ctx.partner, "AllergyIntolerance", patient["reference"], _concept_key(code)
+        ),
         "clinicalStatus": {"coding": [{"system": _CLINICAL, "code": "active"}]},
         "verificationStatus": {"coding": [{"system": _VERIFICATION, "code": "confirmed"}]},
         "code": code,
@@ -87,6 +89,7 @@ def condition(
     resource: dict[str, Any] = {
         "resourceType": "Condition",
         "id": resource_id(
+            ctx.partner,
             "Condition",
             patient["reference"],
             (encounter or {}).get("reference", ""),
@@ -132,7 +135,9 @@ def procedure(
     performed = dtm(pr1.get(5, 1), ctx.zone)
     resource: dict[str, Any] = {
         "resourceType": "Procedure",
-        "id": resource_id("Procedure", patient["reference"], _concept_key(code), performed or ""),
+        "id": resource_id(
+            ctx.partner, "Procedure", patient["reference"], _concept_key(code), performed or ""
+        ),
         "status": "completed",
         "code": code,
         "subject": patient,
@@ -155,7 +160,9 @@ def coverage(
     policy = in1.get(36) or in1.get(2, 1) or in1.get(1) or ""
     resource: dict[str, Any] = {
         "resourceType": "Coverage",
-        "id": resource_id("Coverage", patient["reference"], payor["reference"], policy),
+        "id": resource_id(
+            ctx.partner, "Coverage", patient["reference"], payor["reference"], policy
+        ),
         "status": "active",
         "beneficiary": patient,
         "payor": [payor],

@@ -54,7 +54,7 @@ def document_reference(
     number = txa.get(12, 1)
     resource: dict[str, Any] = {
         "resourceType": "DocumentReference",
-        "id": resource_id("DocumentReference", ctx.partner, number or key),
+        "id": resource_id(ctx.partner, "DocumentReference", number or key),
         "status": _DOC_STATUS.get((txa.get(17) or "").upper(), "current"),
         "subject": patient,
         "content": [
@@ -118,7 +118,7 @@ def appointment(
     status = _APPOINTMENT_STATUS.get((sch.get(25) or "").upper().replace(" ", ""), "booked")
     resource: dict[str, Any] = {
         "resourceType": "Appointment",
-        "id": resource_id("Appointment", ctx.partner, ident or key),
+        "id": resource_id(ctx.partner, "Appointment", ident or key),
         "status": status,
         "participant": participants,
     }

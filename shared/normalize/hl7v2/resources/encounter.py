@@ -69,10 +69,10 @@ def encounter(
         "resourceType": "Encounter",
         # A visit number is unique within its authority and patient.
         "id": resource_id(
-            "Encounter", ctx.partner, patient["reference"], visit_id.get("system"), visit
+            ctx.partner, "Encounter", patient["reference"], visit_id.get("system"), visit
         )
         if visit_id and visit
-        else resource_id("Encounter", ctx.partner, "message", message_key),
+        else resource_id(ctx.partner, "Encounter", "message", message_key),
         "status": status,
         "class": {"system": _ACT_CODE, "code": code, "display": display},
         "subject": patient,

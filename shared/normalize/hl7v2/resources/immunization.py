@@ -41,6 +41,7 @@ def immunization(
         # A VXU often repeats the patient's whole history: one shot is one patient,
         # vaccine and time, whichever message carries it.
         "id": resource_id(
+            ctx.partner,
             "Immunization",
             patient["reference"],
             vaccine.get("coding", [{}])[0].get("code", "") or vaccine.get("text", ""),

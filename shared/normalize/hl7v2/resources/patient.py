@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
-from ...ids import is_global_system, resource_id
+from ...ids import SSN_SYSTEM, is_local_system, patient_id, resource_id
 from ..datatypes import address, codeable_concept, contact_point, dtm, human_name, identifier
 from ..message import Segment
 from ..terminology import GENDER
@@ -13,20 +13,19 @@ from .people import organization, practitioners
 
 __all__ = ["merge_patients", "patient", "patient_id_for", "related_person"]
 
-_SSN = "http://hl7.org/fhir/sid/us-ssn"
 _V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 _MAIDEN_NAME = "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName"
 
 
 def patient_id_for(identifiers: list[dict[str, Any]], ctx: ConversionContext, fallback: str) -> str:
-    """The Patient id: from a global identifier if there is one, else a partner-scoped one."""
-    usable = [i for i in identifiers if i.get("value") and i.get("system") != _SSN]
-    ranked = sorted(usable, key=lambda i: not is_global_system(i.get("system")))
+    """The Patient id (always the sending partner's): from its first identifier of a named
+    authority (an OID or URI) if there is one, else from its first local one (PID-3.4 a
+    bare namespace), else from the message."""
+    usable = [i for i in identifiers if i.get("value") and i.get("system") != SSN_SYSTEM]
+    ranked = sorted(usable, key=lambda i: is_local_system(i.get("system")))
     if ranked:
-        best = ranked[0]
-        scope = "" if is_global_system(best.get("system")) else ctx.partner
-        return resource_id("Patient", scope, best.get("system"), best["value"])
-    return resource_id("Patient", ctx.partner, "unidentified", fallback)
+        return patient_id(ctx.partner, ranked[0].get("system"), ranked[0]["value"])
+    return resource_id(ctx.partner, "Patient", "unidentified", fallback)
 
 
 def _identifiers(pid: Segment, ctx: ConversionContext) -> list[dict[str, Any]]:
@@ -38,7 +37,7 @@ def _identifiers(pid: Segment, ctx: ConversionContext) -> list[dict[str, Any]]:
                 found.append(ident)
     ssn = pid.get(19)
     if ssn:
-        found.append({"system": _SSN, "value": ssn})
+        found.append({"system": SSN_SYSTEM, "value": ssn})
     licence = pid.get(20, 1)
     if licence:
         entry: dict[str, Any] = {
@@ -138,7 +137,9 @@ def related_person(
         return None
     resource: dict[str, Any] = {
         "resourceType": "RelatedPerson",
-        "id": resource_id("RelatedPerson", patient_ref["reference"], nk1.get(1) or "", str(name)),
+        "id": resource_id(
+            ctx.partner, "RelatedPerson", patient_ref["reference"], nk1.get(1) or "", str(name)
+        ),
         "patient": patient_ref,
     }
     if name:

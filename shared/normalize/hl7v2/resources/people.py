@@ -1,22 +1,19 @@
 """Practitioner (XCN), Organization (XON, HD) and Location (PL): master entities keyed by
-identifier, so the same one in many messages is one resource."""
+identifier within the sending partner's data, so the same one in many of its messages is
+one resource (another partner's copy is that partner's own)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
-from ...ids import authority_system, is_global_system, resource_id
+from ...ids import authority_system, resource_id
 from ..datatypes import human_name
 from ..message import Segment
 
 __all__ = ["location", "organization", "organization_named", "practitioner", "practitioners"]
 
 _PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
-
-
-def _scope(system: str | None, partner: str) -> str:
-    return "" if is_global_system(system) else partner
 
 
 def practitioner(
@@ -39,10 +36,10 @@ def practitioner(
         if system:
             entry["system"] = system
         resource["identifier"] = [entry]
-        resource["id"] = resource_id("Practitioner", _scope(system, ctx.partner), system, ident)
+        resource["id"] = resource_id(ctx.partner, "Practitioner", system, ident)
     else:
         key = "|".join(str(v) for v in (name or {}).values())
-        resource["id"] = resource_id("Practitioner", ctx.partner, "name", key)
+        resource["id"] = resource_id(ctx.partner, "Practitioner", "name", key)
     if name:
         resource["name"] = [name]
     return out.add(resource)
@@ -72,9 +69,9 @@ def organization_named(
         if system:
             entry["system"] = system
         resource["identifier"] = [entry]
-        resource["id"] = resource_id("Organization", _scope(system, ctx.partner), system, ident)
+        resource["id"] = resource_id(ctx.partner, "Organization", system, ident)
     else:
-        resource["id"] = resource_id("Organization", ctx.partner, "name", name)
+        resource["id"] = resource_id(ctx.partner, "Organization", "name", name)
     if name:
         resource["name"] = name
     return out.add(resource)
@@ -123,7 +120,7 @@ def location(
     label = "-".join(p for p in parts if p) or facility or ""
     resource: dict[str, Any] = {
         "resourceType": "Location",
-        "id": resource_id("Location", ctx.partner, facility, *parts),
+        "id": resource_id(ctx.partner, "Location", facility, *parts),
         "name": label,
         "mode": "instance",
     }

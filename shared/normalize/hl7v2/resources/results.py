@@ -115,7 +115,9 @@ def service_request(
         return None
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
-        "id": resource_id("ServiceRequest", _order_key(ctx, orc, obr, message_key, index)),
+        "id": resource_id(
+            ctx.partner, "ServiceRequest", _order_key(ctx, orc, obr, message_key, index)
+        ),
         "status": _ORDER_STATUS.get((orc.get(5) or orc.get(1) or "") if orc else "", "unknown"),
         "intent": "order",
         "subject": patient,
@@ -155,7 +157,9 @@ def diagnostic_report(
         out.warn(obr.location(4), "OBR-4 (universal service identifier) is empty")
     resource: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
-        "id": resource_id("DiagnosticReport", _order_key(ctx, orc, obr, message_key, index)),
+        "id": resource_id(
+            ctx.partner, "DiagnosticReport", _order_key(ctx, orc, obr, message_key, index)
+        ),
         "status": _REPORT_STATUS.get((obr.get(25) or "").upper(), "unknown"),
         "code": code,
         "subject": patient,
@@ -292,7 +296,9 @@ def observation(
     ident = "|".join(c.get("code", "") for c in code.get("coding", [])) or code.get("text", "")
     resource: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": resource_id("Observation", key, ident, obx.get(4) or "", obx.get(1) or ""),
+        "id": resource_id(
+            ctx.partner, "Observation", key, ident, obx.get(4) or "", obx.get(1) or ""
+        ),
         "status": OBSERVATION_STATUS.get((obx.get(11) or "").upper(), "unknown"),
         "code": code,
         "subject": patient,
@@ -359,7 +365,7 @@ def specimen(
     ident = spm.get(2, 1, 1) or spm.get(2, 2, 1)
     resource: dict[str, Any] = {
         "resourceType": "Specimen",
-        "id": resource_id("Specimen", ctx.partner, ident or key, spm.get(1) or ""),
+        "id": resource_id(ctx.partner, "Specimen", ident or key, spm.get(1) or ""),
         "subject": patient,
     }
     if ident:
