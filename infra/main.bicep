@@ -94,6 +94,12 @@ param consentPurpose string = 'TREAT'
 @description('Comma-separated v3 ActCode sensitivity labels that never pass on the default policy (42 CFR Part 2 and state law). Empty: none, which turns that protection off.')
 param consentSensitiveLabels string = 'ETH,SUD,ETHUD,OPIOIDUD,PSY,PSYTHPN,HIV,STD,SDV,SEX,SICKLE'
 param consentTimeZone string = 'UTC'
+@description('Comma-separated identifier systems every partner\'s Patients link on across partners (a state MPI id); empty: links need partners registered as authorities of one system. A linking system is trusted from every partner.')
+param linkSystems string = ''
+@description('Seconds a source\'s clock may run ahead of ours; a later message time orders versions by its receipt instead.')
+@minValue(0)
+@maxValue(86400)
+param sourceTimeSkewSeconds int = 300
 param httpMaxBytes int = 10485760
 param maxDecompressedBytes int = 67108864
 param dropChunkRecords int = 1000
@@ -276,6 +282,8 @@ module app 'modules/functionapp.bicep' = {
       INTAKE_CONSENT_PURPOSE: consentPurpose
       INTAKE_CONSENT_SENSITIVE_LABELS: consentSensitiveLabels
       INTAKE_CONSENT_TIME_ZONE: consentTimeZone
+      INTAKE_LINK_SYSTEMS: linkSystems
+      INTAKE_SOURCE_TIME_SKEW_SECONDS: string(sourceTimeSkewSeconds)
       FHIR_SERVER_URL: fhirServerUrl
       FHIR_SERVER_AUTH: fhirServerAuth
       INTAKE_WEBHOOK_RETRY_SCHEDULE: webhookRetrySchedule

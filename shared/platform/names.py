@@ -105,6 +105,8 @@ class Setting(StrEnum):
     CONSENT_PURPOSE = "INTAKE_CONSENT_PURPOSE"  # purpose of use for collecting (TREAT)
     CONSENT_SENSITIVE_LABELS = "INTAKE_CONSENT_SENSITIVE_LABELS"  # comma-separated codes
     CONSENT_TIME_ZONE = "INTAKE_CONSENT_TIME_ZONE"  # for dates without zone in consents
+    LINK_SYSTEMS = "INTAKE_LINK_SYSTEMS"  # identifier systems every partner may link on
+    SOURCE_TIME_SKEW_SECONDS = "INTAKE_SOURCE_TIME_SKEW_SECONDS"  # a source clock's allowance
     FHIR_SERVER_URL = "FHIR_SERVER_URL"  # an existing FHIR server the store also feeds
     FHIR_SERVER_AUTH = "FHIR_SERVER_AUTH"  # managed-identity (default) or none
     WEBHOOK_RETRY_SCHEDULE = (

@@ -116,6 +116,15 @@ class Settings(BaseSettings):
     consent_sensitive_labels: str | None = Field(
         default=None, validation_alias=AliasChoices(Setting.CONSENT_SENSITIVE_LABELS.value)
     )
+    link_systems: str = Field(
+        default="", max_length=4096, validation_alias=AliasChoices(Setting.LINK_SYSTEMS.value)
+    )
+    source_time_skew_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=24 * 3600,
+        validation_alias=AliasChoices(Setting.SOURCE_TIME_SKEW_SECONDS.value),
+    )
     consent_time_zone: str = Field(
         default="UTC", validation_alias=AliasChoices(Setting.CONSENT_TIME_ZONE.value)
     )
@@ -164,6 +173,12 @@ class Settings(BaseSettings):
     def entra_audiences(self) -> list[str]:
         """The audiences a token may be for (empty: Entra is off)."""
         return [a.strip() for a in (self.entra_audience or "").split(",") if a.strip()]
+
+    @property
+    def linking_systems(self) -> frozenset[str]:
+        """The deployment's linking systems (a state MPI id, a national identifier): any
+        partner's Patients link on them."""
+        return frozenset(s.strip() for s in self.link_systems.split(",") if s.strip())
 
     @property
     def retry_delays(self) -> tuple[int, ...]:

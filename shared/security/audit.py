@@ -42,9 +42,23 @@ class AdminAction(StrEnum):
     PARTNER_UPSERT = "partner-upsert"
     KEY_ISSUE = "api-key-issue"
     KEY_REVOKE = "api-key-revoke"
+    PARTNER_RELATE = "partner-relate"  # an operator registered a person to a partner
+    PARTNER_UNRELATE = "partner-unrelate"
+    PATIENT_LINK = "patient-link"  # two partners' Patients became one person
+    PATIENT_UNLINK = "patient-unlink"  # an operator kept two Patients apart
 
 
-_ACTION_CODE = {"create": "C", "update": "U", "delete": "D", "revoke": "D", "issue": "C"}
+_ACTION_CODE = {
+    "create": "C",
+    "update": "U",
+    "delete": "D",
+    "revoke": "D",
+    "issue": "C",
+    "relate": "C",
+    "unrelate": "D",
+    "link": "C",
+    "unlink": "D",
+}
 
 
 def _agent(partner: str) -> dict[str, Any]:

@@ -13,11 +13,19 @@ __all__ = ["ApiKeyInfo", "Partner", "Role"]
 
 
 class Role(StrEnum):
-    """What a caller may do."""
+    """What a caller may do (``docs/security.md``, "Trust model")."""
 
     INGEST = "ingest"  # submit data, read its own ingestion status
-    READ = "read"  # clinical reads, with a purpose of use and consent
-    ADMIN = "admin"  # partners, subscriptions, replay, purge
+    READ = "read"  # clinical reads of the persons it has a relationship with, through consent
+    ADMIN = "admin"  # partners, subscriptions, replay, purge; reads any person (HOPERAT)
+    POPULATION = "population"  # system $export and patient-less subscriptions (SMART system/)
+    CONSENT_SOURCE = "consent-source"  # its Consents count for its consent_systems' patients
+    REGISTRY = "registry"  # a consent source whose opt-out registry entries count
+    BREAK_GLASS = "break-glass"  # ETREAT/BTG reads beyond its relationships, always audited
+
+
+# Purposes of use a partner may state when it registered none of its own, by role.
+_DEFAULT_PURPOSES = {Role.READ: "TREAT", Role.POPULATION: "TREAT", Role.ADMIN: "HOPERAT"}
 
 
 class Partner(BaseModel):
@@ -32,6 +40,35 @@ class Partner(BaseModel):
     code_systems: dict[str, str] = Field(default_factory=dict)  # their coding-system names -> URIs
     identifiers: frozenset[str] = frozenset()  # "system|value" they are known by (NPI, OID)
     principals: frozenset[str] = frozenset()  # Entra app ids (azp/appid) or user object ids
+    # Identifier systems it is the assigning authority for (its MRN OIDs): its Patients
+    # link to other partners' on these only where those partners are authorities too.
+    authorities: frozenset[str] = frozenset()
+    # Identifier systems whose patients its Consents may speak for (consent-source, registry).
+    consent_systems: frozenset[str] = frozenset()
+    # v3 ActReason purposes of use it may state (empty: its roles' defaults).
+    purposes: frozenset[str] = frozenset()
+
+    @field_validator("authorities", "consent_systems")
+    @classmethod
+    def _systems(cls, value: frozenset[str]) -> frozenset[str]:
+        for item in value:
+            if not item or "|" in item or item != item.strip() or len(item) > 512:
+                raise ValueError(f"an identifier system is a URI without '|', got {item!r}")
+        return value
+
+    @field_validator("purposes")
+    @classmethod
+    def _purposes(cls, value: frozenset[str]) -> frozenset[str]:
+        for item in value:
+            if not item.isascii() or not item.isupper() or not 2 <= len(item) <= 32:
+                raise ValueError(f"a purpose of use is a v3 ActReason code, got {item!r}")
+        return value
+
+    def allowed_purposes(self) -> frozenset[str]:
+        """The purposes of use it may state: as registered, else its roles' defaults."""
+        if self.purposes:
+            return self.purposes
+        return frozenset(_DEFAULT_PURPOSES[r] for r in self.roles if r in _DEFAULT_PURPOSES)
 
     @field_validator("identifiers")
     @classmethod

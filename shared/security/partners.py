@@ -58,6 +58,9 @@ def _partner(row: dict[str, Any]) -> Partner:
         code_systems=json.loads(row.get("code_systems") or "{}"),
         identifiers=frozenset(json.loads(row.get("identifiers") or "[]")),
         principals=frozenset(json.loads(row.get("principals") or "[]")),
+        authorities=frozenset(json.loads(row.get("authorities") or "[]")),
+        consent_systems=frozenset(json.loads(row.get("consent_systems") or "[]")),
+        purposes=frozenset(json.loads(row.get("purposes") or "[]")),
     )
 
 
@@ -99,6 +102,9 @@ class TablePartnerDirectory:
                     "code_systems": json.dumps(partner.code_systems),
                     "identifiers": json.dumps(sorted(partner.identifiers)),
                     "principals": json.dumps(sorted(partner.principals)),
+                    "authorities": json.dumps(sorted(partner.authorities)),
+                    "consent_systems": json.dumps(sorted(partner.consent_systems)),
+                    "purposes": json.dumps(sorted(partner.purposes)),
                 },
                 mode=UpdateMode.REPLACE,
             )
