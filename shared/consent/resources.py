@@ -1,13 +1,14 @@
-"""What consent rules read from FHIR resources: the data's codes, labels, date and links,
-and whose record a resource (or a Consent) belongs to.
+"""What consent rules read from FHIR resources: the data's codes, labels, date and links.
 
-Patients are keyed by every way a resource may name them: the literal reference
-(``Patient/<id>``) and each identifier (``system|value``). A Consent is indexed under
-all of its patient's keys, and a resource finds its consents through any of its own.
+Patients are keyed by the ways a record names them: the literal reference
+(``Patient/<id>``, ours: never an absolute URL, which names a patient on another server)
+and each identifier (``system|value``). Whose data a resource is, is the compartment's
+question (``compartment.py``, ``subjects.py``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from datetime import tzinfo
 from typing import Any
@@ -15,13 +16,7 @@ from typing import Any
 from .models import Code, DataItem
 from .periods import Span, parse_span
 
-__all__ = [
-    "consent_patient_keys",
-    "describe_resource",
-    "patient_keys",
-    "resolve_actor_references",
-    "resource_patient_ref",
-]
+__all__ = ["describe_resource", "patient_keys", "resolve_actor_references"]
 
 _CODE_ELEMENTS = (
     "code",
@@ -49,7 +44,7 @@ _DATE_ELEMENTS = (
     "date",
     "recorded",
 )
-_PATIENT_ELEMENTS = ("subject", "patient", "beneficiary")
+_PATIENT = re.compile(r"^Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?\Z")
 _AUTHOR_ELEMENTS = ("author", "performer", "recorder", "asserter", "requester")
 
 
@@ -111,33 +106,18 @@ def describe_resource(resource: Mapping[str, Any], zone: tzinfo) -> DataItem:
 
 
 def patient_keys(reference: Mapping[str, Any] | None) -> set[str]:
-    """Keys of the patient a Reference names: ``Patient/<id>`` and ``system|value``."""
+    """Keys of the patient a Reference names: ``Patient/<id>`` (a relative reference only)
+    and ``system|value``."""
     keys: set[str] = set()
     if not reference:
         return keys
     literal = reference.get("reference")
-    if isinstance(literal, str) and literal.split("/_history/")[0].split("/")[-2:-1] == ["Patient"]:
-        keys.add("/".join(literal.split("/_history/")[0].split("/")[-2:]))
+    if isinstance(literal, str) and (found := _PATIENT.match(literal)):
+        keys.add(f"Patient/{found[1]}")
     identifier = reference.get("identifier") or {}
     if identifier.get("value"):
         keys.add(f"{identifier.get('system', '')}|{identifier['value']}")
     return keys
-
-
-def resource_patient_ref(resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The Reference to the patient whose record a resource belongs to, if any."""
-    if resource.get("resourceType") == "Patient" and resource.get("id"):
-        return {"reference": f"Patient/{resource['id']}"}
-    for name in _PATIENT_ELEMENTS:
-        value = resource.get(name)
-        if isinstance(value, dict):
-            return value
-    return None
-
-
-def consent_patient_keys(consent: Mapping[str, Any]) -> set[str]:
-    """The keys a Consent is indexed under (its ``patient``)."""
-    return patient_keys(consent.get("patient"))
 
 
 def _best_identifier(resource: Mapping[str, Any]) -> dict[str, str] | None:

@@ -1,17 +1,11 @@
-"""What consent rules read from resources, and whose record they belong to."""
+"""What consent rules read from resources, and the keys a reference names a patient by."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from shared.consent import Code
-from shared.consent.resources import (
-    consent_patient_keys,
-    describe_resource,
-    patient_keys,
-    resolve_actor_references,
-    resource_patient_ref,
-)
+from shared.consent.resources import describe_resource, patient_keys, resolve_actor_references
 
 OBS = {
     "resourceType": "Observation",
@@ -63,16 +57,15 @@ def test_a_period_gives_a_span_from_start_to_end() -> None:
 
 def test_patient_keys_come_from_reference_and_identifier() -> None:
     assert patient_keys(OBS["subject"]) == {"Patient/p1", "urn:oid:1.2.3|M1"}
-    assert patient_keys({"reference": "https://ehr.example/fhir/Patient/9/_history/2"}) == {
-        "Patient/9"
-    }
+    assert patient_keys({"reference": "Patient/9/_history/2"}) == {"Patient/9"}
     assert patient_keys({"reference": "Group/1"}) == set()
-    assert resource_patient_ref(OBS) == OBS["subject"]
-    assert resource_patient_ref({"resourceType": "Patient", "id": "p1"}) == {
-        "reference": "Patient/p1"
-    }
-    assert resource_patient_ref({"resourceType": "Organization", "id": "x"}) is None
-    assert consent_patient_keys({"patient": {"identifier": {"value": "7"}}}) == {"|7"}
+    assert patient_keys({"identifier": {"value": "7"}}) == {"|7"}
+
+
+def test_an_absolute_url_is_a_patient_on_another_server_never_a_key_of_ours() -> None:
+    # The review's CRITICAL-1: the last two segments of a URL became Patient/<victim>.
+    assert patient_keys({"reference": "https://x.example/fhir/Patient/9/_history/2"}) == set()
+    assert patient_keys({"reference": "Patient/9\n"}) == set()
 
 
 def test_actor_references_get_the_identifier_of_a_resource_we_hold() -> None:
