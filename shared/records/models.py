@@ -15,6 +15,7 @@ __all__ = [
     "ExportStatus",
     "IngestionRef",
     "PurgeReport",
+    "StoredVersion",
     "WriteOutcome",
 ]
 
@@ -27,6 +28,7 @@ class WriteOutcome(StrEnum):
     UNCHANGED = "unchanged"  # the same content is already stored: no new version
     OUT_OF_ORDER = "out-of-order"  # older than the current version: kept in history only
     DELETED = "deleted"  # a deletion marker became the current version
+    FOREIGN = "foreign"  # another partner's resource: not written (the trust model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +40,17 @@ class CurrentVersion:
     source_time: datetime  # when the source says the current content was made
     content_hash: str
     recent_hashes: tuple[str, ...]  # contents already in history, for idempotent resends
-    patient: str | None  # Patient/<id> whose compartment the resource is in
+    patients: tuple[str, ...]  # Patient/<id> whose compartments the resource is in
     deleted: bool
     correlation_id: str  # the ingestion that wrote the current version
     etag: str  # the table row's ETag, for optimistic writes
     updated: datetime | None = None  # when the store wrote the current version
+    source: str = ""  # the partner whose resource it is (every version is that partner's)
+
+    @property
+    def patient(self) -> str | None:
+        """The first patient (most resources have exactly one)."""
+        return self.patients[0] if self.patients else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +62,10 @@ class Change:
     version: int
     outcome: WriteOutcome
     blob: str  # the version's blob in ``fhir``
-    patient: str | None
+    patients: tuple[str, ...]
     correlation_id: str = ""  # the ingestion that wrote this version
-    compartment: str | None = None  # Patient/<id> whose compartment must list it
+    compartments: tuple[str, ...] = ()  # Patient/<id> whose compartments must list it
+    source: str = ""  # the partner that wrote it
 
     @property
     def reference(self) -> str:
@@ -72,6 +81,15 @@ class ExportStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One version as stored: the resource and the patients whose data it was then."""
+
+    resource: dict[str, Any]
+    patients: tuple[str, ...] | None  # Patient/<id>; empty: none; None: not recorded
+    source: str = ""  # the partner that sent it
 
 
 @dataclass(slots=True)
@@ -94,6 +112,7 @@ class ExportJob:
     cursor: list[str] | None = None  # [type, last id done]: where the next slice starts
     slices: int = 0  # slices run so far
     withheld: int = 0  # resources consent kept out so far
+    scope: str = "persons"  # "population": everyone; "persons": those the caller relates to
     etag: str | None = None  # the row's, when read: a slice saves only over what it read
 
     def to_json(self) -> str:
@@ -137,3 +156,4 @@ class PurgeReport:
     payloads: int = 0
     consents: int = 0
     shared_payloads_kept: int = 0  # payloads that also hold other patients' data
+    shared_resources_kept: int = 0  # resources that are other patients' data too

@@ -1,7 +1,8 @@
-"""Record store I/O: resources and their history on Azure Storage."""
+"""Record store I/O: resources and their history, and the person index, on Azure Storage."""
 
 from __future__ import annotations
 
 from .blob_store import BlobResourceStore
+from .person_index import TablePersonIndex
 
-__all__ = ["BlobResourceStore"]
+__all__ = ["BlobResourceStore", "TablePersonIndex"]

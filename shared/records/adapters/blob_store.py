@@ -1,12 +1,16 @@
-"""Resources and their history on Azure Storage: version blobs, an index row, a
-compartment row.
+"""Resources and their history on Azure Storage: version blobs, an index row, compartment
+rows.
 
-- ``fhir/{type}/{id}/_history/{vid}.json``: every version, never overwritten in place.
+- ``fhir/{type}/{id}/_history/{vid}.json``: every version, never overwritten in place;
+  its metadata names the patients whose data it was and the partner that sent it.
 - ``resources`` table, ``(type, id)``: the current version, the highest version handed
-  out, source time, content hash (and recent ones), patient, deleted, and the ETag.
+  out, source time, content hash (and recent ones), patients, deleted, the source
+  partner (every version of a resource is that partner's: another partner's write is
+  refused as ``foreign``), and the ETag.
 - ``compartments`` table, ``(patient id, type|id)``: which resources are in a patient's
-  compartment, for searches by patient and ``$everything``.
-- ``identifiers`` table, ``(hash of system|value, Patient|id)``: Patients by identifier.
+  compartment, for searches by patient and ``$everything``; the partition also holds a
+  ``~source|<partner>`` row (who sent the patient's data) and the rows the person index
+  keeps (``adapters/person_index.py``: links, relationships, unlinks).
 
 A write claims its version id and makes it current in one ETag-conditional write of
 the index row (two writers can never get the same id; a lost race re-reads and
@@ -19,11 +23,11 @@ current and writes what is missing.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,10 +45,10 @@ from shared.normalize import json_codec
 from shared.platform.errors import StorageUnavailableError
 
 from ..errors import ResourceConflictError
-from ..models import Change, CurrentVersion, IngestionRef, WriteOutcome
+from ..models import Change, CurrentVersion, IngestionRef, StoredVersion, WriteOutcome
 from ..versions import RECENT_HASHES, content_hash, plan_write
 
-__all__ = ["BlobResourceStore", "version_blob"]
+__all__ = ["BlobResourceStore", "source_row", "version_blob"]
 
 _ATTEMPTS = 12  # each round lets at least one writer win; beyond, the queue retries
 
@@ -76,9 +80,16 @@ def _ingestion_row(patient: str, ingestion: IngestionRef) -> dict[str, Any]:
     }
 
 
-def _identifier_key(system: str, value: str) -> str:
-    """The table partition of an identifier (a hash: identifiers are PHI)."""
-    return hashlib.sha256(f"{system}|{value}".encode()).hexdigest()[:40]
+def source_row(patient_id: str, partner: str) -> dict[str, Any]:
+    """The row that says ``partner`` sent data of a patient (in its compartment partition)."""
+    return {"PartitionKey": patient_id, "RowKey": f"~source|{partner}", "partner": partner}
+
+
+def _patients(row: Mapping[str, Any]) -> tuple[str, ...]:
+    listed = row.get("patients")
+    if listed:
+        return tuple(json.loads(listed))
+    return (str(row["patient"]),) if row.get("patient") else ()
 
 
 def _recent(current: CurrentVersion | None) -> list[str]:
@@ -95,11 +106,12 @@ def _current(row: TableEntity) -> CurrentVersion:
         source_time=datetime.fromisoformat(row["source_time"]),
         content_hash=row["hash"],
         recent_hashes=tuple(json.loads(row.get("recent") or "[]")),
-        patient=row.get("patient") or None,
+        patients=_patients(row),
         deleted=bool(row.get("deleted")),
         correlation_id=str(row.get("correlation") or ""),
         etag=str(row.metadata["etag"]),
         updated=datetime.fromisoformat(row["updated"]) if row.get("updated") else None,
+        source=str(row.get("source") or ""),
     )
 
 
@@ -110,13 +122,11 @@ class BlobResourceStore:
         self,
         resources: TableClient,
         compartments: TableClient,
-        identifiers: TableClient,
         container: ContainerClient,
         clock: Any = None,
     ) -> None:
         self._rows = resources
         self._compartments = compartments
-        self._identifiers = identifiers
         self._blobs = container
         self._clock = clock or (lambda: datetime.now(UTC))
 
@@ -140,13 +150,26 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
+        stored = self.stored(resource_type, resource_id, version)
+        return stored.resource if stored is not None else None
+
+    def stored(self, resource_type: str, resource_id: str, version: int) -> StoredVersion | None:
+        """One version with the patients it belonged to and its sender (the blob's
+        metadata, which comes with the download), or None.
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
         with _storage("reading a version"):
             try:
                 blob = self._blobs.download_blob(version_blob(resource_type, resource_id, version))
                 data = blob.readall()
             except ResourceNotFoundError:
                 return None
-        return dict(json_codec.loads(data))
+        metadata = blob.properties.metadata or {}
+        listed = metadata.get("patients")
+        patients = tuple(p for p in listed.split(",") if p not in ("", "-")) if listed else None
+        return StoredVersion(dict(json_codec.loads(data)), patients, metadata.get("source", ""))
 
     def compartment(
         self, patient_id: str, resource_type: str, after: str | None = None
@@ -216,29 +239,9 @@ class BlobResourceStore:
             return None
         return self.read_version("Patient", patient_id, row.version)
 
-    def unlink(self, patient_id: str, other_id: str) -> None:
-        """Record that two Patient records are not one person (both ways).
-
-        Raises:
-            StorageUnavailableError: storage failed.
-        """
-        with _storage("recording an unlink"):
-            for one, two in ((patient_id, other_id), (other_id, patient_id)):
-                self._compartments.upsert_entity({"PartitionKey": one, "RowKey": f"~unlink|{two}"})
-
-    def unlinked(self, patient_id: str) -> set[str]:
-        """The Patient records an unlink request separated from this one.
-
-        Raises:
-            StorageUnavailableError: storage failed.
-        """
-        with _storage("reading unlinks"):
-            rows = self._marked(patient_id, "~unlink|")
-            return {str(r["RowKey"]).removeprefix("~unlink|") for r in rows}
-
     def _marked(self, patient_id: str, prefix: str) -> Iterator[TableEntity]:
-        """A patient's partition rows whose key starts with ``prefix`` (``~unlink|``,
-        ``~ingestion|``: they sort after every ``Type|id`` row)."""
+        """A patient's partition rows whose key starts with ``prefix`` (``~ingestion|``:
+        they sort after every ``Type|id`` row)."""
         return iter(
             self._compartments.query_entities(
                 "PartitionKey eq @p and RowKey ge @low and RowKey lt @high",
@@ -280,38 +283,6 @@ class BlobResourceStore:
             for row in rows:
                 yield str(row["RowKey"])
 
-    def patients_with_identifier(self, system: str, value: str) -> list[str]:
-        """Ids of Patients that carry (or carried) an identifier, in id order.
-
-        Raises:
-            StorageUnavailableError: storage failed.
-        """
-        with _storage("reading identifiers"):
-            rows = self._identifiers.query_entities(
-                "PartitionKey eq @p", parameters={"p": _identifier_key(system, value)}
-            )
-            return sorted(str(r["RowKey"]).split("|", 1)[1] for r in rows)
-
-    def index_identifiers(self, patients: Iterable[Mapping[str, Any]]) -> None:
-        """Make Patients findable by each of their identifiers (rows are idempotent; a
-        stale one is harmless: searches check the current version).
-
-        Raises:
-            StorageUnavailableError: storage failed.
-        """
-        with _storage("indexing identifiers"):
-            for patient in patients:
-                for identifier in patient.get("identifier") or ():
-                    if identifier.get("system") and identifier.get("value"):
-                        self._identifiers.upsert_entity(
-                            {
-                                "PartitionKey": _identifier_key(
-                                    identifier["system"], identifier["value"]
-                                ),
-                                "RowKey": f"Patient|{patient['id']}",
-                            }
-                        )
-
     def erase(self, resource_type: str, resource_id: str) -> int:
         """Delete every version of a resource and its index row (erasure); versions deleted.
 
@@ -328,23 +299,15 @@ class BlobResourceStore:
                 self._rows.delete_entity(resource_type, resource_id)
         return len(names)
 
-    def forget_patient(self, patient_id: str, identifiers: Iterable[tuple[str, str]]) -> None:
-        """Delete a patient's identifier rows and compartment partition (last in erasure:
-        the compartment is what a re-run of an interrupted erasure starts from).
+    def forget_patient(self, patient_id: str) -> None:
+        """Delete a patient's compartment partition (last in erasure: the compartment is
+        what a re-run of an interrupted erasure starts from; the person index forgets its
+        rows first).
 
         Raises:
             StorageUnavailableError: storage failed.
         """
-        apart = self.unlinked(patient_id)
         with _storage("forgetting a patient"):
-            for other in apart:  # the other side of an unlink names this patient
-                with contextlib.suppress(ResourceNotFoundError):
-                    self._compartments.delete_entity(other, f"~unlink|{patient_id}")
-            for system, value in identifiers:
-                with contextlib.suppress(ResourceNotFoundError):
-                    self._identifiers.delete_entity(
-                        _identifier_key(system, value), f"Patient|{patient_id}"
-                    )
             rows = self._compartments.query_entities(
                 "PartitionKey eq @p", parameters={"p": patient_id}, select=["RowKey"]
             )
@@ -368,12 +331,16 @@ class BlobResourceStore:
         self,
         resource: Mapping[str, Any],
         source_time: datetime,
-        patient: str | None,
+        patients: tuple[str, ...],
         delete: bool = False,
         correlation_id: str = "",
+        source: str = "",
     ) -> Change:
-        """Store a resource (or, with ``delete``, a deletion of it) made at ``source_time``,
-        as part of ingestion ``correlation_id``.
+        """Store partner ``source``'s resource (or, with ``delete``, a deletion of it) made
+        at ``source_time``, as part of ingestion ``correlation_id``; ``patients`` are the
+        ``Patient/<id>`` whose data it is.
+
+        A resource another partner sent is not touched: the change says ``foreign``.
 
         Raises:
             ResourceConflictError: other writers kept winning (retryable).
@@ -381,95 +348,66 @@ class BlobResourceStore:
         """
         kind, ident = str(resource["resourceType"]), str(resource["id"])
         digest = content_hash({"resourceType": kind, "id": ident} if delete else resource)
-        made = (source_time, correlation_id)
+        write = _Write(
+            resource, kind, ident, digest, source_time, correlation_id, patients, delete, source
+        )
         with _storage("writing the record"):
             for attempt in range(_ATTEMPTS):
                 # Most writes in a batch are new: try creating before reading (one round
                 # trip saved); if the resource exists the create fails and we read.
-                change = self._attempt(
-                    resource,
-                    kind,
-                    ident,
-                    digest,
-                    made,
-                    patient,
-                    delete,
-                    attempt == 0 and not delete,
-                )
+                change = self._attempt(write, assume_new=attempt == 0 and not delete)
                 if change is not None:
                     return change
                 if attempt:  # lost a race: step aside a little, at random, before re-reading
                     time.sleep(random.uniform(0, 0.01 * attempt))
         raise ResourceConflictError(f"{kind}/{ident}: concurrent writers did not settle")
 
-    def _attempt(
-        self,
-        resource: Mapping[str, Any],
-        kind: str,
-        ident: str,
-        digest: str,
-        made: tuple[datetime, str],
-        patient: str | None,
-        delete: bool,
-        assume_new: bool = False,
-    ) -> Change | None:
+    def _attempt(self, write: _Write, assume_new: bool = False) -> Change | None:
         """One try; None when another writer got in between (or ``assume_new`` was wrong)."""
-        source_time, correlation_id = made
+        kind, ident = write.kind, write.ident
         current = None if assume_new else self.current(kind, ident)
-        outcome = plan_write(current, digest, source_time, delete)
+        if current is not None and current.source != write.source:
+            return write.change(current.version, WriteOutcome.FOREIGN, current.correlation_id)
+        outcome = plan_write(current, write.digest, write.source_time, write.delete)
         if outcome is WriteOutcome.UNCHANGED:
             version = current.version if current else 0
-            ours = current is not None and current.correlation_id == correlation_id
+            ours = current is not None and current.correlation_id == write.correlation_id
             if ours and version and current is not None:
                 # A retry of the message that wrote it: finish a write a crash cut short.
-                self._ensure_blob(resource, kind, ident, current, delete)
-            return Change(
-                kind,
-                ident,
-                version,
-                outcome,
-                version_blob(kind, ident, version),
-                patient,
-                current.correlation_id if current else "",
-                compartment=current.patient if ours and current and not current.deleted else None,
-            )
+                self._ensure_blob(write, current)
+            listed = current.patients if ours and current and not current.deleted else ()
+            return write.change(version, outcome, current.correlation_id if current else "", listed)
         version = (current.latest if current else 0) + 1
         now = self._clock()
         if outcome is WriteOutcome.OUT_OF_ORDER:
             assert current is not None
             if not self._claim(current, kind, ident, {"latest": version}):
                 return None
-            self._upload(resource, kind, ident, version, now, outcome, made, delete)
-            self._remember(kind, ident, digest)
-        else:
-            row = {
-                "latest": version,
-                "version": version,
-                "source_time": source_time.isoformat(),
-                "updated": now.isoformat(),
-                "hash": digest,
-                "recent": json.dumps(_recent(current)),
-                "patient": patient or "",
-                "deleted": delete,
-                "correlation": correlation_id,
-            }
-            if not self._claim(current, kind, ident, row):
-                return None
-            self._upload(resource, kind, ident, version, now, outcome, made, delete)
-            before = current.patient if current and not current.deleted else None
-            if before and (before != patient or delete):
-                self._leave_compartment(kind, ident, before)
-        listed = patient if outcome is not WriteOutcome.OUT_OF_ORDER and not delete else None
-        return Change(
-            kind,
-            ident,
-            version,
-            outcome,
-            version_blob(kind, ident, version),
-            patient,
-            correlation_id,
-            compartment=listed,
-        )
+            self._upload(write, version, now, outcome)
+            self._remember(kind, ident, write.digest)
+            return write.change(version, outcome, write.correlation_id)
+        row = {
+            "latest": version,
+            "version": version,
+            "source_time": write.source_time.isoformat(),
+            "updated": now.isoformat(),
+            "hash": write.digest,
+            "recent": json.dumps(_recent(current)),
+            "patient": write.patients[0] if write.patients else "",
+            "patients": json.dumps(list(write.patients)),
+            "deleted": write.delete,
+            "correlation": write.correlation_id,
+            "source": write.source,
+        }
+        if not self._claim(current, kind, ident, row):
+            return None
+        self._upload(write, version, now, outcome)
+        before = current.patients if current and not current.deleted else ()
+        for patient in before:
+            if write.delete or patient not in write.patients:
+                self._leave_compartment(kind, ident, patient)
+        listed = () if write.delete else write.patients
+        return write.change(version, outcome, write.correlation_id, listed)
 
     def _claim(
         self, current: CurrentVersion | None, kind: str, ident: str, row: dict[str, Any]
@@ -493,15 +431,14 @@ class BlobResourceStore:
 
     def _upload(
         self,
-        resource: Mapping[str, Any],
-        kind: str,
-        ident: str,
+        write: _Write,
         version: int,
         now: datetime,
         outcome: WriteOutcome,
-        made: tuple[datetime, str],
-        delete: bool,
+        made: tuple[datetime, str] | None = None,
     ) -> None:
+        kind, ident, delete, resource = write.kind, write.ident, write.delete, write.resource
+        source_time, correlation = made or (write.source_time, write.correlation_id)
         body: dict[str, Any] = {"resourceType": kind, "id": ident} if delete else dict(resource)
         body["meta"] = {
             **({} if delete else (resource.get("meta") or {})),
@@ -514,29 +451,22 @@ class BlobResourceStore:
             overwrite=True,  # the version id was claimed in the index row: ours alone
             metadata={
                 "event": outcome.value,
-                "source_time": made[0].isoformat(),
-                "correlation": made[1],
+                "source_time": source_time.isoformat(),
+                "correlation": correlation,
+                "patients": ",".join(write.patients) or "-",  # "-": not patient data
+                "source": write.source,
             },
             content_settings=ContentSettings(content_type="application/fhir+json"),
         )
 
-    def _ensure_blob(
-        self,
-        resource: Mapping[str, Any],
-        kind: str,
-        ident: str,
-        current: CurrentVersion,
-        delete: bool,
-    ) -> None:
-        blob = self._blobs.get_blob_client(version_blob(kind, ident, current.version))
+    def _ensure_blob(self, write: _Write, current: CurrentVersion) -> None:
+        blob = self._blobs.get_blob_client(version_blob(write.kind, write.ident, current.version))
         try:
             blob.get_blob_properties()
         except ResourceNotFoundError:
-            outcome = WriteOutcome.DELETED if delete else WriteOutcome.UPDATED
+            outcome = WriteOutcome.DELETED if write.delete else WriteOutcome.UPDATED
             made = (current.source_time, current.correlation_id)
-            self._upload(
-                resource, kind, ident, current.version, self._clock(), outcome, made, delete
-            )
+            self._upload(write, current.version, self._clock(), outcome, made)
 
     def _remember(self, kind: str, ident: str, digest: str) -> None:
         """Note a history-only content, so a resend of it is recognised."""
@@ -560,27 +490,28 @@ class BlobResourceStore:
                 continue
 
     def _leave_compartment(self, kind: str, ident: str, patient: str) -> None:
-        """A resource deleted or moved to another patient leaves its old compartment."""
+        """A resource deleted or moved off a patient leaves that patient's compartment."""
         with contextlib.suppress(ResourceNotFoundError):
             self._compartments.delete_entity(patient.split("/", 1)[1], f"{kind}|{ident}")
 
     def list_in_compartments(
         self, changes: Iterable[Change], ingestion: IngestionRef | None = None
     ) -> None:
-        """Add each change's resource to its patient's compartment, and the ingestion to
-        each of those patients, one transaction per patient and 100 rows.
+        """Add each change's resource to its patients' compartments, with the partner that
+        sent it (``~source|<partner>``) and the ingestion, one transaction per patient and
+        100 rows.
 
         Raises:
             StorageUnavailableError: storage failed (retryable; the rows are idempotent).
         """
         by_patient: dict[str, list[Change]] = {}
         for change in changes:
-            if change.compartment:
-                by_patient.setdefault(change.compartment.split("/", 1)[1], []).append(change)
+            for compartment in change.compartments:
+                by_patient.setdefault(compartment.split("/", 1)[1], []).append(change)
         with _storage("writing compartments"):
             for patient, listed in by_patient.items():
                 rows = {c.reference: c for c in listed}  # one operation per row in a batch
-                operations = [
+                operations: list[tuple[TransactionOperation, dict[str, Any]]] = [
                     (
                         TransactionOperation.UPSERT,
                         {
@@ -591,9 +522,45 @@ class BlobResourceStore:
                     )
                     for c in rows.values()
                 ]
+                for partner in sorted({c.source for c in listed if c.source}):
+                    operations.append((TransactionOperation.UPSERT, source_row(patient, partner)))
                 if ingestion is not None:
                     operations.append(
                         (TransactionOperation.UPSERT, _ingestion_row(patient, ingestion))
                     )
                 for start in range(0, len(operations), 100):
                     self._compartments.submit_transaction(operations[start : start + 100])
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One write asked of the store."""
+
+    resource: Mapping[str, Any]
+    kind: str
+    ident: str
+    digest: str
+    source_time: datetime
+    correlation_id: str
+    patients: tuple[str, ...]
+    delete: bool
+    source: str
+
+    def change(
+        self,
+        version: int,
+        outcome: WriteOutcome,
+        correlation_id: str,
+        compartments: tuple[str, ...] = (),
+    ) -> Change:
+        return Change(
+            self.kind,
+            self.ident,
+            version,
+            outcome,
+            version_blob(self.kind, self.ident, version),
+            self.patients,
+            correlation_id,
+            compartments=compartments,
+            source=self.source,
+        )

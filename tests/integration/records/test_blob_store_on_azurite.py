@@ -35,17 +35,17 @@ def store(storage_env) -> BlobResourceStore:  # type: ignore[no-untyped-def]
 
 
 def _put(store: BlobResourceStore, *args, **kwargs) -> Change:  # type: ignore[no-untyped-def]
-    """Store and list in the compartment, as the store stage does."""
-    change = store.put(*args, **kwargs)
+    """Store partner "lab"'s resource and list it in the compartment, as the store stage does."""
+    change = store.put(*args, **{"source": "lab", **kwargs})
     store.list_in_compartments([change])
     return change
 
 
-def _compartment(patient: str) -> list[str]:
+def _compartment(patient: str, marks: bool = False) -> list[str]:
+    """A patient's compartment rows (``marks``: the ``~source|`` and other rows too)."""
     table = wiring.storage().table_client(Table.COMPARTMENTS)
-    return [
-        r["RowKey"] for r in table.query_entities("PartitionKey eq @p", parameters={"p": patient})
-    ]
+    rows = table.query_entities("PartitionKey eq @p", parameters={"p": patient})
+    return [r["RowKey"] for r in rows if marks or not r["RowKey"].startswith("~")]
 
 
 def _history(kind: str, ident: str) -> list[str]:
@@ -56,15 +56,17 @@ def _history(kind: str, ident: str) -> list[str]:
 
 
 def test_create_update_and_no_op(store: BlobResourceStore) -> None:
-    first = _put(store, _obs(70), T0, "Patient/p1", correlation_id="ing-1")
+    first = _put(store, _obs(70), T0, ("Patient/p1",), correlation_id="ing-1")
     assert (first.outcome, first.version) == (WriteOutcome.CREATED, 1)
-    again = _put(store, _obs(70), T0 + timedelta(minutes=5), "Patient/p1", correlation_id="ing-2")
+    again = _put(
+        store, _obs(70), T0 + timedelta(minutes=5), ("Patient/p1",), correlation_id="ing-2"
+    )
     assert (again.outcome, again.version, again.correlation_id) == (
         WriteOutcome.UNCHANGED,
         1,
         "ing-1",
     )
-    second = _put(store, _obs(72), T0 + timedelta(minutes=10), "Patient/p1")
+    second = _put(store, _obs(72), T0 + timedelta(minutes=10), ("Patient/p1",))
     assert (second.outcome, second.version) == (WriteOutcome.UPDATED, 2)
     stored = store.read_version("Observation", "o1", 2)
     assert stored is not None and stored["valueQuantity"]["value"] == 72
@@ -79,24 +81,24 @@ def test_create_update_and_no_op(store: BlobResourceStore) -> None:
 def test_a_late_arrival_is_kept_in_history_without_replacing_the_newer(
     store: BlobResourceStore,
 ) -> None:
-    _put(store, _obs(80), T0 + timedelta(hours=1), "Patient/p1")
-    late = _put(store, _obs(60), T0, "Patient/p1")
+    _put(store, _obs(80), T0 + timedelta(hours=1), ("Patient/p1",))
+    late = _put(store, _obs(60), T0, ("Patient/p1",))
     assert (late.outcome, late.version) == (WriteOutcome.OUT_OF_ORDER, 2)
     current = store.current("Observation", "o1")
     assert current is not None and current.version == 1
     assert store.read_version("Observation", "o1", 2)["valueQuantity"]["value"] == 60  # type: ignore[index]
-    resent = _put(store, _obs(60), T0, "Patient/p1")
+    resent = _put(store, _obs(60), T0, ("Patient/p1",))
     assert resent.outcome is WriteOutcome.UNCHANGED  # the resend adds nothing
     assert len(_history("Observation", "o1")) == 2
 
 
 def test_delete_leaves_history_and_empties_the_compartment(store: BlobResourceStore) -> None:
-    _put(store, _obs(70), T0, "Patient/p1")
+    _put(store, _obs(70), T0, ("Patient/p1",))
     gone = _put(
         store,
         {"resourceType": "Observation", "id": "o1"},
         T0 + timedelta(days=1),
-        None,
+        (),
         delete=True,
     )
     assert (gone.outcome, gone.version) == (WriteOutcome.DELETED, 2)
@@ -108,8 +110,8 @@ def test_delete_leaves_history_and_empties_the_compartment(store: BlobResourceSt
 
 
 def test_moving_to_another_patient_moves_the_compartment_row(store: BlobResourceStore) -> None:
-    _put(store, _obs(70, "p1"), T0, "Patient/p1")
-    _put(store, _obs(70, "p2"), T0 + timedelta(minutes=1), "Patient/p2")
+    _put(store, _obs(70, "p1"), T0, ("Patient/p1",))
+    _put(store, _obs(70, "p2"), T0 + timedelta(minutes=1), ("Patient/p2",))
     assert (_compartment("p1"), _compartment("p2")) == ([], ["Observation|o1"])
 
 
@@ -120,7 +122,7 @@ def test_concurrent_writers_get_distinct_versions_and_the_newest_source_wins(
 
     def write(value: int) -> None:
         try:
-            _put(store, _obs(value), T0 + timedelta(minutes=value), "Patient/p1")
+            _put(store, _obs(value), T0 + timedelta(minutes=value), ("Patient/p1",))
         except BaseException as exc:  # collected for the assertion below
             errors.append(exc)
 
@@ -159,13 +161,34 @@ def test_a_retry_finishes_a_write_cut_short_between_row_and_blob(storage_env) ->
     store = CrashOnce(
         clients.table_client(Table.RESOURCES),
         clients.table_client(Table.COMPARTMENTS),
-        clients.table_client(Table.IDENTIFIERS),
         clients.container(Container.FHIR),
     )
     with pytest.raises(SystemExit):
-        _put(store, _obs(70), T0, "Patient/p1", correlation_id="ing-9")
+        _put(store, _obs(70), T0, ("Patient/p1",), correlation_id="ing-9")
     assert _history("Observation", "o1") == []  # the row claims version 1; no blob yet
-    retried = _put(store, _obs(70), T0, "Patient/p1", correlation_id="ing-9")
+    retried = _put(store, _obs(70), T0, ("Patient/p1",), correlation_id="ing-9")
     assert (retried.outcome, retried.version) == (WriteOutcome.UNCHANGED, 1)
     assert _history("Observation", "o1") == ["Observation/o1/_history/1.json"]
     assert _compartment("p1") == ["Observation|o1"]
+
+
+def test_every_version_is_its_senders_and_another_partners_write_is_refused(
+    store: BlobResourceStore,
+) -> None:
+    first = _put(store, _obs(70), T0, ("Patient/p1",), correlation_id="ing-1")
+    assert _compartment("p1", marks=True) == ["Observation|o1", "~source|lab"]
+    stored = store.stored("Observation", "o1", first.version)
+    assert stored is not None and (stored.patients, stored.source) == (("Patient/p1",), "lab")
+    current = store.current("Observation", "o1")
+    assert current is not None and current.source == "lab"
+    # Another partner writing the same type and id (only a converter bug could): refused,
+    # and nothing of the lab's resource changes.
+    foreign = _put(
+        store, _obs(99), T0 + timedelta(days=1), ("Patient/p1",), source="evil", correlation_id="x"
+    )
+    assert foreign.outcome is WriteOutcome.FOREIGN and foreign.compartments == ()
+    assert store.current("Observation", "o1") == current
+    assert _history("Observation", "o1") == ["Observation/o1/_history/1.json"]
+    # A resource of no patient says so in its blob (the history then knows, per version).
+    org = store.put({"resourceType": "Organization", "id": "lab"}, T0, (), source="lab")
+    assert store.stored("Organization", "lab", org.version).patients == ()  # type: ignore[union-attr]
