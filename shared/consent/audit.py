@@ -55,6 +55,7 @@ def consent_audit_event(
     resources: Sequence[str] = (),
     observer: str = "fhir-intake",
     requester: Actor | None = None,
+    access: str | None = None,
 ) -> dict[str, Any]:
     """The AuditEvent for one decision.
 
@@ -65,12 +66,15 @@ def consent_audit_event(
         resources: ``Type/id`` of each resource the decision covered.
         requester: who asked for the decision, when that is not ``actor`` itself (an
             API caller asking on behalf of a clinic).
+        access: how the reader reached the person (``relationship``, ``population``,
+            ``break-the-glass``, ``none``: ``security/trust.Access``), for reads.
     """
     details = [
         {"type": "decision", "valueString": decision.decision.value},
         {"type": "policy", "valueString": policy.mode.value},
         {"type": "default-applied", "valueString": str(decision.default_applied).lower()},
         *({"type": "reason", "valueString": r[:1000]} for r in decision.reasons[-20:]),
+        *([{"type": "access", "valueString": access}] if access else []),
     ]
     entities = [_entity(patient, "1", "1")] if patient else []
     entities += [_entity(ref, "2", "4") for ref in resources]
@@ -89,6 +93,11 @@ def consent_audit_event(
         "subtype": [
             {"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": action},
             {"system": _SUBTYPE, "code": "consent-decision"},
+            *(
+                [{"system": _SUBTYPE, "code": "break-the-glass"}]
+                if access == "break-the-glass"
+                else []
+            ),
         ],
         "action": "E",
         "recorded": recorded.isoformat(),

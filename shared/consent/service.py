@@ -15,7 +15,16 @@ from shared.platform.ports import AuditLog
 from .audit import consent_audit_event
 from .engine import decide_consent
 from .index import ConsentSource
-from .models import Action, Actor, Code, ConsentDecision, ConsentRequest, DataItem, Policy
+from .models import (
+    Action,
+    Actor,
+    Code,
+    ConsentDecision,
+    ConsentRequest,
+    DataItem,
+    Effect,
+    Policy,
+)
 
 __all__ = ["ConsentService"]
 
@@ -50,8 +59,11 @@ class ConsentService:
         resource: str | None = None,
         observer: str = "fhir-intake",
         requester: Actor | None = None,
+        access: str | None = None,
+        patient: str | None = None,
     ) -> ConsentDecision:
-        """Decide one request now, and write its AuditEvent (``requester``: who asked).
+        """Decide one request now, and write its AuditEvent (``requester``: who asked;
+        ``access``: how a reader reached the person, for the record).
 
         Raises:
             ConsentUnavailableError: the consent index did not answer (callers deny).
@@ -62,21 +74,56 @@ class ConsentService:
             action=action, at=self._clock(), purpose=purpose, actor=actor, data=data
         )
         decision = decide_consent(self._consents.find(keys), request, self._policy)
-        patient = next((k for k in sorted(keys) if k.startswith("Patient/")), None)
+        self._record(decision, request, keys, resource, observer, requester, access, patient)
+        return decision
+
+    def refuse(
+        self,
+        patient: str,
+        action: Action,
+        purpose: Code | None,
+        actor: Actor | None,
+        reason: str,
+        resource: str | None = None,
+        observer: str = "fhir-intake",
+    ) -> ConsentDecision:
+        """Record a request refused before consent was asked (the reader has no
+        relationship with the person): a deny, audited like any decision.
+
+        Raises:
+            StorageUnavailableError: the AuditEvent could not be written.
+        """
+        request = ConsentRequest(action=action, at=self._clock(), purpose=purpose, actor=actor)
+        decision = ConsentDecision(Effect.DENY, reasons=(reason,))
+        self._record(decision, request, {patient}, resource, observer, None, "none", patient)
+        return decision
+
+    def _record(
+        self,
+        decision: ConsentDecision,
+        request: ConsentRequest,
+        keys: set[str],
+        resource: str | None,
+        observer: str,
+        requester: Actor | None,
+        access: str | None,
+        patient: str | None = None,
+    ) -> None:
         self._audit.write(
             consent_audit_event(
                 work_id=str(uuid.uuid4()),
                 number=0,
                 decision=decision,
-                action=action.value,
-                purpose=purpose,
-                actor=actor,
+                action=request.action.value,
+                purpose=request.purpose,
+                actor=request.actor,
                 policy=self._policy,
                 recorded=request.at,
-                patient=patient,
+                patient=patient
+                or next((k for k in sorted(keys) if k.startswith("Patient/")), None),
                 resources=[resource] if resource else [],
                 observer=observer,
                 requester=requester,
+                access=access,
             )
         )
-        return decision

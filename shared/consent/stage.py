@@ -1,13 +1,19 @@
 """The consent-check stage: a normalized Bundle in, what the patients permit out.
 
-For every resource of the Bundle it decides ``collect`` for the deployment's purpose,
-asked by the sending partner. Consent resources in the Bundle are indexed first (they
-are the patients' own directives and always kept), so data sent with its consent is
-judged by it. Permitted entries go on to the record store (``store``); denied ones go to
-``quarantine`` with the decision and are never stored; each distinct decision writes an
-AuditEvent; the ingestion's status gets the counts. Master data that belongs to no
-patient (Practitioner, Organization, Location) needs no consent. If the consent index
-does not answer, nothing passes: the message is retried (fail closed).
+For every resource of the Bundle it first decides whose data it is (``subjects``: the R4
+Patient compartment, resolved to the sender's own Patients); a resource whose patient
+cannot be determined, or that names another partner's Patient, is quarantined with the
+reason (fail closed). Consent resources are then weighed under the trust model: one
+counts only when its sender may speak for the patient (``security/trust``); it is
+indexed first, so data sent with its consent is judged by it, and one that may not is
+quarantined and has no effect. Every other resource of a patient is decided as
+``collect`` for the deployment's purpose, asked by the sending partner, against the
+consents of the whole person (every Patient linked to the one it names). Permitted
+entries go on to the record store (``store``) with their patients written on them;
+denied ones go to ``quarantine`` with the decision and are never stored; each distinct
+decision writes an AuditEvent; the ingestion's status gets the counts and the reasons.
+Master data that belongs to no patient (Practitioner, Organization, Location) needs no
+consent. If the consent index does not answer, nothing passes: the message is retried.
 """
 
 from __future__ import annotations
@@ -15,41 +21,62 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared.intake.status import IngestionLog, StageReport, wrong_envelope
 from shared.normalize import json_codec
-from shared.normalize.ids import is_global_system, resource_id
+from shared.normalize.ids import resource_id
 from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import AuditLog, EnvelopeSender, PayloadStore
 from shared.records.ingestions import ingestion_ref
 from shared.records.models import IngestionRef
+from shared.records.people import Person
+from shared.security.models import Partner
 from shared.security.partners import PartnerLookup
+from shared.security.trust import (
+    ConsentStanding,
+    TrustPolicy,
+    asserts,
+    consent_standing,
+    speaks_for,
+)
 
 from .actors import partner_actor
 from .audit import consent_audit_event
 from .engine import decide_consent
 from .index import ConsentSource
-from .models import Action, Actor, Code, ConsentDecision, ConsentRequest, Policy
-from .resources import (
-    consent_patient_keys,
-    describe_resource,
-    patient_keys,
-    resolve_actor_references,
-    resource_patient_ref,
-)
+from .models import Action, Actor, Code, ConsentDecision, ConsentRequest, Effect, Policy
+from .resources import describe_resource, resolve_actor_references
+from .subjects import COMPARTMENT_EXTENSION, PLACED_TAG, SubjectResolver, Subjects
+from .vocabulary import OPT_OUT_REGISTRY
 
 __all__ = ["ConsentOutcome", "ConsentStage"]
 
 log = logging.getLogger(__name__)
+_TRUNCATED = ConsentDecision(
+    Effect.DENY,
+    reasons=(
+        "the person spans more records than are followed; some of their consents may be "
+        "unseen, so nothing is collected until an operator reviews their links",
+    ),
+)
 
 
 class _Ledger(Protocol):
     def record_ingestion(self, patient_ids: Iterable[str], ingestion: IngestionRef) -> None: ...
+
+
+class _People(Protocol):
+    def person(
+        self,
+        patient_id: str,
+        memo: dict[str, Person] | None = None,
+        known: Mapping[str, tuple[Mapping[str, Any], str]] | None = None,
+    ) -> Person: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,42 +87,27 @@ class ConsentOutcome:
     permitted: int
     denied: int
     consents_indexed: int
+    unplaced: int = 0  # patient data whose patient could not be determined (quarantined)
+    consents_refused: int = 0  # Consents whose sender may not speak for the patient
 
 
-class _Patients:
-    """Patient keys per resource: the reference and identifier it names, the identifiers
-    of the Bundle's own Patient entries, and the id our converters give a Patient with
-    that identifier (so a Consent naming a patient by identifier finds data that names
-    them only by ``Patient/<id>``)."""
+@dataclass
+class _Work:
+    """One Bundle's decisions as they are made."""
 
-    def __init__(self, entries: list[dict[str, Any]], partner: str) -> None:
-        self._partner = partner
-        self._known: dict[str, set[str]] = {}
-        for entry in entries:
-            resource = entry.get("resource") or {}
-            if resource.get("resourceType") == "Patient" and resource.get("id"):
-                keys = {f"Patient/{resource['id']}"}
-                keys |= {
-                    f"{i.get('system', '')}|{i['value']}"
-                    for i in resource.get("identifier") or ()
-                    if i.get("value")
-                }
-                self._known[f"Patient/{resource['id']}"] = keys
-                if entry.get("fullUrl"):
-                    self._known[str(entry["fullUrl"])] = keys
-
-    def keys(self, reference: Any) -> set[str]:
-        if not isinstance(reference, dict):
-            return set()
-        found = patient_keys(reference)
-        literal = reference.get("reference")
-        for key in [literal, *found]:
-            found |= self._known.get(str(key), set())
-        for key in [k for k in found if not k.startswith("Patient/")]:
-            system, _, value = key.rpartition("|")
-            scope = "" if is_global_system(system) else self._partner
-            found.add(f"Patient/{resource_id('Patient', scope, system, value)}")
-        return found
+    envelope: Envelope
+    bundle: dict[str, Any]
+    entries: list[dict[str, Any]]
+    sender: Partner | None
+    actor: Actor
+    now: datetime
+    subjects: dict[int, Subjects] = field(default_factory=dict)  # by entry index
+    unplaced: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    refused: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    decisions: dict[int, list[tuple[str, ConsentDecision]]] = field(default_factory=dict)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    indexed: int = 0
+    persons: dict[str, Person] = field(default_factory=dict)
 
 
 class ConsentStage:
@@ -112,8 +124,13 @@ class ConsentStage:
         ledger: _Ledger,
         policy: Policy,
         purpose: Code,
+        people: _People,
+        holders: Callable[[str, str, str], list[str]],
+        trust: TrustPolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``holders(partner, system, value)``: the partner's stored Patients that carry
+        an identifier, in id order."""
         self._payloads = payloads
         self._sender = sender
         self._status = status
@@ -123,6 +140,9 @@ class ConsentStage:
         self._ledger = ledger
         self._policy = policy
         self._purpose = purpose
+        self._people = people
+        self._holders = holders
+        self._trust = trust or TrustPolicy()
         self._clock = clock
 
     def handle(self, envelope: Envelope) -> ConsentOutcome:
@@ -142,35 +162,19 @@ class ConsentStage:
             return ConsentOutcome("rejected", 0, 0, 0)
         data, _, _ = self._payloads.read(envelope.blob)
         bundle = json_codec.loads(data)
-        entries: list[dict[str, Any]] = list(bundle.get("entry") or ())
-        patients = _Patients(entries, envelope.partner)
-        indexed, notes = self._index_consents(entries, patients)
-        now = self._clock()
-        actor = partner_actor(envelope.partner, self._partners.get(envelope.partner))
-        owners = [
-            (entry, frozenset(patients.keys(resource_patient_ref(entry.get("resource") or {}))))
-            for entry in entries
-        ]
-        found = self._consents.find_many(
-            {keys for entry, keys in owners if keys and not _exempt(entry)}
+        sender = self._partners.get(envelope.partner)
+        work = _Work(
+            envelope=envelope,
+            bundle=bundle,
+            entries=list(bundle.get("entry") or ()),
+            sender=sender,
+            actor=partner_actor(envelope.partner, sender),
+            now=self._clock(),
         )
-        verdicts: list[tuple[dict[str, Any], ConsentDecision | None, str | None]] = []
-        for entry, keys in owners:
-            if _exempt(entry) or not keys:
-                verdicts.append((entry, None, None))  # no consent needed
-                continue
-            request = ConsentRequest(
-                action=Action.COLLECT,
-                at=now,
-                purpose=self._purpose,
-                actor=actor,
-                data=describe_resource(entry.get("resource") or {}, self._policy.zone),
-            )
-            patient = _own_patient(entry) or next(
-                (k for k in sorted(keys) if k.startswith("Patient/")), None
-            )
-            verdicts.append((entry, decide_consent(found[keys], request, self._policy), patient))
-        outcome = self._route(envelope, bundle, verdicts, (indexed, notes), now, actor)
+        self._place(work)
+        self._index_consents(work)
+        self._decide(work)
+        outcome = self._route(work)
         log.info(
             "consent: %s",
             outcome.outcome,
@@ -182,80 +186,186 @@ class ConsentStage:
                 "permitted": outcome.permitted,
                 "denied": outcome.denied,
                 "consents_indexed": outcome.consents_indexed,
+                "consents_refused": outcome.consents_refused,
+                "unplaced": outcome.unplaced,
                 "duration_ms": round((time.perf_counter() - started) * 1000),
             },
         )
         return outcome
 
-    def _index_consents(
-        self, entries: list[dict[str, Any]], patients: _Patients
-    ) -> tuple[int, list[dict[str, Any]]]:
-        """Index the Bundle's Consents; how many, and issues for those that were not."""
-        indexed, notes = 0, []
-        held = {
-            f"{r.get('resourceType')}/{r.get('id')}": r
-            for r in (e.get("resource") or {} for e in entries)
-            if r.get("id")
-        }
-        for resource in held.values():
-            if resource.get("resourceType") != "Consent":
-                continue
-            keys = consent_patient_keys(resource) | patients.keys(resource.get("patient"))
-            ref = f"Consent/{resource['id']}"
-            if not keys:
-                notes.append(_issue("warning", f"{ref} names no patient; it cannot apply"))
-            elif self._consents.put(resolve_actor_references(resource, held), keys):
-                indexed += 1
+    def _place(self, work: _Work) -> None:
+        """Whose data each entry is; the unplaceable and the foreign are set aside."""
+        partner = work.envelope.partner
+        resolver = SubjectResolver(
+            work.entries,
+            partner,
+            lambda system, value: self._holders(partner, system, value),
+            self._trust.max_patients,
+        )
+        known = {pid: (p, partner) for pid, p in resolver.bundle_patients.items()}
+        for number, entry in enumerate(work.entries):
+            resource = entry.get("resource") or {}
+            if resource.get("resourceType") == "Consent":  # whose directive: Consent.patient only
+                resource = {"resourceType": "Consent", "patient": resource.get("patient")}
+            subjects = resolver.of(resource)
+            if subjects.problem is None:
+                for patient in subjects.patients:
+                    pid = patient.removeprefix("Patient/")
+                    person = self._people.person(pid, work.persons, known)
+                    work.persons[patient] = person
+                    owners = set(person.owners)
+                    if owners and partner not in owners:
+                        subjects = Subjects(problem=f"{patient} is another partner's patient")
+                        break
+            if subjects.problem is not None:
+                work.unplaced.append((entry, f"{_ref(entry)}: {subjects.problem}"))
             else:
-                notes.append(
-                    _issue("information", f"{ref}: a newer version is on file and stays in force")
-                )
-        return indexed, notes
+                work.subjects[number] = subjects
 
-    def _route(
+    def _index_consents(self, work: _Work) -> None:
+        """Index each Consent its sender may speak for; refuse the others."""
+        held = {_ref(e): e.get("resource") or {} for e in work.entries}
+        data_patients = {
+            p
+            for n, s in work.subjects.items()
+            if _kind(work.entries[n]) not in ("Consent", "Provenance")
+            for p in s.patients
+        }
+        for number, subjects in list(work.subjects.items()):
+            entry = work.entries[number]
+            if _kind(entry) != "Consent":
+                continue
+            resource = entry.get("resource") or {}
+            keys, why = self._standing(work, resource, subjects, data_patients)
+            if why is not None:
+                del work.subjects[number]
+                work.refused.append((entry, f"{_ref(entry)} has no effect: {why}"))
+            elif self._consents.put(resolve_actor_references(resource, held), keys):
+                work.indexed += 1
+            else:
+                work.notes.append(
+                    _issue(
+                        "information",
+                        f"{_ref(entry)}: a newer version is on file and stays in force",
+                    )
+                )
+
+    def _standing(
         self,
-        envelope: Envelope,
-        bundle: dict[str, Any],
-        verdicts: list[tuple[dict[str, Any], ConsentDecision | None, str | None]],
-        consents: tuple[int, list[dict[str, Any]]],
-        now: datetime,
-        actor: Actor,
-    ) -> ConsentOutcome:
-        indexed, notes = consents
-        prefix = f"{envelope.partner}/{envelope.created:%Y/%m/%d}/{envelope.correlation_id}"
-        denied_refs = {_ref(e) for e, d, _ in verdicts if d is not None and not d.permitted}
-        kept = [e for e, d, _ in verdicts if (d is None or d.permitted)]
-        kept = [k for k in (_trim_provenance(e, denied_refs) for e in kept) if k is not None]
-        self._write_audit(envelope, verdicts, now, actor)
-        denied = [(e, d) for e, d, _ in verdicts if d is not None and not d.permitted]
-        if denied:
-            self._payloads.write(
-                Container.QUARANTINE,
-                f"{prefix}/consent-denied.json",
-                json_codec.dumps(
-                    {
-                        "location": "consent",
-                        "decisions": [{"resource": _ref(e), **d.to_json()} for e, d in denied],
-                        "entries": [e for e, _ in denied],
-                    }
-                ).encode(),
-                "application/json",
+        work: _Work,
+        consent: Mapping[str, Any],
+        subjects: Subjects,
+        data_patients: set[str],
+    ) -> tuple[set[str], str | None]:
+        """The keys a Consent is indexed under, or why it does not count."""
+        partner = work.envelope.partner
+        patient = subjects.patients[0] if subjects.patients else None
+        if patient is None:
+            return set(), "it names no patient"
+        person = work.persons.get(patient)
+        is_source = (
+            patient in data_patients
+            or patient.removeprefix("Patient/")
+            in {_id(e) for e in work.entries if _kind(e) == "Patient"}
+            or (person is not None and partner in person.owners)
+        )
+        systems = {k.rpartition("|")[0] for k in subjects.identifiers}
+        standing = consent_standing(
+            work.sender,
+            is_source=is_source,
+            identifier_systems=systems,
+            registry_entry=_registry_entry(consent),
+        )
+        if standing is ConsentStanding.NOT_REGISTRY:
+            return set(), (
+                f"it is an opt-out registry entry, and partner {partner} is not registered as a "
+                "registry"
             )
-        clinical = [
-            e for e in kept if (e.get("resource") or {}).get("resourceType") != "Provenance"
+        if standing is ConsentStanding.NONE:
+            return set(), (
+                f"partner {partner} has sent no data of this patient and is not registered as "
+                "a consent source for the identifier system it names the patient by"
+            )
+        keys = {patient}
+        named = set(subjects.identifiers)  # those Consent.patient names the patient by
+        if standing is ConsentStanding.SOURCE:
+            # Also under the patient's identifiers the sender asserts (its authorities,
+            # its own systems, linking systems), so its data that names the patient by
+            # identifier finds the consent too; never under another partner's.
+            own = {k for k in (person.keys if person else ()) if not k.startswith("Patient/")}
+            keys |= self._asserted(work, named | own)
+        elif standing is ConsentStanding.CONSENT_SOURCE and work.sender is not None:
+            keys |= {k for k in named if speaks_for(work.sender, [k.rpartition("|")[0]])}
+        return keys, None
+
+    def _asserted(self, work: _Work, keys: Iterable[str]) -> set[str]:
+        """The identifier keys whose system the sender asserts (``security/trust.asserts``):
+        the only identifiers its data may be judged, or its Consents filed, under."""
+        return {k for k in keys if asserts(work.sender, k.rpartition("|")[0], self._trust)}
+
+    def _decide(self, work: _Work) -> None:
+        """``collect`` for every patient's data, against each person's consents."""
+        wanted: dict[tuple[int, str], frozenset[str]] = {}
+        for number, subjects in work.subjects.items():
+            if _kind(work.entries[number]) in ("Consent", "Provenance"):
+                continue
+            for patient in subjects.patients:
+                named = self._asserted(work, subjects.identifiers_of(patient))
+                wanted[(number, patient)] = frozenset(work.persons[patient].keys | named)
+        found = self._consents.find_many(set(wanted.values()))
+        for (number, patient), keys in wanted.items():
+            if work.persons[patient].truncated:  # links beyond the cap: some consents unseen
+                work.decisions.setdefault(number, []).append((patient, _TRUNCATED))
+                continue
+            request = ConsentRequest(
+                action=Action.COLLECT,
+                at=work.now,
+                purpose=self._purpose,
+                actor=work.actor,
+                data=describe_resource(
+                    work.entries[number].get("resource") or {}, self._policy.zone
+                ),
+            )
+            decision = decide_consent(found[keys], request, self._policy)
+            work.decisions.setdefault(number, []).append((patient, decision))
+
+    def _route(self, work: _Work) -> ConsentOutcome:
+        envelope, bundle = work.envelope, work.bundle
+        prefix = f"{envelope.partner}/{envelope.created:%Y/%m/%d}/{envelope.correlation_id}"
+        denied = [
+            (work.entries[n], d)
+            for n, ds in work.decisions.items()
+            for _, d in ds
+            if not d.permitted
         ]
-        if denied and not any(d is not None and d.permitted for _, d, _ in verdicts):
+        denied_numbers = {
+            n for n, ds in work.decisions.items() if any(not d.permitted for _, d in ds)
+        }
+        kept: list[dict[str, Any]] = []
+        for number, subjects in work.subjects.items():
+            if number not in denied_numbers and _kind(work.entries[number]) != "Provenance":
+                kept.append(_placed(work.entries[number], subjects.patients))
+        kept += self._provenances(work, {_ref(e) for e in kept}, denied_numbers)
+        self._write_audit(work)
+        self._quarantine(work, prefix, denied)
+        clinical = [e for e in kept if _kind(e) != "Provenance"]
+        permitted_any = any(d.permitted for ds in work.decisions.values() for _, d in ds)
+        if denied and not permitted_any:
             clinical = []  # master data alone is not worth keeping from a refused message
         if clinical:
+            order = {_ref(e): i for i, e in enumerate(work.entries)}
+            kept.sort(key=lambda e: order.get(_ref(e), len(order)))
+            meta = dict(bundle.get("meta") or {})
+            meta["tag"] = [*(meta.get("tag") or []), PLACED_TAG]
             ref = self._payloads.write(
                 Container.NORMALIZED,
                 f"{prefix}.permitted.json",
-                json_codec.dumps({**bundle, "entry": kept}).encode(),
+                json_codec.dumps({**bundle, "meta": meta, "entry": kept}).encode(),
                 "application/fhir+json",
                 metadata={"normalized": envelope.blob.name if envelope.blob else ""},
             )
             self._sender.send(Queue.STORE, envelope.next(EnvelopeKind.BUNDLE_PERMITTED, ref))
-        refused = {p.split("/", 1)[1] for _, d, p in verdicts if p and d and not d.permitted}
+        refused = {p.split("/", 1)[1] for n in denied_numbers for p in work.subjects[n].patients}
         if refused:  # their data is held back: note where it came from, for erasure
             self._ledger.record_ingestion(
                 refused,
@@ -265,11 +375,14 @@ class ConsentStage:
                     envelope.correlation_id,
                     envelope.blob.name if envelope.blob else "",
                     prefix,
-                    {p for _, _, p in verdicts if p},
+                    {p for s in work.subjects.values() for p in s.patients},
                 ),
             )
         permitted = len(clinical)
-        outcome = "denied" if denied and not clinical else "partial" if denied else "permitted"
+        held_back = len(denied_numbers) + len(work.unplaced) + len(work.refused)
+        outcome = (
+            "denied" if held_back and not clinical else "partial" if held_back else "permitted"
+        )
         self._status.record(
             envelope.partner,
             envelope.correlation_id,
@@ -277,12 +390,16 @@ class ConsentStage:
                 stage="consent",
                 outcome=outcome,
                 counts={
-                    "resources": permitted + len(denied),
+                    "resources": permitted + len(denied_numbers),
                     "permitted": permitted,
-                    "denied": len(denied),
-                    "consents_indexed": indexed,
+                    "denied": len(denied_numbers),
+                    "consents_indexed": work.indexed,
+                    "consents_refused": len(work.refused),
+                    "unplaced": len(work.unplaced),
                 },
-                issues=notes
+                issues=work.notes
+                + [_issue("error", f"{why}; not stored") for _, why in work.unplaced]
+                + [_issue("error", f"{why}; kept in quarantine") for _, why in work.refused]
                 + [
                     _issue(
                         "error",
@@ -297,38 +414,135 @@ class ConsentStage:
                 ],
             ),
         )
-        return ConsentOutcome(outcome, permitted, len(denied), indexed)
+        return ConsentOutcome(
+            outcome,
+            permitted,
+            len(denied_numbers),
+            work.indexed,
+            unplaced=len(work.unplaced),
+            consents_refused=len(work.refused),
+        )
 
-    def _write_audit(
-        self,
-        envelope: Envelope,
-        verdicts: list[tuple[dict[str, Any], ConsentDecision | None, str | None]],
-        now: datetime,
-        actor: Actor,
+    def _quarantine(
+        self, work: _Work, prefix: str, denied: list[tuple[dict[str, Any], ConsentDecision]]
     ) -> None:
-        groups: dict[str, tuple[ConsentDecision, str | None, list[str]]] = {}
-        for entry, decision, patient in verdicts:
-            if decision is None:
+        """What is held back, each kind in its own blob with the reasons (ids only)."""
+        held = [
+            (
+                "consent-denied.json",
+                {
+                    "location": "consent",
+                    "decisions": [{"resource": _ref(e), **d.to_json()} for e, d in denied],
+                    "entries": list({_ref(e): e for e, _ in denied}.values()),
+                },
+            ),
+            (
+                "unplaced.json",
+                {
+                    "location": "consent",
+                    "reasons": [why for _, why in work.unplaced],
+                    "entries": [e for e, _ in work.unplaced],
+                },
+            ),
+            (
+                "consent-refused.json",
+                {
+                    "location": "consent",
+                    "reasons": [why for _, why in work.refused],
+                    "entries": [e for e, _ in work.refused],
+                },
+            ),
+        ]
+        for name, body in held:
+            if body["entries"]:
+                self._payloads.write(
+                    Container.QUARANTINE,
+                    f"{prefix}/{name}",
+                    json_codec.dumps(body).encode(),
+                    "application/json",
+                )
+
+    def _provenances(self, work: _Work, stored: set[str], denied: set[int]) -> list[dict[str, Any]]:
+        """Each Provenance with only targets that are stored, one per patient its targets
+        belong to (so each is in exactly one compartment) plus one for the rest."""
+        patients_of = {
+            _ref(work.entries[n]): s.patients for n, s in work.subjects.items() if n not in denied
+        }
+        kept = []
+        for number, entry in enumerate(work.entries):
+            resource = entry.get("resource") or {}
+            if resource.get("resourceType") != "Provenance" or number not in work.subjects:
+                continue  # not a Provenance, or one whose own references cannot be placed
+            own = tuple(
+                p
+                for p in work.subjects[number].patients
+                if f"{p}" not in {t.get("reference") for t in resource.get("target") or ()}
+            )
+            groups: dict[str, list[dict[str, Any]]] = {}
+            for target in resource.get("target") or ():
+                ref = str(target.get("reference") or "")
+                if ref not in stored:
+                    continue
+                owners = patients_of.get(ref) or ("",)
+                for owner in owners:
+                    groups.setdefault(owner, []).append(target)
+            if not groups:
                 continue
-            key = json.dumps([decision.to_json(), patient], sort_keys=True)
-            groups.setdefault(key, (decision, patient, []))[2].append(_ref(entry))
+            patients = sorted(p for p in groups if p)
+            if len(patients) <= 1:
+                targets = [t for ts in groups.values() for t in ts]
+                unique = list({json.dumps(t, sort_keys=True): t for t in targets}.values())
+                kept.append(
+                    _placed({**entry, "resource": {**resource, "target": unique}}, tuple(patients))
+                )
+                continue
+            for owner, targets in sorted(groups.items()):
+                ident = (
+                    resource["id"]
+                    if not owner
+                    else resource_id(
+                        work.envelope.partner, "Provenance", str(resource["id"]), owner
+                    )
+                )
+                part = {**resource, "id": ident, "target": targets}
+                kept.append(
+                    _placed(
+                        {
+                            **entry,
+                            "fullUrl": f"urn:uuid:{ident}",
+                            "resource": part,
+                            "request": {"method": "PUT", "url": f"Provenance/{ident}"},
+                        },
+                        tuple(dict.fromkeys([*((owner,) if owner else ()), *own])),
+                    )
+                )
+        return kept
+
+    def _write_audit(self, work: _Work) -> None:
+        groups: dict[str, tuple[ConsentDecision, str | None, list[str]]] = {}
+        for number, decisions in work.decisions.items():
+            for patient, decision in decisions:
+                key = json.dumps([decision.to_json(), patient], sort_keys=True)
+                groups.setdefault(key, (decision, patient, []))[2].append(
+                    _ref(work.entries[number])
+                )
         events = [
             consent_audit_event(
-                work_id=envelope.correlation_id,
+                work_id=work.envelope.correlation_id,
                 number=number,
                 decision=decision,
                 action=Action.COLLECT.value,
                 purpose=self._purpose,
-                actor=actor,
+                actor=work.actor,
                 policy=self._policy,
-                recorded=now,
+                recorded=work.now,
                 patient=patient,
                 resources=refs,
                 observer="fhir-intake consent-check",
             )
             for number, (decision, patient, refs) in enumerate(groups.values())
         ]
-        self._audit.write_batch(events, envelope.correlation_id)
+        self._audit.write_batch(events, work.envelope.correlation_id)
 
 
 def _issue(severity: str, text: str) -> dict[str, Any]:
@@ -337,30 +551,33 @@ def _issue(severity: str, text: str) -> dict[str, Any]:
     return {"severity": severity, "code": code, "diagnostics": text}
 
 
-def _own_patient(entry: dict[str, Any]) -> str | None:
-    """``Patient/<id>`` the resource itself names (not one derived from an identifier)."""
-    reference = (resource_patient_ref(entry.get("resource") or {}) or {}).get("reference")
-    if isinstance(reference, str) and reference.startswith("Patient/"):
-        return reference
-    return None
+def _kind(entry: Mapping[str, Any]) -> str:
+    return str((entry.get("resource") or {}).get("resourceType") or "")
 
 
-def _exempt(entry: dict[str, Any]) -> bool:
-    """Consents (the patient's own directive) and Provenance (follows its targets)."""
-    return (entry.get("resource") or {}).get("resourceType") in ("Consent", "Provenance")
+def _id(entry: Mapping[str, Any]) -> str:
+    return str((entry.get("resource") or {}).get("id") or "")
 
 
-def _ref(entry: dict[str, Any]) -> str:
+def _ref(entry: Mapping[str, Any]) -> str:
     resource = entry.get("resource") or {}
     return f"{resource.get('resourceType')}/{resource.get('id')}"
 
 
-def _trim_provenance(entry: dict[str, Any], denied: set[str]) -> dict[str, Any] | None:
-    """A Provenance keeps only targets that are stored; with none left it is dropped."""
-    resource = entry.get("resource") or {}
-    if resource.get("resourceType") != "Provenance" or not denied:
-        return entry
-    targets = [t for t in resource.get("target") or () if t.get("reference") not in denied]
-    if not targets:
-        return None
-    return {**entry, "resource": {**resource, "target": targets}}
+def _registry_entry(consent: Mapping[str, Any]) -> bool:
+    """Whether a Consent says it is an opt-out registry entry (``Consent.category``)."""
+    return any(
+        c.get("system") == OPT_OUT_REGISTRY[0] and c.get("code") == OPT_OUT_REGISTRY[1]
+        for concept in consent.get("category") or ()
+        for c in (concept.get("coding") or ())
+    )
+
+
+def _placed(entry: dict[str, Any], patients: tuple[str, ...]) -> dict[str, Any]:
+    """The entry with the patients whose data it is written on it, for the store."""
+    others = [e for e in entry.get("extension") or () if e.get("url") != COMPARTMENT_EXTENSION]
+    marks = [{"url": COMPARTMENT_EXTENSION, "valueReference": {"reference": p}} for p in patients]
+    placed = {**entry, "extension": others + marks}
+    if not placed["extension"]:
+        del placed["extension"]
+    return placed

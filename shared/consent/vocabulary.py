@@ -21,6 +21,7 @@ __all__ = [
     "OPT_OUT_REGISTRY",
     "PARTNER_IDENTIFIER_SYSTEM",
     "RESOURCE_TYPES",
+    "covered_by",
     "is_research",
     "purpose_ancestors",
     "subsumes",
@@ -110,6 +111,12 @@ def purpose_ancestors(code: str) -> frozenset[str]:
 def subsumes(general: str, specific: str) -> bool:
     """Whether a request for ``specific`` is covered by a rule for ``general``."""
     return general in purpose_ancestors(specific)
+
+
+def covered_by(purpose: str, registered: frozenset[str]) -> bool:
+    """Whether a stated purpose is one of the registered ones or a kind of one (ETREAT
+    is treatment, so TREAT covers it)."""
+    return any(subsumes(r, purpose) for r in registered)
 
 
 def is_research(purpose: str | None) -> bool:
