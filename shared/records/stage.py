@@ -1,14 +1,19 @@
 """The store stage: what consent permitted becomes the unified record.
 
-Reads a ``bundle.permitted`` Bundle, stores each entry as a new version where it changes
-something (``records.versions`` decides: idempotent, ordered by the source's own time),
-records the counts on the ingestion, and emits one ``resource.changed`` envelope per
-created, updated or deleted resource on ``notify``, pointing at the version's blob.
+Reads a ``bundle.permitted`` Bundle, stores each entry as a new version of the sending
+partner's resource where it changes something (``records.versions`` decides: idempotent,
+ordered by the source's own time), in the compartments of the patients the consent stage
+placed it with, records the counts on the ingestion, links each stored Patient to the
+records of the same person (``records.people``), and emits one ``resource.changed``
+envelope per created, updated or deleted resource on ``notify``, pointing at the
+version's blob. A resource another partner sent is never written (``foreign``).
 
 The source time of a message is its Provenance's ``occurredDateTime`` (what the sender
-says, e.g. MSH-7), else its ``recorded`` (when we received it), else the envelope's time.
-A retried message re-sends the notifications for versions this ingestion wrote, so none
-is lost between storing and enqueueing; the notify stage de-duplicates by version.
+says, e.g. MSH-7), else its ``recorded`` (when we received it), else the envelope's time;
+a time later than the receipt (plus the allowed skew) is the receipt time instead, and
+the journey says so, so a far-future MSH-7 cannot pin a version as current for ever. A
+retried message re-sends the notifications for versions this ingestion wrote, so none is
+lost between storing and enqueueing; the notify stage de-duplicates by version.
 """
 
 from __future__ import annotations
@@ -22,19 +27,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from shared.consent.resources import resource_patient_ref
+from shared.consent.subjects import SubjectResolver, placed_patients
 from shared.intake.status import IngestionLog, StageReport, wrong_envelope
 from shared.normalize import json_codec
-from shared.normalize.ids import is_global_system, resource_id
+from shared.normalize.ids import local_system_prefix
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import EnvelopeSender, PayloadStore
+from shared.security.trust import TrustPolicy, bounded_source_time
 
 from .forwarding import FhirForwarder
 from .ingestions import ingestion_ref
 from .models import Change, IngestionRef, WriteOutcome
 
-__all__ = ["StoreOutcome", "StoreStage", "message_source_time"]
+__all__ = ["StoreOutcome", "StoreStage", "message_source_time", "with_source"]
 
 log = logging.getLogger(__name__)
 _NOTIFIED = {WriteOutcome.CREATED, WriteOutcome.UPDATED, WriteOutcome.DELETED}
@@ -47,16 +53,19 @@ class _Store(Protocol):
         self,
         resource: Mapping[str, Any],
         source_time: datetime,
-        patient: str | None,
+        patients: tuple[str, ...],
         delete: bool = False,
         correlation_id: str = "",
+        source: str = "",
     ) -> Change: ...
 
     def list_in_compartments(
         self, changes: Iterable[Change], ingestion: IngestionRef | None = None
     ) -> None: ...
 
-    def index_identifiers(self, patients: Iterable[Mapping[str, Any]]) -> None: ...
+
+class _Linker(Protocol):
+    def link(self, patient: Mapping[str, Any], partner_id: str, correlation_id: str) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,52 +76,45 @@ class StoreOutcome:
     notified: int
 
 
-def message_source_time(bundle: Mapping[str, Any], fallback: datetime) -> datetime:
-    """When the message was made, by its Provenance; ``fallback`` when it does not say."""
+def message_source_time(bundle: Mapping[str, Any], fallback: datetime) -> tuple[datetime, datetime]:
+    """When the message was made, by its Provenance (``fallback`` when it does not say),
+    and the earliest it can have been received: the earliest ``Provenance.recorded`` (ours
+    says when we received it) or ``fallback``, whichever is earlier, so a Provenance the
+    partner wrote itself cannot move the bound into the future."""
+    said: datetime | None = None
+    received = fallback
     for entry in bundle.get("entry") or ():
         resource = entry.get("resource") or {}
         if resource.get("resourceType") != "Provenance":
             continue
         for name in ("occurredDateTime", "recorded"):
-            value = resource.get(name)
-            if isinstance(value, str):
-                try:
-                    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-                except ValueError:
-                    continue
-                if moment.tzinfo is not None:
-                    return moment
-    return fallback
+            moment = _instant(resource.get(name))
+            if moment is not None and said is None:
+                said = moment
+            if name == "recorded" and moment is not None:
+                received = min(received, moment)
+    return said or fallback, received
 
 
-def _patient(resource: Mapping[str, Any], partner: str) -> str | None:
-    """``Patient/<id>`` whose compartment the resource is in: its literal reference, or
-    the id our converters give the Patient its identifier names (a Consent that names
-    its patient by identifier belongs to that patient too)."""
-    named = resource_patient_ref(resource) or {}
-    reference = named.get("reference")
-    if isinstance(reference, str) and reference.startswith("Patient/"):
-        return "Patient/" + reference.split("/_history/")[0].rsplit("/", 1)[-1]
-    identifier = named.get("identifier") or {}
-    if identifier.get("system") and identifier.get("value"):
-        system = str(identifier["system"])
-        scope = "" if is_global_system(system) else partner
-        return f"Patient/{resource_id('Patient', scope, system, str(identifier['value']))}"
-    return None
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
-def _compartments(writes: list[tuple[dict[str, Any], bool]], partner: str) -> list[str | None]:
-    """Each write's patient; a Provenance belongs to its message's patient when the
-    message concerned exactly one (FHIR puts Provenance in the compartment of its target)."""
-    found = [
-        None if r.get("resourceType") == "Provenance" else _patient(r, partner) for r, _ in writes
-    ]
-    patients = {p for p in found if p}
-    only = next(iter(patients)) if len(patients) == 1 else None
-    return [
-        only if r.get("resourceType") == "Provenance" else p
-        for (r, _), p in zip(writes, found, strict=True)
-    ]
+def with_source(resource: Mapping[str, Any], partner: str) -> dict[str, Any]:
+    """The resource with ``meta.source`` saying which partner it came from (a value the
+    sender wrote itself is kept only when it already names that partner)."""
+    ours = local_system_prefix(partner).rstrip(":")
+    meta = dict(resource.get("meta") or {})
+    said = str(meta.get("source") or "")
+    if said != ours and not said.startswith(f"{ours}#"):
+        meta["source"] = ours
+    return {**resource, "meta": meta}
 
 
 def _write(entry: Mapping[str, Any]) -> tuple[dict[str, Any], bool] | None:
@@ -140,6 +142,8 @@ class StoreStage:
         sender: EnvelopeSender,
         status: IngestionLog,
         store: _Store,
+        linker: _Linker,
+        trust: TrustPolicy | None = None,
         concurrency: int = 4,
         forwarder: FhirForwarder | None = None,
     ) -> None:
@@ -147,6 +151,8 @@ class StoreStage:
         self._sender = sender
         self._status = status
         self._store = store
+        self._linker = linker
+        self._trust = trust or TrustPolicy()
         self._concurrency = max(1, concurrency)
         self._forwarder = forwarder
 
@@ -171,16 +177,37 @@ class StoreStage:
                 wrong_envelope("store", "bundle.permitted", str(envelope.kind)),
             )
             return StoreOutcome({}, 0)
+        partner = envelope.partner
         data, metadata, _ = self._payloads.read(envelope.blob)
         bundle = json_codec.loads(data)
-        made = message_source_time(bundle, envelope.created)
-        writes = [w for w in (_write(e) for e in bundle.get("entry") or ()) if w is not None]
+        said, received = message_source_time(bundle, envelope.created)
+        made = bounded_source_time(said, received, self._trust)
+        issues = []
+        if made != said:
+            ahead = round((said - received).total_seconds())
+            issues.append(
+                {
+                    "severity": "warning",
+                    "code": "business-rule",
+                    "diagnostics": f"the message's own time is {ahead} s after it was received; "
+                    "its versions are ordered by the time of receipt instead",
+                }
+            )
+        entries = [e for e in bundle.get("entry") or () if _write(e) is not None]
+        fallback = SubjectResolver(entries, partner, lambda _s, _v: [])
+        owned: list[tuple[dict[str, Any], bool, tuple[str, ...]]] = []
+        for entry in entries:
+            resource, delete = _write(entry) or ({}, False)
+            patients = placed_patients(bundle, entry)
+            if patients is None:  # a Bundle placed by no consent stage: place it here
+                patients = fallback.of(resource).patients
+            owned.append((with_source(resource, partner), delete, patients))
 
-        owned = list(zip(writes, _compartments(writes, envelope.partner), strict=True))
-
-        def put(item: tuple[tuple[dict[str, Any], bool], str | None]) -> Change:
-            (resource, delete), owner = item
-            return self._store.put(resource, made, owner, delete, envelope.correlation_id)
+        def put(item: tuple[dict[str, Any], bool, tuple[str, ...]]) -> Change:
+            resource, delete, patients = item
+            return self._store.put(
+                resource, made, patients, delete, envelope.correlation_id, source=partner
+            )
 
         def announce(change: Change) -> None:
             blob = BlobRef(container=Container.FHIR.value, name=change.blob)
@@ -189,18 +216,25 @@ class StoreStage:
         changes = self._each(put, owned)
         ingestion = ingestion_ref(
             bundle,
-            envelope.partner,
+            partner,
             envelope.correlation_id,
             metadata.get("normalized", ""),
             envelope.blob.name.removesuffix(".permitted.json"),
-            {c.compartment for c in changes if c.compartment},
+            {p for c in changes for p in c.compartments},
         )
         self._store.list_in_compartments(changes, ingestion)
-        self._store.index_identifiers(
-            resource
-            for (resource, delete), change in zip(writes, changes, strict=True)
-            if resource.get("resourceType") == "Patient" and not delete and change.compartment
-        )
+        for (resource, delete, _), change in zip(owned, changes, strict=True):
+            if resource.get("resourceType") == "Patient" and not delete and change.compartments:
+                self._linker.link(resource, partner, envelope.correlation_id)
+        issues += [
+            {
+                "severity": "error",
+                "code": "forbidden",
+                "diagnostics": f"{c.reference} belongs to another partner; not written",
+            }
+            for c in changes
+            if c.outcome is WriteOutcome.FOREIGN
+        ]
         due = [
             c
             for c in changes
@@ -214,19 +248,20 @@ class StoreStage:
         counts = Counter(c.outcome for c in changes)  # names, not values: table columns
         result = StoreOutcome({o.name.lower(): counts.get(o, 0) for o in WriteOutcome}, notified)
         self._status.record(
-            envelope.partner,
+            partner,
             envelope.correlation_id,
-            StageReport(stage="store", outcome="stored", counts=result.counts),
+            StageReport(stage="store", outcome="stored", counts=result.counts, issues=issues),
         )
         log.info(
             "store: stored",
             extra={
                 "stage": "store",
                 "correlation_id": envelope.correlation_id,
-                "partner": envelope.partner,
+                "partner": partner,
                 "outcome": "stored",
                 **{f"count_{k}": v for k, v in result.counts.items()},  # "created" is taken
                 "notified": notified,
+                "clamped": made != said,
                 "duration_ms": round((time.perf_counter() - started) * 1000),
             },
         )

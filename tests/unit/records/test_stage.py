@@ -15,21 +15,29 @@ from shared.records.stage import StoreStage
 
 
 class Store:
-    """Versions by content, as the real store decides them (no source-time ordering)."""
+    """Versions by content, as the real store decides them (no source-time ordering), and
+    the partner each resource belongs to."""
 
     def __init__(self) -> None:
         self.rows: dict[str, tuple[int, str, str, bool]] = {}  # ref -> version, hash, corr, deleted
         self.listed: list[str] = []
+        self.owners: dict[str, str] = {}
+        self.written: dict[str, tuple[Mapping[str, Any], datetime, tuple[str, ...]]] = {}
 
     def put(
         self,
         resource: Mapping[str, Any],
         source_time: datetime,
-        patient: str | None,
+        patients: tuple[str, ...],
         delete: bool = False,
         correlation_id: str = "",
+        source: str = "",
     ) -> Change:
         ref = f"{resource['resourceType']}/{resource['id']}"
+        kind, ident = ref.split("/")
+        if self.owners.setdefault(ref, source) != source:
+            return Change(kind, ident, 1, WriteOutcome.FOREIGN, "", patients, "", source=source)
+        self.written[ref] = (resource, source_time, patients)
         digest = content_hash(resource)
         version, held, corr, deleted = self.rows.get(ref, (0, "", "", False))
         if (held == digest and not delete) or (delete and (deleted or not version)):
@@ -42,24 +50,30 @@ class Store:
             )
             version, corr = version + 1, correlation_id
             self.rows[ref] = (version, digest, corr, delete)
-        kind, ident = ref.split("/")
         return Change(
             kind,
             ident,
             version,
             outcome,
             f"{ref}/_history/{version}.json",
-            patient,
+            patients,
             corr,
-            compartment=patient if not delete else None,
+            compartments=patients if not delete else (),
+            source=source,
         )
 
     def list_in_compartments(self, changes: Iterable[Change], ingestion: Any = None) -> None:
-        self.listed += [c.reference for c in changes if c.compartment]
+        self.listed += [c.reference for c in changes if c.compartments]
         self.ingestion = ingestion
 
-    def index_identifiers(self, patients: Iterable[Mapping[str, Any]]) -> None:
-        self.identified = [p["id"] for p in patients]
+
+class Linker:
+    def __init__(self) -> None:
+        self.linked: list[tuple[str, str]] = []
+
+    def link(self, patient: Mapping[str, Any], partner_id: str, correlation_id: str) -> int:
+        self.linked.append((str(patient["id"]), partner_id))
+        return 0
 
 
 class Recorder:
@@ -104,16 +118,22 @@ BUNDLE = {
 }
 
 
-def _run(store: Store, correlation: str, bundle: dict[str, Any] = BUNDLE) -> Recorder:
+def _run(
+    store: Store,
+    correlation: str,
+    bundle: dict[str, Any] = BUNDLE,
+    partner: str = "p1",
+    linker: Linker | None = None,
+) -> Recorder:
     rec = Recorder(bundle)
-    stage = StoreStage(rec, rec, rec, store)  # type: ignore[arg-type]
+    stage = StoreStage(rec, rec, rec, store, linker or Linker())  # type: ignore[arg-type]
     stage.handle(
         Envelope(
             correlation_id=correlation,
-            partner="p1",
+            partner=partner,
             kind=EnvelopeKind.BUNDLE_PERMITTED,
             blob=BlobRef(container="normalized", name="b.json"),
-            created=datetime(2026, 3, 1, tzinfo=UTC),
+            created=datetime(2026, 3, 1, 12, tzinfo=UTC),  # the store's hop, after receipt
         )
     )
     return rec
@@ -128,12 +148,16 @@ def test_new_resources_are_stored_listed_and_announced() -> None:
         "unchanged": 1,
         "out_of_order": 0,
         "deleted": 0,
+        "foreign": 0,
     }
     assert sorted(store.listed) == ["Observation/o1", "Patient/p1"]
+    # Each resource is in its patient's compartment, and says which partner sent it.
+    assert store.written["Observation/o1"][2] == ("Patient/p1",)
+    assert store.written["Patient/p1"][0]["meta"]["source"] == "urn:fhir-intake:partner:p1"
     assert (store.ingestion.correlation_id, store.ingestion.quarantine) == ("ing-1", "b.json")
-    assert [e.blob.name for e in rec.sent if e.blob] == [
-        "Patient/p1/_history/1.json",
+    assert sorted(e.blob.name for e in rec.sent if e.blob) == [  # sent concurrently
         "Observation/o1/_history/1.json",
+        "Patient/p1/_history/1.json",
     ]
     assert all(
         e.kind is EnvelopeKind.RESOURCE_CHANGED and e.correlation_id == "ing-1" for e in rec.sent
@@ -166,7 +190,7 @@ def test_an_update_and_a_delete_are_announced() -> None:
     rec = _run(store, "ing-3", changed)
     counts = rec.reports[-1].counts
     assert (counts["updated"], counts["deleted"]) == (1, 1)
-    assert [e.blob.name for e in rec.sent if e.blob] == [
+    assert sorted(e.blob.name for e in rec.sent if e.blob) == [  # sent concurrently
         "Observation/o1/_history/2.json",
         "Patient/p1/_history/2.json",
     ]
@@ -175,7 +199,99 @@ def test_an_update_and_a_delete_are_announced() -> None:
 def test_a_wrong_envelope_is_reported_not_stored() -> None:
     store = Store()
     rec = Recorder(BUNDLE)
-    StoreStage(rec, rec, rec, store).handle(  # type: ignore[arg-type]
+    StoreStage(rec, rec, rec, store, Linker()).handle(  # type: ignore[arg-type]
         Envelope(correlation_id="x", partner="p1", kind=EnvelopeKind.RAW_RECEIVED)
     )
     assert rec.reports[-1].outcome == "rejected" and store.rows == {}
+
+
+def test_a_stored_patient_is_linked_and_another_partners_resource_is_never_written() -> None:
+    store, linker = Store(), Linker()
+    _run(store, "ing-1", linker=linker)
+    assert linker.linked == [("p1", "p1")]
+    # Partner p2 sends a resource with the same id (only a converter bug could make one):
+    # the store refuses it, and the journey says so.
+    forged = {
+        **BUNDLE,
+        "entry": [
+            {
+                "resource": {**PATIENT, "gender": "male"},
+                "request": {"method": "PUT", "url": "Patient/p1"},
+            }
+        ],
+    }
+    rec = _run(store, "ing-2", forged, partner="p2")
+    assert rec.reports[-1].counts["foreign"] == 1
+    assert "Patient/p1 belongs to another partner" in rec.reports[-1].issues[0]["diagnostics"]
+    assert store.written["Patient/p1"][0]["gender"] == "female" and rec.sent == []
+
+
+def test_a_meta_source_naming_another_partner_is_replaced_by_the_sender() -> None:
+    store = Store()
+    claimed = {**OBS, "meta": {"source": "urn:fhir-intake:partner:victim#Observation/x"}}
+    own = {**OBS, "id": "o2", "meta": {"source": "urn:fhir-intake:partner:p1#Observation/7"}}
+    bundle = {
+        **BUNDLE,
+        "entry": [
+            {"resource": claimed, "request": {"method": "PUT", "url": "Observation/o1"}},
+            {"resource": own, "request": {"method": "PUT", "url": "Observation/o2"}},
+        ],
+    }
+    _run(store, "ing-1", bundle)
+    assert store.written["Observation/o1"][0]["meta"]["source"] == "urn:fhir-intake:partner:p1"
+    assert store.written["Observation/o2"][0]["meta"]["source"] == (
+        "urn:fhir-intake:partner:p1#Observation/7"
+    )
+
+
+def _timed(occurred: str) -> dict[str, Any]:
+    provenance = {
+        "resourceType": "Provenance",
+        "id": "prov",
+        "target": [{"reference": "Observation/o1"}],
+        "recorded": "2026-03-01T10:00:00Z",
+        "occurredDateTime": occurred,
+    }
+    return {
+        **BUNDLE,
+        "entry": [
+            {"resource": OBS, "request": {"method": "PUT", "url": "Observation/o1"}},
+            {"resource": provenance, "request": {"method": "PUT", "url": "Provenance/prov"}},
+        ],
+    }
+
+
+def test_a_source_time_after_receipt_is_clamped_and_the_journey_says_so() -> None:
+    store = Store()
+    rec = _run(store, "ing-1", _timed("2099-12-31T23:59:59Z"))
+    assert store.written["Observation/o1"][1] == datetime(2026, 3, 1, 10, tzinfo=UTC)
+    (issue,) = rec.reports[-1].issues
+    assert "ordered by the time of receipt" in issue["diagnostics"]
+    assert issue["severity"] == "warning"
+
+
+def test_a_source_time_within_the_skew_is_kept() -> None:
+    store = Store()
+    rec = _run(store, "ing-1", _timed("2026-03-01T10:04:00Z"))  # 4 min ahead: clock drift
+    assert store.written["Observation/o1"][1] == datetime(2026, 3, 1, 10, 4, tzinfo=UTC)
+    assert rec.reports[-1].issues == []
+
+
+def test_a_provenance_of_the_partners_own_cannot_lift_the_bound() -> None:
+    # The review of this change: the first Provenance's 'recorded' was taken as the
+    # receipt time, and a partner can send a Provenance of its own before ours.
+    store = Store()
+    forged = {
+        "resourceType": "Provenance",
+        "id": "theirs",
+        "target": [{"reference": "Observation/o1"}],
+        "recorded": "2099-12-31T00:00:00Z",
+        "occurredDateTime": "2099-12-31T00:00:00Z",
+    }
+    bundle = _timed("2099-12-31T00:00:00Z")
+    bundle["entry"].insert(
+        0, {"resource": forged, "request": {"method": "PUT", "url": "Provenance/theirs"}}
+    )
+    _run(store, "ing-1", bundle)
+    # Bounded by our own Provenance's receipt time, the earliest of those sent.
+    assert store.written["Observation/o1"][1] == datetime(2026, 3, 1, 10, tzinfo=UTC)

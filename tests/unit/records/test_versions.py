@@ -18,7 +18,7 @@ def _current(digest: str, at: datetime = T0, deleted: bool = False) -> CurrentVe
         source_time=at,
         content_hash=digest,
         recent_hashes=("old",),
-        patient="Patient/p1",
+        patients=("Patient/p1",),
         deleted=deleted,
         correlation_id="ing-1",
         etag="W/1",
@@ -63,11 +63,13 @@ def test_source_time_comes_from_the_provenance() -> None:
         "occurredDateTime": "2026-03-01T08:00:00-05:00",
         "recorded": "2026-03-01T14:00:00Z",
     }
-    assert message_source_time({"entry": [{"resource": said}]}, received) == datetime(
-        2026, 3, 1, 13, 0, tzinfo=UTC
+    assert message_source_time({"entry": [{"resource": said}]}, received) == (
+        datetime(2026, 3, 1, 13, 0, tzinfo=UTC),
+        datetime(2026, 3, 1, 14, 0, tzinfo=UTC),  # when we received it: Provenance.recorded
     )
     recorded = {k: v for k, v in said.items() if k != "occurredDateTime"}
-    assert message_source_time({"entry": [{"resource": recorded}]}, received) == datetime(
-        2026, 3, 1, 14, 0, tzinfo=UTC
+    assert message_source_time({"entry": [{"resource": recorded}]}, received) == (
+        datetime(2026, 3, 1, 14, 0, tzinfo=UTC),
+        datetime(2026, 3, 1, 14, 0, tzinfo=UTC),
     )
-    assert message_source_time({"entry": []}, received) == received
+    assert message_source_time({"entry": []}, received) == (received, received)
