@@ -136,6 +136,8 @@ def run(records: int, rounds: int) -> dict[str, Any]:
             wiring.record_store(),  # notes held-back patients' ingestions, for erasure
             wiring.consent_policy(),
             Code(ACT_REASON, "TREAT"),
+            wiring.people(),
+            lambda partner, system, value: [],
         )
 
     stages = {"ours": stage(False), "naive": stage(True)}

@@ -72,6 +72,7 @@ def run(records: int, rounds: int) -> dict[str, Any]:
             files,
             wiring.consent_policy(),
             resume=lambda job: None,
+            people=wiring.people(),
             readers=readers,
         )
         for label, readers in (("ours", READERS), ("sequential", 1))
@@ -89,6 +90,7 @@ def run(records: int, rounds: int) -> dict[str, Any]:
                 purpose="TREAT",
                 request="bench",
                 transaction_time=datetime.now(UTC).isoformat(),
+                scope="population",
             )
             wiring.export_jobs().save(job)
             started = time.perf_counter()

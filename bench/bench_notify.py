@@ -82,6 +82,8 @@ def run(records: int, rounds: int, receiver_url: str) -> dict[str, Any]:
             wiring.deliveries(),
             sender,
             status,
+            wiring.people(),
+            wiring.partners().get,
             cache_seconds=cache_seconds,
         )
 
@@ -97,7 +99,9 @@ def run(records: int, rounds: int, receiver_url: str) -> dict[str, Any]:
                 name, json_codec.dumps(bundle).encode(), overwrite=True
             )
             announced = _Capture()
-            StoreStage(BlobPayloadStore(clients), announced, status, wiring.record_store()).handle(
+            StoreStage(
+                BlobPayloadStore(clients), announced, status, wiring.record_store(), wiring.people()
+            ).handle(
                 Envelope(
                     correlation_id=f"bench-{seed}",
                     partner="bench",

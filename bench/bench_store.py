@@ -46,6 +46,7 @@ def run(records: int, rounds: int) -> dict[str, Any]:
             QueueEnvelopeSender(clients),
             TableIngestionLog(clients.table_client(Table.INGESTIONS)),
             wiring.record_store(),
+            wiring.people(),
             concurrency=concurrency,
         )
         for label, concurrency in (("ours", 4), ("sequential", 1))

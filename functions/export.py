@@ -1,7 +1,9 @@
 """FHIR Bulk Data export: ``GET /api/fhir/$export`` and ``/api/fhir/Patient/$export``
 start a job (202 + Content-Location), ``/api/fhir/$export-status/{job}`` reports it (or
 cancels it with DELETE), ``/api/fhir/$export-file/{job}/{file}`` serves its NDJSON, and
-the ``export`` queue runs it. Only the partner that started a job sees it."""
+the ``export`` queue runs it. Only the partner that started a job sees it. A system
+export needs the population role (or an operator's admin); a Patient-level export by a
+read-role partner takes the persons it has a relationship with (``records/export``)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,15 @@ def _kickoff(req: func.HttpRequest, level: str) -> func.HttpResponse:
     reader = reader_for(req)
     if isinstance(reader, func.HttpResponse):
         return reader
+    roles = reader.caller.roles if reader.caller else frozenset()
+    population = bool(roles & {Role.POPULATION, Role.ADMIN})
+    if level == "system" and not population:
+        return outcome(
+            403,
+            "forbidden",
+            "a system-level $export needs the population role; "
+            "Patient/$export exports the persons this partner has a relationship with",
+        )
     if "respond-async" not in (req.headers.get("prefer") or ""):
         return outcome(400, "required", "bulk export needs the header Prefer: respond-async")
     query = parse_qs(urlsplit(req.url).query)
@@ -58,6 +69,7 @@ def _kickoff(req: func.HttpRequest, level: str) -> func.HttpResponse:
         purpose=reader.purpose.code,
         request=req.url,
         transaction_time=datetime.now(UTC).isoformat(),
+        scope="population" if population else "persons",
     )
     try:
         wiring.export_jobs().save(job)
@@ -81,7 +93,7 @@ def export_patients(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _job(req: func.HttpRequest) -> ExportJob | func.HttpResponse:
-    partner = partner_with_role(req, Role.READ, Role.ADMIN)
+    partner = partner_with_role(req, Role.READ, Role.POPULATION, Role.ADMIN)
     if isinstance(partner, func.HttpResponse):
         return partner
     job = wiring.export_jobs().get(partner.id, req.route_params.get("job", ""))

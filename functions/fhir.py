@@ -1,12 +1,13 @@
 """The FHIR read API: ``GET /api/fhir/metadata``, ``/api/fhir/{type}/{id}``,
 ``/_history/{vid}``, ``/_history``, and searches ``/api/fhir/{type}?patient=...``.
-Callers need an API key with the read or admin role; every patient-data read passes
-consent and is audited (``shared/records/reads``)."""
+Callers need the read, population or admin role and may state only the purposes of use
+they are registered for; every patient-data read passes the read scope and consent and
+is audited (``shared/records/reads``)."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -17,6 +18,7 @@ from shared import __version__
 from shared.consent import ConsentInputError, ConsentUnavailableError
 from shared.consent.actors import partner_actor
 from shared.consent.inputs import parse_purpose
+from shared.consent.vocabulary import covered_by
 from shared.normalize import json_codec
 from shared.platform import StorageUnavailableError, wiring
 from shared.records.capability import capability_statement
@@ -24,6 +26,7 @@ from shared.records.everything import parse_everything
 from shared.records.reads import Reader
 from shared.records.search import Page
 from shared.records.search_params import SearchError, parse_search
+from shared.security.audit import AdminAction, admin_audit_event
 from shared.security.models import Role
 
 from .responses import FHIR_JSON, outcome, partner_with_role
@@ -31,21 +34,32 @@ from .responses import FHIR_JSON, outcome, partner_with_role
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}\Z")
-_DEFAULT_PURPOSE = {Role.READ: "TREAT", Role.ADMIN: "HOPERAT"}
+_READERS = (Role.READ, Role.POPULATION, Role.ADMIN)
 _HIDDEN = "no such resource"  # the same words for absent and withheld
 
 
 def reader_for(req: func.HttpRequest) -> Reader | func.HttpResponse:
-    """The caller as a reader (partner and purpose of use), or the 4xx answer."""
-    partner = partner_with_role(req, Role.READ, Role.ADMIN)
+    """The caller as a reader (partner and purpose of use), or the 4xx answer: a purpose
+    the partner is not registered for is refused (403), whatever the caller claims."""
+    partner = partner_with_role(req, *_READERS)
     if isinstance(partner, func.HttpResponse):
         return partner
-    default = _DEFAULT_PURPOSE[Role.READ if Role.READ in partner.roles else Role.ADMIN]
+    allowed = partner.allowed_purposes()
+    default = "TREAT" if "TREAT" in allowed or not allowed else sorted(allowed)[0]
     try:
         purpose = parse_purpose(req.headers.get("x-purpose-of-use") or default)
     except ConsentInputError as exc:
         return outcome(400, "value", f"X-Purpose-Of-Use: {exc.diagnostics}")
-    return Reader(partner_actor(partner.id, partner), purpose, partner.id)
+    # ETREAT is treatment (TREAT covers it); reaching beyond relationships with it is the
+    # break-the-glass role's, decided per read.
+    if not covered_by(purpose.code, allowed):
+        return outcome(
+            403,
+            "forbidden",
+            f"X-Purpose-Of-Use {purpose.code} is not a purpose this partner is registered for "
+            f"({', '.join(sorted(allowed)) or 'none'})",
+        )
+    return Reader(partner_actor(partner.id, partner), purpose, partner.id, caller=partner)
 
 
 def _resource(resource: dict[str, Any]) -> func.HttpResponse:
@@ -199,6 +213,7 @@ def fhir_purge(req: func.HttpRequest) -> func.HttpResponse:
         "payloads": report.payloads,
         "consents": report.consents,
         "sharedPayloadsKept": report.shared_payloads_kept,
+        "sharedResourcesKept": report.shared_resources_kept,
     }
     body = {
         "resourceType": "Parameters",
@@ -228,7 +243,16 @@ def fhir_unlink(req: func.HttpRequest) -> func.HttpResponse:
     if not _ID.match(ident) or not _ID.match(other) or other == ident:
         return outcome(400, "required", "give other: valueReference Patient/{id} of another record")
     try:
-        wiring.record_store().unlink(ident, other)
+        wiring.person_index().unlink(ident, other)
+        wiring.audit_log().write(
+            admin_audit_event(
+                AdminAction.PATIENT_UNLINK,
+                partner.id,
+                f"Patient/{ident}",
+                datetime.now(UTC),
+                {"other": f"Patient/{other}"},
+            )
+        )
     except StorageUnavailableError:
         return outcome(503, "transient", "storage is unavailable; try again later")
     done = {

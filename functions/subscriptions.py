@@ -1,7 +1,8 @@
 """Webhook subscriptions over HTTP: ``/api/subscriptions`` (POST, GET), ``/{id}`` (GET,
 PATCH, DELETE), ``/{id}/$rotate-secret`` (POST) and ``/{id}/$replay`` (POST, admin).
 
-A partner with the read role manages its own subscriptions; the admin role any."""
+A partner with the read or population role manages its own subscriptions; the admin role
+any. Criteria on every patient's data need the population role (``notify/subscriptions``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import azure.functions as func
 from shared.notify import (
     SubscriptionChange,
     SubscriptionConflictError,
+    SubscriptionForbiddenError,
     SubscriptionInvalidError,
     SubscriptionNotFoundError,
     SubscriptionStatus,
@@ -41,7 +43,7 @@ def _answer(
     req: func.HttpRequest, work: Callable[[Partner], func.HttpResponse], *roles: Role
 ) -> func.HttpResponse:
     """Authenticate, run, and map our errors to OperationOutcomes."""
-    caller = partner_with_role(req, *(roles or (Role.READ, Role.ADMIN)))
+    caller = partner_with_role(req, *(roles or (Role.READ, Role.POPULATION, Role.ADMIN)))
     if isinstance(caller, func.HttpResponse):
         return caller
     try:
@@ -50,6 +52,8 @@ def _answer(
         return outcome(400, "invalid", str(exc))
     except SubscriptionNotFoundError as exc:
         return outcome(404, "not-found", str(exc))
+    except SubscriptionForbiddenError as exc:
+        return outcome(403, "forbidden", str(exc))
     except (StorageUnavailableError, SecretsUnavailableError, SubscriptionConflictError):
         return outcome(503, "transient", "storage or Key Vault is unavailable; try again later")
     except ConfigurationError as exc:

@@ -10,6 +10,7 @@ from .errors import (
     EndpointRefusedError,
     NotifyError,
     SubscriptionConflictError,
+    SubscriptionForbiddenError,
     SubscriptionInvalidError,
     SubscriptionNotFoundError,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "Subscription",
     "SubscriptionChange",
     "SubscriptionConflictError",
+    "SubscriptionForbiddenError",
     "SubscriptionInvalidError",
     "SubscriptionNotFoundError",
     "SubscriptionService",

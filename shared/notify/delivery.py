@@ -6,6 +6,9 @@ attempt number does not match is stale (a duplicate) and is dropped, so there is
 ever one chain of retries. The next attempt is queued before the row is saved: a crash
 in between leaves a stale message and the queue's retry of this one, never a gap.
 Failures of our own storage raise (queue retry); what the endpoint does never raises.
+Every attempt first asks whether the owner may be told at all: its read scope and the
+patient's consent to ``disclose`` (audited); if not, the event is skipped, id-only
+payloads included, since even an id says that a matching change happened.
 """
 
 from __future__ import annotations
@@ -109,8 +112,13 @@ class DeliveryStage:
         if sub is None or sub.status is SubscriptionStatus.OFF:
             self._deliveries.save(delivery.model_copy(update={"state": DeliveryState.SKIPPED}))
             return DeliveryState.SKIPPED
+        visible, resource = self._disclosed(sub, delivery, where)
+        if not visible:  # the owner may not read it (now): it hears nothing of it, not even an id
+            self._deliveries.save(delivery.model_copy(update={"state": DeliveryState.SKIPPED}))
+            log.info("deliver: withheld", extra={"stage": "deliver", "subscription": sub.id})
+            return DeliveryState.SKIPPED
         now = self._clock()
-        answer = self._post(sub, delivery, where, now)
+        answer = self._post(sub, delivery, where, now, resource)
         attempt = Attempt(
             number=len(delivery.attempts) + 1,
             at=now,
@@ -137,8 +145,28 @@ class DeliveryStage:
         )
         return state
 
+    def _disclosed(
+        self, sub: Subscription, delivery: Delivery, where: tuple[str, str, int]
+    ) -> tuple[bool, dict[str, object] | None]:
+        """Whether the owner may be told of this version (its read scope and the patient's
+        consent to ``disclose``, decided now and audited), and the resource for a
+        full-resource payload. A deletion is judged by the version it deleted."""
+        resource_type, resource_id, version = where
+        if delivery.event is Event.DELETE:
+            if version < 2:
+                return True, None
+            gone = self._record.read(self._reader(sub), resource_type, resource_id, version - 1)
+            return gone is not None, None
+        found = self._record.read(self._reader(sub), resource_type, resource_id, version)
+        return found is not None, found if sub.content is Content.FULL_RESOURCE else None
+
     def _post(
-        self, sub: Subscription, delivery: Delivery, where: tuple[str, str, int], now: datetime
+        self,
+        sub: Subscription,
+        delivery: Delivery,
+        where: tuple[str, str, int],
+        now: datetime,
+        resource: dict[str, object] | None,
     ) -> Answer:
         """Build, sign and send one attempt; a missing current secret is a failed attempt."""
         try:
@@ -151,9 +179,6 @@ class DeliveryStage:
             except SecretNotFoundError:
                 continue  # the overlap ends early: sign with the current secret only
         resource_type, resource_id, version = where
-        resource = None
-        if sub.content is Content.FULL_RESOURCE and delivery.event is not Event.DELETE:
-            resource = self._record.read(self._reader(sub), resource_type, resource_id, version)
         note = Notification(
             subscription=sub,
             message_id=delivery.message_id,
@@ -172,12 +197,15 @@ class DeliveryStage:
         return self._transport.post(sub.endpoint, body, headers)
 
     def _reader(self, sub: Subscription) -> Reader:
-        """The subscriber's organization, receiving data for its purpose (``disclose``)."""
+        """The subscriber's organization, receiving data for its purpose (``disclose``),
+        within its read scope."""
+        owner = self._partners.get(sub.owner)
         return Reader(
-            partner_actor(sub.owner, self._partners.get(sub.owner)),
+            partner_actor(sub.owner, owner),
             Code(ACT_REASON, sub.purpose),
             sub.owner,
             Action.DISCLOSE,
+            caller=owner,
         )
 
     def _settle(

@@ -4,6 +4,7 @@ IntakeError
 └── NotifyError
     ├── SubscriptionInvalidError    a subscription request we cannot accept (permanent, 400)
     ├── SubscriptionNotFoundError   no such subscription for this caller (permanent, 404)
+    ├── SubscriptionForbiddenError  beyond what the owner may read (permanent, 403)
     ├── SubscriptionConflictError   the subscription changed while we wrote it (retryable)
     └── EndpointRefusedError        an endpoint we will not call: scheme, address (permanent)
 """
@@ -16,6 +17,7 @@ __all__ = [
     "EndpointRefusedError",
     "NotifyError",
     "SubscriptionConflictError",
+    "SubscriptionForbiddenError",
     "SubscriptionInvalidError",
     "SubscriptionNotFoundError",
 ]
@@ -31,6 +33,10 @@ class SubscriptionInvalidError(NotifyError):
 
 class SubscriptionNotFoundError(NotifyError):
     """No subscription with this id that the caller may see."""
+
+
+class SubscriptionForbiddenError(NotifyError):
+    """A subscription beyond the owner's read scope or registered purposes (trust model)."""
 
 
 class SubscriptionConflictError(NotifyError):

@@ -4,6 +4,10 @@ Each (subscription, resource version) gets one delivery row with the subscriptio
 event number, created once: a change announced twice (the store stage re-announces on
 a retry) finds its row and sends nothing new, so subscribers see each version once.
 Fanning out to one message per subscription means a slow endpoint delays no one else.
+A subscriber hears only of what it may read: a change to a patient's data matches only
+subscriptions whose owner has a way to that person (a relationship, or the population
+role: ``security/trust.read_access``), decided per change, so a relationship that ends
+ends the notifications with it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from shared.platform.adapters.blobs import PayloadMissingError
 from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import EnvelopeSender, PayloadStore
+from shared.records.people import Person
+from shared.security.models import Partner
+from shared.security.trust import Access, read_access
 
 from .criteria import Criteria, parse_criteria
 from .errors import SubscriptionInvalidError
@@ -45,6 +52,10 @@ class _Versions(Protocol):
     ) -> dict[str, Any] | None: ...
 
 
+class _People(Protocol):
+    def person(self, patient_id: str, memo: dict[str, Person] | None = None) -> Person: ...
+
+
 def parse_version_blob(name: str) -> tuple[str, str, int] | None:
     """(type, id, version) of a version blob name in ``fhir``, or None."""
     found = _VERSION_BLOB.match(name)
@@ -67,9 +78,13 @@ class NotifyStage:
         deliveries: DeliveryLog,
         sender: EnvelopeSender,
         status: IngestionLog,
+        people: _People,
+        partners: Callable[[str], Partner | None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         cache_seconds: float = SUBSCRIPTIONS_REFRESH_SECONDS,
     ) -> None:
+        self._people = people
+        self._partners = partners
         self._payloads = payloads
         self._versions = versions
         self._subscriptions = subscriptions
@@ -136,10 +151,12 @@ class NotifyStage:
                 )
             return previous[0]
 
+        patients = [p for p in (metadata.get("patients") or "").split(",") if p not in ("", "-")]
+        memo: dict[str, Person] = {}
         queued = 0
         for sub, criteria in subscriptions:
             matched, topic = self._match(sub, criteria, event, current, before)
-            if not matched:
+            if not matched or not self._may_know(sub, patients, memo):
                 continue
             delivery = self._claim(sub, envelope, event, topic, where)
             if delivery.state is DeliveryState.PENDING and delivery.sent == 0:
@@ -161,6 +178,16 @@ class NotifyStage:
             },
         )
         return queued
+
+    def _may_know(self, sub: Subscription, patients: list[str], memo: dict[str, Person]) -> bool:
+        """Whether a subscription's owner may hear of a change to these patients' data."""
+        owner = self._partners(sub.owner) if patients else None
+        for patient in patients:
+            person = self._people.person(patient.removeprefix("Patient/"), memo)
+            access = read_access(owner, sub.purpose, person.sources, person.related)
+            if access not in (Access.RELATIONSHIP, Access.POPULATION) or person.truncated:
+                return False
+        return True
 
     @staticmethod
     def _match(

@@ -3,6 +3,13 @@
 A partner manages its own subscriptions; the admin role manages anyone's. A subscription
 another partner owns answers exactly like one that does not exist. Endpoints are checked
 (scheme, and every address they resolve to) when set, and again on every delivery.
+
+Within the trust model a subscription never reaches further than its owner's reads:
+which changes it hears of is decided per change by the owner's read scope
+(``notify/stage``), so ``Patient`` or ``Observation?code=...`` from a read-role partner
+follows the persons it has a relationship with (an encounter-notification feed for its
+panel), and only the population role (or an operator) hears of everyone. The
+subscription's purpose must be one the owner is registered for.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from shared.consent.vocabulary import covered_by
 from shared.platform.ports import AuditLog
 from shared.platform.secrets import SecretStore
 from shared.security.audit import AdminAction, admin_audit_event
@@ -21,7 +29,12 @@ from shared.security.models import Partner, Role
 
 from .criteria import parse_criteria
 from .endpoints import Resolver, parse_endpoint, resolve_endpoint, system_resolver
-from .errors import EndpointRefusedError, SubscriptionInvalidError, SubscriptionNotFoundError
+from .errors import (
+    EndpointRefusedError,
+    SubscriptionForbiddenError,
+    SubscriptionInvalidError,
+    SubscriptionNotFoundError,
+)
 from .models import (
     Content,
     Event,
@@ -98,6 +111,11 @@ class SubscriptionService:
 
     def _check(self, sub: Subscription) -> None:
         criteria = parse_criteria(sub.criteria)
+        owner = self._partners(sub.owner)
+        if owner is None or not covered_by(sub.purpose, owner.allowed_purposes()):
+            raise SubscriptionForbiddenError(
+                f"purpose: {sub.purpose} is not a purpose the owner is registered for"
+            )
         if sub.topics and criteria.resource_type != "Encounter":
             raise SubscriptionInvalidError(
                 "topics are about Encounters: criteria must be Encounter"

@@ -47,7 +47,13 @@ def _param(
 
 _ID = {"type": "string", "minLength": 1, "maxLength": 64}
 _TYPE = {"type": "string", "pattern": "^[A-Z][A-Za-z]{1,63}$"}
-_PURPOSE = _param("X-Purpose-Of-Use", "header", {"type": "string", "maxLength": 64})
+_PURPOSE = {
+    **_param("X-Purpose-Of-Use", "header", {"type": "string", "maxLength": 64}),
+    "description": (
+        "A v3 ActReason purpose of use the partner is registered for (else 403); ETREAT or "
+        "BTG reaches beyond the caller's relationships only with the break-glass role"
+    ),
+}
 
 
 def _op(
@@ -187,7 +193,7 @@ def openapi_document(server_url: str, version: str) -> dict[str, Any]:
         },
         "/fhir/$export": {
             "get": _op(
-                "Bulk export kick-off (Prefer: respond-async)",
+                "Bulk export kick-off (Prefer: respond-async; population or admin role)",
                 {"202": None},
                 [
                     _param("Prefer", "header", {"type": "string"}),
@@ -197,7 +203,7 @@ def openapi_document(server_url: str, version: str) -> dict[str, Any]:
         },
         "/fhir/Patient/$export": {
             "get": _op(
-                "Patient-level bulk export kick-off",
+                "Patient-level bulk export kick-off (a read role: the persons it relates to)",
                 {"202": None},
                 [_param("Prefer", "header", {"type": "string"})],
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -34,13 +35,14 @@ from shared.notify.delivery import DeliveryStage
 from shared.notify.schedule import RetrySchedule
 from shared.notify.stage import NotifyStage
 from shared.notify.subscriptions import SubscriptionService
-from shared.records.adapters import BlobResourceStore
+from shared.records.adapters import BlobResourceStore, TablePersonIndex
 from shared.records.adapters.export_files import ExportFiles, TableExportJobs, read_export_file
 from shared.records.adapters.fhir_token import managed_identity_token
 from shared.records.everything import PatientEverything
 from shared.records.export import Exporter
 from shared.records.forwarding import FhirForwarder
 from shared.records.models import ExportJob
+from shared.records.people import People
 from shared.records.purge import Purger
 from shared.records.reads import RecordReader
 from shared.records.search import RecordSearch
@@ -49,6 +51,7 @@ from shared.security.audit import AuditQuery
 from shared.security.callers import Authenticator
 from shared.security.partners import TablePartnerDirectory
 from shared.security.tokens import EntraTokenValidator, JwksKeys
+from shared.security.trust import TrustPolicy
 
 from . import poison
 from .adapters import (
@@ -67,6 +70,7 @@ from .settings import Environment, Settings, load_settings
 from .storage import StorageClients, build_storage_clients
 
 __all__ = [
+    "audit_log",
     "audit_query",
     "authenticator",
     "consent_policy",
@@ -86,6 +90,8 @@ __all__ = [
     "notify_stage",
     "partners",
     "patient_everything",
+    "people",
+    "person_index",
     "poison_depths",
     "purger",
     "record_reader",
@@ -99,6 +105,7 @@ __all__ = [
     "submissions",
     "subscription_service",
     "subscription_store",
+    "trust_policy",
 ]
 
 
@@ -220,6 +227,53 @@ def _consent_index() -> TableConsentIndex:
 
 
 @cache
+def trust_policy() -> TrustPolicy:
+    """The deployment's side of the trust model: linking systems, source clock skew."""
+    config = settings()
+    return TrustPolicy(
+        link_systems=config.linking_systems,
+        source_time_skew=timedelta(seconds=config.source_time_skew_seconds),
+    )
+
+
+@cache
+def audit_log() -> BlobAuditLog:
+    """The append-only audit trail."""
+    return BlobAuditLog(storage())
+
+
+@cache
+def person_index() -> TablePersonIndex:
+    """Patients by identifier, links, relationships and unlinks."""
+    clients = storage()
+    return TablePersonIndex(
+        clients.table_client(Table.COMPARTMENTS), clients.table_client(Table.IDENTIFIERS)
+    )
+
+
+@cache
+def people() -> People:
+    """Persons across partners' Patients, under the trust model."""
+    return People(person_index(), record_store(), partners().get, trust_policy(), audit_log())
+
+
+def _holders(partner: str, system: str, value: str) -> list[str]:
+    """The partner's own stored Patients that carry an identifier now (the index also
+    lists those that carried it once: an MRN corrected or reused)."""
+    found = []
+    for holder in person_index().holders(system, value):
+        if holder.partner != partner:
+            continue
+        current = record_store().current_patient(holder.patient_id) or {}
+        if any(
+            (i.get("system"), i.get("value")) == (system, value)
+            for i in current.get("identifier") or ()
+        ):
+            found.append(holder.patient_id)
+    return found
+
+
+@cache
 def consent_stage() -> ConsentStage:
     """The consent-check stage, wired to storage."""
     clients = storage()
@@ -233,6 +287,9 @@ def consent_stage() -> ConsentStage:
         record_store(),
         consent_policy(),
         Code(ACT_REASON, settings().consent_purpose),
+        people(),
+        _holders,
+        trust_policy(),
     )
 
 
@@ -249,7 +306,6 @@ def record_store() -> BlobResourceStore:
     return BlobResourceStore(
         clients.table_client(Table.RESOURCES),
         clients.table_client(Table.COMPARTMENTS),
-        clients.table_client(Table.IDENTIFIERS),
         clients.container(Container.FHIR),
     )
 
@@ -257,13 +313,23 @@ def record_store() -> BlobResourceStore:
 @cache
 def record_reader() -> RecordReader:
     """Consent-filtered reads of the record."""
-    return RecordReader(record_store(), consent_service(), consent_policy().zone)
+    return RecordReader(record_store(), consent_service(), consent_policy().zone, people())
 
 
 @cache
 def record_search() -> RecordSearch:
     """Searches of the record, consent-filtered like reads."""
-    return RecordSearch(record_store(), record_reader(), consent_policy().zone)
+    return RecordSearch(_SearchIndex(), record_reader(), consent_policy().zone)
+
+
+class _SearchIndex:
+    """What searches read: compartments from the record, Patients from the person index."""
+
+    def compartment(self, patient_id: str, resource_type: str, after: str | None = None) -> Any:
+        return record_store().compartment(patient_id, resource_type, after)
+
+    def patients_with_identifier(self, system: str, value: str) -> list[str]:
+        return person_index().patients_with_identifier(system, value)
 
 
 @cache
@@ -296,6 +362,7 @@ def exporter() -> Exporter:
         ExportFiles(clients.container(Container.EXPORTS), clients.container(Container.AUDIT)),
         consent_policy(),
         resume=queue_export,
+        people=people(),
     )
 
 
@@ -318,7 +385,11 @@ def purger() -> Purger:
     """Erases patients."""
     clients = storage()
     return Purger(
-        record_store(), _consent_index(), BlobPayloadStore(clients), BlobAuditLog(clients)
+        record_store(),
+        _consent_index(),
+        BlobPayloadStore(clients),
+        BlobAuditLog(clients),
+        person_index(),
     )
 
 
@@ -346,6 +417,8 @@ def store_stage() -> StoreStage:
         QueueEnvelopeSender(clients),
         TableIngestionLog(clients.table_client(Table.INGESTIONS)),
         record_store(),
+        people(),
+        trust_policy(),
         forwarder=forwarder(),
     )
 
@@ -408,6 +481,8 @@ def notify_stage() -> NotifyStage:
         deliveries(),
         QueueEnvelopeSender(clients),
         TableIngestionLog(clients.table_client(Table.INGESTIONS)),
+        people(),
+        partners().get,
     )
 
 
@@ -455,6 +530,10 @@ def reset_caches() -> None:
         submissions,
         drop_processor,
         consent_policy,
+        trust_policy,
+        audit_log,
+        person_index,
+        people,
         _consent_index,
         consent_stage,
         consent_service,

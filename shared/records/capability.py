@@ -71,14 +71,29 @@ def capability_statement(base_url: str, version: str) -> dict[str, Any]:
             {
                 "mode": "server",
                 "documentation": (
-                    "Read-only. Callers send X-API-Key (read or admin role) and may send "
-                    "X-Purpose-Of-Use (a v3 ActReason code; default TREAT for read, HOPERAT "
-                    "for admin). Every read of patient data passes the patient's consent "
-                    "(action access) and is audited; what consent withholds answers 404, "
-                    "like what does not exist. Any R4 resource type stored through FHIR "
-                    "JSON ingestion supports the interactions listed for these types."
+                    "Read-only. Callers send X-API-Key or an Entra ID bearer token (read, "
+                    "population or admin role) and may send X-Purpose-Of-Use (a v3 "
+                    "ActReason code the partner is registered for, else 403; default TREAT "
+                    "for read and population, HOPERAT for admin). A read-role caller reads "
+                    "the persons it has a relationship with (it sent one of their records, "
+                    "or an operator registered them to it); ETREAT or BTG reaches beyond "
+                    "only for partners granted break-the-glass. Every read of patient data "
+                    "then passes the consent of the whole person (action access) and is "
+                    "audited; what the read scope or consent withholds answers 404, like "
+                    "what does not exist. System-level $export needs the population role; "
+                    "Patient/$export by a read-role caller exports its persons. Every "
+                    "resource is its sending partner's (meta.source). Any R4 resource type "
+                    "stored through FHIR JSON ingestion supports the interactions listed "
+                    "for these types."
                 ),
-                "security": {"cors": False, "description": "API keys per partner"},
+                "security": {
+                    "cors": False,
+                    "description": (
+                        "API keys or Entra ID tokens per partner; roles ingest, read, "
+                        "population, consent-source, registry, break-glass, admin "
+                        "(docs/security.md, Trust model)"
+                    ),
+                },
                 "resource": [
                     {
                         "type": kind,

@@ -1,12 +1,13 @@
 """``Patient/{id}/$everything``: every resource of one person, across the Patient records
-partners sent for them, a page at a time, each through consent.
+partners sent for them, a page at a time, each through the read scope and consent.
 
-One person, several Patients: two Patient resources that carry the same identifier from
-a global system (an OID or URI, not a partner's local one) are the same person. Most
-such records already share one id (our converters derive it from the global
-identifier); this finds the rest, e.g. a Patient whose id came from another of its
-global identifiers. The grouping is computed when asked, from the identifiers index, so
-it is deterministic and follows the record as it changes.
+One person, several Patients: every partner's Patient is its own, and the person is the
+Patients the trust model links (``records.people``: shared identifiers the partners
+assert, a partner's own merges, never across an operator's unlink), resolved when asked,
+so it follows the record and the partners' registrations as they change. A caller with
+no way to the person (no relationship, no population role) gets the same answer as for
+a Patient that does not exist. Each returned Patient carries a ``seealso`` link to the
+person's other records; every resource says which partner it came from (``meta.source``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared.consent.periods import parse_span
-from shared.normalize.ids import is_global_system
+from shared.security.trust import Access
 
 from .reads import Reader, RecordReader
 from .search import Page, decode_token, encode_token
@@ -25,17 +26,9 @@ from .search_params import DEFAULT_COUNT, MAX_COUNT, SearchError
 
 __all__ = ["Everything", "PatientEverything", "parse_everything"]
 
-_MAX_PEOPLE = 50  # records one person may span before we stop following links
-
 
 class _Index(Protocol):
     def compartment_all(self, patient_id: str, after: str | None = None) -> Iterator[str]: ...
-
-    def patients_with_identifier(self, system: str, value: str) -> list[str]: ...
-
-    def current_patient(self, patient_id: str) -> dict[str, Any] | None: ...
-
-    def unlinked(self, patient_id: str) -> set[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,32 +83,17 @@ class PatientEverything:
 
     def person(self, reader: Reader, patient_id: str) -> list[str] | None:
         """The Patient ids that are this person (the asked one first), or None if the
-        caller cannot see that Patient.
+        caller cannot see that Patient (no way to the person, consent, or absent).
 
-        Two Patients are one person when they share a global-system identifier or one's
-        ``Patient.link`` names the other (an ADT merge), unless an unlink request
-        separated them; followed transitively, at most ``_MAX_PEOPLE`` records.
+        Raises:
+            ConsentUnavailableError, StorageUnavailableError: no answer now.
         """
         if self._reader.read(reader, "Patient", patient_id) is None:
             return None
-        people, queue = {patient_id}, [patient_id]
-        while queue and len(people) < _MAX_PEOPLE:
-            current = queue.pop(0)
-            patient = self._index.current_patient(current) or {}
-            apart = self._index.unlinked(current)
-            found: set[str] = set()
-            for identifier in patient.get("identifier") or ():
-                system, value = identifier.get("system"), identifier.get("value")
-                if system and value and is_global_system(system):
-                    found.update(self._index.patients_with_identifier(system, value))
-            for link in patient.get("link") or ():
-                other = str((link.get("other") or {}).get("reference") or "")
-                if other.startswith("Patient/"):
-                    found.add(other.removeprefix("Patient/"))
-            for other in sorted(found - people - apart):
-                people.add(other)
-                queue.append(other)
-        return [patient_id, *sorted(people - {patient_id})]
+        person, access = self._reader.person(reader, patient_id)
+        if access is Access.NONE:
+            return None
+        return list(person.patients)
 
     def run(self, reader: Reader, asked: Everything) -> Page | None:
         """One page; None when the Patient is absent or withheld.

@@ -8,10 +8,15 @@ When its time is up (well inside the function timeout, whatever the size of the 
 it saves the cursor and queues the next slice; the manifest lists every file, several per
 type for a large record, as Bulk Data allows.
 
-Patient data passes the consent engine (``use``, the caller's purpose; each patient's
-consents are looked up once per slice, in a bounded cache), and each decision is written
-as a patient-specific AuditEvent into the slice's own NDJSON audit blob (a new name per
-runner: ``audit`` is immutable in Azure, so nothing is ever written twice).
+Patient data is within the job's scope first: a ``population`` job (the population role,
+or an operator) takes everyone, a ``persons`` job (a read-role partner's Patient-level
+export) only the persons the caller has a relationship with (it sent data of one of
+their linked Patients, or is registered to them); the rest is not part of its export.
+Then it passes the consent engine (``use``, the caller's purpose, against the consents of
+the whole person; each person is resolved once per slice, in a bounded cache), and each
+decision is written as a patient-specific AuditEvent into the slice's own NDJSON audit
+blob (a new name per runner: ``audit`` is immutable in Azure, so nothing is ever written
+twice).
 
 A slice saves the job only if the row is as it read it (its etag): a cancel in between,
 or a second runner of the same slice (a message delivered again after a crash), makes
@@ -26,7 +31,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -35,13 +40,17 @@ from shared.consent.actors import partner_actor
 from shared.consent.audit import consent_audit_event
 from shared.consent.engine import decide_consent
 from shared.consent.index import ConsentSource
-from shared.consent.models import Action, Code, ConsentRequest, Policy
+from shared.consent.models import Action, Code, ConsentDecision, ConsentRequest, Effect, Policy
 from shared.consent.periods import parse_span
 from shared.consent.resources import describe_resource
 from shared.consent.vocabulary import ACT_REASON
+from shared.security.models import Partner
 from shared.security.partners import PartnerLookup
+from shared.security.trust import Access, read_access
 
 from .models import CurrentVersion, ExportJob, ExportStatus
+from .people import Person
+from .reads import reference_keys
 
 __all__ = ["Exporter"]
 
@@ -63,7 +72,11 @@ class _Record(Protocol):
         self, resource_type: str, resource_id: str, version: int
     ) -> dict[str, Any] | None: ...
 
-    def current(self, resource_type: str, resource_id: str) -> CurrentVersion | None: ...
+
+class _People(Protocol):
+    def person(self, patient_id: str, memo: dict[str, Person] | None = None) -> Person: ...
+
+    def asserted(self, partner_id: str, keys: Iterable[str]) -> frozenset[str]: ...
 
 
 class _Writer(Protocol):
@@ -100,9 +113,11 @@ class Exporter:
         files: _Files,
         policy: Policy,
         resume: Callable[[ExportJob], None],
+        people: _People,
         clock: Callable[[], float] = time.monotonic,
         readers: int = READERS,
     ) -> None:
+        self._people = people
         self._record = record
         self._consents = consents
         self._partners = partners
@@ -136,10 +151,17 @@ class Exporter:
             f"AuditEvent/{job.transaction_time[:10].replace('-', '/')}"
             f"/export-{job.id}-{slice_name}.ndjson"
         )
+        caller = self._partners.get(job.partner)
         walk = _Walk(
-            self._record, self._consents, self._policy, job, audit, slice_name, self._readers
+            self._record,
+            self._consents,
+            self._people,
+            self._policy,
+            job,
+            audit,
+            (slice_name, self._readers),
+            caller,
         )
-        walk.actor = partner_actor(job.partner, self._partners.get(job.partner))
         since = parse_span(job.since, UTC)[0] if job.since else None
         while job.cursor is not None and self._clock() < deadline:
             current = self._jobs.get(partner, job_id)
@@ -208,22 +230,25 @@ class _Walk:
         self,
         record: _Record,
         consents: ConsentSource,
+        people: _People,
         policy: Policy,
         job: ExportJob,
         audit: _Writer,
-        slice_name: str,
-        readers: int,
+        run: tuple[str, int],
+        caller: Partner | None,
     ) -> None:
         self._record = record
-        self._readers = readers
+        self._slice, self._readers = run
         self._index = consents
+        self._people = people
         self._policy = policy
         self._job = job
         self._audit = audit
-        self._slice = slice_name
-        self.actor = partner_actor(job.partner, None)
+        self._caller = caller
+        self.actor = partner_actor(job.partner, caller)
         self._purpose = Code(ACT_REASON, job.purpose)
-        self._consents: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        # Per patient: whether the job may take their data, and the person's consents.
+        self._consents: OrderedDict[str, tuple[bool, list[dict[str, Any]] | None]] = OrderedDict()
         self._now = datetime.now(UTC)
         self._decisions = 0
         self.withheld = 0
@@ -251,7 +276,9 @@ class _Walk:
                 read = pool.map(lambda item: self._read(kind, *item), wanted)
                 self._look_up(pool, wanted)
                 for (_, row), resource in zip(wanted, read, strict=True):
-                    if resource is not None and self._permitted(resource, row.patient):
+                    if resource is not None and (
+                        not row.patients or self._permitted(resource, row)
+                    ):
                         if writer is None:
                             writer = files.export_file(f"{self._job.id}/{name}")
                         writer.write(resource)
@@ -265,7 +292,7 @@ class _Walk:
     def _wanted(self, row: CurrentVersion, since: datetime | None) -> bool:
         if row.deleted or row.version == 0:
             return False
-        if self._job.level == "patient" and not row.patient:
+        if self._job.level == "patient" and not row.patients:
             return False
         return since is None or (row.updated is not None and row.updated >= since)
 
@@ -279,32 +306,55 @@ class _Walk:
     def _look_up(self, pool: ThreadPoolExecutor, rows: list[tuple[str, CurrentVersion]]) -> None:
         """Find the consents of a page's patients not yet cached, overlapped like the
         reads (each is a row, a blob and an index query)."""
-        patients = sorted({row.patient for _, row in rows if row.patient} - set(self._consents))
+        patients = sorted({p for _, row in rows for p in row.patients} - set(self._consents))
         for patient, found in zip(patients, pool.map(self._find, patients), strict=True):
             self._consents[patient] = found
             if len(self._consents) > _CACHED_PATIENTS:
                 self._consents.popitem(last=False)
 
-    def _find(self, patient: str) -> list[dict[str, Any]]:
-        """A patient's consents, by reference and by each of its identifiers."""
-        keys = {patient}
-        kind, _, ident = patient.partition("/")
-        row = self._record.current(kind, ident)
-        holder = self._record.read_version(kind, ident, row.version) if row else None
-        for identifier in (holder or {}).get("identifier") or ():
-            if identifier.get("value"):
-                keys.add(f"{identifier.get('system', '')}|{identifier['value']}")
-        return self._index.find(keys)
+    def _find(self, patient: str) -> tuple[bool, list[dict[str, Any]] | None]:
+        """Whether the job may take a patient's data, and the consents of their person
+        (under every key of each linked Patient; None: a person too large to see whole,
+        whose data is withheld)."""
+        person = self._people.person(patient.removeprefix("Patient/"))
+        if self._job.scope != "population":
+            access = read_access(self._caller, self._job.purpose, person.sources, person.related)
+            if access is not Access.RELATIONSHIP:
+                return False, []
+        return True, None if person.truncated else self._index.find(person.keys)
 
-    def _patient_consents(self, patient: str) -> list[dict[str, Any]]:
+    def _patient_consents(self, patient: str) -> tuple[bool, list[dict[str, Any]] | None]:
         if patient not in self._consents:  # left out of the cache meanwhile
             self._consents[patient] = self._find(patient)
         self._consents.move_to_end(patient)
         return self._consents[patient]
 
-    def _permitted(self, resource: dict[str, Any], patient: str | None) -> bool:
-        if patient is None:
-            return True
+    def _permitted(self, resource: dict[str, Any], row: CurrentVersion) -> bool:
+        """Whether a resource goes into the export: within scope for each of its patients,
+        and permitted by each one's consents (every decision audited)."""
+        found = [(p, *self._patient_consents(p)) for p in row.patients]
+        if not all(in_scope for _, in_scope, _ in found):
+            return False  # not part of this caller's export: neither withheld nor audited
+        named = reference_keys(resource)
+        return all(
+            self._decide(
+                resource,
+                p,
+                consents,
+                self._people.asserted(
+                    row.source, named.get(p, frozenset()) | named.get("", frozenset())
+                ),
+            )
+            for p, _, consents in found
+        )
+
+    def _decide(
+        self,
+        resource: dict[str, Any],
+        patient: str,
+        consents: list[dict[str, Any]] | None,
+        extra: frozenset[str],
+    ) -> bool:
         request = ConsentRequest(
             action=Action.USE,
             at=self._now,
@@ -312,7 +362,12 @@ class _Walk:
             actor=self.actor,
             data=describe_resource(resource, self._policy.zone),
         )
-        decision = decide_consent(self._patient_consents(patient), request, self._policy)
+        if consents is None:  # the person is larger than is followed: withheld
+            decision = ConsentDecision(Effect.DENY, reasons=("the person spans too many records",))
+        else:
+            if extra:
+                consents = [*consents, *self._index.find(extra)]
+            decision = decide_consent(consents, request, self._policy)
         self._decisions += 1
         self._audit.write(
             consent_audit_event(

@@ -6,7 +6,9 @@ first, and the patient's compartment partition (which lists both the resources a
 ingestions that carried them) goes last, so running the purge again finds whatever is
 left and finishes. A payload that also holds other patients' data (a batch file, a CSV
 of several patients) is not deleted for one of them: the report counts it, so an
-operator can deal with it.
+operator can deal with it; so is a resource that is other patients' data too (an
+Appointment of two, a Group). A consent filed only under an identifier (a consent
+source's or a registry's) protects every record that carries it, and stays.
 """
 
 from __future__ import annotations
@@ -42,7 +44,11 @@ class _Record(Protocol):
 
     def erase(self, resource_type: str, resource_id: str) -> int: ...
 
-    def forget_patient(self, patient_id: str, identifiers: Iterable[tuple[str, str]]) -> None: ...
+    def forget_patient(self, patient_id: str) -> None: ...
+
+
+class _People(Protocol):
+    def forget(self, patient_id: str, identifiers: Iterable[tuple[str, str]]) -> None: ...
 
 
 class _Consents(Protocol):
@@ -66,8 +72,10 @@ class Purger:
         consents: _Consents,
         blobs: _Blobs,
         audit: AuditLog,
+        people: _People,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._people = people
         self._record = record
         self._consents = consents
         self._blobs = blobs
@@ -87,17 +95,25 @@ class Purger:
                 shared += 1
                 continue
             payloads += self._erase_payloads(ingestion)
+        # The Patient's own consents go, with their rows under its identifiers; those filed
+        # only under an identifier (a consent source's, a registry's) protect every record
+        # that carries it and stay.
         keys = {f"Patient/{patient_id}"} | {f"{s}|{v}" for s, v in identifiers}
-        consents = self._consents.find(keys)
+        consents = self._consents.find({f"Patient/{patient_id}"})
         for consent in consents:
             self._consents.remove(consent, keys)
-        resources, versions = 0, 0
+        resources, versions, kept = 0, 0, 0
         for row in list(self._record.compartment_all(patient_id)):
             kind, _, ident = row.partition("|")
+            current = self._record.current(kind, ident)
+            if current is not None and len(current.patients) > 1:
+                kept += 1  # other patients' data too (an Appointment): left, and counted
+                continue
             versions += self._record.erase(kind, ident)
             resources += 1
-        self._record.forget_patient(patient_id, identifiers)
-        report = PurgeReport(resources, versions, payloads, len(consents), shared)
+        self._people.forget(patient_id, identifiers)  # identifiers, links' other sides
+        self._record.forget_patient(patient_id)
+        report = PurgeReport(resources, versions, payloads, len(consents), shared, kept)
         self._audit.write(self._event(patient_id, requester, report))
         return report
 
@@ -148,6 +164,7 @@ class Purger:
             "payloads": report.payloads,
             "consents": report.consents,
             "shared-payloads-kept": report.shared_payloads_kept,
+            "shared-resources-kept": report.shared_resources_kept,
         }
         return {
             "resourceType": "AuditEvent",

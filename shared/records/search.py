@@ -4,7 +4,8 @@ one page at a time, every hit read through consent like a single read.
 Candidates come in id order from the compartment (or identifier) index; each is read
 at its current version, filtered, and consent-checked; a page ends after ``_count``
 hits, and its token is the last id looked at, so the next page starts after it. What
-consent withholds is left out without a trace in the page.
+consent withholds is left out without a trace in the page. A search of a patient the
+caller has no way to (no relationship) is an empty page at once, audited once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, Protocol
+
+from shared.security.trust import Access
 
 from .reads import Reader, RecordReader
 from .search_params import Search, SearchError
@@ -88,6 +91,11 @@ class RecordSearch:
             ConsentUnavailableError, StorageUnavailableError: no answer now.
         """
         hits: list[dict[str, Any]] = []
+        if search.patient is not None and search.identifier is None:
+            _, access = self._reader.person(reader, search.patient)
+            if access is Access.NONE:  # answered at once: a walk would tell the size, and
+                self._reader.refuse(reader, search.patient)  # flood the audit trail
+                return Page([], None)
         candidates = self._candidates(search, decode_token(search.page))
         for ident in candidates:
             resource = self._reader.read(reader, search.resource_type, ident)

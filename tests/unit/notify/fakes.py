@@ -108,10 +108,13 @@ class Payloads:
     def __init__(self) -> None:
         self.blobs: dict[str, tuple[bytes, dict[str, str]]] = {}
 
-    def put(self, resource: dict[str, Any], version: int, event: str) -> BlobRef:
+    def put(
+        self, resource: dict[str, Any], version: int, event: str, patients: str = "-"
+    ) -> BlobRef:
+        """A version blob, with the store's metadata (``patients``: "-" for none)."""
         name = f"{resource['resourceType']}/{resource['id']}/_history/{version}.json"
         body = {**resource, "meta": {"versionId": str(version)}}
-        self.blobs[name] = (json.dumps(body).encode(), {"event": event})
+        self.blobs[name] = (json.dumps(body).encode(), {"event": event, "patients": patients})
         return BlobRef(container="fhir", name=name)
 
     def read(self, ref: BlobRef) -> tuple[bytes, dict[str, str], str | None]:

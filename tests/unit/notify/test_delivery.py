@@ -221,7 +221,7 @@ def test_stale_and_duplicate_messages_are_dropped() -> None:
     assert len(world.transport.posts) == 2
 
 
-def test_full_resource_passes_consent_as_disclose_or_falls_back_to_id_only() -> None:
+def test_every_payload_passes_consent_as_disclose_and_a_withheld_one_sends_nothing() -> None:
     allowed = World(Answer(200), content=Content.FULL_RESOURCE)
     allowed.stage.handle(allowed.envelope())
     body = json.loads(allowed.transport.posts[0][1])
@@ -230,9 +230,12 @@ def test_full_resource_passes_consent_as_disclose_or_falls_back_to_id_only() -> 
     assert reader.action is Action.DISCLOSE and reader.purpose.code == "TREAT"
     assert "urn:fhir-intake:partner|acme" in reader.actor.identifiers
 
-    denied = World(Answer(200), content=Content.FULL_RESOURCE, permit=False)
-    denied.stage.handle(denied.envelope())
-    assert "resource" not in json.loads(denied.transport.posts[0][1])["entry"][1]
+    for content in (Content.FULL_RESOURCE, Content.ID_ONLY):
+        denied = World(Answer(200), content=content, permit=False)
+        assert denied.stage.handle(denied.envelope()) is DeliveryState.SKIPPED
+        assert denied.transport.posts == []  # not even the id: it says a change happened
+        (row,) = denied.deliveries.rows.values()
+        assert denied.record.readers and row.state is DeliveryState.SKIPPED
 
 
 def test_rotation_overlap_signs_with_both_secrets() -> None:

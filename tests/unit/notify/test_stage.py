@@ -1,4 +1,5 @@
-"""The notify stage: which changes match which subscriptions, numbered once each."""
+"""The notify stage: which changes match which subscriptions, numbered once each, and only
+for subscribers that may read the patient's data."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ from shared.notify.models import Event, Subscription, SubscriptionStatus, Topic
 from shared.notify.stage import NotifyStage
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
 from shared.platform.names import Queue
+from shared.records.people import Person
+from shared.security.models import Partner, Role
 
 from .fakes import Deliveries, Payloads, Sender, Status, Subscriptions
 
 NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
 
-def sub(ident: str, criteria: str, **fields: Any) -> Subscription:
+def sub(ident: str, criteria: str, owner: str = "acme", **fields: Any) -> Subscription:
     return Subscription(
         id=ident * 32,
-        owner="acme",
+        owner=owner,
         criteria=criteria,
         endpoint="https://hooks.example.org/in",
         base_url="https://intake.example.org/api/fhir",
@@ -47,6 +50,21 @@ def heart_rate(value: int) -> dict[str, Any]:
     }
 
 
+class People:
+    """Every patient's data was sent by ``hosp``; ``acme`` relates to p-acme only."""
+
+    def person(self, patient_id: str, memo: Any = None) -> Person:
+        related = frozenset({"acme"}) if patient_id == "p-acme" else frozenset()
+        return Person((patient_id,), sources=frozenset({"hosp"}), related=related)
+
+
+PARTNERS = {
+    "acme": Partner(id="acme", name="Acme", roles=frozenset({Role.READ})),
+    "moh": Partner(id="moh", name="MoH", roles=frozenset({Role.POPULATION})),
+    "er": Partner(id="er", name="ER", roles=frozenset({Role.READ, Role.BREAK_GLASS})),
+}
+
+
 class World:
     def __init__(self, *subs: Subscription) -> None:
         self.payloads = Payloads()
@@ -61,12 +79,16 @@ class World:
             self.deliveries,
             self.sender,
             self.status,
+            People(),
+            PARTNERS.get,
             clock=lambda: NOW,
             cache_seconds=0,
         )
 
-    def change(self, resource: dict[str, Any], version: int, event: str) -> int:
-        blob = self.payloads.put(resource, version, event)
+    def change(
+        self, resource: dict[str, Any], version: int, event: str, patients: str = "-"
+    ) -> int:
+        blob = self.payloads.put(resource, version, event, patients)
         envelope = Envelope(
             correlation_id="ing-1", partner="hosp", kind=EnvelopeKind.RESOURCE_CHANGED, blob=blob
         )
@@ -136,3 +158,19 @@ def test_a_wrong_envelope_is_reported_not_raised() -> None:
     )
     assert world.stage.handle(envelope) == 0
     assert world.status.reports[0].outcome == "rejected"
+
+
+def test_a_subscriber_hears_only_of_the_persons_it_may_read() -> None:
+    # The review's HIGH-2: a read-role partner subscribing to Patient got every new patient.
+    everyone = sub("f", "Patient", events=frozenset({Event.CREATE}))
+    population = sub("g", "Patient", owner="moh", events=frozenset({Event.CREATE}))
+    emergency = sub("h", "Patient", owner="er", purpose="ETREAT", events=frozenset({Event.CREATE}))
+    world = World(everyone, population, emergency)
+    patient = {"resourceType": "Patient", "id": "p-other"}
+    assert world.change(patient, 1, "created", "Patient/p-other") == 1  # the population one
+    assert [s for s, _ in world.due()] == ["g" * 32]  # break-the-glass is for reads only
+    mine = {"resourceType": "Patient", "id": "p-acme"}
+    assert world.change(mine, 1, "created", "Patient/p-acme") == 2  # acme relates to it
+    organization = {"resourceType": "Organization", "id": "o1"}
+    world.subs.rows["i" * 32] = sub("i", "Organization", events=frozenset({Event.CREATE}))
+    assert world.change(organization, 1, "created") == 1  # no patient's data: anyone

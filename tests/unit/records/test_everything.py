@@ -1,5 +1,6 @@
-"""$everything on fakes: one person across Patients linked by a global identifier only,
-pages that resume where they stopped, and a withheld Patient that reads as absent."""
+"""$everything on fakes: one person across the Patients the person index links (its own
+rules: tests/unit/records/test_people.py), pages that resume where they stopped, and a
+withheld Patient, or one the caller has no way to, that reads as absent."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pytest
 
 from shared.consent.models import Actor, Code
 from shared.records.everything import Everything, PatientEverything, parse_everything
+from shared.records.people import Person
 from shared.records.reads import Reader
 from shared.records.search_params import SearchError
+from shared.security.trust import Access
 
 READER = Reader(Actor(identifiers=frozenset({"urn:fhir-intake:partner|c"})), Code(None, "TREAT"))
 GLOBAL = {"system": "urn:oid:1.2.3", "value": "P-1"}
@@ -24,33 +27,28 @@ class Index:
         self.rows = {
             "a": ["Observation|oa1", "Observation|oa2", "Patient|a"],
             "b": ["Observation|ob1", "Patient|b"],
-            "c": ["Patient|c"],
+            "m": ["Patient|m"],
         }
-        self.ids = {("urn:oid:1.2.3", "P-1"): ["a", "b"], (LOCAL["system"], "7"): ["a", "c"]}
-        self.rows["m"] = ["Patient|m"]
-        self.apart: dict[str, set[str]] = {}
 
     def compartment_all(self, patient_id: str, after: str | None = None) -> Iterator[str]:
         yield from (r for r in self.rows.get(patient_id, []) if after is None or r > after)
 
-    def patients_with_identifier(self, system: str, value: str) -> list[str]:
-        return self.ids.get((system, value), [])
-
-    def current_patient(self, patient_id: str) -> dict[str, Any] | None:
-        patient: dict[str, Any] = {"resourceType": "Patient", "id": patient_id}
-        if patient_id == "a":
-            patient["identifier"] = [GLOBAL, LOCAL]
-        if patient_id == "b":  # an ADT merge made "b" the survivor of "m"
-            patient["link"] = [{"other": {"reference": "Patient/m"}, "type": "replaces"}]
-        return patient
-
-    def unlinked(self, patient_id: str) -> set[str]:
-        return self.apart.get(patient_id, set())
-
 
 class Reads:
-    def __init__(self, hidden: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    """Reads that hide some resources; the person of "a" is a, b (linked) and m (merged)."""
+
+    def __init__(
+        self,
+        hidden: set[str] = frozenset(),  # type: ignore[assignment]
+        people: tuple[str, ...] = ("a", "b", "m"),
+        access: Access = Access.RELATIONSHIP,
+    ) -> None:
         self.hidden = hidden
+        self.people = people
+        self.access = access
+
+    def person(self, reader: Reader, patient_id: str) -> tuple[Person, Access]:
+        return Person(self.people), self.access
 
     def read(
         self, reader: Reader, kind: str, ident: str, version: int | None = None
@@ -78,7 +76,7 @@ def _all(service: PatientEverything, patient: str, count: int) -> list[str]:
         page = result.next_page
 
 
-def test_linked_by_a_global_identifier_or_a_merge_and_paged_without_loss() -> None:
+def test_every_patient_of_the_person_paged_without_loss() -> None:
     service = PatientEverything(Index(), Reads())  # type: ignore[arg-type]
     expected = [
         "Observation/oa1",
@@ -86,21 +84,25 @@ def test_linked_by_a_global_identifier_or_a_merge_and_paged_without_loss() -> No
         "Patient/a",
         "Observation/ob1",
         "Patient/b",
-        "Patient/m",  # merged into b: followed from b's Patient.link
+        "Patient/m",
     ]
     for count in (1, 2, 3, 50):
-        assert _all(service, "a", count) == expected  # "c" shares only a local identifier
+        assert _all(service, "a", count) == expected
 
 
-def test_returned_patients_link_to_the_persons_other_records_and_unlink_separates() -> None:
-    index = Index()
-    service = PatientEverything(index, Reads())  # type: ignore[arg-type]
+def test_returned_patients_link_to_the_persons_other_records() -> None:
+    service = PatientEverything(Index(), Reads())  # type: ignore[arg-type]
     page = service.run(READER, Everything("a"))
     assert page is not None
     patient_a = next(r for r in page.resources if r["id"] == "a")
     assert {k["other"]["reference"] for k in patient_a["link"]} == {"Patient/b", "Patient/m"}
-    index.apart = {"a": {"b"}, "b": {"a"}}
-    assert _all(service, "a", 50) == ["Observation/oa1", "Observation/oa2", "Patient/a"]
+    alone = PatientEverything(Index(), Reads(people=("a",)))  # type: ignore[arg-type]
+    assert _all(alone, "a", 50) == ["Observation/oa1", "Observation/oa2", "Patient/a"]
+
+
+def test_a_caller_with_no_way_to_the_person_gets_what_an_unknown_patient_gets() -> None:
+    service = PatientEverything(Index(), Reads(access=Access.NONE))  # type: ignore[arg-type]
+    assert service.run(READER, Everything("a")) is None
 
 
 def test_withheld_resources_are_left_out_and_a_withheld_patient_is_absent() -> None:

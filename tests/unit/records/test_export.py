@@ -1,5 +1,6 @@
-"""The exporter on fakes: files per type, consent per patient resource, slices that
-resume where time ran out, a superseded runner, cancel, failure."""
+"""The exporter on fakes: files per type, consent per patient resource, the job's scope
+(population or the caller's persons), slices that resume where time ran out, a
+superseded runner, cancel, failure."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from shared.consent.models import Policy, PolicyMode
 from shared.records import CurrentVersion
 from shared.records.export import Exporter
 from shared.records.models import ExportJob, ExportStatus
+from shared.records.people import Person
+from shared.security.models import Partner, Role
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def _row(patient: str | None, deleted: bool = False) -> CurrentVersion:
-    return CurrentVersion(1, 1, T0, "h", (), patient, deleted, "c", "e", updated=T0)
+    patients = (patient,) if patient else ()
+    return CurrentVersion(1, 1, T0, "h", (), patients, deleted, "c", "e", updated=T0)
 
 
 class Record:
@@ -49,10 +53,10 @@ class Record:
 
 
 class Consents:
-    """p2 opted out of everything."""
+    """p2's person opted out of everything (the Consent is on its linked record, q2)."""
 
     def find(self, keys: Iterable[str]) -> list[dict[str, Any]]:
-        if "Patient/p2" not in set(keys):
+        if "Patient/q2" not in set(keys):
             return []
         return [
             {
@@ -72,8 +76,21 @@ class Consents:
 
 
 class Partners:
-    def get(self, partner_id: str) -> None:
-        return None
+    def get(self, partner_id: str) -> Partner | None:
+        roles = {"analytics": {Role.POPULATION}, "clinic": {Role.READ}}.get(partner_id)
+        return Partner(id=partner_id, name=partner_id, roles=frozenset(roles or ()))
+
+
+class People:
+    """p1 came from the clinic, p2 from a lab; p2 is linked to q2 (another record)."""
+
+    def asserted(self, partner_id: str, keys: Any) -> frozenset[str]:
+        return frozenset(keys)  # the trust rule itself: tests/unit/records/test_people.py
+
+    def person(self, patient_id: str, memo: Any = None) -> Person:
+        source = {"p1": "clinic"}.get(patient_id, "lab")
+        ids = (patient_id, "q2") if patient_id == "p2" else (patient_id,)
+        return Person(ids, sources=frozenset({source}), keys=frozenset(f"Patient/{i}" for i in ids))
 
 
 class Jobs:
@@ -132,16 +149,22 @@ class Files:
         return Writer(self.written, name)
 
 
-def _job(level: str = "system", types: list[str] | None = None) -> ExportJob:
+def _job(
+    level: str = "system",
+    types: list[str] | None = None,
+    partner: str = "analytics",
+    scope: str = "population",
+) -> ExportJob:
     return ExportJob(
         id="j1",
-        partner="analytics",
+        partner=partner,
         level=level,
         types=types or [],
         since=None,
         purpose="TREAT",
         request="/fhir/$export",
         transaction_time=T0.isoformat(),
+        scope=scope,
     )
 
 
@@ -165,6 +188,7 @@ def _exporter(jobs: Jobs, files: Files, resumed: list[ExportJob] | None = None) 
         files,  # type: ignore[arg-type]
         Policy(mode=PolicyMode.OPT_OUT),
         resume=(resumed if resumed is not None else []).append,
+        people=People(),
         clock=Clock(),
     )
 
@@ -265,3 +289,13 @@ def test_cancel_stops_between_types_and_failure_is_reported() -> None:
     finished.job.status = ExportStatus.COMPLETED
     _exporter(finished, Files()).fail("analytics", "j1", "late")
     assert finished.job.status is ExportStatus.COMPLETED  # a finished job stays finished
+
+
+def test_a_read_role_partner_exports_only_the_persons_it_has_a_relationship_with() -> None:
+    jobs, files = Jobs(_job("patient", partner="clinic", scope="persons")), Files()
+    done = _exporter(jobs, files).run("clinic", "j1", budget=1000)
+    assert done is not None and done.status is ExportStatus.COMPLETED
+    assert _exported(files, done) == {"Observation": ["o1"], "Patient": ["p1"]}
+    assert done.withheld == 0  # p2's data is outside the export, not withheld from it
+    audit = next(v for k, v in files.written.items() if k.startswith("AuditEvent/"))
+    assert len(audit) == 2  # decisions about p1's data only
