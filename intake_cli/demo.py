@@ -41,7 +41,8 @@ __all__ = ["run_demo"]
 PARTNER = Partner(
     id="demo-hospital",
     name="Demo Hospital",
-    roles=frozenset({Role.INGEST, Role.READ}),
+    # registry: its opt-out list (an opt-out registry export) counts, under the trust model
+    roles=frozenset({Role.INGEST, Role.READ, Role.REGISTRY}),
     time_zone="America/Chicago",
 )
 FUNCTION_KEY = "demo-function-key"
@@ -192,7 +193,10 @@ class _Demo:
         self.notifications()
 
     def subscribe(self) -> None:
-        self.say(f"1. Partner {PARTNER.id} registered (roles ingest, read); subscriptions:")
+        self.say(
+            f"1. Partner {PARTNER.id} registered (roles {', '.join(sorted(PARTNER.roles))}); "
+            "subscriptions (for the persons it has a relationship with):"
+        )
         for name, body in (
             (
                 "admissions",

@@ -12,6 +12,8 @@ import click
 
 from shared.platform.names import Queue, Setting
 
+from .partners import partners
+
 __all__ = ["main"]
 
 root_option = click.option(
@@ -43,6 +45,9 @@ def _logging(verbose: bool) -> None:
 def main(verbose: bool) -> None:
     """fhir-intake: partner data in, clean FHIR R4 out."""
     _logging(verbose)
+
+
+main.add_command(partners)
 
 
 @main.command()
@@ -398,134 +403,6 @@ def reprocess(name: str, settings: Path) -> None:
     except (IntakeError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"announced {name} again (event {event})")
-
-
-@main.group()
-def partners() -> None:
-    """Partners: register them, list them and their keys, revoke keys."""
-
-
-def _directory(settings: Path) -> Any:
-    from devhost.config import apply_values, load_local_settings
-    from shared.platform import wiring
-
-    apply_values(load_local_settings(settings))
-    return wiring.partners()
-
-
-def _audit(action: Any, target: str, key_id: str | None = None) -> None:
-    """An AuditEvent for an operator's action, naming the operating-system user."""
-    import getpass
-
-    from shared.platform import wiring
-    from shared.platform.adapters import BlobAuditLog
-    from shared.security.audit import admin_audit_event
-
-    details = {"key-id": key_id} if key_id else None
-    event = admin_audit_event(
-        action, f"operator:{getpass.getuser()}", target, datetime.now(UTC), details
-    )
-    BlobAuditLog(wiring.storage()).write(event)
-
-
-@partners.command("add")
-@click.argument("partner_id")
-@click.option("--name", required=True, help="The organization's name.")
-@click.option(
-    "--role",
-    "roles",
-    multiple=True,
-    type=click.Choice(["ingest", "read", "admin"]),
-    default=["ingest"],
-    show_default=True,
-    help="Roles (repeatable).",
-)
-@click.option("--time-zone", default="UTC", show_default=True, help="IANA zone of its times.")
-@click.option("--identifier", "identifiers", multiple=True, help="system|value it is known by.")
-@click.option("--principal", "principals", multiple=True, help="Entra app id or object id.")
-@click.option("--no-key", is_flag=True, help="Do not issue an API key (Entra ID only).")
-@settings_option
-def partners_add(
-    partner_id: str,
-    name: str,
-    roles: tuple[str, ...],
-    time_zone: str,
-    identifiers: tuple[str, ...],
-    principals: tuple[str, ...],
-    no_key: bool,
-    settings: Path,
-) -> None:
-    """Register (or update) PARTNER_ID and print a new API key, shown this once."""
-    from pydantic import ValidationError
-
-    from shared.platform.errors import IntakeError
-    from shared.security import Partner, Role
-    from shared.security.audit import AdminAction
-
-    try:
-        partner = Partner(
-            id=partner_id,
-            name=name,
-            roles=frozenset(Role(r) for r in roles),
-            time_zone=time_zone,
-            identifiers=frozenset(identifiers),
-            principals=frozenset(principals),
-        )
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise click.UsageError(problems) from exc
-    directory = _directory(settings)
-    try:
-        directory.upsert(partner)
-        _audit(AdminAction.PARTNER_UPSERT, f"Organization/{partner.id}")
-        issued = None if no_key else directory.issue_key(partner.id)
-        if issued is not None:
-            _audit(AdminAction.KEY_ISSUE, f"Organization/{partner.id}", issued.key_id)
-        token = issued.token if issued else None
-    except IntakeError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"partner {partner.id}: roles {', '.join(sorted(partner.roles))}")
-    if token:
-        click.echo(f"API key (shown once): {token}")
-
-
-@partners.command("list")
-@settings_option
-def partners_list(settings: Path) -> None:
-    """Every partner with its roles and keys (ids, use and revocation; never secrets)."""
-    from shared.platform.errors import IntakeError
-
-    directory = _directory(settings)
-    try:
-        found, keys = directory.list(), directory.api_keys()
-    except IntakeError as exc:
-        raise click.ClickException(str(exc)) from exc
-    for partner in found:
-        click.echo(f"{partner.id}\t{partner.name}\troles={','.join(sorted(partner.roles))}")
-        for key in (k for k in keys if k.partner == partner.id):
-            used = key.last_used.isoformat(timespec="seconds") if key.last_used else "never"
-            state = "revoked" if key.revoked else "active"
-            click.echo(f"  key {key.key_id}\t{state}\tlast used {used}")
-
-
-@partners.command("revoke-key")
-@click.argument("key_id")
-@settings_option
-def partners_revoke_key(key_id: str, settings: Path) -> None:
-    """Revoke the API key KEY_ID (the 16 hex digits after fik_) for good."""
-    from shared.platform.errors import IntakeError
-    from shared.security.audit import AdminAction
-
-    key_id = key_id.removeprefix("fik_").split("_")[0]
-    try:
-        revoked = _directory(settings).revoke_key(key_id)
-        if revoked:
-            _audit(AdminAction.KEY_REVOKE, f"Organization/{revoked}", key_id)
-    except IntakeError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if not revoked:
-        raise click.ClickException(f"no key {key_id}")
-    click.echo(f"key {key_id} revoked")
 
 
 @main.group()
