@@ -5,6 +5,10 @@ Callers: none, a bad API key, a bad bearer token, an expired token, a token for 
 audience, a token of an app no partner is registered with, a partner with the wrong
 role, another partner (for what one partner owns), and the right caller, by key and by
 token. A route added to the app without a row here fails the completeness test.
+
+The trust model's roles are in it too (population, consent source, registry,
+break-the-glass), and the relationship rule: a read-role partner without a relationship
+gets 404 for a patient that exists, the same answer as for one that does not.
 """
 
 from __future__ import annotations
@@ -38,8 +42,13 @@ PARTNERS = {
     "reader": frozenset({Role.READ}),
     "other": frozenset({Role.READ}),
     "operator": frozenset({Role.ADMIN}),
+    "population": frozenset({Role.POPULATION}),
+    "consents": frozenset({Role.CONSENT_SOURCE}),
+    "registry": frozenset({Role.REGISTRY}),
+    "glass": frozenset({Role.READ, Role.BREAK_GLASS}),
 }
-READ = frozenset({"read", "admin"})
+READ = frozenset({"read", "population", "admin"})  # within each one's read scope
+POPULATION = frozenset({"population", "admin"})
 EVALUATE = {
     "resourceType": "Parameters",
     "parameter": [
@@ -80,7 +89,7 @@ CASES = [
         "consent_evaluate",
         "POST",
         "/consent/$evaluate",
-        READ,
+        frozenset({"read", "admin"}),
         body=EVALUATE,
         headers={"content-type": "application/fhir+json"},
     ),
@@ -88,7 +97,7 @@ CASES = [
         "cds_consent_consult",
         "POST",
         "/cds-services/patient-consent-consult",
-        READ,
+        frozenset({"read", "admin"}),
         body={"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p-authz"}},
     ),
     Case("fhir_read", "GET", "/fhir/Patient/p-authz", READ),
@@ -107,7 +116,7 @@ CASES = [
             "parameter": [{"name": "other", "valueString": "Patient/p-x"}],
         },
     ),
-    Case("export_system", "GET", "/fhir/$export", READ, headers={"prefer": "respond-async"}),
+    Case("export_system", "GET", "/fhir/$export", POPULATION, headers={"prefer": "respond-async"}),
     Case(
         "export_patients", "GET", "/fhir/Patient/$export", READ, headers={"prefer": "respond-async"}
     ),
@@ -214,7 +223,7 @@ def make_subscription(world: dict[str, Any]) -> str:
 
 
 def make_job(world: dict[str, Any]) -> str:
-    started = send(world, CASES_BY[("export_system", "GET")], key("reader", world["api"]))
+    started = send(world, CASES_BY[("export_patients", "GET")], key("reader", world["api"]))
     assert started.status_code == 202, started.text
     return str(started.headers["content-location"].rsplit("/", 1)[1])
 
@@ -291,3 +300,58 @@ def test_app_roles_in_a_token_narrow_a_partner(world: dict[str, Any]) -> None:
     narrowed = token(world, "operator", roles=["read"])  # Entra granted this app only read
     assert send(world, case, narrowed).status_code == 403
     assert send(world, case, token(world, "operator", roles=["admin"])).status_code != 403
+
+
+def _stored_patient(world: dict[str, Any]) -> str:
+    """The id of the ORU's Patient once the pipeline stored it (the ingester's)."""
+    from shared.normalize.ids import local_system, patient_id
+    from tests.e2e.conftest import wait_stage
+
+    wait_stage(world["api"], "ingester", world["ingestion"], "store")
+    return patient_id("ingester", local_system("ingester", "ACME"), "MRN-A1")
+
+
+def test_a_reader_without_a_relationship_gets_404_for_a_patient_that_exists(
+    world: dict[str, Any],
+) -> None:
+    from datetime import UTC, datetime
+
+    from shared.platform.names import Table
+    from shared.records.adapters import TablePersonIndex
+
+    patient = _stored_patient(world)
+    path = f"/fhir/Patient/{patient}"
+    api = world["api"]
+
+    def status(partner: str, purpose: str | None = None, by_token: bool = False) -> int:
+        auth = token(world, partner) if by_token else key(partner, api)
+        headers = {**auth, **({"x-purpose-of-use": purpose} if purpose else {})}
+        return int(api["client"].get(path, headers=headers).status_code)
+
+    absent = api["client"].get("/fhir/Patient/no-such-patient", headers=key("reader", api))
+    assert status("reader") == absent.status_code == 404  # exists, but no relationship
+    assert status("reader", by_token=True) == 404
+    assert api["client"].get(path, headers=key("reader", api)).json() == absent.json()
+    assert status("population") == 200  # (an operator reaches everyone too, for HOPERAT,
+    # which the default opt-out policy does not permit: issue 23's question)
+    assert status("glass") == 404  # break-the-glass needs an emergency purpose...
+    assert status("glass", "ETREAT") == 200  # ...and the grant
+    assert status("reader", "ETREAT") == 404  # no grant, no glass to break
+    assert status("reader", "HMARKT") == 403  # a purpose it is not registered for
+    clients = api["clients"]
+    people = TablePersonIndex(
+        clients.table_client(Table.COMPARTMENTS), clients.table_client(Table.IDENTIFIERS)
+    )
+    people.relate(patient, "reader", datetime.now(UTC))  # what `intake partners relate` does
+    assert status("reader") == 200 and status("reader", by_token=True) == 200
+    assert status("other") == 404  # a relationship is the partner's, not everyone's
+    people.unrelate(patient, "reader")
+    assert status("reader") == 404
+
+
+def test_system_export_needs_the_population_role(world: dict[str, Any]) -> None:
+    case = CASES_BY[("export_system", "GET")]
+    for partner in ("reader", "glass"):
+        answer = send(world, case, key(partner, world["api"]))
+        assert answer.status_code == 403 and "population role" in answer.text
+    assert send(world, case, key("population", world["api"])).status_code == 202

@@ -141,7 +141,9 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
             host.start()
         poster.join(900)
         assert not poster.is_alive() and poster.error is None, poster.error
-        expected = expected_patients("ndjson", RECORDS) | expected_patients("hl7-mixed", POSTS)
+        expected = expected_patients("ndjson", RECORDS, "p1", SEED) | expected_patients(
+            "hl7-mixed", POSTS, "p1", SEED
+        )
         report: dict[str, Any] = wait_for(
             lambda: _report(clients), timeout=900, interval=3, what="the drop's report"
         )

@@ -23,7 +23,7 @@ from tests.support.hostproc import REPO
 
 pytestmark = pytest.mark.azurite
 
-OID = "2.16.840.1.113883.19.5"  # a global assigning authority: shared by every partner
+OID = "2.16.840.1.113883.19.5"  # the assigning authority whose patients p1 records consents for
 ORU = (
     "MSH|^~\\&|LAB|ACME|EHR|HOSP|20260301101500||ORU^R01^ORU_R01|CTRL-555|P|2.5.1\r"
     f"PID|1||MRN-555^^^&{OID}&ISO^MR||Doe^Jane||19700101|F\r"
@@ -41,7 +41,14 @@ def _consent(rule: str, date: str) -> bytes:
 @pytest.fixture(scope="module")
 def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     partners = [
-        Partner(id="p1", name="Lab"),
+        # A consent source for its MRN space, and a registry (its opt-out lists count):
+        # a Consent counts only from a partner that may speak for the patient.
+        Partner(
+            id="p1",
+            name="Lab",
+            roles=frozenset({Role.INGEST, Role.CONSENT_SOURCE, Role.REGISTRY}),
+            consent_systems=frozenset({f"urn:oid:{OID}"}),
+        ),
         Partner(id="reader", name="Care team", roles=frozenset({Role.READ})),
     ]
     off = {"AzureWebJobs.notify.Disabled": "true"}  # the tests read what reached notify
@@ -108,7 +115,7 @@ def test_opt_out_quarantines_then_a_permit_lets_a_resend_through(api: dict[str, 
     clients = api["clients"]
     first = _ingest(api, _consent("OPTOUT", "2026-01-01"), "application/fhir+json")
     indexed = _consent_stage(api, first)
-    assert indexed["consent_status"] == "permitted"  # a Consent is always kept
+    assert indexed["consent_status"] == "permitted"  # from a consent source: it counts
     assert indexed["consent_consents_indexed"] == 1
 
     lab = _ingest(api, ORU.encode(), "x-application/hl7-v2+er7")

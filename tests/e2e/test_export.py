@@ -1,5 +1,6 @@
 """FHIR Bulk Data export on the local host and Azurite: kick-off, status, manifest and
-NDJSON files that match the store, a patient's consent honoured, cancel, and refusals."""
+NDJSON files that match the store, a patient's consent honoured, a read-role partner's
+Patient export of the persons it relates to, cancel, and refusals."""
 
 from __future__ import annotations
 
@@ -20,15 +21,16 @@ from tests.e2e.conftest import post_ingest, product_api, wait_stage
 from tests.support.consents import action_provision, privacy_consent
 
 pytestmark = pytest.mark.azurite
-# 600 Patients, 600 Observations and the Provenance: several two-second slices per job
-RECORDS = 1200
+# 400 Patients, 400 Observations and a Provenance for each patient's: several two-second
+# slices per job
+RECORDS = 800
 
 
 @pytest.fixture(scope="module")
 def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     partners = [
-        Partner(id="feed", name="Feed"),
-        Partner(id="analytics", name="Analytics", roles=frozenset({Role.READ})),
+        Partner(id="feed", name="Feed", roles=frozenset({Role.INGEST, Role.READ})),
+        Partner(id="analytics", name="Analytics", roles=frozenset({Role.POPULATION})),
         Partner(id="other", name="Other reader", roles=frozenset({Role.READ})),
     ]
     # Notifications are not what this module tests; their stage would double the queue
@@ -108,10 +110,10 @@ def test_a_system_export_matches_the_store(api: dict[str, Any]) -> None:
 def test_patient_export_with_type_and_since_and_a_patients_consent(api: dict[str, Any]) -> None:
     from shared.normalize.ids import resource_id
 
-    # The consent names the patient by identifier, as a partner would (a partner's
+    # The feed's consent names its patient by identifier, as a partner would (a partner's
     # references are to its own ids, which the pipeline namespaces).
     identifier = {"system": "urn:oid:2.16.840.1.113883.19.5", "value": "MRN000000001"}
-    withheld = resource_id("Patient", "", identifier["system"], identifier["value"])
+    withheld = resource_id("feed", "Patient", "id", "gen-5-1")  # the Patient that carries it
     assert withheld in _stored(api)["Patient"]
     consent = privacy_consent(
         "no-analytics",
@@ -149,4 +151,22 @@ def test_refusals(api: dict[str, Any]) -> None:
     assert _kickoff(api, prefer="").status_code == 400
     assert _kickoff(api, "$export?_typeFilter=x").status_code == 400
     assert _kickoff(api, "$export?_outputFormat=text/csv").status_code == 400
-    assert _kickoff(api, partner="feed").status_code == 403  # ingest role only
+    system = _kickoff(api, partner="other")  # a read role: its persons, never everyone
+    assert system.status_code == 403 and "population role" in system.text
+
+
+def test_a_read_role_partner_exports_the_persons_it_relates_to(api: dict[str, Any]) -> None:
+    mine = _kickoff(api, "Patient/$export?_type=Patient", partner="feed")
+    assert mine.status_code == 202, mine.text
+    location = mine.headers["content-location"]
+    manifest = _finish(api, location, partner="feed")
+    headers = {"x-api-key": api["keys"]["feed"]}
+    exported = set()
+    for output in manifest["output"]:
+        lines = api["client"].get(output["url"], headers=headers).text.splitlines()
+        exported |= {json.loads(line)["id"] for line in lines if line}
+    # The feed sent every Patient, so all are its persons (but the one whose consent says
+    # no); the other reader relates to nobody, so its export is empty.
+    assert len(exported) == RECORDS // 2 - 1
+    theirs = _kickoff(api, "Patient/$export?_type=Patient", partner="other")
+    assert _finish(api, theirs.headers["content-location"], partner="other")["output"] == []

@@ -1,6 +1,7 @@
 """The FHIR read API on the local host and Azurite: what the pipeline stored is read
-back with its versions, consent withholds what the patient denies (404, like an absent
-id), and callers without the right key or role are refused."""
+back with its versions by a reader with a relationship to the person, consent withholds
+what the patient denies (404, like an absent id), and callers without the right key or
+role are refused. (Reads without a relationship: tests/e2e/test_trust.py.)"""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tests.support.hostproc import REPO
 pytestmark = pytest.mark.azurite
 
 OID = "2.16.840.1.113883.19.7"
+SHARED = "urn:oid:2.16.840.1.113883.19.8"  # an MRN space the lab and the hospital both assign
 
 
 def _oru(time: str, value: int) -> bytes:
@@ -36,13 +38,26 @@ def _oru(time: str, value: int) -> bytes:
 @pytest.fixture(scope="module")
 def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     partners = [
-        Partner(id="lab", name="Lab"),
-        Partner(id="hospital", name="Hospital"),
+        Partner(id="lab", name="Lab", authorities=frozenset({SHARED})),
+        Partner(id="hospital", name="Hospital", authorities=frozenset({SHARED})),
         Partner(id="clinic", name="Clinic", roles=frozenset({Role.READ})),
         Partner(id="ops", name="Operator", roles=frozenset({Role.ADMIN})),
     ]
     with product_api(azurite, tmp_path_factory.mktemp("read"), partners, "fk-read") as api:
         yield api
+
+
+def _relate(api: dict[str, Any], patient_id: str, partner: str = "clinic") -> None:
+    """An operator registers the person to the reading partner (``intake partners relate``)."""
+    from datetime import UTC, datetime
+
+    from shared.platform.names import Table
+    from shared.records.adapters import TablePersonIndex
+
+    clients = api["clients"]
+    TablePersonIndex(
+        clients.table_client(Table.COMPARTMENTS), clients.table_client(Table.IDENTIFIERS)
+    ).relate(patient_id, partner, datetime.now(UTC))
 
 
 def _ingest(api: dict[str, Any], body: bytes, content_type: str, partner: str = "lab") -> str:
@@ -69,8 +84,12 @@ def _stored_observation(api: dict[str, Any]) -> str:
 
 
 def test_read_vread_and_history_of_what_the_pipeline_stored(api: dict[str, Any]) -> None:
+    from shared.normalize.ids import patient_id
+
     _ingest(api, _oru("20260301090000", 195), "x-application/hl7-v2+er7")
     obs = _stored_observation(api)
+    assert _get(api, obs).status_code == 404  # the clinic has no relationship yet
+    _relate(api, patient_id("lab", f"urn:oid:{OID}", "MRN-7"))
     first = _get(api, obs)
     assert first.status_code == 200, first.text
     assert first.headers["etag"] == 'W/"1"' and first.headers["last-modified"].endswith("GMT")
@@ -131,6 +150,15 @@ def test_consent_withholds_a_resource_exactly_like_an_absent_one(api: dict[str, 
     about = [
         e for e in denied if obs in {x["what"]["reference"] for x in e["entity"] if "what" in x}
     ]
+
+    def access(event: dict[str, Any]) -> set[str]:
+        details = [d for x in event["entity"] for d in x.get("detail", [])]
+        return {d["valueString"] for d in details if d["type"] == "access"}
+
+    # The read before the clinic had a relationship was refused and audited as such...
+    assert any(access(e) == {"none"} for e in about)
+    # ...and the consent's denials name the consent that decided.
+    about = [e for e in about if access(e) == {"relationship"}]
     assert about  # events are blobs named by id: find ours, in no particular order
     assert {e["agent"][0]["who"]["identifier"]["value"] for e in about} == {"clinic"}
     assert all(
@@ -172,12 +200,13 @@ def test_metadata_says_what_is_supported(api: dict[str, Any]) -> None:
 
 
 def test_search_a_patients_results_page_by_page_with_filters(api: dict[str, Any]) -> None:
-    from shared.normalize.ids import local_system, resource_id
+    from shared.normalize.ids import local_system, patient_id
 
     samples = REPO / "docs" / "samples"
     body = (samples / "lab-results.csv").read_bytes()
     wait_stage(api, "lab", post_ingest(api, "lab", body, "text/csv", "lab-results"), "store")
-    patient = resource_id("Patient", "lab", local_system("lab", "MR"), "LAB-2001")
+    patient = patient_id("lab", local_system("lab", "MR"), "LAB-2001")
+    _relate(api, patient)
 
     answer = _get(api, f"Observation?patient={patient}&_count=2")
     assert answer.status_code == 200, answer.text
@@ -235,15 +264,15 @@ def _person(patient_id: str, identifiers: list[dict[str, str]], value: int) -> b
 def test_everything_of_one_person_across_two_records(api: dict[str, Any]) -> None:
     from shared.normalize.ids import resource_id
 
-    shared_id = {"system": "urn:oid:2.16.840.1.113883.19.8", "value": "P-1"}
+    shared_id = {"system": SHARED, "value": "P-1"}
     other_id = {"system": "urn:oid:2.16.840.1.113883.19.9", "value": "Q-9"}
     _ingest(api, _person("a", [shared_id], 70), "application/fhir+json")
-    # Another partner's record: its id comes from its first global identifier, so it is
-    # another Patient; the identifier it shares with the first makes it the same person.
+    # Another partner's record is its own Patient; the identifier it shares with the
+    # first, of an MRN space both partners assign, makes it the same person.
     _ingest(api, _person("b", [other_id, shared_id], 80), "application/fhir+json", "hospital")
-    first = resource_id("Patient", "", shared_id["system"], shared_id["value"])
-    second = resource_id("Patient", "", other_id["system"], other_id["value"])
-    assert first != second
+    first = resource_id("lab", "Patient", "id", "a")
+    second = resource_id("hospital", "Patient", "id", "b")
+    _relate(api, first)  # the clinic relates to the person through the lab's record
 
     def everything(patient: str) -> list[dict[str, Any]]:
         answer = _get(api, f"Patient/{patient}/$everything?_count=3")

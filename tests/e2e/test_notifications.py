@@ -1,7 +1,9 @@
 """Notifications end to end on the local host and Azurite: subscriptions over HTTP, an
 ADT A01 posted to /api/ingest reaching a local receiver as one signed admission, A03 as a
 discharge, a heart-rate threshold as a CloudEvent, retries into the dead-letter store and
-a replay, 410 turning a subscription off, and the API's refusals."""
+a replay, 410 turning a subscription off, and the API's refusals. The subscriber is a care
+team registered to the hospital's patients: a subscription reaches no further than its
+owner's reads (tests/e2e/test_trust.py shows what it does not hear of)."""
 
 from __future__ import annotations
 
@@ -69,6 +71,7 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
     partners = [
         Partner(id="hospital", name="Demo Hospital"),
         Partner(id="acme", name="Acme Care", roles=frozenset({Role.READ})),
+        Partner(id="carer", name="Another care team", roles=frozenset({Role.READ})),
         Partner(id="ops", name="Operators", roles=frozenset({Role.ADMIN})),
     ]
     env = {
@@ -77,7 +80,25 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         "INTAKE_WEBHOOK_TIMEOUT_SECONDS": "2",
     }
     with product_api(azurite, tmp, partners, FUNCTION_KEY, env) as api:
+        _relate(api, "DEMO-MRN-1", "RPM-77")
         yield api
+
+
+def _relate(api: dict[str, Any], *mrns: str) -> None:
+    """An operator registers the hospital's patients to Acme (``intake partners relate``)."""
+    from datetime import UTC, datetime
+
+    from shared.normalize.ids import local_system, patient_id
+    from shared.platform.names import Table
+    from shared.records.adapters import TablePersonIndex
+
+    clients = api["clients"]
+    index = TablePersonIndex(
+        clients.table_client(Table.COMPARTMENTS), clients.table_client(Table.IDENTIFIERS)
+    )
+    for mrn in mrns:
+        system = local_system("hospital", "DEMO-HOSP")
+        index.relate(patient_id("hospital", system, mrn), "acme", datetime.now(UTC))
 
 
 def subscribe(api: dict[str, Any], receiver: Receiver, **fields: Any) -> dict[str, Any]:
@@ -235,7 +256,7 @@ def test_the_api_refuses_clearly(api: dict[str, Any], tmp_path: Path) -> None:
     assert client.get("/subscriptions").status_code == 401
     theirs = client.post(
         "/subscriptions",
-        json={"criteria": "Patient", "endpoint": "http://127.0.0.1:9/x", "owner": "hospital"},
+        json={"criteria": "Patient", "endpoint": "http://127.0.0.1:9/x", "owner": "carer"},
         headers={"x-api-key": api["keys"]["ops"]},
     ).json()
     assert client.get(f"/subscriptions/{theirs['id']}", headers=acme).status_code == 404

@@ -99,7 +99,7 @@ def test_storage_outage_gives_503s_and_loses_nothing(tmp_path: Path) -> None:
         azurite = start_azurite(REPO, location, ports=ports, log_file=tmp_path / "azurite2.log")
         poster.join(240)
         assert not poster.is_alive(), "the poster never got every message accepted"
-        expected = expected_patients("hl7-mixed", MESSAGES)
+        expected = expected_patients("hl7-mixed", MESSAGES, "p1", 42)
         table = clients.table_client(Table.RESOURCES)
 
         def stored() -> set[str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.normalize.ids import resource_id
+from shared.normalize.ids import patient_id
 from shared.platform.names import Container, Table
 from shared.security import Partner
 from shared.security.models import Role
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.azurite
 
 OID = "2.16.840.1.113883.19.11"
 GONE, KEPT = "MRN-GONE-1", "MRN-KEPT-2"
-GONE_ID = resource_id("Patient", "", f"urn:oid:{OID}", GONE)
-KEPT_ID = resource_id("Patient", "", f"urn:oid:{OID}", KEPT)
+GONE_ID = patient_id("lab", f"urn:oid:{OID}", GONE)
+KEPT_ID = patient_id("lab", f"urn:oid:{OID}", KEPT)
 
 
 def _oru(mrn: str, time: str, value: int) -> bytes:
