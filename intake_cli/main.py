@@ -12,24 +12,10 @@ import click
 
 from shared.platform.names import Queue, Setting
 
+from .options import root_option, settings_option
 from .partners import partners
 
 __all__ = ["main"]
-
-root_option = click.option(
-    "--root",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=".",
-    show_default=True,
-    help="Folder with host.json and function_app.py.",
-)
-settings_option = click.option(
-    "--settings",
-    type=click.Path(path_type=Path),
-    default="local.settings.json",
-    show_default=True,
-    help="local.settings.json to read app settings (and the host's keys) from.",
-)
 
 
 def _logging(verbose: bool) -> None:

@@ -12,16 +12,11 @@ from typing import Any
 
 import click
 
+from .options import settings_option
+
 __all__ = ["partners"]
 
 ROLES = ["ingest", "read", "admin", "population", "consent-source", "registry", "break-glass"]
-settings_option = click.option(
-    "--settings",
-    type=click.Path(path_type=Path),
-    default="local.settings.json",
-    show_default=True,
-    help="local.settings.json to read app settings from.",
-)
 
 
 @click.group()

@@ -8,10 +8,12 @@ the Functions queue trigger's default encoding, so every stage reads what anothe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from azure.core.exceptions import AzureError
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.queue import (
@@ -21,7 +23,7 @@ from azure.storage.queue import (
     QueueServiceClient,
 )
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, StorageUnavailableError
 from .names import Container, Setting, Table, physical_name
 from .settings import Settings
 
@@ -32,6 +34,7 @@ __all__ = [
     "build_storage_clients",
     "connect_services",
     "service_endpoints",
+    "storage_errors",
 ]
 
 
@@ -155,3 +158,13 @@ def build_storage_clients(settings: Settings, **options: Any) -> StorageClients:
         **{**FAIL_FAST, **options},
     )
     return StorageClients(blob=blob, queue=queue, table=table, prefix=settings.storage_prefix)
+
+
+@contextlib.contextmanager
+def storage_errors(what: str) -> Iterator[None]:
+    """Azure SDK errors inside become ``StorageUnavailableError`` (retryable), naming
+    ``what`` failed and the error's type (never its text)."""
+    try:
+        yield
+    except AzureError as exc:
+        raise StorageUnavailableError(f"{what} failed: {type(exc).__name__}") from exc

@@ -33,7 +33,6 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
-    AzureError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
@@ -42,7 +41,7 @@ from azure.data.tables import TableClient, TableEntity, TransactionOperation, Up
 from azure.storage.blob import ContainerClient, ContentSettings
 
 from shared.normalize import json_codec
-from shared.platform.errors import StorageUnavailableError
+from shared.platform.storage import storage_errors
 
 from ..errors import ResourceConflictError
 from ..models import Change, CurrentVersion, IngestionRef, StoredVersion, WriteOutcome
@@ -56,15 +55,6 @@ _ATTEMPTS = 12  # each round lets at least one writer win; beyond, the queue ret
 def version_blob(resource_type: str, resource_id: str, version: int) -> str:
     """Where one version of a resource lives in ``fhir``."""
     return f"{resource_type}/{resource_id}/_history/{version}.json"
-
-
-@contextlib.contextmanager
-def _storage(what: str) -> Iterator[None]:
-    """Storage errors inside become ``StorageUnavailableError`` (retryable)."""
-    try:
-        yield
-    except AzureError as exc:
-        raise StorageUnavailableError(f"{what} failed: {type(exc).__name__}") from exc
 
 
 def _ingestion_row(patient: str, ingestion: IngestionRef) -> dict[str, Any]:
@@ -136,7 +126,7 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        with _storage("reading the record"):
+        with storage_errors("reading the record"):
             try:
                 return _current(self._rows.get_entity(resource_type, resource_id))
             except ResourceNotFoundError:
@@ -160,7 +150,7 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        with _storage("reading a version"):
+        with storage_errors("reading a version"):
             try:
                 blob = self._blobs.download_blob(version_blob(resource_type, resource_id, version))
                 data = blob.readall()
@@ -181,7 +171,7 @@ class BlobResourceStore:
         """
         low = f"{resource_type}|{after}" if after else f"{resource_type}|"
         query = "PartitionKey eq @p and RowKey gt @low and RowKey lt @high"
-        with _storage("reading a compartment"):
+        with storage_errors("reading a compartment"):
             rows = self._compartments.query_entities(
                 query,
                 parameters={"p": patient_id, "low": low, "high": f"{resource_type}|~"},
@@ -196,7 +186,7 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        with _storage("listing types"):
+        with storage_errors("listing types"):
             rows = self._rows.list_entities(select=["PartitionKey"])
             return sorted({str(r["PartitionKey"]) for r in rows})
 
@@ -209,7 +199,7 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        with _storage("listing resources"):
+        with storage_errors("listing resources"):
             rows = self._rows.query_entities(
                 "PartitionKey eq @t and RowKey gt @after",
                 parameters={"t": resource_type, "after": after},
@@ -224,7 +214,7 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        with _storage("recording an ingestion"):
+        with storage_errors("recording an ingestion"):
             for patient in sorted(set(patient_ids)):
                 self._compartments.upsert_entity(_ingestion_row(patient, ingestion))
 
@@ -255,7 +245,7 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        with _storage("reading ingestions"):
+        with storage_errors("reading ingestions"):
             rows = self._marked(patient_id, "~ingestion|")
             return [
                 IngestionRef(
@@ -276,7 +266,7 @@ class BlobResourceStore:
             StorageUnavailableError: storage failed.
         """
         query = "PartitionKey eq @p and RowKey gt @low and RowKey lt '~'"
-        with _storage("reading a compartment"):
+        with storage_errors("reading a compartment"):
             rows = self._compartments.query_entities(
                 query, parameters={"p": patient_id, "low": after or ""}, select=["RowKey"]
             )
@@ -290,7 +280,7 @@ class BlobResourceStore:
             StorageUnavailableError: storage failed.
         """
         prefix = f"{resource_type}/{resource_id}/_history/"
-        with _storage("erasing a resource"):
+        with storage_errors("erasing a resource"):
             names = [b.name for b in self._blobs.list_blobs(name_starts_with=prefix)]
             for name in names:
                 with contextlib.suppress(ResourceNotFoundError):
@@ -307,7 +297,7 @@ class BlobResourceStore:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        with _storage("forgetting a patient"):
+        with storage_errors("forgetting a patient"):
             rows = self._compartments.query_entities(
                 "PartitionKey eq @p", parameters={"p": patient_id}, select=["RowKey"]
             )
@@ -322,7 +312,7 @@ class BlobResourceStore:
             StorageUnavailableError: storage failed.
         """
         prefix = f"{resource_type}/{resource_id}/_history/"
-        with _storage("listing versions"):
+        with storage_errors("listing versions"):
             names = [b.name for b in self._blobs.list_blobs(name_starts_with=prefix)]
         found = [n.removeprefix(prefix).removesuffix(".json") for n in names]
         return sorted(int(v) for v in found if v.isdigit())
@@ -351,7 +341,7 @@ class BlobResourceStore:
         write = _Write(
             resource, kind, ident, digest, source_time, correlation_id, patients, delete, source
         )
-        with _storage("writing the record"):
+        with storage_errors("writing the record"):
             for attempt in range(_ATTEMPTS):
                 # Most writes in a batch are new: try creating before reading (one round
                 # trip saved); if the resource exists the create fails and we read.
@@ -508,7 +498,7 @@ class BlobResourceStore:
         for change in changes:
             for compartment in change.compartments:
                 by_patient.setdefault(compartment.split("/", 1)[1], []).append(change)
-        with _storage("writing compartments"):
+        with storage_errors("writing compartments"):
             for patient, listed in by_patient.items():
                 rows = {c.reference: c for c in listed}  # one operation per row in a batch
                 operations: list[tuple[TransactionOperation, dict[str, Any]]] = [

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.platform.errors import StorageUnavailableError
+from shared.platform.storage import storage_errors
 
 from ..people import MAX_IDENTIFIER, IdentifierHolder, Link, PersonRows
 
@@ -38,14 +38,6 @@ _LINK, _RELATION, _SOURCE, _UNLINK = "~link|", "~relation|", "~source|", "~unlin
 def identifier_key(system: str, value: str) -> str:
     """The table partition of an identifier (a hash: identifiers are PHI)."""
     return hashlib.sha256(f"{system}|{value}".encode()).hexdigest()[:40]
-
-
-@contextlib.contextmanager
-def _storage(what: str) -> Iterator[None]:
-    try:
-        yield
-    except AzureError as exc:
-        raise StorageUnavailableError(f"{what} failed: {type(exc).__name__}") from exc
 
 
 class TablePersonIndex:
@@ -62,7 +54,7 @@ class TablePersonIndex:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        with _storage("indexing identifiers"):
+        with storage_errors("indexing identifiers"):
             for identifier in patient.get("identifier") or ():
                 system, value = identifier.get("system"), identifier.get("value")
                 if system and value and max(len(system), len(value)) <= MAX_IDENTIFIER:
@@ -83,7 +75,7 @@ class TablePersonIndex:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        with _storage("reading identifiers"):
+        with storage_errors("reading identifiers"):
             rows = self._identifiers.query_entities(
                 "PartitionKey eq @p", parameters={"p": identifier_key(system, value)}
             )
@@ -111,7 +103,7 @@ class TablePersonIndex:
         related: set[str] = set()
         sources: set[str] = set()
         unlinked: set[str] = set()
-        with _storage("reading a person"):
+        with storage_errors("reading a person"):
             rows = self._compartments.query_entities(
                 "PartitionKey eq @p and RowKey ge @low and RowKey lt @high",
                 parameters={"p": patient_id, "low": _LINK, "high": "~v"},
@@ -143,7 +135,7 @@ class TablePersonIndex:
             StorageUnavailableError: storage failed.
         """
         new = False
-        with _storage("recording a link"):
+        with storage_errors("recording a link"):
             for one, two in ((link.patient_id, link.other_id), (link.other_id, link.patient_id)):
                 row = {
                     "PartitionKey": one,
@@ -167,7 +159,7 @@ class TablePersonIndex:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        with _storage("recording an unlink"):
+        with storage_errors("recording an unlink"):
             for one, two in ((patient_id, other_id), (other_id, patient_id)):
                 self._compartments.upsert_entity({"PartitionKey": one, "RowKey": f"{_UNLINK}{two}"})
 
@@ -177,7 +169,7 @@ class TablePersonIndex:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        with _storage("recording a relationship"):
+        with storage_errors("recording a relationship"):
             self._compartments.upsert_entity(
                 {
                     "PartitionKey": patient_id,
@@ -192,7 +184,7 @@ class TablePersonIndex:
         Raises:
             StorageUnavailableError: storage failed.
         """
-        with _storage("removing a relationship"):
+        with storage_errors("removing a relationship"):
             try:  # delete_entity does not tell whether there was one
                 self._compartments.get_entity(patient_id, f"{_RELATION}{partner}")
             except ResourceNotFoundError:
@@ -208,7 +200,7 @@ class TablePersonIndex:
             StorageUnavailableError: storage failed.
         """
         rows = self.rows(patient_id)
-        with _storage("forgetting a patient"):
+        with storage_errors("forgetting a patient"):
             others = [(link.other_id, _LINK) for link in rows.links]
             others += [(other, _UNLINK) for other in rows.unlinked]
             for other, prefix in others:

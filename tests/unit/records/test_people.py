@@ -12,6 +12,8 @@ from shared.records.people import IdentifierHolder, Link, People, PersonRows, id
 from shared.security.models import Partner, Role
 from shared.security.trust import TrustPolicy
 
+from .fakes import Audit
+
 A_MRN = "urn:oid:2.16.840.1.113883.3.999"
 STATE = "urn:oid:2.16.840.1.113883.4.1.77"
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -58,15 +60,6 @@ class Patients:
 
     def current_patient(self, patient_id: str) -> dict[str, Any] | None:
         return self.current.get(patient_id)
-
-
-class Audit:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def write(self, event: dict[str, Any]) -> str:
-        self.events.append(event)
-        return str(event["id"])
 
 
 PARTNERS = {

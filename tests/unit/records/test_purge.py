@@ -11,6 +11,8 @@ from shared.consent.models import Actor
 from shared.records import CurrentVersion
 from shared.records.purge import Purger
 
+from .fakes import Audit
+
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 MRN = ("urn:oid:1.2", "M1")
 
@@ -85,15 +87,6 @@ class People:
 
     def forget(self, patient_id: str, identifiers: Iterable[tuple[str, str]]) -> None:
         self.forgot.append((patient_id, set(identifiers)))
-
-
-class Audit:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def write(self, event: dict[str, Any]) -> str:
-        self.events.append(event)
-        return str(event["id"])
 
 
 def test_a_purge_keeps_what_other_records_rely_on_and_says_so() -> None:
