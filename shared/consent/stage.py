@@ -22,6 +22,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -57,6 +58,7 @@ from .vocabulary import OPT_OUT_REGISTRY
 __all__ = ["ConsentOutcome", "ConsentStage"]
 
 log = logging.getLogger(__name__)
+_LOOKUPS = 8  # persons resolved at a time (bench/bench_consent.py)
 _TRUNCATED = ConsentDecision(
     Effect.DENY,
     reasons=(
@@ -203,20 +205,27 @@ class ConsentStage:
             self._trust.max_patients,
         )
         known = {pid: (p, partner) for pid, p in resolver.bundle_patients.items()}
+        placed: list[tuple[int, dict[str, Any], Subjects]] = []
         for number, entry in enumerate(work.entries):
             resource = entry.get("resource") or {}
             if resource.get("resourceType") == "Consent":  # whose directive: Consent.patient only
                 resource = {"resourceType": "Consent", "patient": resource.get("patient")}
-            subjects = resolver.of(resource)
-            if subjects.problem is None:
-                for patient in subjects.patients:
-                    pid = patient.removeprefix("Patient/")
-                    person = self._people.person(pid, work.persons, known)
-                    work.persons[patient] = person
-                    owners = set(person.owners)
-                    if owners and partner not in owners:
-                        subjects = Subjects(problem=f"{patient} is another partner's patient")
-                        break
+            placed.append((number, entry, resolver.of(resource)))
+        # Each patient's person, a few at a time (each is a partition query, and a record
+        # read for a Patient not in this Bundle).
+        patients = sorted({p for _, _, s in placed if s.problem is None for p in s.patients})
+
+        def resolve(patient: str) -> Person:
+            return self._people.person(patient.removeprefix("Patient/"), None, known)
+
+        with ThreadPoolExecutor(max(1, min(_LOOKUPS, len(patients)))) as pool:
+            work.persons.update(zip(patients, pool.map(resolve, patients), strict=True))
+        for number, entry, subjects in placed:
+            for patient in subjects.patients if subjects.problem is None else ():
+                owners = work.persons[patient].owners
+                if owners and partner not in owners:
+                    subjects = Subjects(problem=f"{patient} is another partner's patient")
+                    break
             if subjects.problem is not None:
                 work.unplaced.append((entry, f"{_ref(entry)}: {subjects.problem}"))
             else:

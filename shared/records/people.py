@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +44,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 MAX_PEOPLE = 50  # Patients one person may span before we stop following links
+PARTNERS_REFRESH_SECONDS = 5.0  # how long a partner's registration is reused (a batch's
+# persons would otherwise read the same partner row once each)
 
 
 def identifier_hash(system: str, value: str) -> str:
@@ -159,10 +162,13 @@ class People:
         policy: TrustPolicy,
         audit: AuditLog | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        refresh_seconds: float = PARTNERS_REFRESH_SECONDS,
     ) -> None:
+        self._refresh = refresh_seconds
         self._index = index
         self._patients = patients
-        self._partners = partners
+        self._lookup = partners
+        self._known: dict[str, tuple[float, Partner | None]] = {}
         self._policy = policy
         self._audit = audit
         self._clock = clock
@@ -288,6 +294,15 @@ class People:
             owners,
             truncated,
         )
+
+    def _partners(self, partner_id: str) -> Partner | None:
+        """A partner's registration, read again after ``refresh_seconds``."""
+        now = time.monotonic()
+        kept = self._known.get(partner_id)
+        if kept is None or now - kept[0] >= self._refresh:
+            kept = (now, self._lookup(partner_id))
+            self._known[partner_id] = kept
+        return kept[1]
 
     def asserted(self, partner_id: str, keys: Iterable[str]) -> frozenset[str]:
         """The identifier keys (``system|value``) whose system ``partner_id`` asserts: the

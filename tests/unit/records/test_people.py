@@ -80,6 +80,7 @@ class World:
             TrustPolicy(link_systems=link_systems),
             self.audit,  # type: ignore[arg-type]
             clock=lambda: NOW,
+            refresh_seconds=0,  # registrations read afresh: the tests change them
         )
 
     def store(self, pid: str, partner: str, *identifiers: tuple[str, str], **more: Any) -> int:
@@ -225,3 +226,17 @@ def test_a_patient_not_stored_yet_counts_with_its_sender() -> None:
     known = {"new": ({"resourceType": "Patient", "id": "new", "identifier": []}, "hosp-a")}
     person = world.people.person("new", known=known)
     assert person.sources == {"hosp-a"} and person.owners == frozenset()
+
+
+def test_partner_registrations_are_read_once_per_refresh() -> None:
+    reads: list[str] = []
+
+    def lookup(partner_id: str) -> Partner | None:
+        reads.append(partner_id)
+        return PARTNERS.get(partner_id)
+
+    people = People(Index(), Patients(), lookup, TrustPolicy(), refresh_seconds=60)
+    for n in range(5):
+        patient = {"resourceType": "Patient", "identifier": [{"system": A_MRN, "value": f"M{n}"}]}
+        people.person(f"p{n}", known={f"p{n}": (patient, "hosp-a")})
+    assert reads == ["hosp-a"]  # a batch of 5 persons: one read of the sender
