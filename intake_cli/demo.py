@@ -102,13 +102,10 @@ def run_demo(root: Path, timeout: float = 120.0, out: TextIO = sys.stdout) -> in
     print("fhir-intake demo: partner data in, clean FHIR R4 out\n", file=out)
     with tempfile.TemporaryDirectory(prefix="intake-demo-") as tmp:
         work = Path(tmp)
-        ports = _free_storage_ports()
         azurite: AzuriteProcess | None = None
         host: subprocess.Popen[bytes] | None = None
         try:
-            azurite = start_azurite(
-                root, work / "azurite", ports=ports, log_file=work / "azurite.log"
-            )
+            azurite, ports = _start_storage(root, work)
             print(f"  storage   Azurite on 127.0.0.1:{ports[0]}-{ports[2]} (fresh data)", file=out)
             values = _app_settings(work, ports[0])
             clients = build_storage_clients(Settings.model_validate(values))
@@ -430,6 +427,28 @@ def _app_settings(work: Path, blob_port: int) -> dict[str, str]:
         Setting.SWEEP_SCHEDULE: "0 */1 * * * *",
         Setting.WEBHOOK_RETRY_SCHEDULE: "1,2,5",
     }
+
+
+def _start_storage(root: Path, work: Path) -> tuple[AzuriteProcess, tuple[int, int, int]]:
+    """Azurite on three free ports, trying other ports twice more if it cannot bind them:
+    a port free when looked at may be taken (by a client's connection) before Azurite
+    binds it, which made the demo fail once on a busy CI machine.
+
+    Raises:
+        AzuriteError: it did not start on any of them.
+    """
+    for attempt in range(3):
+        ports = _free_storage_ports()
+        try:
+            started = start_azurite(
+                root, work / f"azurite-{attempt}", ports=ports, log_file=work / "azurite.log"
+            )
+        except AzuriteError:
+            if attempt == 2:
+                raise
+            continue
+        return started, ports
+    raise AzuriteError("Azurite did not start")  # not reached: the last attempt raises
 
 
 def _free_storage_ports() -> tuple[int, int, int]:
