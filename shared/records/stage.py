@@ -243,8 +243,6 @@ class StoreStage:
         ]
         self._each(announce, due)
         notified = len(due)
-        if self._forwarder is not None:
-            self._forward(envelope, bundle)
         counts = Counter(c.outcome for c in changes)  # names, not values: table columns
         result = StoreOutcome({o.name.lower(): counts.get(o, 0) for o in WriteOutcome}, notified)
         self._status.record(
@@ -265,6 +263,8 @@ class StoreStage:
                 "duration_ms": round((time.perf_counter() - started) * 1000),
             },
         )
+        if self._forwarder is not None:  # after "stored" is on record: the status reads in order
+            self._forward(envelope, bundle)
         return result
 
     def _forward(self, envelope: Envelope, bundle: Mapping[str, Any]) -> None:
