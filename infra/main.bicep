@@ -103,6 +103,12 @@ param sourceTimeSkewSeconds int = 300
 param httpMaxBytes int = 10485760
 param maxDecompressedBytes int = 67108864
 param dropChunkRecords int = 1000
+@description('Minutes an upload URL from POST /api/ingest/uploads may be used (it writes one blob in the caller\'s drop folder).')
+@minValue(1)
+@maxValue(1440)
+param uploadSasMinutes int = 15
+@description('Comma-separated partner ids whose ingest-drop folder alone proves a file theirs, with no issued upload (the rule before batch uploads); only where nobody but operators can write the container. Empty: none.')
+param directDropPartners string = ''
 @description('Seconds of work per bulk-export message; keep it well inside the function timeout.')
 @minValue(1)
 @maxValue(480)
@@ -277,6 +283,8 @@ module app 'modules/functionapp.bicep' = {
       INTAKE_DEDUP_WINDOW_HOURS: string(dedupWindowHours)
       INTAKE_SWEEP_SCHEDULE: sweepSchedule
       INTAKE_DROP_CHUNK_RECORDS: string(dropChunkRecords)
+      INTAKE_UPLOAD_SAS_MINUTES: string(uploadSasMinutes)
+      INTAKE_DIRECT_DROP_PARTNERS: directDropPartners
       INTAKE_EXPORT_SLICE_SECONDS: string(exportSliceSeconds)
       INTAKE_CONSENT_POLICY: consentPolicy
       INTAKE_CONSENT_PURPOSE: consentPurpose

@@ -60,6 +60,7 @@ var tables = [
   'identifiers'
   'exportjobs'
   'deliveries'
+  'uploads'
 ]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {

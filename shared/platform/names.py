@@ -31,7 +31,7 @@ _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}\Z")
 class Container(StrEnum):
     """Blob containers."""
 
-    INGEST_DROP = "ingest-drop"  # partners' batch drops: {partner}/{path}
+    INGEST_DROP = "ingest-drop"  # partners' batch files: {partner}/uploads/{upload id}/{file}
     RAW = "raw"  # immutable copies of what partners sent
     NORMALIZED = "normalized"  # FHIR R4 transaction Bundles before consent
     FHIR = "fhir"  # the unified record: resources and their history
@@ -76,6 +76,7 @@ class Table(StrEnum):
     IDENTIFIERS = "identifiers"  # (hash of system|value, Patient|id): Patients by identifier
     EXPORT_JOBS = "exportjobs"  # (partner, job id): bulk export requests and their state
     DELIVERIES = "deliveries"  # (subscription id, type|id|version): one event and its attempts
+    UPLOADS = "uploads"  # (partner, upload id): batch uploads issued, ids and times only
     DEVHOST_BLOB_EVENTS = "devhostblobevents"  # local host only: blobs already announced
 
 
@@ -100,6 +101,8 @@ class Setting(StrEnum):
     DEDUP_WINDOW_HOURS = "INTAKE_DEDUP_WINDOW_HOURS"
     SWEEP_SCHEDULE = "INTAKE_SWEEP_SCHEDULE"  # NCRONTAB for the raw-payload sweeper
     DROP_CHUNK_RECORDS = "INTAKE_DROP_CHUNK_RECORDS"
+    UPLOAD_SAS_MINUTES = "INTAKE_UPLOAD_SAS_MINUTES"  # how long an upload URL may be used
+    DIRECT_DROP_PARTNERS = "INTAKE_DIRECT_DROP_PARTNERS"  # folders trusted without an upload
     EXPORT_SLICE_SECONDS = "INTAKE_EXPORT_SLICE_SECONDS"  # one export message's work, in time
     CONSENT_POLICY = "INTAKE_CONSENT_POLICY"  # opt-out (default) or opt-in
     CONSENT_PURPOSE = "INTAKE_CONSENT_PURPOSE"  # purpose of use for collecting (TREAT)

@@ -7,6 +7,7 @@ reads the environment.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -30,6 +31,7 @@ _DEV_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
+_PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}\Z")  # as shared/security/models.Partner
 
 
 class Environment(StrEnum):
@@ -88,6 +90,20 @@ class Settings(BaseSettings):
         ge=1,
         le=100_000,
         validation_alias=AliasChoices(Setting.DROP_CHUNK_RECORDS.value),
+    )
+    # Long enough for a large file over a slow line (each block is authorized when it is
+    # sent, so the whole upload must be done in time), short enough that a leaked URL is
+    # soon worthless.
+    upload_sas_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        validation_alias=AliasChoices(Setting.UPLOAD_SAS_MINUTES.value),
+    )
+    direct_drop_partners: str = Field(
+        default="",
+        max_length=4096,
+        validation_alias=AliasChoices(Setting.DIRECT_DROP_PARTNERS.value),
     )
     # Well inside host.json's functionTimeout (10 minutes): a slice that ran over it would
     # be cut off and retried for ever.
@@ -181,6 +197,12 @@ class Settings(BaseSettings):
         return frozenset(s.strip() for s in self.link_systems.split(",") if s.strip())
 
     @property
+    def direct_drop_partner_ids(self) -> frozenset[str]:
+        """Partners whose ``ingest-drop`` folder alone proves a file theirs (no issued
+        upload needed): only for deployments where nobody but operators can write there."""
+        return frozenset(p.strip() for p in self.direct_drop_partners.split(",") if p.strip())
+
+    @property
     def retry_delays(self) -> tuple[int, ...]:
         """Seconds to wait before each retry of a webhook delivery."""
         return tuple(int(part) for part in self.webhook_retry_schedule.split(","))
@@ -192,6 +214,17 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"{Setting.CONSENT_TIME_ZONE} is not an IANA time zone") from exc
+        return value
+
+    @field_validator("direct_drop_partners")
+    @classmethod
+    def _check_partner_ids(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip() and not _PARTNER_ID.match(item.strip()):
+                raise ValueError(
+                    f"{Setting.DIRECT_DROP_PARTNERS} lists partner ids (commas between), "
+                    f"got {item.strip()!r}"
+                )
         return value
 
     @field_validator("storage_prefix")

@@ -18,6 +18,8 @@ NAMES = (
     "INTAKE_STORAGE_PREFIX",
     "INTAKE_ENVIRONMENT",
     "KEY_VAULT_URL",
+    "INTAKE_DIRECT_DROP_PARTNERS",
+    "INTAKE_UPLOAD_SAS_MINUTES",
 )
 
 
@@ -76,3 +78,22 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.environment is Environment.PRODUCTION
     assert settings.key_vault_url is None
     assert settings.storage_prefix == ""
+
+
+def test_uploads_are_short_lived_and_direct_drops_are_off_unless_partners_are_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    settings = load_settings()
+    assert (settings.upload_sas_minutes, settings.direct_drop_partner_ids) == (15, frozenset())
+    monkeypatch.setenv("INTAKE_DIRECT_DROP_PARTNERS", " sftp-gateway, lab-1 ")
+    assert load_settings().direct_drop_partner_ids == {"sftp-gateway", "lab-1"}
+    for bad in ("*", "Lab", "lab;drop", "lab/x"):  # partner ids only: no wildcard
+        monkeypatch.setenv("INTAKE_DIRECT_DROP_PARTNERS", bad)
+        with pytest.raises(ConfigurationError, match="INTAKE_DIRECT_DROP_PARTNERS"):
+            load_settings()
+    monkeypatch.delenv("INTAKE_DIRECT_DROP_PARTNERS")
+    for minutes in ("0", "1441"):
+        monkeypatch.setenv("INTAKE_UPLOAD_SAS_MINUTES", minutes)
+        with pytest.raises(ConfigurationError, match="INTAKE_UPLOAD_SAS_MINUTES"):
+            load_settings()
