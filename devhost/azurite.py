@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,8 +89,12 @@ def start_azurite(
     in_memory: bool = False,
     log_file: Path | None = None,
     timeout: float = 60.0,
+    extra_args: Sequence[str] = (),
 ) -> AzuriteProcess:
     """Start blob, queue and table services and wait until all three accept connections.
+
+    ``extra_args`` go to Azurite as they are (``--oauth basic --cert ... --key ...``: HTTPS
+    with bearer tokens, which user delegation keys need).
 
     Raises:
         AzuriteError: it is not installed, exits early, or does not listen in time.
@@ -115,6 +120,7 @@ def start_azurite(
         str(ports[2]),
     ]
     args += ["--inMemoryPersistence"] if in_memory else ["--location", str(location)]
+    args += list(extra_args)
     output = log_file.open("ab") if log_file else subprocess.DEVNULL
     try:
         process = subprocess.Popen(

@@ -7,6 +7,7 @@ IntakeError
     ├── EmptyBodyError                400
     ├── UnknownMappingError           400
     ├── InvalidHeaderError            400
+    ├── InvalidUploadRequestError     400 (POST /api/ingest/uploads)
     ├── UnsupportedMediaTypeError     415
     └── PayloadTooLargeError          413 (also a decompression bomb)
 """
@@ -21,6 +22,7 @@ __all__ = [
     "EmptyBodyError",
     "ForbiddenError",
     "InvalidHeaderError",
+    "InvalidUploadRequestError",
     "PayloadTooLargeError",
     "SubmissionError",
     "UnauthenticatedError",
@@ -86,6 +88,12 @@ class InvalidHeaderError(SubmissionError):
     """A request header we read is malformed (say, an Idempotency-Key with control bytes)."""
 
     code = "value"
+
+
+class InvalidUploadRequestError(SubmissionError):
+    """An upload request's body is not a JSON object with at most a ``filename``."""
+
+    code = "structure"
 
 
 class PayloadTooLargeError(SubmissionError):

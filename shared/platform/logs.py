@@ -54,6 +54,7 @@ _SAFE_STRINGS = frozenset(
         "function",
         "invocation_id",
         "ingestion_id",
+        "upload_id",
         "trace_id",
         "span_id",
         "job",

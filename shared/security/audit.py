@@ -1,5 +1,6 @@
-"""FHIR R4 AuditEvents for what callers do (submissions, administrative actions), and
-the auditor's query over the ``audit`` container by patient and by agent.
+"""FHIR R4 AuditEvents for what callers do (submissions, batch uploads issued and drops
+refused, administrative actions), and the auditor's query over the ``audit`` container
+by patient and by agent.
 
 Events name the agent by the partner identifier (``urn:fhir-intake:partner|<id>``) and
 the entities by reference; details are counts and ids, never content. Consent decisions
@@ -20,7 +21,9 @@ __all__ = [
     "AuditQuery",
     "AuditReader",
     "admin_audit_event",
+    "drop_refused_audit_event",
     "ingest_audit_event",
+    "upload_audit_event",
 ]
 
 _NAMESPACE = uuid.UUID("5c1f7a52-6a0b-5b8f-9e7d-1d3b0f9c2e41")
@@ -28,6 +31,7 @@ _DCM = "http://dicom.nema.org/resources/ontology/DCM"
 _SUBTYPE = "urn:fhir-intake:audit-event-subtype"
 _ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 _PARTNER = "urn:fhir-intake:partner"
+_IMPORTS = frozenset({"ingest", "upload-issue", "drop-refused"})  # DICOM 110107 Import
 MAX_DAYS = 31
 
 
@@ -77,7 +81,7 @@ def _event(
     return {
         "resourceType": "AuditEvent",
         "id": str(uuid.uuid5(_NAMESPACE, f"{subtype}|{key}|{recorded.isoformat()}")),
-        "type": {"system": _DCM, "code": "110110" if subtype != "ingest" else "110107"},
+        "type": {"system": _DCM, "code": "110107" if subtype in _IMPORTS else "110110"},
         "subtype": [{"system": _SUBTYPE, "code": subtype}],
         "action": action,
         "recorded": recorded.isoformat(),
@@ -112,6 +116,64 @@ def ingest_audit_event(
         "fhir-intake ingest",
         ingestion_id,
     )
+
+
+def upload_audit_event(
+    partner: str, upload_id: str, expires: datetime, recorded: datetime
+) -> dict[str, Any]:
+    """A partner was handed a URL that writes one batch file into its own drop folder
+    until ``expires``."""
+    return _event(
+        "upload-issue",
+        "C",
+        recorded,
+        partner,
+        [
+            {
+                "what": {"identifier": {"system": "urn:fhir-intake:upload", "value": upload_id}},
+                "type": {"system": _ENTITY_TYPE, "code": "2"},
+                "detail": [{"type": "expires", "valueString": expires.isoformat()}],
+            }
+        ],
+        "fhir-intake upload",
+        upload_id,
+    )
+
+
+def drop_refused_audit_event(
+    partner: str | None, drop_id: str, upload_id: str | None, reason: str, recorded: datetime
+) -> dict[str, Any]:
+    """A dropped file was refused: nothing shows that the partner its folder names wrote
+    it. The writer is unknown (the first agent); that partner, when the folder names a
+    registered one, is the second, not the requestor, so an auditor's search by that
+    partner finds the attempt (any other folder name is left out: it may be a patient's).
+    The id is the drop's, so a redelivered event leaves one AuditEvent."""
+    details = [{"type": "reason", "valueString": reason}]
+    if upload_id:
+        details.append({"type": "upload", "valueString": upload_id})
+    event = _event(
+        "drop-refused",
+        "C",
+        recorded,
+        partner or "-",
+        [
+            {
+                "what": {"identifier": {"system": "urn:fhir-intake:drop", "value": drop_id}},
+                "type": {"system": _ENTITY_TYPE, "code": "2"},
+                "detail": details,
+            }
+        ],
+        "fhir-intake drop",
+        drop_id,
+    )
+    event["id"] = str(uuid.uuid5(_NAMESPACE, f"drop-refused|{drop_id}"))
+    event["outcome"] = "4"  # minor failure: the request was refused
+    event["agent"] = [
+        {"who": {"display": "the writer of the file (not authenticated)"}, "requestor": True}
+    ]
+    if partner:
+        event["agent"].append({**_agent(partner), "requestor": False})
+    return event
 
 
 def admin_audit_event(

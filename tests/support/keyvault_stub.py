@@ -57,7 +57,8 @@ class Vault:
     accepted_token: str = TOKEN
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1 (PEM files in ``folder``), valid for an hour."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
@@ -92,7 +93,7 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
 def keyvault_stub(folder: Path) -> Iterator[Vault]:
     """Serve a vault on https://127.0.0.1:<free port> for the ``with`` block."""
     vault = Vault()
-    cert_file, key_file = _certificate(folder)
+    cert_file, key_file = self_signed_certificate(folder)
 
     class Handler(BaseHTTPRequestHandler):
         def _send(

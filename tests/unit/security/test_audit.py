@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.auditevent import AuditEvent
 
-from shared.security.audit import AdminAction, AuditQuery, admin_audit_event, ingest_audit_event
+from shared.security.audit import (
+    AdminAction,
+    AuditQuery,
+    admin_audit_event,
+    drop_refused_audit_event,
+    ingest_audit_event,
+    upload_audit_event,
+)
 
 AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
@@ -25,6 +32,21 @@ def test_events_are_valid_r4_and_name_the_partner() -> None:
     }
     assert admin["action"] == "D" and admin["entity"][0]["what"]["reference"] == "Subscription/s1"
     assert ingest["id"] == ingest_audit_event("lab", "ing-1", "x", 1, AT)["id"]  # retry-stable
+
+
+def test_upload_and_refused_drop_events_are_r4_and_say_who_is_not_the_requestor() -> None:
+    issued = upload_audit_event("lab", "u" * 32, AT, AT)
+    refused = drop_refused_audit_event("lab", "d" * 32, None, "not issued", AT)
+    for event in (issued, refused):
+        AuditEvent.model_validate(event)
+        assert event["type"]["code"] == "110107"  # DICOM Import
+    assert issued["agent"][0]["requestor"] is True and issued["outcome"] == "0"
+    assert refused["outcome"] == "4"
+    assert [a["requestor"] for a in refused["agent"]] == [True, False]  # writer unknown
+    assert refused["agent"][1]["who"]["identifier"]["value"] == "lab"
+    # one event per drop, however often its message is delivered
+    later = drop_refused_audit_event("lab", "d" * 32, None, "not issued", datetime.now(UTC))
+    assert later["id"] == refused["id"]
 
 
 class Trail:
