@@ -18,6 +18,7 @@ from functions import (
     store,
     subscriptions,
     sweeper,
+    uploads,
 )
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -25,6 +26,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 for blueprint in (
     health.bp,
     ingest.bp,
+    uploads.bp,
     drops.bp,
     normalize.bp,
     consent.bp,

@@ -118,8 +118,9 @@ class SubmissionService:
             raise EmptyBodyError("the request body is empty")
         if len(submission.body) > self._max_bytes:
             raise PayloadTooLargeError(
-                f"the body is over {self._max_bytes} bytes; drop large files into blob "
-                f"container ingest-drop under {partner.id}/ instead"
+                f"the body is over {self._max_bytes} bytes; send large files as batch "
+                "uploads instead: POST /api/ingest/uploads answers a URL to PUT the file to "
+                "(container ingest-drop)"
             )
         media = (submission.content_type or "").split(";")[0].strip().lower()
         fmt = CONTENT_TYPES.get(media)

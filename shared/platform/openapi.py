@@ -35,6 +35,18 @@ _OUTCOME = {
 }
 _RESOURCE = {"type": "object", "required": ["resourceType"]}
 _JSON_OBJECT = {"type": "object"}
+_UPLOAD = {
+    "type": "object",
+    "required": ["id", "url", "blob", "expires", "method", "headers"],
+    "properties": {
+        "id": {"type": "string"},
+        "url": {"type": "string", "description": "SAS URL: create or write this one blob"},
+        "blob": {"type": "string"},
+        "expires": {"type": "string", "format": "date-time"},
+        "method": {"type": "string", "enum": ["PUT"]},
+        "headers": {"type": "object"},
+    },
+}
 _FHIR = "application/fhir+json"
 _HL7 = "x-application/hl7-v2+er7"
 
@@ -112,6 +124,19 @@ def openapi_document(server_url: str, version: str) -> dict[str, Any]:
                     _param("traceparent", "header", {"type": "string", "maxLength": 200}),
                 ],
                 {_HL7: {"type": "string"}, _FHIR: _JSON_OBJECT, "text/csv": {"type": "string"}},
+            )
+        },
+        "/ingest/uploads": {
+            "post": _op(
+                "A URL to PUT one batch file to, in the caller's drop folder (ingest role)",
+                {"201": ("application/json", _UPLOAD)},
+                body={
+                    "application/json": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {"filename": {"type": "string", "maxLength": 1024}},
+                    }
+                },
             )
         },
         "/ingest/{id}": {

@@ -21,9 +21,15 @@ from shared.consent.models import Code, Policy, PolicyMode
 from shared.consent.service import ConsentService
 from shared.consent.stage import ConsentStage
 from shared.consent.vocabulary import ACT_REASON, DEFAULT_SENSITIVE_LABELS
+from shared.intake.adapters import (
+    AccountKeyUploadSigner,
+    TableUploadLog,
+    UserDelegationUploadSigner,
+)
 from shared.intake.drops import DropProcessor
 from shared.intake.status import TableIngestionLog
 from shared.intake.submissions import SubmissionService
+from shared.intake.uploads import UploadService, UploadSigner
 from shared.normalize.stage import NormalizeStage
 from shared.notify.adapters import (
     BlobDeadLetters,
@@ -106,6 +112,7 @@ __all__ = [
     "subscription_service",
     "subscription_store",
     "trust_policy",
+    "uploads",
 ]
 
 
@@ -184,6 +191,30 @@ def submissions() -> SubmissionService:
         max_decompressed=config.max_decompressed_bytes,
         dedup_window=timedelta(hours=config.dedup_window_hours),
         audit=BlobAuditLog(clients),
+    )
+
+
+@cache
+def uploads() -> UploadService:
+    """Batch uploads: URLs for partners, and whose a dropped file is. In Azure (identity-
+    based storage) the URLs are user delegation SAS; with a connection string (Azurite)
+    they are signed with its account key, since Azurite gives delegation keys only to
+    OAuth callers over HTTPS."""
+    config = settings()
+    clients = storage()
+    drop = clients.container(Container.INGEST_DROP)
+    signer: UploadSigner = (
+        UserDelegationUploadSigner(clients.blob, drop)
+        if config.uses_identity
+        else AccountKeyUploadSigner(drop)
+    )
+    return UploadService(
+        signer,
+        TableUploadLog(clients.table_client(Table.UPLOADS)),
+        partners(),
+        BlobAuditLog(clients),
+        lifetime=timedelta(minutes=config.upload_sas_minutes),
+        direct_partners=config.direct_drop_partner_ids,
     )
 
 
@@ -528,6 +559,7 @@ def reset_caches() -> None:
         audit_query,
         normalize_stage,
         submissions,
+        uploads,
         drop_processor,
         consent_policy,
         trust_policy,

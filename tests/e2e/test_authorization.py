@@ -86,6 +86,13 @@ CASES = [
     ),
     Case("ingestion_status", "GET", "/ingest/{ingestion}", frozenset({"ingest"}), owner="ingester"),
     Case(
+        "ingest_upload",
+        "POST",
+        "/ingest/uploads",
+        frozenset({"ingest"}),
+        body={"filename": "a.csv"},
+    ),
+    Case(
         "consent_evaluate",
         "POST",
         "/consent/$evaluate",
