@@ -3,7 +3,8 @@
 Starts its own Azurite (fresh data in a temporary folder, on free ports), the local host
 and a webhook receiver; registers a partner with two subscriptions (admissions, and heart
 rates over 120/min); sends an opt-out list, an HL7 ADT A01 and ORU R01 over HTTP, then
-drops an NDJSON batch and a remote-monitoring CSV into ``ingest-drop``; waits for every
+uploads an NDJSON batch and a remote-monitoring CSV as a partner does (a URL from
+``POST /api/ingest/uploads``, the file PUT to ``ingest-drop`` with it); waits for every
 ingestion to finish; prints each journey, the admitted patient's ``$everything``, what
 consent quarantined and why, and the notifications the receiver got, with their
 signatures checked. Exit 0 when everything matched what the samples should produce,
@@ -12,6 +13,7 @@ signatures checked. Exit 0 when everything matched what the samples should produ
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -23,7 +25,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
-from azure.storage.blob import ContentSettings
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devhost.azurite import AzuriteError, AzuriteProcess, ports_listening, start_azurite
@@ -34,6 +35,7 @@ from shared.platform.storage import StorageClients, build_storage_clients
 from shared.security import Partner, Role, TablePartnerDirectory
 
 from .child_host import free_port, start_child_host, stop_child_host, wait_healthy
+from .client import UploadFailedError, put_file, request_upload
 from .receiver import Receiver, webhook_receiver
 
 __all__ = ["run_demo"]
@@ -52,13 +54,14 @@ OPTED_OUT_MRN = "RPM-1002"  # docs/samples/demo/opt-out.csv
 
 @dataclass(frozen=True)
 class Sent:
-    """One input: over HTTP (an ingestion id at once) or dropped (ids from its report)."""
+    """One input: over HTTP (an ingestion id at once) or uploaded as a batch file (ids from
+    its report)."""
 
     label: str
     path: Path
     content_type: str
     mapping: str = ""
-    drop_name: str = ""  # set: dropped into ingest-drop/{partner}/{drop_name}
+    drop_name: str = ""  # set: a batch upload, with this file name suggested
 
 
 SAMPLES = Path("docs/samples")
@@ -71,17 +74,17 @@ INPUTS = (
         "x-application/hl7-v2+er7",
     ),
     Sent(
-        "NDJSON batch (drop)",
+        "NDJSON batch (upload)",
         SAMPLES / "demo/batch.ndjson",
         "application/x-ndjson",
-        drop_name="batches/batch.ndjson",
+        drop_name="batch.ndjson",
     ),
     Sent(
-        "remote monitoring CSV (drop)",
+        "remote monitoring CSV (upload)",
         SAMPLES / "rpm-vitals.csv",
         "text/csv",
         "rpm-vitals",
-        drop_name="rpm/vitals.csv",
+        drop_name="vitals.csv",
     ),
 )
 
@@ -170,6 +173,7 @@ class _Demo:
         self.timeout, self.out, self.outcome = timeout, out, outcome
         self.secrets: dict[str, str] = {}
         self.ingestions: dict[str, list[str]] = {}  # label -> ingestion ids
+        self.uploads: dict[str, str] = {}  # label -> the uploaded blob's name
 
     def say(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -214,15 +218,21 @@ class _Demo:
     def send(self, sent: Sent) -> None:
         data = (self.root / sent.path).read_bytes()
         if sent.drop_name:
-            name = f"{PARTNER.id}/{sent.drop_name}"
-            self.clients.container(Container.INGEST_DROP).upload_blob(
-                name,
-                data,
-                overwrite=True,
-                content_settings=ContentSettings(content_type=sent.content_type),
-                metadata={"mapping": sent.mapping} if sent.mapping else None,
-            )
-            self.say(f"   {sent.label:<30} dropped as ingest-drop/{name}")
+            try:  # the partner's own key asks for the URL; storage sees only the URL
+                issued = request_upload(self.api, "", {}, sent.drop_name)
+                with httpx.Client(timeout=60) as storage:
+                    put_file(
+                        storage,
+                        issued["url"],
+                        io.BytesIO(data),
+                        len(data),
+                        sent.content_type,
+                        sent.mapping or None,
+                    )
+            except UploadFailedError as exc:
+                raise DemoError(f"{sent.path.name}: {exc.message}") from exc
+            self.uploads[sent.label] = str(issued["blob"])
+            self.say(f"   {sent.label:<30} uploaded as ingest-drop/{issued['blob']}")
             return
         answer = self.api.post(
             "/ingest",
@@ -275,7 +285,7 @@ class _Demo:
 
     def report(self, sent: Sent) -> dict[str, Any] | None:
         blob = self.clients.container(Container.REPORTS).get_blob_client(
-            f"{PARTNER.id}/{sent.drop_name}.report.json"
+            f"{self.uploads[sent.label]}.report.json"
         )
         if not blob.exists():
             return None

@@ -217,15 +217,20 @@ def convert(file: BinaryIO, fmt: str, mapping: str | None, partner: str, zone: s
 @click.option("--function-key", help="Function key [default: from .intake/dev.json].")
 @click.option("--format", "fmt", type=click.Choice(["hl7v2", "fhir", "ndjson", "csv"]))
 @click.option("--mapping", help="CSV mapping name.")
-@click.option("--partner", help="Partner id, for blob drops [default: from .intake/dev.json].")
 @click.option(
     "--drop-over",
     type=int,
     default=8 * 1024 * 1024,
     show_default=True,
-    help="Files larger than this many bytes go to the blob drop instead of HTTP.",
+    help="Files larger than this many bytes are uploaded as batch files instead of HTTP.",
 )
-@settings_option
+@click.option(
+    "--block-size",
+    type=click.IntRange(min=1024, max=100 * 1024 * 1024),
+    default=8 * 1024 * 1024,
+    show_default=True,
+    help="Batch files larger than this go up in blocks of this many bytes.",
+)
 def submit(
     paths: tuple[Path, ...],
     url: str | None,
@@ -233,21 +238,21 @@ def submit(
     function_key: str | None,
     fmt: str | None,
     mapping: str | None,
-    partner: str | None,
     drop_over: int,
-    settings: Path,
+    block_size: int,
 ) -> None:
     """Send files (or every file in folders) and print what became of each.
 
-    Small files go to POST /ingest (the ingestion id is printed); large ones are uploaded
-    to ingest-drop/{partner}/ with the storage account from local settings, and the
-    drop's report appears in reports/{partner}/.
+    Small files go to POST /ingest (the ingestion id is printed). Large ones are batch
+    uploads: POST /ingest/uploads answers a short-lived URL for one blob in the caller's
+    ingest-drop folder, and the file is PUT there with it (no storage credentials
+    needed); the drop stage splits it and reports on it.
     """
     import httpx
 
-    from intake_cli.client import ApiTarget, content_type_for
+    from intake_cli.client import ApiTarget, UploadFailedError, content_type_for
 
-    target = ApiTarget.resolve(url, key, function_key, partner)
+    target = ApiTarget.resolve(url, key, function_key)
     files = [
         p
         for path in paths
@@ -261,7 +266,13 @@ def submit(
     ):
         for path in bar:
             if path.stat().st_size > drop_over:
-                click.echo(f"{path}\tdropped as {_drop(path, target, mapping, settings)}")
+                try:
+                    blob = _upload(client, target, path, fmt, mapping, block_size)
+                except UploadFailedError as exc:
+                    failures += 1
+                    click.echo(f"{path}\tREFUSED {exc.message}", err=True)
+                    continue
+                click.echo(f"{path}\tuploaded as ingest-drop/{blob}")
                 continue
             headers = {**target.headers(), "Content-Type": content_type_for(path, fmt)}
             if path.suffix == ".gz":
@@ -282,24 +293,27 @@ def submit(
     sys.exit(1 if failures else 0)
 
 
-def _drop(path: Path, target: Any, mapping: str | None, settings: Path) -> str:
-    """Upload a large file to the partner's drop folder; returns where it went."""
-    from devhost.config import apply_values, load_local_settings
-    from shared.platform import Container, wiring
+def _upload(
+    client: Any, target: Any, path: Path, fmt: str | None, mapping: str | None, block_size: int
+) -> str:
+    """A batch upload of one file: a URL from the API, then the file PUT to storage with it
+    (a client of its own: the partner's keys never go to storage); the blob's name."""
+    import httpx
 
-    if not target.partner_id:
-        raise click.UsageError("a blob drop needs --partner")
-    apply_values(load_local_settings(settings))
-    name = f"{target.partner_id}/{datetime.now(UTC):%Y/%m/%d}/{path.name}"
-    with path.open("rb") as data:
-        wiring.storage().container(Container.INGEST_DROP).upload_blob(
-            name,
+    from intake_cli.client import content_type_for, put_file, request_upload
+
+    issued = request_upload(client, target.base_url, target.headers(), path.name)
+    with httpx.Client(timeout=300) as storage, path.open("rb") as data:
+        put_file(
+            storage,
+            issued["url"],
             data,
-            overwrite=True,
-            metadata={"mapping": mapping} if mapping else None,
-            max_concurrency=2,
+            path.stat().st_size,
+            content_type_for(path, fmt),
+            mapping,
+            block_size,
         )
-    return f"ingest-drop/{name}"
+    return str(issued["blob"])
 
 
 @main.command()

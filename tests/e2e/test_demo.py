@@ -1,5 +1,5 @@
 """``intake demo`` as a user runs it: its own Azurite, host and receiver, the samples sent
-over HTTP and dropped as files, and a verdict; nothing it started is left running."""
+over HTTP and as batch uploads, and a verdict; nothing it started is left running."""
 
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ def test_the_demo_runs_the_whole_flow_and_checks_it() -> None:
     code, output = _demo()
     assert code == 0, output
     assert "Everything matched" in output
+    # The batch files went up through upload URLs, into the partner's own folder.
+    uploaded = re.findall(r"uploaded as ingest-drop/demo-hospital/uploads/[0-9a-f]{32}/", output)
+    assert len(uploaded) == 2, output
     # Five ingestions reached the store; the opted-out patient's rows were held back.
     assert len(re.findall(r"-> store stored", output)) == 5, output
     assert re.search(r"consent partial \(resources \d+, permitted \d+, denied [1-9]", output)

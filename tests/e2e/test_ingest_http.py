@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 
 from shared.platform.names import Container, Table
 from shared.platform.storage import StorageClients
@@ -283,6 +285,13 @@ def _cli(api: dict[str, Any], *args: str) -> Any:
     )
 
 
+def _report(clients: StorageClients, path: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(clients.container(Container.REPORTS).download_blob(path).readall())
+    except ResourceNotFoundError:
+        return None
+
+
 def test_cli_submit_and_status(api: dict[str, Any], tmp_path: Any) -> None:
     folder = tmp_path / "outbox"
     folder.mkdir()
@@ -291,18 +300,24 @@ def test_cli_submit_and_status(api: dict[str, Any], tmp_path: Any) -> None:
     (folder / "big.ndjson").write_bytes(b'{"resourceType": "Patient", "gender": "male"}\n' * 200)
     url = f"{api['host'].base_url}/api"
     auth = ["--url", url, "--key", api["keys"]["p1"], "--function-key", FUNCTION_KEY]
-    done = _cli(api, "submit", str(folder), *auth, "--partner", "p1", "--drop-over", "4000")
+    # the big file is a batch upload: a URL from the API, then three 4 KiB blocks PUT with it
+    limits = ("--drop-over", "4000", "--block-size", "4096")
+    done = _cli(api, "submit", str(folder), *auth, *limits)
     assert done.returncode == 0, done.stderr
     lines = dict(line.split("\t") for line in done.stdout.strip().splitlines())
-    assert lines[str(folder / "big.ndjson")].startswith("dropped as ingest-drop/p1/")
+    uploaded = lines[str(folder / "big.ndjson")]
+    assert re.fullmatch(r"uploaded as ingest-drop/p1/uploads/[0-9a-f]{32}/big\.ndjson", uploaded)
     ingestion = lines[str(folder / "a.hl7")]
     shown = _cli(api, "status", ingestion, *auth)
     assert shown.returncode == 0 and json.loads(shown.stdout)["id"] == ingestion
     clients: StorageClients = api["clients"]
-    wait_for(
-        lambda: list(clients.container(Container.REPORTS).list_blobs(name_starts_with="p1/")),
-        what="the dropped file's report",
+    name = uploaded.removeprefix("uploaded as ingest-drop/")
+    blocks = clients.container(Container.INGEST_DROP).get_blob_client(name).get_block_list()[0]
+    assert len(blocks) == 3
+    report = wait_for(
+        lambda: _report(clients, f"{name}.report.json"), what="the uploaded file's report"
     )
+    assert (report["partner"], report["records"], report["status"]) == ("p1", 200, "processed")
 
 
 def test_cli_replay_moves_poison_back_with_bodies_unchanged(api: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """Upload URLs and the upload record against a real Azurite: what a SAS from each signer
-lets a plain HTTP client (no SDK, no storage credential) do: write its one blob; not
-another name, not read, not after it expired.
+lets a plain HTTP client (no SDK, no storage credential) do: write its one blob, in one
+request or in blocks; not another name, not read, not list, not after it expired.
 
 The user delegation signer (Azure's) needs an Azurite that takes bearer tokens, which it
 does only over HTTPS (``--oauth basic``): this module starts one of its own, with a
@@ -11,6 +11,7 @@ and lifetime, then derives the delegation key from the token's oid and tid).
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 import uuid
@@ -26,6 +27,7 @@ from azure.core.credentials import AccessToken
 from azure.storage.blob import BlobServiceClient
 
 from devhost.azurite import start_azurite
+from intake_cli.client import UploadFailedError, put_file
 from shared.intake.adapters import (
     AccountKeyUploadSigner,
     TableUploadLog,
@@ -72,6 +74,24 @@ def test_account_key_urls_write_their_one_blob_until_they_expire(clients: Storag
     assert httpx.get(url).status_code == 403  # write and create only
     expired = signer.sign(_name(), now - timedelta(seconds=1))
     assert httpx.put(expired, content=NDJSON, headers=PLAIN).status_code == 403
+
+
+def test_a_large_file_goes_up_in_blocks_with_the_url_alone(clients: StorageClients) -> None:
+    drop = clients.container(Container.INGEST_DROP)
+    name = _name("big.csv")
+    url = AccountKeyUploadSigner(drop).sign(name, datetime.now(UTC) + timedelta(minutes=5))
+    data = b"".join(b"row %05d,%s\n" % (i, b"x" * 20) for i in range(200))  # 6 KB
+    with httpx.Client() as client:
+        put_file(client, url, io.BytesIO(data), len(data), "text/csv", "lab-results", 1024)
+    blob = drop.get_blob_client(name)
+    assert blob.download_blob().readall() == data
+    properties = blob.get_blob_properties()
+    assert properties.metadata == {"mapping": "lab-results"}
+    assert properties.content_settings.content_type == "text/csv"
+    assert len(blob.get_block_list("committed")[0]) == 7  # 6 blocks of 1 KiB and the rest
+    late = AccountKeyUploadSigner(drop).sign(_name(), datetime.now(UTC) - timedelta(seconds=1))
+    with httpx.Client() as client, pytest.raises(UploadFailedError, match="403"):
+        put_file(client, late, io.BytesIO(data), len(data), "text/csv", None, 1024)
 
 
 def test_the_record_keeps_ids_times_and_a_digest(clients: StorageClients) -> None:
