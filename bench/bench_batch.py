@@ -80,6 +80,7 @@ def main() -> None:
             **os.environ,
             "AzureWebJobsStorage": development_connection_string(),
             "INTAKE_STORAGE_PREFIX": "b" + secrets.token_hex(5),
+            "INTAKE_DIRECT_DROP_PARTNERS": "bench",  # the file is uploaded with the SDK
         }
         os.environ.update(env)
         from shared.platform import wiring

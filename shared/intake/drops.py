@@ -1,6 +1,10 @@
 """Batch files dropped into ``ingest-drop/{partner}/{path}``: streamed, split into chunks
 of records, each chunk stored in ``raw`` and sent to ``normalize``.
 
+A file counts as its folder's partner's only when ``uploads.UploadService.admit`` says
+so (an upload issued to that partner under this name, or a folder the deployment
+trusts); any other file is reported in ``quarantine/drops/`` and never read.
+
 Memory stays flat whatever the file size: the blob is read in chunks, inflated on the
 fly when gzip, and split line by line (NDJSON, HL7 v2 batches, CSV with the mapping in
 the blob's metadata). A Bundle JSON file is read whole, so it has a size limit.
@@ -41,7 +45,9 @@ from shared.platform.errors import IntakeError, StorageUnavailableError
 from shared.platform.names import Container, Queue, Table
 from shared.platform.storage import StorageClients
 
+from .models import AdmissionBasis
 from .status import IngestionLog, StageReport
+from .uploads import UploadService
 
 __all__ = ["DropError", "DropEvent", "DropProcessor", "DropReport", "parse_blob_created"]
 
@@ -160,20 +166,22 @@ class DropProcessor:
         self,
         clients: StorageClients,
         status: IngestionLog,
-        partners: Any,
+        uploads: UploadService,
         *,
         chunk_records: int = 1000,
         chunk_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self._clients = clients
         self._status = status
-        self._partners = partners
+        self._uploads = uploads
         self._checkpoints = clients.table_client(Table.CHECKPOINTS)
         self._chunk_records = chunk_records
         self._chunk_bytes = chunk_bytes
 
     def process(self, event: DropEvent) -> DropReport:
-        """Split, store and enqueue a dropped file; resumable after a crash.
+        """Split, store and enqueue a dropped file; resumable after a crash. A file that is
+        not its folder's partner's (``UploadService.admit``), or whose partner is not
+        registered, is reported in quarantine and left unread: a final answer, no retry.
 
         Raises:
             StorageUnavailableError: storage failed; the queue retries and the checkpoint
@@ -185,19 +193,25 @@ class DropProcessor:
         partner_id, _, path = event.name.partition("/")
         report = DropReport(file=event.name, partner=partner_id or None)
         blob = drop.get_blob_client(event.name)
+        drop_id = hashlib.sha256(f"{event.name}|{event.etag}".encode()).hexdigest()[:32]
         try:
-            partner = self._partners.get(partner_id) if path else None
-            if partner is None:
+            written = blob.get_blob_properties().last_modified
+            admission = self._uploads.admit(event.name, drop_id, written)
+            if admission.basis is AdmissionBasis.REFUSED:
                 report.status = "rejected"
-                report.rejected.append(
-                    _issue(
-                        "file",
-                        "a drop must be under ingest-drop/{partner}/ of a registered partner",
-                    )
-                )
+                report.rejected.append(_issue("file", admission.reason))
                 self._quarantine(event, report)
+                log.warning(
+                    "drop: refused",
+                    extra={
+                        "stage": "drop",
+                        "partner": admission.partner,  # None: the folder names no partner
+                        "upload_id": admission.upload_id,
+                        "outcome": report.status,
+                        "reason": admission.reason,  # our words, hashed like any string
+                    },
+                )
                 return report
-            drop_id = hashlib.sha256(f"{event.name}|{event.etag}".encode()).hexdigest()[:32]
             checkpoint = self._checkpoint(partner_id, drop_id)
             if checkpoint.get("done"):
                 return report  # a redelivered event for a file already processed

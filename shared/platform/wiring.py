@@ -225,7 +225,7 @@ def drop_processor() -> DropProcessor:
     return DropProcessor(
         clients,
         TableIngestionLog(clients.table_client(Table.INGESTIONS)),
-        partners(),
+        uploads(),
         chunk_records=settings().drop_chunk_records,
     )
 

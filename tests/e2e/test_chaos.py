@@ -125,6 +125,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
         "AzureWebJobs.deliver.Disabled": "true",
         "INTAKE_DROP_CHUNK_RECORDS": "250",  # more chunks, more moments to die in
         "DEVHOST_QUEUE_LEASE_SECONDS": "4",  # a dead host's messages come back soon
+        "INTAKE_DIRECT_DROP_PARTNERS": "p1",  # the batch is written into p1's folder directly
     }
     clients, key = storage_with_partner(env, Partner(id="p1", name="Chaos Lab"))
     host = product_host(tmp_path, env, _host_json(tmp_path)).start()

@@ -1,5 +1,10 @@
 """Batch files dropped into ingest-drop, through the emulated Event Grid event, the
-blob-created queue trigger and the normalize stage, on the local host and Azurite."""
+blob-created queue trigger and the normalize stage, on the local host and Azurite.
+
+Partner p1 is a direct-drop partner here (``INTAKE_DIRECT_DROP_PARTNERS``), so the
+splitting tests write its folder straight away; hosp-a and hosp-b are not, and upload
+through ``POST /api/ingest/uploads`` and the URL it answers, as partners do.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,20 @@ import gzip
 import json
 import signal
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
+from shared.intake.status import TableIngestionLog
+from shared.platform.adapters import BlobAuditLog
 from shared.platform.names import Container, Table
 from shared.platform.provision import provision_storage
 from shared.platform.storage import StorageClients
-from shared.security import Partner, TablePartnerDirectory
+from shared.security import Partner, Role, TablePartnerDirectory
 from tests.e2e.conftest import APPS, clients_for, make_env
 from tests.support.hostproc import REPO, HostProcess, wait_for, write_settings
 
@@ -34,7 +44,12 @@ def _host(tmp: Any, env: dict[str, str]) -> HostProcess:
 
 
 def _setup(azurite: str, **extra: str) -> tuple[dict[str, str], StorageClients]:
-    env = {**make_env(azurite), "DEVHOST_QUEUE_LEASE_SECONDS": "4", **extra}
+    env = {
+        **make_env(azurite),
+        "DEVHOST_QUEUE_LEASE_SECONDS": "4",
+        "INTAKE_DIRECT_DROP_PARTNERS": "p1",
+        **extra,
+    }
     clients = clients_for(env)
     provision_storage(clients)
     TablePartnerDirectory(clients.table_client(Table.PARTNERS)).upsert(Partner(id="p1", name="One"))
@@ -207,3 +222,152 @@ def test_a_bundle_document_drop(running) -> None:  # type: ignore[no-untyped-def
         lambda: _report(clients, "p1/docs/bundle.json.report.json"), what="bundle report"
     )
     assert (report["format"], report["records"], report["status"]) == ("fhir", 1, "processed")
+
+
+@pytest.fixture(scope="module")
+def partners(running) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Two ingest partners with API keys on the module's host, and a client for its API."""
+    host, clients = running
+    directory = TablePartnerDirectory(clients.table_client(Table.PARTNERS))
+    keys = {}
+    for name in ("hosp-a", "hosp-b"):
+        directory.upsert(Partner(id=name, name=name, roles=frozenset({Role.INGEST})))
+        keys[name] = directory.issue_key(name).token
+    with httpx.Client(
+        base_url=f"{host.base_url}/api", headers={"x-functions-key": "k"}, timeout=30
+    ) as client:
+        yield {"client": client, "keys": keys, "clients": clients}
+
+
+def _issue(partners: dict[str, Any], partner: str, filename: str) -> dict[str, Any]:
+    answer = partners["client"].post(
+        "/ingest/uploads",
+        json={"filename": filename},
+        headers={"x-api-key": partners["keys"][partner]},
+    )
+    assert answer.status_code == 201, answer.text
+    issued: dict[str, Any] = answer.json()
+    return issued
+
+
+def _put(url: str, data: bytes) -> httpx.Response:
+    """A plain HTTP PUT with the SAS URL: no SDK, no storage credential."""
+    return httpx.put(
+        url,
+        content=data,
+        headers={"x-ms-blob-type": "BlockBlob", "content-type": "application/x-ndjson"},
+    )
+
+
+def _held(clients: StorageClients, name: str) -> dict[str, Any] | None:
+    try:
+        blob = clients.container(Container.QUARANTINE).download_blob(f"drops/{name}.report.json")
+    except ResourceNotFoundError:
+        return None
+    return json.loads(blob.readall())
+
+
+def _audited(clients: StorageClients, subtype: str) -> list[dict[str, Any]]:
+    trail = BlobAuditLog(clients)
+    today = datetime.now(UTC).date()
+    return [
+        event
+        for day in (today - timedelta(days=1), today)
+        for event in trail.events_on(day)
+        if event["subtype"][0]["code"] == subtype
+    ]
+
+
+def test_a_partner_uploads_with_its_url_and_the_file_is_processed_as_its(partners) -> None:  # type: ignore[no-untyped-def]
+    clients: StorageClients = partners["clients"]
+    issued = _issue(partners, "hosp-a", "../exports/Day 1.ndjson")
+    # the name is ours, under the caller's folder; the partner's suggestion only sanitized
+    assert issued["blob"] == f"hosp-a/uploads/{issued['id']}/Day_1.ndjson"
+    sas = parse_qs(urlsplit(issued["url"]).query)
+    assert (sas["sp"], sas["sr"]) == (["cw"], ["b"])  # create and write one blob, no read/list
+    assert datetime.fromisoformat(sas["se"][0]) == datetime.fromisoformat(
+        issued["expires"]
+    ).replace(microsecond=0)
+    assert _put(issued["url"], _patients(3, start=100)).status_code == 201
+    report = wait_for(
+        lambda: _report(clients, f"{issued['blob']}.report.json"), what="the upload's report"
+    )
+    assert (report["partner"], report["status"], report["records"]) == ("hosp-a", "processed", 3)
+    journey = TableIngestionLog(clients.table_client(Table.INGESTIONS)).get(
+        "hosp-a", report["ingestions"][0]
+    )
+    assert journey is not None and journey["received_status"] == "stored"
+    [event] = [
+        e
+        for e in _audited(clients, "upload-issue")
+        if e["entity"][0]["what"]["identifier"]["value"] == issued["id"]
+    ]
+    assert event["agent"][0]["who"]["identifier"]["value"] == "hosp-a"
+
+
+def test_an_upload_url_writes_its_one_blob_and_nothing_else(partners) -> None:  # type: ignore[no-untyped-def]
+    clients: StorageClients = partners["clients"]
+    issued = _issue(partners, "hosp-a", "mine.ndjson")
+    base, _, token = issued["url"].partition("?")
+    elsewhere = [
+        base.replace("/mine.ndjson", "/other.ndjson"),  # another file of the same upload
+        base.replace("/hosp-a/", "/hosp-b/"),  # the same upload id in another partner's folder
+        base.rsplit("/uploads/", 1)[0] + "/direct.ndjson",
+    ]
+    for url in elsewhere:
+        answer = _put(f"{url}?{token}", _patients(1))
+        assert answer.status_code == 403, (url, answer.status_code)
+    assert _put(issued["url"], _patients(1)).status_code == 201
+    assert httpx.get(issued["url"]).status_code == 403  # no read
+    assert httpx.delete(issued["url"]).status_code == 403  # no delete
+    container = base.rsplit("/hosp-a/", 1)[0]
+    listing = httpx.get(f"{container}?restype=container&comp=list&{token}")
+    assert listing.status_code == 403  # no list
+    drop = clients.container(Container.INGEST_DROP)
+    names = {b.name for b in drop.list_blobs(name_starts_with="hosp-")}
+    assert issued["blob"] in names and not names & {
+        n.split(drop.container_name + "/", 1)[1] for n in elsewhere
+    }
+
+
+def test_a_file_written_straight_into_a_partner_folder_is_refused_and_reported(partners) -> None:  # type: ignore[no-untyped-def]
+    clients: StorageClients = partners["clients"]
+    drop = clients.container(Container.INGEST_DROP)
+    # MEDIUM-4: anyone able to write the container chooses a folder...
+    drop.upload_blob("hosp-b/written-by-someone-else.ndjson", _patients(1, start=200))
+    # ...or copies the shape of an upload hosp-a was issued, into hosp-b's folder or
+    # under another file name
+    issued = _issue(partners, "hosp-a", "issued.ndjson")
+    upload_id = issued["id"]
+    drop.upload_blob(f"hosp-b/uploads/{upload_id}/issued.ndjson", _patients(1, start=201))
+    drop.upload_blob(f"hosp-a/uploads/{upload_id}/not-issued.ndjson", _patients(1, start=202))
+    reasons = {
+        name: wait_for(lambda name=name: _held(clients, name), what=f"refusal of {name}")
+        for name in (
+            "hosp-b/written-by-someone-else.ndjson",
+            f"hosp-b/uploads/{upload_id}/issued.ndjson",
+            f"hosp-a/uploads/{upload_id}/not-issued.ndjson",
+        )
+    }
+    for name, report in reasons.items():
+        assert (report["status"], report["records"], report["chunks"]) == ("rejected", 0, 0), name
+        assert _report(clients, f"{name}.report.json") is None  # never processed as anyone's
+    diagnostics = [r["rejected"][0]["outcome"]["issue"][0]["diagnostics"] for r in reasons.values()]
+    assert diagnostics == [
+        "the file is not an issued upload (POST /api/ingest/uploads)",
+        "no upload of this name was issued to this folder's partner",
+        "no upload of this name was issued to this folder's partner",
+    ]
+    assert not list(
+        clients.table_client(Table.INGESTIONS).query_entities("PartitionKey eq 'hosp-b'")
+    )
+
+    def refusals() -> list[dict[str, Any]]:  # of files in the folders of registered partners
+        return [e for e in _audited(clients, "drop-refused") if len(e["agent"]) == 2]
+
+    refused = wait_for(lambda: len(refusals()) >= 3 and refusals(), what="three AuditEvents")
+    by_partner = sorted(e["agent"][1]["who"]["identifier"]["value"] for e in refused)
+    assert by_partner == ["hosp-a", "hosp-b", "hosp-b"]
+    assert {
+        (e["outcome"], e["agent"][0]["requestor"], e["agent"][1]["requestor"]) for e in refused
+    } == {("4", True, False)}

@@ -1,7 +1,8 @@
 """No PHI and no secret in any log line: canary identifying values pushed through every
-path (HTTP in each format, a blob drop whose file name is a patient's, each stage, consent denial,
-reads and searches, a subscription and its failing webhook, and the error paths), then
-every line the host wrote (JSON lines, INTAKE_LOG_FORMAT=json) is read for them."""
+path (HTTP in each format, a batch upload and refused drops whose file names are a
+patient's, each stage, consent denial, reads and searches, a subscription and its failing
+webhook, and the error paths), then every line the host wrote (JSON lines,
+INTAKE_LOG_FORMAT=json) is read for them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from shared.platform.names import Container
@@ -166,12 +168,21 @@ def test_no_canary_reaches_a_log_line(api: dict[str, Any]) -> None:
             },
         )
         assert ack.status_code < 500
-        # A drop named after the patient, and one outside any partner's folder.
-        drops = api["clients"].container(Container.INGEST_DROP)
-        drops.upload_blob(
-            f"hosp/{FAMILY}_{GIVEN}_{MRN}.ndjson",
-            fhir_patient(MRN) + b"\n{not json " + FAMILY.encode() + b"}\n",
+        # A batch upload named after the patient; the same written straight into the
+        # partner's folder (refused: not an issued upload); one outside any partner's folder.
+        batch = fhir_patient(MRN) + b"\n{not json " + FAMILY.encode() + b"}\n"
+        issued = client.post(
+            "/ingest/uploads",
+            json={"filename": f"{FAMILY}, {GIVEN} {MRN}.ndjson"},
+            headers={"x-api-key": keys["hosp"]},
         )
+        assert issued.status_code == 201, issued.text
+        put = httpx.put(
+            issued.json()["url"], content=batch, headers={"x-ms-blob-type": "BlockBlob"}
+        )
+        assert put.status_code == 201
+        drops = api["clients"].container(Container.INGEST_DROP)
+        drops.upload_blob(f"hosp/{FAMILY}_{GIVEN}_{MRN}.ndjson", batch)
         drops.upload_blob(f"{FAMILY.lower()}/{GIVEN}.ndjson", fhir_patient(MRN))
         assert wait_stage(api, "hosp", good, "store")["store_status"] == "stored"
         assert wait_stage(api, "hosp", denied, "consent")["consent_status"] != "permitted"
