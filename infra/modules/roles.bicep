@@ -1,6 +1,9 @@
 // Data-plane roles. The app gets exactly what its code does: blobs (incl. immutability-aware
-// writes and deletes on erasure), queues, tables, Key Vault secrets it creates and rotates,
-// telemetry with Entra auth. The deploying principal gets what the operator CLI
+// writes and deletes on erasure), user delegation keys (it signs partners' upload URLs:
+// Storage Blob Delegator, at account scope as the key's action requires; Blob Data Owner
+// carries that action too, but the URLs must not depend on which data role the app has),
+// queues, tables, Key Vault secrets it creates and rotates, telemetry with Entra auth.
+// Partners get no role at all: they write ingest-drop only through those URLs. The deploying principal gets what the operator CLI
 // (intake partners, intake replay) does. Names are guid(scope, principal, role): stable
 // across redeployments, so nothing is duplicated or orphaned.
 param storageAccountName string
@@ -13,6 +16,7 @@ param operatorPrincipalType string
 var role = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  storageBlobDelegator: 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
@@ -21,6 +25,7 @@ var role = {
 
 var appStorageRoles = [
   role.storageBlobDataOwner
+  role.storageBlobDelegator
   role.storageQueueDataContributor
   role.storageTableDataContributor
 ]

@@ -29,6 +29,7 @@ ROLE = {
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a": "Storage Queue Data Message Sender",
     "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
+    "db58b8e5-c6ad-4a2a-8342-4190687cbf4a": "Storage Blob Delegator",
     "5a1fc7df-4bf1-4951-a576-89034ee01acd": "FHIR Data Contributor",
 }
 
@@ -172,6 +173,7 @@ def test_the_app_identity_has_the_roles_its_code_needs() -> None:
     doc = module_doc("roles")
     assert _looped_roles(doc, "appStorageRoles") == {
         "Storage Blob Data Owner",
+        "Storage Blob Delegator",  # user delegation keys for partners' upload URLs
         "Storage Queue Data Contributor",
         "Storage Table Data Contributor",
     }
@@ -181,6 +183,35 @@ def test_the_app_identity_has_the_roles_its_code_needs() -> None:
     }
     assert _role_names(module_doc("fhir-access"), "appPrincipalId") == {"FHIR Data Contributor"}
     assert _looped_roles(doc, "operatorStorageRoles")  # the deploying principal, for the CLI
+
+
+def test_only_the_app_the_operator_and_event_grid_hold_roles() -> None:
+    # Partners write ingest-drop only with the upload URLs the app signs (MEDIUM-4): no
+    # template grants anyone else a role, on the account or on a container.
+    topic_identity = {
+        "operator": {
+            "type": "property_accessor",
+            "operands": {
+                "operand_1": "topic",
+                "operand_2": {
+                    "operator": {
+                        "type": "property_accessor",
+                        "operands": {"operand_1": "identity", "operand_2": "principalId"},
+                    }
+                },
+            },
+        }
+    }
+    holders = [
+        assignment["properties"]["principalId"]
+        for path in bicep_files()
+        for assignment in resources(
+            parsed(path), "Microsoft.Authorization/roleAssignments"
+        ).values()
+    ]
+    assert holders and all(
+        h in ("appPrincipalId", "operatorPrincipalId", topic_identity) for h in holders
+    ), holders
 
 
 @pytest.mark.parametrize("name", ["roles", "eventgrid", "fhir-access"])
