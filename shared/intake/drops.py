@@ -33,7 +33,7 @@ from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
-from azure.storage.blob import BlobClient, ContentSettings
+from azure.storage.blob import BlobClient, BlobType, ContentSettings
 
 from shared.normalize import json_codec
 from shared.normalize.csv_mapping import load_mapping
@@ -195,8 +195,13 @@ class DropProcessor:
         blob = drop.get_blob_client(event.name)
         drop_id = hashlib.sha256(f"{event.name}|{event.etag}".encode()).hexdigest()[:32]
         try:
-            written = blob.get_blob_properties().last_modified
-            admission = self._uploads.admit(event.name, drop_id, written)
+            properties = blob.get_blob_properties()
+            admission = self._uploads.admit(
+                event.name,
+                drop_id,
+                properties.last_modified,
+                block_blob=properties.blob_type == BlobType.BLOCKBLOB,
+            )
             if admission.basis is AdmissionBasis.REFUSED:
                 report.status = "rejected"
                 report.rejected.append(_issue("file", admission.reason))

@@ -30,6 +30,7 @@ from typing import Protocol
 
 from shared.platform.ports import AuditLog
 from shared.security.audit import drop_refused_audit_event, upload_audit_event
+from shared.security.models import Role
 from shared.security.partners import PartnerLookup
 
 from .models import Admission, AdmissionBasis, IssuedUpload, Upload
@@ -177,23 +178,29 @@ class UploadService:
         )
         return IssuedUpload(upload, url)
 
-    def admit(self, name: str, drop_id: str, written: datetime) -> Admission:
+    def admit(
+        self, name: str, drop_id: str, written: datetime, *, block_blob: bool = True
+    ) -> Admission:
         """Whether the dropped blob ``name`` is its folder's partner's: the folder names a
-        registered partner, and the file is an upload issued to that partner under
-        exactly this name, written before the upload expired, or the deployment trusts
-        that partner's folder. A refusal is audited (ids only) and final.
+        registered partner that holds the ingest role, the blob is a block blob, and it
+        is an upload issued to that partner under exactly this name, written before the
+        upload expired, or the deployment trusts that partner's folder. A refusal is
+        audited (ids only) and final.
 
         Args:
             name: the blob's name in ``ingest-drop``.
             drop_id: the drop stage's id for this version of the blob.
             written: the blob's last-modified time (storage's clock, as the SAS expiry).
+            block_blob: False for a page or append blob, which an upload URL can also
+                create (a sparse page blob of terabytes costs its writer nothing).
 
         Raises:
             StorageUnavailableError: the partners, the record or the audit trail could not
                 be reached (the queue retries the event).
         """
         folder, _, rest = name.partition("/")
-        if not (rest and _PARTNER_ID.match(folder) and self._partners.get(folder) is not None):
+        partner = self._partners.get(folder) if rest and _PARTNER_ID.match(folder) else None
+        if partner is None:
             # The folder may be any text (a patient's name): it goes nowhere but the report.
             return self._refuse(
                 None,
@@ -201,9 +208,13 @@ class UploadService:
                 None,
                 "a drop must be under ingest-drop/{partner}/ of a registered partner",
             )
+        if Role.INGEST not in partner.roles:  # taken away since the upload was issued
+            return self._refuse(folder, drop_id, None, "the partner may not submit data")
         parsed = parse_upload_name(name)
         upload_id = parsed[1] if parsed else None
         reason = "the file is not an issued upload (POST /api/ingest/uploads)"
+        if not block_blob:
+            return self._refuse(folder, drop_id, upload_id, "only block blobs are taken")
         if upload_id is not None:
             issued = self._uploads.get(folder, upload_id)
             if issued is None or not hmac.compare_digest(issued.name_sha256, name_digest(name)):

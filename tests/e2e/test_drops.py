@@ -328,6 +328,18 @@ def test_an_upload_url_writes_its_one_blob_and_nothing_else(partners) -> None:  
     assert issued["blob"] in names and not names & {
         n.split(drop.container_name + "/", 1)[1] for n in elsewhere
     }
+    # it can create a page blob (terabytes of zeros cost its writer nothing): never read
+    paged = _issue(partners, "hosp-a", "paged.ndjson")
+    created = httpx.put(
+        paged["url"],
+        headers={"x-ms-blob-type": "PageBlob", "x-ms-blob-content-length": str(1 << 20)},
+    )
+    assert created.status_code == 201
+    report = wait_for(lambda: _held(clients, paged["blob"]), what="the page blob's refusal")
+    assert report["rejected"][0]["outcome"]["issue"][0]["diagnostics"] == (
+        "only block blobs are taken"
+    )
+    assert _report(clients, f"{paged['blob']}.report.json") is None
 
 
 def test_a_file_written_straight_into_a_partner_folder_is_refused_and_reported(partners) -> None:  # type: ignore[no-untyped-def]
@@ -362,8 +374,12 @@ def test_a_file_written_straight_into_a_partner_folder_is_refused_and_reported(p
         clients.table_client(Table.INGESTIONS).query_entities("PartitionKey eq 'hosp-b'")
     )
 
-    def refusals() -> list[dict[str, Any]]:  # of files in the folders of registered partners
-        return [e for e in _audited(clients, "drop-refused") if len(e["agent"]) == 2]
+    def refusals() -> list[dict[str, Any]]:  # of these files (not the page blob before)
+        return [
+            e
+            for e in _audited(clients, "drop-refused")
+            if e["entity"][0]["detail"][0]["valueString"] in diagnostics
+        ]
 
     refused = wait_for(lambda: len(refusals()) >= 3 and refusals(), what="three AuditEvents")
     by_partner = sorted(e["agent"][1]["who"]["identifier"]["value"] for e in refused)

@@ -11,7 +11,7 @@ from fhir.resources.R4B.auditevent import AuditEvent
 from shared.intake.errors import InvalidUploadRequestError
 from shared.intake.models import AdmissionBasis, Upload, UploadRequest
 from shared.intake.uploads import UploadService, parse_upload_name, safe_file_name
-from shared.security import Partner
+from shared.security import Partner, Role
 from tests.unit.records.fakes import Audit
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -45,6 +45,8 @@ class Uploads:
 
 class Partners:
     def get(self, partner_id: str) -> Partner | None:
+        if partner_id == "viewer":  # registered, but may not submit
+            return Partner(id=partner_id, name=partner_id, roles=frozenset({Role.READ}))
         return Partner(id=partner_id, name=partner_id) if partner_id in {"lab", "clinic"} else None
 
 
@@ -148,6 +150,20 @@ def test_files_without_a_matching_upload_are_refused_and_audited_by_ids() -> Non
     # ...a folder that names no partner (maybe a patient) is not
     assert len(refusals[5]["agent"]) == 1 and "Smith" not in str(refusals[5])
     assert refusals[1]["entity"][0]["detail"][1] == {"type": "upload", "valueString": upload.id}
+
+
+def test_only_block_blobs_of_partners_that_may_still_submit() -> None:
+    uploads_service, _, _, audit = service(direct=frozenset({"viewer"}))
+    name = uploads_service.issue("lab", "x.ndjson").upload.name
+    # the URL can create a page blob too: terabytes of zeros for the drop stage to read
+    page = uploads_service.admit(name, DROP, NOW, block_blob=False)
+    assert (page.basis, page.reason) == (AdmissionBasis.REFUSED, "only block blobs are taken")
+    viewer = uploads_service.admit("viewer/batch.ndjson", DROP, NOW)
+    assert (viewer.basis, viewer.reason) == (
+        AdmissionBasis.REFUSED,
+        "the partner may not submit data",
+    )
+    assert [e["subtype"][0]["code"] for e in audit.events[1:]] == ["drop-refused"] * 2
 
 
 def test_direct_drop_partners_are_trusted_by_folder_and_no_one_else() -> None:
