@@ -30,7 +30,7 @@ from typing import Protocol
 
 from shared.platform.ports import AuditLog
 from shared.security.audit import drop_refused_audit_event, upload_audit_event
-from shared.security.models import Role
+from shared.security.models import PARTNER_ID_PATTERN, Role
 from shared.security.partners import PartnerLookup
 
 from .models import Admission, AdmissionBasis, IssuedUpload, Upload
@@ -56,7 +56,7 @@ DEFAULT_FILE_NAME = "upload"  # no name suggested: the drop stage tells the form
 WRITE_GRACE = timedelta(minutes=1)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}\Z")
-_PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}\Z")  # as shared/security/models.Partner
+_PARTNER_ID = re.compile(PARTNER_ID_PATTERN)
 
 
 class UploadSigner(Protocol):
@@ -104,7 +104,7 @@ def parse_upload_name(name: str) -> tuple[str, str] | None:
     parts = name.split("/")
     if (
         len(parts) == 4
-        and _PARTNER_ID.match(parts[0])
+        and _PARTNER_ID.fullmatch(parts[0])
         and parts[1] == UPLOAD_FOLDER
         and _UPLOAD_ID.match(parts[2])
         and parts[3]
@@ -199,7 +199,7 @@ class UploadService:
                 be reached (the queue retries the event).
         """
         folder, _, rest = name.partition("/")
-        partner = self._partners.get(folder) if rest and _PARTNER_ID.match(folder) else None
+        partner = self._partners.get(folder) if rest and _PARTNER_ID.fullmatch(folder) else None
         if partner is None:
             # The folder may be any text (a patient's name): it goes nowhere but the report.
             return self._refuse(

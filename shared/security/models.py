@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["ApiKeyInfo", "Partner", "Role"]
+__all__ = ["PARTNER_ID_PATTERN", "ApiKeyInfo", "Partner", "Role"]
+
+PARTNER_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"  # also a folder of ingest-drop and a key
 
 
 class Role(StrEnum):
@@ -33,7 +35,7 @@ class Partner(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    id: str = Field(pattern=PARTNER_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     roles: frozenset[Role] = frozenset({Role.INGEST})
     time_zone: str = "UTC"  # IANA name: how the partner's times without an offset are read
