@@ -172,13 +172,13 @@ def _quantity(value: str) -> _Quantity:
         system, _bar, code = unit.rpartition("|") if "|" in unit else ("", "", unit)
         system = system or None
         code = code or None
-    value = Decimal(found[2])
-    exponent = value.as_tuple().exponent
+    number = Decimal(found[2])
+    exponent = number.as_tuple().exponent
     if (
         not isinstance(exponent, int)
-        or len(value.as_tuple().digits) > _MAX_DIGITS
+        or len(number.as_tuple().digits) > _MAX_DIGITS
         or not -_MAX_EXPONENT <= exponent <= _MAX_EXPONENT
-        or not -_MAX_EXPONENT <= value.adjusted() <= _MAX_EXPONENT
+        or not -_MAX_EXPONENT <= number.adjusted() <= _MAX_EXPONENT
     ):
         raise SubscriptionInvalidError(
             f"criteria: value-quantity needs a number of at most {_MAX_DIGITS} digits "
@@ -186,7 +186,7 @@ def _quantity(value: str) -> _Quantity:
         )
     # Everything matching computes from the value is computed here, once: what parses
     # here cannot fail at match time (a huge exponent used to raise there, for everyone).
-    return _Quantity(found[1] or "eq", value, system, code, Decimal(1).scaleb(exponent) / 2)
+    return _Quantity(found[1] or "eq", number, system, code, Decimal(1).scaleb(exponent) / 2)
 
 
 def parse_criteria(text: str) -> Criteria:
