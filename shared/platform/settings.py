@@ -240,6 +240,25 @@ class Settings(BaseSettings):
             raise ValueError(f"{Setting.API_KEYS} is false and Entra ID is not configured")
         return self
 
+    @model_validator(mode="after")
+    def _tokens_go_over_https(self) -> Settings:
+        # Both carry a token (the JWKS that validates ours, the bearer token sent to the
+        # FHIR server): plain HTTP is for loopback stand-ins in development only.
+        for setting, url in (
+            (Setting.ENTRA_AUTHORITY, self.entra_authority),
+            (Setting.FHIR_SERVER_URL, self.fhir_server_url),
+        ):
+            if url is None:
+                continue
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"{setting} must be an https:// URL")
+            if url.startswith("http://") and self.environment is not Environment.DEVELOPMENT:
+                raise ValueError(
+                    f"{setting} must be https:// outside development "
+                    f"({Setting.ENVIRONMENT}=development allows http:// for local stand-ins)"
+                )
+        return self
+
     @property
     def connection_string(self) -> str | None:
         """The storage connection string, with Azurite's shorthand spelled out."""

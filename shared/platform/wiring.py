@@ -399,7 +399,8 @@ def forwarder() -> FhirForwarder | None:
     config = settings()
     if not config.fhir_server_url:
         return None
-    client = httpx.Client(timeout=httpx.Timeout(10.0, read=60.0))
+    # No proxy from the environment: the managed-identity token must go to this server only.
+    client = httpx.Client(timeout=httpx.Timeout(10.0, read=60.0), trust_env=False)
     token = (
         managed_identity_token(config.fhir_server_url)
         if config.fhir_server_auth == "managed-identity"

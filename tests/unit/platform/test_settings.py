@@ -76,3 +76,27 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.environment is Environment.PRODUCTION
     assert settings.key_vault_url is None
     assert settings.storage_prefix == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("INTAKE_AUTH_ENTRA_AUTHORITY", "http://login.example.org"),
+        ("FHIR_SERVER_URL", "http://fhir.example.org/r4"),
+        ("FHIR_SERVER_URL", "ftp://fhir.example.org/r4"),
+    ],
+)
+def test_urls_that_carry_tokens_must_be_https_outside_development(
+    monkeypatch: pytest.MonkeyPatch, name: str, url: str
+) -> None:
+    # The review's LOW-5: the JWKS over plain HTTP, a bearer token sent in the clear.
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    monkeypatch.setenv(name, url)
+    with pytest.raises(ConfigurationError, match=f"{name} must be"):
+        load_settings()
+    monkeypatch.setenv("INTAKE_ENVIRONMENT", "development")
+    if url.startswith("http://"):
+        assert load_settings().environment is Environment.DEVELOPMENT  # loopback stand-ins
+    monkeypatch.setenv(name, url.replace("http://", "https://").replace("ftp://", "https://"))
+    monkeypatch.delenv("INTAKE_ENVIRONMENT")
+    assert load_settings().environment is Environment.PRODUCTION
