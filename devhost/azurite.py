@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .private_files import PRIVATE_UMASK, open_private_log, private_dir
+
 __all__ = ["AzuriteError", "AzuriteProcess", "ports_listening", "start_azurite"]
 
 DEFAULT_PORTS = (10000, 10001, 10002)
@@ -95,7 +97,7 @@ def start_azurite(
         AzuriteError: it is not installed, exits early, or does not listen in time.
     """
     binary = azurite_binary(root)
-    location.mkdir(parents=True, exist_ok=True)
+    private_dir(location)  # every payload and record lives here
     args = [
         str(binary),
         "--silent",
@@ -115,7 +117,7 @@ def start_azurite(
         str(ports[2]),
     ]
     args += ["--inMemoryPersistence"] if in_memory else ["--location", str(location)]
-    output = log_file.open("ab") if log_file else subprocess.DEVNULL
+    output = open_private_log(log_file) if log_file else subprocess.DEVNULL
     try:
         process = subprocess.Popen(
             args,
@@ -124,10 +126,11 @@ def start_azurite(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            umask=PRIVATE_UMASK,  # the files Azurite writes are its owner's only
         )
     finally:
         if log_file:
-            output.close()  # type: ignore[union-attr]
+            os.close(output)
     started = AzuriteProcess(process, ports)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
