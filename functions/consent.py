@@ -20,7 +20,7 @@ from shared.platform import Queue, Setting, StorageUnavailableError, wiring
 from shared.security.models import Role
 
 from .queue_stages import run_stage
-from .responses import FHIR_JSON, outcome, partner_with_role
+from .responses import FHIR_JSON, outcome, partner_with_role, public_url
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -107,6 +107,8 @@ def cds_consent_consult(req: func.HttpRequest) -> func.HttpResponse:
             observer="fhir-intake patient-consent-consult",
             requester=caller,
         )
-        return decision_cards(decision, req.url.split("/cds-services")[0]), "application/json"
+        return decision_cards(
+            decision, public_url(req).split("/cds-services")[0]
+        ), "application/json"
 
     return _decide(req, answer)

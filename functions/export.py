@@ -22,7 +22,7 @@ from shared.records.models import ExportJob, ExportStatus
 from shared.security.models import Role
 
 from .fhir import reader_for
-from .responses import outcome, partner_with_role
+from .responses import outcome, partner_with_role, public_url
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
@@ -67,7 +67,7 @@ def _kickoff(req: func.HttpRequest, level: str) -> func.HttpResponse:
         types=types,
         since=since,
         purpose=reader.purpose.code,
-        request=req.url,
+        request=public_url(req),
         transaction_time=datetime.now(UTC).isoformat(),
         scope="population" if population else "persons",
     )
@@ -76,7 +76,7 @@ def _kickoff(req: func.HttpRequest, level: str) -> func.HttpResponse:
         wiring.queue_export(job)
     except StorageUnavailableError:
         return outcome(503, "transient", "storage is unavailable; try again later")
-    location = f"{req.url.split('/fhir/')[0]}/fhir/$export-status/{job.id}"
+    location = f"{public_url(req).split('/fhir/')[0]}/fhir/$export-status/{job.id}"
     return func.HttpResponse(status_code=202, headers={"Content-Location": location})
 
 
@@ -124,7 +124,7 @@ def export_status(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(
             status_code=202, headers={"X-Progress": progress, "Retry-After": "2"}
         )
-    base = req.url.split("/fhir/")[0] + "/fhir"
+    base = public_url(req).split("/fhir/")[0] + "/fhir"
     manifest = {
         "transactionTime": job.transaction_time,
         "request": job.request,

@@ -29,7 +29,7 @@ from shared.records.search_params import SearchError, parse_search
 from shared.security.audit import AdminAction, admin_audit_event
 from shared.security.models import Role
 
-from .responses import FHIR_JSON, outcome, partner_with_role
+from .responses import FHIR_JSON, outcome, partner_with_role, public_url
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
@@ -117,7 +117,7 @@ def _read(req: func.HttpRequest, history: bool = False) -> func.HttpResponse:
 @bp.route(route="fhir/metadata", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def fhir_metadata(req: func.HttpRequest) -> func.HttpResponse:
     """The CapabilityStatement."""
-    base = req.url.split("/metadata")[0]
+    base = public_url(req).split("/metadata")[0]
     return func.HttpResponse(
         json_codec.dumps(capability_statement(base, __version__)), mimetype=FHIR_JSON
     )
@@ -127,7 +127,7 @@ def _page_bundle(
     req: func.HttpRequest, echo: tuple[tuple[str, str], ...], page: Page
 ) -> func.HttpResponse:
     """A searchset Bundle with self and next links."""
-    base = req.url.split("?")[0]
+    base = public_url(req).split("?")[0]
     root = base.split("/fhir/")[0] + "/fhir"
     links = [{"relation": "self", "url": f"{base}?{urlencode(echo)}"}]
     if page.next_page:

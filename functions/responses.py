@@ -9,6 +9,8 @@ import azure.functions as func
 
 from shared.platform import wiring
 from shared.platform.errors import StorageUnavailableError
+from shared.platform.public_url import public_url as _public_url
+from shared.platform.settings import Environment
 from shared.security import AuthenticationError, Partner
 from shared.security.errors import SecurityUnavailableError
 from shared.security.models import Role
@@ -47,3 +49,10 @@ def partner_with_role(req: func.HttpRequest, *roles: Role) -> Partner | func.Htt
         wanted = " or ".join(r.value for r in roles)
         return outcome(403, "forbidden", f"this needs the {wanted} role")
     return partner
+
+
+def public_url(req: func.HttpRequest) -> str:
+    """The request's URL on our public origin: links never carry the caller's Host."""
+    config = wiring.settings()
+    development = config.environment is Environment.DEVELOPMENT
+    return _public_url(req.url, config.public_origins, development=development)

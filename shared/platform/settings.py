@@ -8,6 +8,7 @@ reads the environment.
 from __future__ import annotations
 
 from enum import StrEnum
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
@@ -15,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
 from .names import Setting, validate_prefix
+from .public_url import origin_of
 
 __all__ = [
     "DEVELOPMENT_STORAGE",
@@ -128,6 +130,14 @@ class Settings(BaseSettings):
     consent_time_zone: str = Field(
         default="UTC", validation_alias=AliasChoices(Setting.CONSENT_TIME_ZONE.value)
     )
+    public_base_url: str = Field(
+        default="", max_length=2048, validation_alias=AliasChoices(Setting.PUBLIC_BASE_URL.value)
+    )
+    website_hostname: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9.-]{1,253}$|^$",
+        validation_alias=AliasChoices(Setting.WEBSITE_HOSTNAME.value),
+    )
     fhir_server_url: str | None = Field(
         default=None, validation_alias=AliasChoices(Setting.FHIR_SERVER_URL.value)
     )
@@ -179,6 +189,23 @@ class Settings(BaseSettings):
         """The deployment's linking systems (a state MPI id, a national identifier): any
         partner's Patients link on them."""
         return frozenset(s.strip() for s in self.link_systems.split(",") if s.strip())
+
+    @property
+    def public_origins(self) -> tuple[str, ...]:
+        """The origins links are written with, the preferred first (``public_url``)."""
+        found = [origin_of(u.strip()) for u in self.public_base_url.split(",") if u.strip()]
+        if self.website_hostname:
+            found.append(f"https://{self.website_hostname.lower()}")
+        return tuple(dict.fromkeys(found))
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_origins(cls, value: str) -> str:
+        for url in (u.strip() for u in value.split(",") if u.strip()):
+            parts = urlsplit(url)
+            if parts.scheme not in ("https", "http") or not parts.netloc or parts.path.strip("/"):
+                raise ValueError(f"{Setting.PUBLIC_BASE_URL}: {url!r} is not scheme://host[:port]")
+        return value
 
     @property
     def retry_delays(self) -> tuple[int, ...]:
@@ -247,6 +274,7 @@ class Settings(BaseSettings):
         for setting, url in (
             (Setting.ENTRA_AUTHORITY, self.entra_authority),
             (Setting.FHIR_SERVER_URL, self.fhir_server_url),
+            *((Setting.PUBLIC_BASE_URL, o) for o in self.public_origins),
         ):
             if url is None:
                 continue

@@ -197,6 +197,29 @@ def test_metadata_says_what_is_supported(api: dict[str, Any]) -> None:
     patient = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
     assert "identifier" in {p["name"] for p in patient["searchParam"]}
     assert [o["name"] for o in patient["operation"]] == ["everything", "purge"]
+    # The review's INFO item: a forged Host header planted links (behind a shared cache,
+    # for everyone); the configured public origin is used instead.
+    forged = {"host": "evil.example"}
+    base = api["host"].base_url
+    metadata = httpx.get(f"{base}/api/fhir/metadata", headers=forged, timeout=10).json()
+    assert metadata["implementation"]["url"] == f"{base}/api/fhir"
+    openapi = httpx.get(f"{base}/api/openapi.json", headers=forged, timeout=10).json()
+    assert [s["url"] for s in openapi["servers"]] == [f"{base}/api"]
+    search = api["client"].get(
+        "/fhir/Observation?patient=nobody",
+        headers={**forged, "x-api-key": api["keys"]["clinic"]},
+    )
+    assert search.status_code == 200 and "evil.example" not in search.text
+    odd = api["client"].get(  # "$" let a trailing newline through
+        "/fhir/Observation?patient=p1%0A", headers={"x-api-key": api["keys"]["clinic"]}
+    )
+    assert odd.status_code == 400 and "not a Patient id" in odd.text
+    for who in ("clinic", "ops"):  # an id no table row can have: not found, not "outage"
+        job = api["client"].get(
+            "/fhir/$export-status/..%2Fx", headers={"x-api-key": api["keys"][who]}
+        )
+        assert job.status_code in (403, 404), job.text
+    assert job.status_code == 404
 
 
 def test_search_a_patients_results_page_by_page_with_filters(api: dict[str, Any]) -> None:

@@ -286,6 +286,13 @@ def test_the_api_refuses_clearly(api: dict[str, Any], tmp_path: Path) -> None:
         headers=acme,
     )
     assert ssrf.status_code == 400 and "metadata" in ssrf.json()["issue"][0]["diagnostics"]
+    site_local = client.post(  # a block Python's flags let through (the review's INFO)
+        "/subscriptions",
+        json={"criteria": "Encounter", "endpoint": "https://[fec0::1]/"},
+        headers=acme,
+    )
+    assert site_local.status_code == 400 and "site-local" in site_local.text
+    assert client.get("/subscriptions/..%2F..%2Fx", headers=acme).status_code == 404  # not 503
     ingest_only = client.post(
         "/subscriptions", json={}, headers={"x-api-key": api["keys"]["hospital"]}
     )

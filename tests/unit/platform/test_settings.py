@@ -100,3 +100,22 @@ def test_urls_that_carry_tokens_must_be_https_outside_development(
     monkeypatch.setenv(name, url.replace("http://", "https://").replace("ftp://", "https://"))
     monkeypatch.delenv("INTAKE_ENVIRONMENT")
     assert load_settings().environment is Environment.PRODUCTION
+
+
+def test_public_origins_come_from_the_setting_and_app_services_host_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("INTAKE_PUBLIC_BASE_URL", "https://Intake.Example.org/, https://b.example")
+    monkeypatch.setenv("WEBSITE_HOSTNAME", "fi-prod.azurewebsites.net")
+    assert load_settings().public_origins == (
+        "https://intake.example.org",
+        "https://b.example",
+        "https://fi-prod.azurewebsites.net",
+    )
+    monkeypatch.setenv("INTAKE_PUBLIC_BASE_URL", "https://intake.example.org/api")
+    with pytest.raises(ConfigurationError, match="not scheme://host"):
+        load_settings()
+    monkeypatch.setenv("INTAKE_PUBLIC_BASE_URL", "http://intake.example.org")
+    with pytest.raises(ConfigurationError, match="must be https"):
+        load_settings()
