@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import azure.functions as func
 
 from shared.platform import StorageUnavailableError, wiring
+from shared.security.audit import AdminAction, admin_audit_event
 from shared.security.models import Role
 
 from .responses import FHIR_JSON, outcome, partner_with_role
@@ -37,6 +38,21 @@ def audit_search(req: func.HttpRequest) -> func.HttpResponse:
             raise ValueError("_count")
         events = wiring.audit_query().search(
             start, end, query.get("patient"), query.get("agent"), count
+        )
+        asked = {k: query[k] for k in ("patient", "agent") if k in query}
+        wiring.audit_log().write(  # the auditors are audited too
+            admin_audit_event(
+                AdminAction.AUDIT_SEARCH,
+                caller.id,
+                "AuditEvent",
+                datetime.now(UTC),
+                {
+                    **asked,
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "found": str(len(events)),
+                },
+            )
         )
     except ValueError:
         return outcome(

@@ -4,6 +4,7 @@ with Retry-After), and the caller's partner from ``X-API-Key`` with a role check
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 import azure.functions as func
 
@@ -12,6 +13,7 @@ from shared.platform.errors import StorageUnavailableError
 from shared.platform.public_url import public_url as _public_url
 from shared.platform.settings import Environment
 from shared.security import AuthenticationError, Partner
+from shared.security.audit import AccessRefusal
 from shared.security.errors import SecurityUnavailableError
 from shared.security.models import Role
 
@@ -42,13 +44,24 @@ def partner_with_role(req: func.HttpRequest, *roles: Role) -> Partner | func.Htt
     except AuthenticationError as exc:
         refused = outcome(401, "login", str(exc))
         refused.headers["WWW-Authenticate"] = ", ".join(authenticator.schemes)
+        wiring.access_audit().refused(
+            AccessRefusal.AUTHENTICATION, exc.credential, _route(req), authenticated=False
+        )
         return refused
     except (SecurityUnavailableError, StorageUnavailableError):
         return outcome(503, "transient", "credentials cannot be checked now; retry later")
     if roles and not partner.roles & set(roles):
         wanted = " or ".join(r.value for r in roles)
+        wiring.access_audit().refused(
+            AccessRefusal.AUTHORIZATION, partner.id, _route(req), {"needed": wanted}
+        )
         return outcome(403, "forbidden", f"this needs the {wanted} role")
     return partner
+
+
+def _route(req: func.HttpRequest) -> str:
+    """Method and path, for the audit trail: never the query (a function key may be there)."""
+    return f"{req.method} {urlsplit(req.url).path}"[:300]
 
 
 def public_url(req: func.HttpRequest) -> str:
