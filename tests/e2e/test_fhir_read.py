@@ -255,6 +255,64 @@ def test_search_a_patients_results_page_by_page_with_filters(api: dict[str, Any]
     assert _get(api, "Observation?code=2093-3").status_code == 400  # no compartment given
 
 
+def test_code_is_fhirs_code_and_a_function_key_sent_as_code_is_never_echoed(
+    api: dict[str, Any],
+) -> None:
+    """With the function key in x-functions-key, ``code`` is the FHIR search parameter;
+    without the header the Functions host takes ``?code=`` as the key, so the API reads
+    it as nothing and no answer (self link, export manifest) repeats it."""
+    from shared.normalize.ids import local_system, patient_id
+    from tests.support.hostproc import wait_for
+
+    body = (REPO / "docs" / "samples" / "lab-results.csv").read_bytes()
+    wait_stage(api, "lab", post_ingest(api, "lab", body, "text/csv", "lab-results"), "store")
+    system = local_system("lab", "MR")
+    patient = patient_id("lab", system, "LAB-2001")
+    # The rows name the patient; this Patient (no id: the one its identifier gives) is it.
+    person = {"resourceType": "Patient", "identifier": [{"system": system, "value": "LAB-2001"}]}
+    _ingest(api, json.dumps(person).encode(), "application/fhir+json")
+    _relate(api, patient)
+    searched = _get(api, f"Observation?patient={patient}&code=http://loinc.org|2093-3")
+    assert searched.status_code == 200, searched.text
+    bundle = searched.json()
+    assert [e["resource"]["code"]["coding"][0]["code"] for e in bundle["entry"]] == ["2093-3"]
+    (self_link,) = [x["url"] for x in bundle["link"] if x["relation"] == "self"]
+    assert "code=http%3A%2F%2Floinc.org%7C2093-3" in self_link
+
+    key = "fk-read"  # the module's function key
+
+    def keyed(path: str, partner: str = "clinic", **headers: str) -> httpx.Response:
+        client = api["client"]
+        request = client.build_request(
+            "GET", f"{path}?code={key}" if "?" not in path else f"{path}&code={key}"
+        )
+        del request.headers["x-functions-key"]
+        request.headers.update({"x-api-key": api["keys"][partner], **headers})
+        return client.send(request)
+
+    unfiltered = keyed(f"/fhir/Observation?patient={patient}")
+    assert unfiltered.status_code == 200, unfiltered.text
+    assert len(unfiltered.json()["entry"]) == 3  # LAB-2001's three: the key is no filter
+    everything = keyed(f"/fhir/Patient/{patient}/$everything")
+    assert everything.status_code == 200, everything.text
+    kinds = sorted(e["resource"]["resourceType"] for e in everything.json()["entry"])
+    assert [k for k in kinds if k != "Provenance"] == ["Observation"] * 3 + ["Patient"]
+    audited = keyed("/audit/AuditEvent", partner="ops")
+    assert audited.status_code == 200, audited.text
+    kickoff = keyed("/fhir/Patient/$export?_type=Observation", prefer="respond-async")
+    assert kickoff.status_code == 202, kickoff.text
+    location = kickoff.headers["content-location"]
+    clinic = {"x-api-key": api["keys"]["clinic"]}
+    manifest = wait_for(
+        lambda: (done := api["client"].get(location, headers=clinic)).status_code == 200 and done,
+        what="the export's manifest",
+    ).json()
+    assert manifest["request"].endswith("/fhir/Patient/$export?_type=Observation")
+    for answer in (unfiltered, everything, audited, kickoff):
+        assert key not in answer.text and key not in str(answer.headers), answer.url
+    assert key not in json.dumps(manifest)
+
+
 def _person(patient_id: str, identifiers: list[dict[str, str]], value: int) -> bytes:
     return json.dumps(
         {
