@@ -405,7 +405,7 @@ def _patient_system(mapping: CsvMapping, ctx: ConversionContext) -> str:
     the partner's, the same system an HL7 v2 identifier with that authority (CX.4) gets."""
     given = (mapping.patient_system or "").strip()
     if given.startswith(("http://", "https://", "urn:")) or re.match(
-        r"^(oid:)?[0-2](\.\d+)+$", given
+        r"^(oid:)?[0-2](\.\d+)+\Z", given
     ):
         return canonical_system(given)
     return local_system(ctx.partner, given or "MR")

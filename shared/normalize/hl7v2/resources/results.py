@@ -47,7 +47,7 @@ _ORDER_STATUS = {
     "ER": "entered-in-error",
 }
 _SN = re.compile(
-    r"^(?P<cmp><=|>=|<|>|=)?(?P<n1>[+-]?\d*\.?\d+)?(?P<sep>[-+/:])?(?P<n2>[+-]?\d*\.?\d+)?$"
+    r"^(?P<cmp><=|>=|<|>|=)?(?P<n1>[+-]?\d*\.?\d+)?(?P<sep>[-+/:])?(?P<n2>[+-]?\d*\.?\d+)?\Z"
 )
 _INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 
