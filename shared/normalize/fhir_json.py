@@ -183,10 +183,31 @@ def _check(resource: Any, path: str) -> tuple[dict[str, Any] | None, list[Issue]
                 "(not in R4, or dropped by R4B)",
             )
         ]
+    for n, inner in enumerate(resource.get("contained") or ()):
+        try:
+            get_fhir_model_class(inner.get("resourceType") if isinstance(inner, dict) else "")
+        except (KeyError, ValueError, AttributeError):
+            return None, [
+                Issue(
+                    code=IssueCode.NOT_SUPPORTED,
+                    location=f"{path}.contained[{n}].resourceType",
+                    diagnostics="a contained resource's resourceType is not a resource type "
+                    "this service validates",
+                )
+            ]
     try:
         model.model_validate(resource)
     except ValidationError as exc:
         return None, _validation_issues(exc, path)
+    except KeyError:  # the models look nested resources' classes up by name (Bundle, Parameters)
+        return None, [
+            Issue(
+                code=IssueCode.NOT_SUPPORTED,
+                location=path,
+                diagnostics="a nested resource's resourceType is not a resource type "
+                "this service validates",
+            )
+        ]
     except RecursionError:
         return None, [
             Issue(

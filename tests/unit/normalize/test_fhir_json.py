@@ -325,3 +325,18 @@ def test_a_deeply_nested_extension_is_rejected_not_a_crash() -> None:
     with pytest.raises(NormalizationError) as caught:
         convert_fhir_json(json.dumps(deep).encode(), CTX)
     assert caught.value.issues[0].diagnostics == "resource nested too deeply"
+
+
+def test_an_unknown_contained_or_nested_resource_type_is_refused_not_raised() -> None:
+    # fhir.resources raised KeyError('R4.BogusType'): the line went to the poison queue.
+    contained = {**OBSERVATION, "contained": [{"resourceType": "Bogus", "id": "x"}]}
+    with pytest.raises(NormalizationError) as caught:
+        convert_fhir_json(json.dumps(contained).encode(), CTX)
+    assert caught.value.issues[0].location == "$.contained[0].resourceType"
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "p", "resource": {"resourceType": "Bogus"}}],
+    }
+    with pytest.raises(NormalizationError) as nested:
+        convert_fhir_json(json.dumps(parameters).encode(), CTX)
+    assert "nested resource" in nested.value.issues[0].diagnostics
