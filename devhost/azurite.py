@@ -20,7 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["AzuriteError", "AzuriteProcess", "ports_listening", "start_azurite"]
+from .private_files import PRIVATE_UMASK, open_private_log, private_dir
+
+__all__ = [
+    "AzuriteError",
+    "AzuriteProcess",
+    "ports_listening",
+    "start_azurite",
+    "start_azurite_on_free_ports",
+]
 
 DEFAULT_PORTS = (10000, 10001, 10002)
 
@@ -100,7 +108,7 @@ def start_azurite(
         AzuriteError: it is not installed, exits early, or does not listen in time.
     """
     binary = azurite_binary(root)
-    location.mkdir(parents=True, exist_ok=True)
+    private_dir(location)  # every payload and record lives here
     args = [
         str(binary),
         "--silent",
@@ -121,7 +129,7 @@ def start_azurite(
     ]
     args += ["--inMemoryPersistence"] if in_memory else ["--location", str(location)]
     args += list(extra_args)
-    output = log_file.open("ab") if log_file else subprocess.DEVNULL
+    output = open_private_log(log_file) if log_file else subprocess.DEVNULL
     try:
         process = subprocess.Popen(
             args,
@@ -130,10 +138,11 @@ def start_azurite(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            umask=PRIVATE_UMASK,  # the files Azurite writes are its owner's only
         )
     finally:
         if log_file:
-            output.close()  # type: ignore[union-attr]
+            os.close(output)
     started = AzuriteProcess(process, ports)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -144,3 +153,36 @@ def start_azurite(
         time.sleep(0.1)
     started.stop()
     raise AzuriteError(f"Azurite did not listen on {ports} within {timeout:.0f}s")
+
+
+def _free_ports() -> tuple[int, int, int]:
+    """Three consecutive ports on 127.0.0.1 nothing listens on now."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            first = int(sock.getsockname()[1])
+        ports = (first, first + 1, first + 2)
+        if ports[2] < 65536 and not ports_listening("127.0.0.1", ports):
+            return ports
+    raise AzuriteError("found no three consecutive free ports for Azurite")
+
+
+def start_azurite_on_free_ports(
+    root: Path, location: Path, log_file: Path | None = None
+) -> AzuriteProcess:
+    """Azurite of its own on three free ports (its ``ports`` say which), trying other
+    ports twice more when it cannot bind them: a port free when looked at may be taken
+    before Azurite binds it, as happened on a busy CI machine.
+
+    Raises:
+        AzuriteError: it did not start on any of them.
+    """
+    for attempt in range(3):
+        try:
+            return start_azurite(
+                root, location / f"run-{attempt}", ports=_free_ports(), log_file=log_file
+            )
+        except AzuriteError:
+            if attempt == 2:
+                raise
+    raise AzuriteError("Azurite did not start")  # not reached: the last attempt raises

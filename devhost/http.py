@@ -121,7 +121,9 @@ class HttpFront:
             )
         name, route_params = resolved
         spec = self._specs[name]
-        key = request.headers.get("x-functions-key") or request.query.get("code")
+        # As the Functions host: the header when the request has one (an empty one is no
+        # key), else ?code=; the function gets the query as sent either way.
+        key = request.headers.get("x-functions-key", request.query.get("code"))
         if not self._keys.allows(str(spec.trigger.config.get("authLevel", "function")), key):
             return outcome(401, "login", "a valid function key is required (x-functions-key)")
         body = await self._read_body(request)

@@ -26,6 +26,7 @@ from shared.security import Partner, Role, TablePartnerDirectory
 from .azurite import DEFAULT_PORTS, AzuriteProcess, ports_listening, start_azurite
 from .config import apply_values, load_local_settings
 from .host import HostConfig, LocalHost
+from .private_files import private_dir, write_private
 
 __all__ = ["DEMO_PARTNER", "ensure_local_settings", "run_stack"]
 
@@ -61,8 +62,7 @@ def ensure_local_settings(root: Path) -> Path:
     if not dev.get("MasterKey"):
         dev["MasterKey"], changed = secrets.token_urlsafe(32), True
     if changed:
-        target.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        target.chmod(0o600)
+        write_private(target, json.dumps(doc, indent=2) + "\n")
     return target
 
 
@@ -129,8 +129,7 @@ def run_stack(root: Path, port: int = 7071, storage_port: int = DEFAULT_PORTS[0]
         azurite = start_azurite(
             root, root / ".azurite", ports=ports, log_file=root / ".azurite" / "azurite.log"
         )
-    state_dir = root / ".intake"
-    state_dir.mkdir(exist_ok=True)
+    state_dir = private_dir(root / ".intake")
     state_file = state_dir / "dev.json"
     host = LocalHost(HostConfig(root=root, port=port))
 
@@ -141,8 +140,7 @@ def run_stack(root: Path, port: int = 7071, storage_port: int = DEFAULT_PORTS[0]
             "function_key": settings_doc["DevHost"]["FunctionKeys"]["default"],
             **credentials,
         }
-        state_file.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-        state_file.chmod(0o600)
+        write_private(state_file, json.dumps(state, indent=2) + "\n")
         print(_banner(state), file=sys.stderr, flush=True)
 
     async def main() -> None:

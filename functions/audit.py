@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 
 from shared.platform import StorageUnavailableError, wiring
+from shared.security.audit import AdminAction, admin_audit_event
 from shared.security.models import Role
 
-from .responses import FHIR_JSON, outcome, partner_with_role
+from .responses import FHIR_JSON, outcome, partner_with_role, query_params
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 _KNOWN = {"patient", "agent", "start", "end", "_count"}
@@ -25,7 +25,7 @@ def audit_search(req: func.HttpRequest) -> func.HttpResponse:
     caller = partner_with_role(req, Role.ADMIN)
     if isinstance(caller, func.HttpResponse):
         return caller
-    query = {k: v[-1] for k, v in parse_qs(urlsplit(req.url).query).items()}
+    query = {k: v[-1] for k, v in query_params(req).items()}
     unknown = sorted(set(query) - _KNOWN)
     if unknown:
         return outcome(400, "not-supported", f"unknown parameters: {', '.join(unknown)}")
@@ -37,6 +37,21 @@ def audit_search(req: func.HttpRequest) -> func.HttpResponse:
             raise ValueError("_count")
         events = wiring.audit_query().search(
             start, end, query.get("patient"), query.get("agent"), count
+        )
+        asked: dict[str, str] = {k: query[k] for k in ("patient", "agent") if k in query}
+        wiring.audit_log().write(  # the auditors are audited too
+            admin_audit_event(
+                AdminAction.AUDIT_SEARCH,
+                caller.id,
+                "AuditEvent",
+                datetime.now(UTC),
+                {
+                    **asked,
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "found": str(len(events)),
+                },
+            )
         )
     except ValueError:
         return outcome(

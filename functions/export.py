@@ -11,7 +11,6 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 
@@ -22,7 +21,7 @@ from shared.records.models import ExportJob, ExportStatus
 from shared.security.models import Role
 
 from .fhir import reader_for
-from .responses import outcome, partner_with_role
+from .responses import outcome, partner_with_role, public_url, query_params, url_without_key
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
@@ -45,7 +44,7 @@ def _kickoff(req: func.HttpRequest, level: str) -> func.HttpResponse:
         )
     if "respond-async" not in (req.headers.get("prefer") or ""):
         return outcome(400, "required", "bulk export needs the header Prefer: respond-async")
-    query = parse_qs(urlsplit(req.url).query)
+    query = query_params(req)
     unknown = sorted(set(query) - {"_type", "_since", "_outputFormat"})
     if unknown:
         return outcome(400, "not-supported", f"$export does not take {', '.join(unknown)}")
@@ -54,7 +53,7 @@ def _kickoff(req: func.HttpRequest, level: str) -> func.HttpResponse:
     types = sorted({t for v in query.get("_type", []) for t in v.split(",") if t})
     if any(not _TYPE.match(t) for t in types):
         return outcome(400, "value", "_type: resource type names, comma-separated")
-    since = (query.get("_since") or [None])[-1]
+    since = query["_since"][-1] if query.get("_since") else None
     try:
         if since:
             parse_span(since, UTC)
@@ -67,7 +66,7 @@ def _kickoff(req: func.HttpRequest, level: str) -> func.HttpResponse:
         types=types,
         since=since,
         purpose=reader.purpose.code,
-        request=req.url,
+        request=url_without_key(req, public_url(req)),
         transaction_time=datetime.now(UTC).isoformat(),
         scope="population" if population else "persons",
     )
@@ -76,7 +75,7 @@ def _kickoff(req: func.HttpRequest, level: str) -> func.HttpResponse:
         wiring.queue_export(job)
     except StorageUnavailableError:
         return outcome(503, "transient", "storage is unavailable; try again later")
-    location = f"{req.url.split('/fhir/')[0]}/fhir/$export-status/{job.id}"
+    location = f"{public_url(req).split('/fhir/')[0]}/fhir/$export-status/{job.id}"
     return func.HttpResponse(status_code=202, headers={"Content-Location": location})
 
 
@@ -124,7 +123,7 @@ def export_status(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(
             status_code=202, headers={"X-Progress": progress, "Retry-After": "2"}
         )
-    base = req.url.split("/fhir/")[0] + "/fhir"
+    base = public_url(req).split("/fhir/")[0] + "/fhir"
     manifest = {
         "transactionTime": job.transaction_time,
         "request": job.request,

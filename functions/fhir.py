@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import azure.functions as func
 
@@ -29,7 +29,7 @@ from shared.records.search_params import SearchError, parse_search
 from shared.security.audit import AdminAction, admin_audit_event
 from shared.security.models import Role
 
-from .responses import FHIR_JSON, outcome, partner_with_role
+from .responses import FHIR_JSON, outcome, partner_with_role, public_url, query_params
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
@@ -117,7 +117,7 @@ def _read(req: func.HttpRequest, history: bool = False) -> func.HttpResponse:
 @bp.route(route="fhir/metadata", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def fhir_metadata(req: func.HttpRequest) -> func.HttpResponse:
     """The CapabilityStatement."""
-    base = req.url.split("/metadata")[0]
+    base = public_url(req).split("/metadata")[0]
     return func.HttpResponse(
         json_codec.dumps(capability_statement(base, __version__)), mimetype=FHIR_JSON
     )
@@ -126,8 +126,9 @@ def fhir_metadata(req: func.HttpRequest) -> func.HttpResponse:
 def _page_bundle(
     req: func.HttpRequest, echo: tuple[tuple[str, str], ...], page: Page
 ) -> func.HttpResponse:
-    """A searchset Bundle with self and next links."""
-    base = req.url.split("?")[0]
+    """A searchset Bundle with self and next links, made of the parameters read (never
+    the function key, which ``query_params`` leaves out)."""
+    base = public_url(req).split("?")[0]
     root = base.split("/fhir/")[0] + "/fhir"
     links = [{"relation": "self", "url": f"{base}?{urlencode(echo)}"}]
     if page.next_page:
@@ -158,7 +159,7 @@ def fhir_search(req: func.HttpRequest) -> func.HttpResponse:
     reader = reader_for(req)
     if isinstance(reader, func.HttpResponse):
         return reader
-    query = parse_qs(urlsplit(req.url).query, keep_blank_values=False)
+    query = query_params(req)
     try:
         search = parse_search(kind, query, wiring.consent_policy().zone)
         page = wiring.record_search().run(reader, search)
@@ -180,7 +181,7 @@ def fhir_everything(req: func.HttpRequest) -> func.HttpResponse:
     reader = reader_for(req)
     if isinstance(reader, func.HttpResponse):
         return reader
-    query = parse_qs(urlsplit(req.url).query)
+    query = query_params(req)
     try:
         asked = parse_everything(ident, query)
         page = wiring.patient_everything().run(reader, asked)

@@ -12,6 +12,8 @@ from shared import __version__
 from shared.platform import ConfigurationError, wiring
 from shared.platform.openapi import openapi_document
 
+from .responses import public_url
+
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     """The OpenAPI document, with this host's base URL as its server."""
-    base = req.url.split("/openapi.json")[0]
+    base = public_url(req).split("/openapi.json")[0]
     return func.HttpResponse(
         json.dumps(openapi_document(base, __version__)), mimetype="application/json"
     )

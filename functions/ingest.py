@@ -28,6 +28,7 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
     AR ACK) when refused; 503 with Retry-After when storage is down."""
     wants_ack = ACK_CONTENT_TYPE in (req.headers.get("accept") or "")
     body = req.get_body()
+    encoding = req.headers.get("content-encoding")
     partner = partner_with_role(req, Role.INGEST)
     if isinstance(partner, func.HttpResponse):
         return partner
@@ -37,7 +38,7 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
             Submission(
                 body=body,
                 content_type=req.headers.get("content-type"),
-                content_encoding=req.headers.get("content-encoding"),
+                content_encoding=encoding,
                 idempotency_key=req.headers.get("idempotency-key"),
                 mapping=req.params.get("mapping"),
                 traceparent=req.headers.get("traceparent"),
@@ -46,7 +47,7 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
     except SubmissionError as exc:
         if wants_ack:
             return func.HttpResponse(
-                build_ack(body, "AR", exc.diagnostics),
+                build_ack(body, "AR", exc.diagnostics, content_encoding=encoding),
                 status_code=exc.status,
                 mimetype=ACK_CONTENT_TYPE,
             )
@@ -57,7 +58,9 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
         log.warning("ingest: storage unavailable", extra={"stage": "ingest", "outcome": "retry"})
         if wants_ack:
             return func.HttpResponse(
-                build_ack(body, "AE", "storage unavailable; resend later"),
+                build_ack(
+                    body, "AE", "storage unavailable; resend later", content_encoding=encoding
+                ),
                 status_code=503,
                 mimetype=ACK_CONTENT_TYPE,
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
@@ -66,7 +69,7 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
     location = f"/api/ingest/{receipt.ingestion_id}"
     if wants_ack:
         return func.HttpResponse(
-            build_ack(body, "AA", f"ingestion {receipt.ingestion_id}"),
+            build_ack(body, "AA", f"ingestion {receipt.ingestion_id}", content_encoding=encoding),
             status_code=202,
             mimetype=ACK_CONTENT_TYPE,
             headers={"Location": location},

@@ -27,7 +27,7 @@ from shared.platform.errors import ConfigurationError
 from shared.platform.secrets import SecretsUnavailableError
 from shared.security.models import Partner, Role
 
-from .responses import outcome, partner_with_role
+from .responses import outcome, partner_with_role, public_url
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 _JSON = "application/json"
@@ -61,7 +61,7 @@ def _answer(
 
 
 def _base_url(req: func.HttpRequest) -> str:
-    return f"{req.url.split('/api/')[0]}/api/fhir"
+    return f"{public_url(req).split('/api/')[0]}/api/fhir"
 
 
 def _query(req: func.HttpRequest, name: str) -> str | None:
@@ -76,7 +76,7 @@ def subscription_create(req: func.HttpRequest) -> func.HttpResponse:
     def work(caller: Partner) -> func.HttpResponse:
         change = SubscriptionChange.read(req.get_body())
         sub, secret = wiring.subscription_service().create(caller, change, _base_url(req))
-        location = f"{req.url.split('?')[0].rstrip('/')}/{sub.id}"
+        location = f"{public_url(req).split('?')[0].rstrip('/')}/{sub.id}"
         return _json({**sub.public(), "secret": secret}, 201, {"Location": location})
 
     return _answer(req, work)

@@ -100,6 +100,8 @@ param linkSystems string = ''
 @minValue(0)
 @maxValue(86400)
 param sourceTimeSkewSeconds int = 300
+@description('Public origins links are written with (comma-separated https://host[:port], e.g. a custom domain); the app\'s default host name serves too. Never the caller\'s Host header.')
+param publicBaseUrl string = ''
 param httpMaxBytes int = 10485760
 param maxDecompressedBytes int = 67108864
 param dropChunkRecords int = 1000
@@ -292,6 +294,7 @@ module app 'modules/functionapp.bicep' = {
       INTAKE_CONSENT_TIME_ZONE: consentTimeZone
       INTAKE_LINK_SYSTEMS: linkSystems
       INTAKE_SOURCE_TIME_SKEW_SECONDS: string(sourceTimeSkewSeconds)
+      INTAKE_PUBLIC_BASE_URL: publicBaseUrl
       FHIR_SERVER_URL: fhirServerUrl
       FHIR_SERVER_AUTH: fhirServerAuth
       INTAKE_WEBHOOK_RETRY_SCHEDULE: webhookRetrySchedule

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from devhost.private_files import write_private
+
 __all__ = ["free_port", "start_child_host", "stop_child_host", "wait_healthy"]
 
 
@@ -31,16 +33,16 @@ def start_child_host(
     file decides: the same names in this process's environment are not passed on); its
     output goes to ``work/host.log``."""
     settings = work / "local.settings.json"
-    settings.write_text(
+    write_private(
+        settings,
         json.dumps(
             {
                 "IsEncrypted": False,
                 "Values": {"FUNCTIONS_WORKER_RUNTIME": "python", **values},
                 "DevHost": {"FunctionKeys": {"default": function_key}, "MasterKey": "local"},
             }
-        )
+        ),
     )
-    settings.chmod(0o600)
     args = [sys.executable, "-m", "intake_cli", "dev", "--root", str(root)]
     args += ["--settings", str(settings), "--port", str(port)]
     with (work / "host.log").open("ab") as log:

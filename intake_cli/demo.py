@@ -27,7 +27,7 @@ from typing import Any, TextIO
 import httpx
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from devhost.azurite import AzuriteError, AzuriteProcess, ports_listening, start_azurite
+from devhost.azurite import AzuriteError, AzuriteProcess, start_azurite_on_free_ports
 from shared.platform.names import Container, Setting, Table
 from shared.platform.provision import provision_storage
 from shared.platform.settings import Settings, development_connection_string
@@ -108,7 +108,8 @@ def run_demo(root: Path, timeout: float = 120.0, out: TextIO = sys.stdout) -> in
         azurite: AzuriteProcess | None = None
         host: subprocess.Popen[bytes] | None = None
         try:
-            azurite, ports = _start_storage(root, work)
+            azurite = start_azurite_on_free_ports(root, work, log_file=work / "azurite.log")
+            ports = azurite.ports
             print(f"  storage   Azurite on 127.0.0.1:{ports[0]}-{ports[2]} (fresh data)", file=out)
             values = _app_settings(work, ports[0])
             clients = build_storage_clients(Settings.model_validate(values))
@@ -437,35 +438,3 @@ def _app_settings(work: Path, blob_port: int) -> dict[str, str]:
         Setting.SWEEP_SCHEDULE: "0 */1 * * * *",
         Setting.WEBHOOK_RETRY_SCHEDULE: "1,2,5",
     }
-
-
-def _start_storage(root: Path, work: Path) -> tuple[AzuriteProcess, tuple[int, int, int]]:
-    """Azurite on three free ports, trying other ports twice more if it cannot bind them:
-    a port free when looked at may be taken (by a client's connection) before Azurite
-    binds it, which made the demo fail once on a busy CI machine.
-
-    Raises:
-        AzuriteError: it did not start on any of them.
-    """
-    for attempt in range(3):
-        ports = _free_storage_ports()
-        try:
-            started = start_azurite(
-                root, work / f"azurite-{attempt}", ports=ports, log_file=work / "azurite.log"
-            )
-        except AzuriteError:
-            if attempt == 2:
-                raise
-            continue
-        return started, ports
-    raise AzuriteError("Azurite did not start")  # not reached: the last attempt raises
-
-
-def _free_storage_ports() -> tuple[int, int, int]:
-    """Three consecutive free ports for Azurite's blob, queue and table services."""
-    for _ in range(50):
-        first = free_port()
-        ports = (first, first + 1, first + 2)
-        if ports[2] < 65536 and not ports_listening("127.0.0.1", ports):
-            return ports
-    raise DemoError("found no three consecutive free ports for Azurite")

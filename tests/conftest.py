@@ -1,9 +1,9 @@
 """Session fixtures: a real Azurite, and storage names no other test run shares.
 
-Azurite is started (data in a temporary folder, from the repo's node_modules) only
-when nothing listens on 10000-10002; one that already runs (``make run``'s, say) is
-reused, and the per-test name prefix keeps this run's containers, queues and tables
-apart from it.
+Azurite is started for the run (data in a temporary folder, from the repo's
+node_modules) on free ports: an Azurite of another run (``make run``'s, another test
+session's) is never shared, since its owner may stop it half-way through this run. The
+per-test name prefix keeps each test's containers, queues and tables apart.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from devhost.azurite import DEFAULT_PORTS, ports_listening, start_azurite
+from devhost.azurite import start_azurite_on_free_ports
 from shared.platform import wiring
 from shared.platform.settings import development_connection_string
 
@@ -24,17 +24,11 @@ CORPUS = REPO.parent / "shared" / "corpus"
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A connection string for a running Azurite."""
-    busy = ports_listening("127.0.0.1", DEFAULT_PORTS)
-    if len(busy) == len(DEFAULT_PORTS):
-        yield development_connection_string()
-        return
-    if busy:
-        pytest.exit(f"ports {busy} are taken by something that is not a whole Azurite", 2)
+    """A connection string for an Azurite of this run's own, on free ports."""
     location = tmp_path_factory.mktemp("azurite")
-    process = start_azurite(REPO, location / "data", log_file=location / "azurite.log")
+    process = start_azurite_on_free_ports(REPO, location, log_file=location / "azurite.log")
     try:
-        yield development_connection_string()
+        yield development_connection_string(blob_port=process.ports[0])
     finally:
         process.stop()
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from .models import Actor, Code, ConsentDecision, Policy
+from .models import Actor, Code, ConsentDecision, Effect, Policy
 
 __all__ = ["AUDIT_NAMESPACE", "consent_audit_event"]
 
@@ -101,7 +101,8 @@ def consent_audit_event(
         ],
         "action": "E",
         "recorded": recorded.isoformat(),
-        "outcome": "0",
+        # 0 success for a permit; a deny is 4 (minor failure), so a search by outcome finds it.
+        "outcome": "0" if decision.decision is Effect.PERMIT else "4",
         "outcomeDesc": f"{decision.decision.value}"
         + (" (default policy)" if decision.default_applied else ""),
         "agent": [

@@ -3,6 +3,7 @@
 IntakeError
 └── ConsentError
     ├── ConsentInputError         a request or consent cannot be read (permanent: 4xx, exit 2)
+    ├── QuestionForbiddenError    the caller may not ask about this person (permanent: 403)
     └── ConsentUnavailableError   the consent index did not answer (retryable; fails closed)
 """
 
@@ -12,7 +13,12 @@ from typing import Any
 
 from shared.platform.errors import IntakeError
 
-__all__ = ["ConsentError", "ConsentInputError", "ConsentUnavailableError"]
+__all__ = [
+    "ConsentError",
+    "ConsentInputError",
+    "ConsentUnavailableError",
+    "QuestionForbiddenError",
+]
 
 
 class ConsentError(IntakeError):
@@ -38,3 +44,8 @@ class ConsentUnavailableError(ConsentError):
     """The consents of a patient could not be read; nothing may pass until they can."""
 
     retryable = True
+
+
+class QuestionForbiddenError(ConsentError):
+    """A consent question about a person the caller may not read, or naming another
+    partner as the actor; the same text whatever the reason, so it tells nothing."""

@@ -17,7 +17,7 @@ from shared.consent.vocabulary import ACT_CODE, CONSENT_SCOPE, OPT_OUT_REGISTRY
 
 from .ids import resource_id
 
-__all__ = ["ConsentRule", "consent_from_row"]
+__all__ = ["ConsentRule", "consent_from_row", "unlisted_status"]
 
 _STATUSES = {"active", "inactive", "draft", "proposed", "rejected", "entered-in-error"}
 
@@ -45,6 +45,12 @@ class ConsentRule(BaseModel):
         return {self.status_column} if self.status_column else set()
 
 
+def unlisted_status(lookup: dict[str, str]) -> str:
+    """The issue text for a status cell a mapping does not list: the words it does list
+    (the mapping's own), never the cell, since the text is kept in the ingestion's status."""
+    return f"the status is not in the mapping (it lists {', '.join(sorted(lookup)) or 'none'})"
+
+
 def consent_from_row(
     rule: ConsentRule,
     row: dict[str, str],
@@ -57,14 +63,15 @@ def consent_from_row(
     of provision.period).
 
     Raises:
-        ValueError: the row's status is not in the mapping; the message names it.
+        ValueError: the row's status is not in the mapping; the message names the
+            words the mapping lists, not the cell.
     """
     status = rule.status
     if rule.status_column:
         said = (row.get(rule.status_column) or "").strip()
         if said:
             if said not in rule.status_lookup:
-                raise ValueError(f"status {said!r} is not in the mapping")
+                raise ValueError(unlisted_status(rule.status_lookup))
             status = rule.status_lookup[said]
     category = [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}]
     if rule.registry and rule.decision == "deny":

@@ -6,7 +6,8 @@ says which column holds the patient identifier and the time, and how columns bec
 Observations: a fixed code per column (vital signs) or a code read from a column (lab
 extracts), values as quantities, text or codes, units looked up to UCUM, statuses
 mapped from the partner's words. Each row is a record: a bad row is reported with its
-line and column and costs only itself.
+line and column and costs only itself. The report names the rule the cell broke, never
+the cell: it is kept in the ingestion's status, which ``$purge`` does not erase.
 
 Rows reference the patient by identifier (and the id the HL7 v2 and FHIR paths give
 that identifier); they do not create or overwrite a Patient, since a CSV row knows
@@ -29,7 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .context import BundleBuilder, ConversionContext
-from .csv_consent import ConsentRule, consent_from_row
+from .csv_consent import ConsentRule, consent_from_row, unlisted_status
 from .errors import Issue, IssueCode, NormalizationError
 from .fhir_rules import REQUIRED_BINDINGS, canonical_system
 from .ids import local_system, patient_id, resource_id
@@ -171,7 +172,11 @@ def load_mapping(name: str, extra_dir: Path | None = None) -> CsvMapping:
         NormalizationError: no such mapping, or it is invalid.
     """
     if not _NAME.match(name):
-        raise NormalizationError.at("mapping", f"{name!r} is not a mapping name", IssueCode.VALUE)
+        raise NormalizationError.at(
+            "mapping",
+            "not a mapping name: lowercase letters, digits and hyphens",
+            IssueCode.VALUE,
+        )
     for folder in (extra_dir, MAPPINGS_DIR):
         path = folder / f"{name}.json" if folder else None
         if path and path.exists():
@@ -183,7 +188,7 @@ def load_mapping(name: str, extra_dir: Path | None = None) -> CsvMapping:
                     f"the mapping is invalid: {exc.errors()[0]['msg']}",
                     IssueCode.INVALID,
                 ) from exc
-    raise NormalizationError.at("mapping", f"no CSV mapping named {name!r}", IssueCode.VALUE)
+    raise NormalizationError.at("mapping", "no CSV mapping has this name", IssueCode.VALUE)
 
 
 def _decimal(text: str) -> int | Decimal | None:
@@ -212,7 +217,8 @@ def _time(mapping: CsvMapping, text: str, ctx: ConversionContext) -> str:
         )
     except ValueError as exc:
         raise _RowError(
-            mapping.time_column, f"{text!r} is not a time in the mapping's format"
+            mapping.time_column,
+            f"not a time in the mapping's format ({mapping.time_format or 'ISO 8601'})",
         ) from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ctx.zone)
@@ -264,7 +270,7 @@ def _observation(
         if rule.value_type == "quantity":
             number = _decimal(text)
             if number is None:
-                raise _RowError(rule.column, f"{text!r} is not a number")
+                raise _RowError(rule.column, "not a number")
             resource["valueQuantity"] = _quantity(number, rule.unit, row)
         elif rule.value_type == "codeable":
             resource["valueCodeableConcept"] = {
@@ -280,7 +286,7 @@ def _observation(
                 continue
             number = _decimal(text)
             if number is None:
-                raise _RowError(component.column, f"{text!r} is not a number")
+                raise _RowError(component.column, "not a number")
             parts.append(
                 {
                     "code": {"coding": [component.code.model_dump(exclude_none=True)]},
@@ -295,7 +301,7 @@ def _observation(
         said = (row.get(rule.status_column) or "").strip()
         if said:
             if said not in rule.status_lookup:
-                raise _RowError(rule.status_column, f"status {said!r} is not in the mapping")
+                raise _RowError(rule.status_column, unlisted_status(rule.status_lookup))
             status = rule.status_lookup[said]
     resource["status"] = status
     if rule.category:
@@ -399,7 +405,7 @@ def _patient_system(mapping: CsvMapping, ctx: ConversionContext) -> str:
     the partner's, the same system an HL7 v2 identifier with that authority (CX.4) gets."""
     given = (mapping.patient_system or "").strip()
     if given.startswith(("http://", "https://", "urn:")) or re.match(
-        r"^(oid:)?[0-2](\.\d+)+$", given
+        r"^(oid:)?[0-2](\.\d+)+\Z", given
     ):
         return canonical_system(given)
     return local_system(ctx.partner, given or "MR")

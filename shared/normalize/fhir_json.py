@@ -12,7 +12,10 @@ Patient without id but with an identifier gets the id the HL7 v2 path gives the
 partner's Patient with that identifier.
 
 A transaction is all or nothing; a batch, a collection or NDJSON lose only their bad
-entries, each reported with its JSON path.
+entries, each reported with its JSON path. Issue texts say where and which rule, never
+the value (they are kept in the ingestion's status, which ``$purge`` does not erase; the
+value stays in the raw payload the quarantine record points at, which it does). A method
+named in a text is one of ours, matched exactly.
 """
 
 from __future__ import annotations
@@ -37,11 +40,11 @@ __all__ = ["MAX_FHIR_BYTES", "convert_fhir_json"]
 
 MAX_FHIR_BYTES = 64 * 1024 * 1024
 _RELATIVE = re.compile(
-    r"^(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]{1,64})?$"
+    r"^(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]{1,64})?\Z"
 )
 _ABSOLUTE = re.compile(r"^https?://[^\s/]+(/\S*)?\Z")
 _UUID = re.compile(
-    r"^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    r"^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
 )
 
 
@@ -90,15 +93,24 @@ def _clean(value: Any, key: str = "") -> Any:
 
 
 def _validation_issues(exc: ValidationError, path: str) -> list[Issue]:
+    """The model's findings by path. Its messages state the rule; one that quotes the
+    value it was given (a custom validator's) is replaced by the rule's name, since issue
+    texts reach the ingestion's status, which ``$purge`` keeps."""
     issues = []
     for error in exc.errors()[:20]:
         where = path + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
         text = error["msg"].removeprefix("Value error, ")
+        given = error.get("input")
+        if isinstance(given, str | int | float) and str(given) and str(given) in text:
+            text = f"the value is not valid here ({error['type']})"
         issues.append(Issue(code=IssueCode.STRUCTURE, diagnostics=text, location=where))
     return issues
 
 
 def _binding_issues(resource: dict[str, Any], path: str) -> list[Issue]:
+    """Required bindings the model does not check; the text names the element and the
+    codes it takes, never the value sent (the partner has its payload, and the status
+    row outlives ``$purge``)."""
     kind = resource.get("resourceType", "")
     issues = []
     for (rtype, element), allowed in REQUIRED_BINDINGS.items():
@@ -107,7 +119,7 @@ def _binding_issues(resource: dict[str, Any], path: str) -> list[Issue]:
                 Issue(
                     code=IssueCode.CODE_INVALID,
                     location=f"{path}.{element}",
-                    diagnostics=f"{resource[element]!r} is not allowed: {kind}.{element} takes "
+                    diagnostics=f"the value is not allowed: {kind}.{element} takes "
                     f"one of {', '.join(sorted(allowed))}",
                 )
             )
@@ -167,14 +179,35 @@ def _check(resource: Any, path: str) -> tuple[dict[str, Any] | None, list[Issue]
             Issue(
                 code=IssueCode.NOT_SUPPORTED,
                 location=f"{path}.resourceType",
-                diagnostics=f"{resource['resourceType']!r} is not a resource type this service "
-                "validates (not in R4, or dropped by R4B)",
+                diagnostics="the resourceType is not a resource type this service validates "
+                "(not in R4, or dropped by R4B)",
             )
         ]
+    for n, inner in enumerate(resource.get("contained") or ()):
+        try:
+            get_fhir_model_class(inner.get("resourceType") if isinstance(inner, dict) else "")
+        except (KeyError, ValueError, AttributeError):
+            return None, [
+                Issue(
+                    code=IssueCode.NOT_SUPPORTED,
+                    location=f"{path}.contained[{n}].resourceType",
+                    diagnostics="a contained resource's resourceType is not a resource type "
+                    "this service validates",
+                )
+            ]
     try:
         model.model_validate(resource)
     except ValidationError as exc:
         return None, _validation_issues(exc, path)
+    except KeyError:  # the models look nested resources' classes up by name (Bundle, Parameters)
+        return None, [
+            Issue(
+                code=IssueCode.NOT_SUPPORTED,
+                location=path,
+                diagnostics="a nested resource's resourceType is not a resource type "
+                "this service validates",
+            )
+        ]
     except RecursionError:
         return None, [
             Issue(
@@ -340,7 +373,7 @@ def _rewrite_references(
                 Issue(
                     code=IssueCode.INVALID,
                     location=where,
-                    diagnostics=f"{ref} names no entry of this Bundle",
+                    diagnostics="the urn:uuid: reference names no entry of this Bundle",
                 )
             )
         elif (relative := _RELATIVE.match(ref)) is not None:
@@ -354,7 +387,7 @@ def _rewrite_references(
                 Issue(
                     code=IssueCode.STRUCTURE,
                     location=where,
-                    diagnostics=f"{ref!r} is not a reference: expected Type/id, "
+                    diagnostics="the value is not a reference: expected Type/id, "
                     "an absolute URL, urn:uuid: or #contained",
                 )
             )

@@ -141,7 +141,7 @@ SYSTEM_ALIASES = {
     "urn:oid:2.16.840.1.113883.12.292": "http://hl7.org/fhir/sid/cvx",
     "cvx": "http://hl7.org/fhir/sid/cvx",
 }
-_BARE_OID = re.compile(r"^(?:oid:)?([0-2](\.(0|[1-9]\d*))+)$", re.IGNORECASE)
+_BARE_OID = re.compile(r"^(?:oid:)?([0-2](\.(0|[1-9]\d*))+)\Z", re.IGNORECASE)
 
 
 def canonical_system(system: str) -> str:

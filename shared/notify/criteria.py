@@ -22,6 +22,10 @@ from .errors import SubscriptionInvalidError
 
 __all__ = ["Criteria", "parse_criteria"]
 
+# Bounds a criteria number must keep (FHIR decimals need far fewer): beyond them decimal
+# arithmetic overflows or takes time, which must not happen when a change is matched.
+_MAX_DIGITS = 40
+_MAX_EXPONENT = 100
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
 _QUANTITY = re.compile(r"^(eq|ne|gt|lt|ge|le)?([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?:\|(.*))?\Z")
 # Search parameter -> the elements it reads (the first one present is used).
@@ -50,6 +54,7 @@ class _Quantity:
     value: Decimal
     system: str | None
     code: str | None
+    half: Decimal  # half a unit in the value's last written place: eq/ne's precision
 
     def holds(self, quantity: Mapping[str, Any]) -> bool:
         raw = quantity.get("value")
@@ -59,13 +64,14 @@ class _Quantity:
             have = Decimal(str(raw))
         except InvalidOperation:
             return False
-        if self.code is not None and self.code not in {quantity.get("code"), quantity.get("unit")}:
+        if not have.is_finite():  # NaN would raise in a comparison; never a match
+            return False
+        if self.code is not None and self.code not in (quantity.get("code"), quantity.get("unit")):
             return False
         if self.system and quantity.get("system") != self.system:
             return False
         # eq and ne compare with the precision the value was written with (FHIR search).
-        half = Decimal(1).scaleb(self.value.as_tuple().exponent) / 2  # type: ignore[arg-type]
-        inside = self.value - half <= have < self.value + half
+        inside = self.value - self.half <= have < self.value + self.half
         return {
             "eq": inside,
             "ne": not inside,
@@ -166,7 +172,21 @@ def _quantity(value: str) -> _Quantity:
         system, _bar, code = unit.rpartition("|") if "|" in unit else ("", "", unit)
         system = system or None
         code = code or None
-    return _Quantity(found[1] or "eq", Decimal(found[2]), system, code)
+    number = Decimal(found[2])
+    exponent = number.as_tuple().exponent
+    if (
+        not isinstance(exponent, int)
+        or len(number.as_tuple().digits) > _MAX_DIGITS
+        or not -_MAX_EXPONENT <= exponent <= _MAX_EXPONENT
+        or not -_MAX_EXPONENT <= number.adjusted() <= _MAX_EXPONENT
+    ):
+        raise SubscriptionInvalidError(
+            f"criteria: value-quantity needs a number of at most {_MAX_DIGITS} digits "
+            f"between 1e-{_MAX_EXPONENT} and 1e{_MAX_EXPONENT}"
+        )
+    # Everything matching computes from the value is computed here, once: what parses
+    # here cannot fail at match time (a huge exponent used to raise there, for everyone).
+    return _Quantity(found[1] or "eq", number, system, code, Decimal(1).scaleb(exponent) / 2)
 
 
 def parse_criteria(text: str) -> Criteria:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .errors import EndpointRefusedError
+from .special_addresses import outside_global_unicast, special_block
 
 __all__ = [
     "Endpoint",
@@ -104,16 +105,24 @@ def parse_endpoint(url: str, *, development: bool) -> Endpoint:
 def refusal(address: IPAddress, *, loopback_ok: bool = False) -> str | None:
     """Why an address may not be called, or None when it may."""
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if address.teredo:
-            embedded = address.teredo[1]
+        translated = address.ipv4_mapped
         if address in _NAT64 or (address in _V4_COMPATIBLE and int(address) > 1):
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is not None:
-            return refusal(embedded, loopback_ok=loopback_ok)
+            translated = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if translated is not None:  # another spelling of an IPv4 address: judge that one
+            return refusal(translated, loopback_ok=loopback_ok)
+        tunnelled = address.teredo[1] if address.teredo else address.sixtofour
+        if tunnelled is not None and (why := refusal(tunnelled, loopback_ok=loopback_ok)):
+            return why  # the tunnel's end says more than "special-purpose"
     if address in _METADATA:
         return "a cloud metadata address"
-    if address.is_loopback:
+    block = special_block(address)
+    if block is not None:
+        if loopback_ok and address.is_loopback:
+            return None
+        return f"{block.why}: {block.name}"
+    if outside_global_unicast(address):
+        return "not a global unicast address (outside 2000::/3)"
+    if address.is_loopback:  # the registries cover these; the library's flags stay a net
         return None if loopback_ok else "a loopback address"
     if address.is_link_local:
         return "a link-local address"

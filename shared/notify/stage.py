@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 # subscription applies to changes matched from this many seconds after it was saved.
 SUBSCRIPTIONS_REFRESH_SECONDS = 2.0
 _VERSION_BLOB = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})/_history/(\d+)\.json\Z")
+# What matching one subscription may raise on data nobody foresaw (a bug, never a reason
+# to fail the change for every other subscriber).
+_MATCH_FAILURES = (ArithmeticError, ValueError, TypeError, LookupError, RecursionError)
 _EVENTS = {"created": Event.CREATE, "updated": Event.UPDATE, "deleted": Event.DELETE}
 
 
@@ -82,7 +85,9 @@ class NotifyStage:
         partners: Callable[[str], Partner | None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         cache_seconds: float = SUBSCRIPTIONS_REFRESH_SECONDS,
+        parse: Callable[[str], Criteria] = parse_criteria,
     ) -> None:
+        self._parse = parse  # the criteria reader (a unit test passes one that misbehaves)
         self._people = people
         self._partners = partners
         self._payloads = payloads
@@ -94,19 +99,21 @@ class NotifyStage:
         self._clock = clock
         self._cache_seconds = cache_seconds
         self._cached: tuple[float, list[tuple[Subscription, Criteria]]] | None = None
+        self._said: set[tuple[str, str]] = set()  # failures written since the last re-read
 
     def _active(self) -> list[tuple[Subscription, Criteria]]:
         """Subscriptions that are not off, with parsed criteria (re-read when stale)."""
         now = time.monotonic()
         if self._cached is None or now - self._cached[0] > self._cache_seconds:
             found = []
+            self._said.clear()
             for sub in self._subscriptions.list():
                 if sub.status is SubscriptionStatus.OFF:
                     continue
                 try:
-                    found.append((sub, parse_criteria(sub.criteria)))
-                except SubscriptionInvalidError:
-                    log.warning("notify: unreadable criteria", extra={"subscription": sub.id})
+                    found.append((sub, self._parse(sub.criteria)))
+                except SubscriptionInvalidError as exc:  # saved by a version that read more
+                    self._failed(sub, f"criteria can no longer be read: {exc}")
             self._cached = (now, found)
         return self._cached[1]
 
@@ -155,7 +162,11 @@ class NotifyStage:
         memo: dict[str, Person] = {}
         queued = 0
         for sub, criteria in subscriptions:
-            matched, topic = self._match(sub, criteria, event, current, before)
+            try:
+                matched, topic = self._match(sub, criteria, event, current, before)
+            except _MATCH_FAILURES as exc:  # one subscription's failure is its own
+                self._failed(sub, f"criteria could not be matched ({type(exc).__name__})")
+                continue
             if not matched or not self._may_know(sub, patients, memo):
                 continue
             delivery = self._claim(sub, envelope, event, topic, where)
@@ -178,6 +189,25 @@ class NotifyStage:
             },
         )
         return queued
+
+    def _failed(self, sub: Subscription, reason: str) -> None:
+        """Put a subscription whose criteria fail in ``error`` with the reason (once)."""
+        said = (sub.id, reason)
+        if said in self._said or (sub.status is SubscriptionStatus.ERROR and sub.error == reason):
+            return  # said already: no table write or log line per change
+        self._said.add(said)
+        log.warning(
+            "notify: subscription criteria failed",
+            extra={"stage": "notify", "subscription": sub.id, "outcome": "error"},
+        )
+
+        def change(found: Subscription) -> Subscription:
+            if found.criteria != sub.criteria or found.status is SubscriptionStatus.OFF:
+                return found  # changed or paused since we read it: not ours to overwrite
+            update = {"status": SubscriptionStatus.ERROR, "error": reason[:500]}
+            return found.model_copy(update={**update, "updated": self._clock()})
+
+        self._subscriptions.update(sub.id, change)
 
     def _may_know(self, sub: Subscription, patients: list[str], memo: dict[str, Person]) -> bool:
         """Whether a subscription's owner may hear of a change to these patients' data."""

@@ -13,6 +13,7 @@ from enum import StrEnum
 __all__ = [
     "LOCAL_ONLY_SETTINGS",
     "LOCAL_ONLY_TABLES",
+    "PLATFORM_SETTINGS",
     "POISON_SUFFIX",
     "Container",
     "PlatformContainer",
@@ -110,6 +111,8 @@ class Setting(StrEnum):
     CONSENT_TIME_ZONE = "INTAKE_CONSENT_TIME_ZONE"  # for dates without zone in consents
     LINK_SYSTEMS = "INTAKE_LINK_SYSTEMS"  # identifier systems every partner may link on
     SOURCE_TIME_SKEW_SECONDS = "INTAKE_SOURCE_TIME_SKEW_SECONDS"  # a source clock's allowance
+    PUBLIC_BASE_URL = "INTAKE_PUBLIC_BASE_URL"  # the origins our links use (not Host)
+    WEBSITE_HOSTNAME = "WEBSITE_HOSTNAME"  # set by App Service: the app's default host name
     FHIR_SERVER_URL = "FHIR_SERVER_URL"  # an existing FHIR server the store also feeds
     FHIR_SERVER_AUTH = "FHIR_SERVER_AUTH"  # managed-identity (default) or none
     WEBHOOK_RETRY_SCHEDULE = (
@@ -129,6 +132,8 @@ class Setting(StrEnum):
     APPINSIGHTS_AUTHENTICATION = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"  # Entra ID telemetry
 
 
+# Set by the platform (App Service), never by our Bicep.
+PLATFORM_SETTINGS: frozenset[Setting] = frozenset({Setting.WEBSITE_HOSTNAME})
 LOCAL_ONLY_SETTINGS: frozenset[Setting] = frozenset(
     {Setting.STORAGE, Setting.STORAGE_PREFIX, Setting.LOCAL_SECRETS_FILE, Setting.LOG_FORMAT}
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
@@ -16,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
 from .names import Setting, validate_prefix
+from .public_url import origin_of
 
 __all__ = [
     "DEVELOPMENT_STORAGE",
@@ -144,6 +146,14 @@ class Settings(BaseSettings):
     consent_time_zone: str = Field(
         default="UTC", validation_alias=AliasChoices(Setting.CONSENT_TIME_ZONE.value)
     )
+    public_base_url: str = Field(
+        default="", max_length=2048, validation_alias=AliasChoices(Setting.PUBLIC_BASE_URL.value)
+    )
+    website_hostname: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9.-]{1,253}$|^$",
+        validation_alias=AliasChoices(Setting.WEBSITE_HOSTNAME.value),
+    )
     fhir_server_url: str | None = Field(
         default=None, validation_alias=AliasChoices(Setting.FHIR_SERVER_URL.value)
     )
@@ -201,6 +211,23 @@ class Settings(BaseSettings):
         """Partners whose ``ingest-drop`` folder alone proves a file theirs (no issued
         upload needed): only for deployments where nobody but operators can write there."""
         return frozenset(p.strip() for p in self.direct_drop_partners.split(",") if p.strip())
+
+    @property
+    def public_origins(self) -> tuple[str, ...]:
+        """The origins links are written with, the preferred first (``public_url``)."""
+        found = [origin_of(u.strip()) for u in self.public_base_url.split(",") if u.strip()]
+        if self.website_hostname:
+            found.append(f"https://{self.website_hostname.lower()}")
+        return tuple(dict.fromkeys(found))
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_origins(cls, value: str) -> str:
+        for url in (u.strip() for u in value.split(",") if u.strip()):
+            parts = urlsplit(url)
+            if parts.scheme not in ("https", "http") or not parts.netloc or parts.path.strip("/"):
+                raise ValueError(f"{Setting.PUBLIC_BASE_URL}: {url!r} is not scheme://host[:port]")
+        return value
 
     @property
     def retry_delays(self) -> tuple[int, ...]:
@@ -271,6 +298,26 @@ class Settings(BaseSettings):
             )
         if not self.entra_tenant_id and not self.api_keys:
             raise ValueError(f"{Setting.API_KEYS} is false and Entra ID is not configured")
+        return self
+
+    @model_validator(mode="after")
+    def _tokens_go_over_https(self) -> Settings:
+        # Both carry a token (the JWKS that validates ours, the bearer token sent to the
+        # FHIR server): plain HTTP is for loopback stand-ins in development only.
+        for setting, url in (
+            (Setting.ENTRA_AUTHORITY, self.entra_authority),
+            (Setting.FHIR_SERVER_URL, self.fhir_server_url),
+            *((Setting.PUBLIC_BASE_URL, o) for o in self.public_origins),
+        ):
+            if url is None:
+                continue
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"{setting} must be an https:// URL")
+            if url.startswith("http://") and self.environment is not Environment.DEVELOPMENT:
+                raise ValueError(
+                    f"{setting} must be https:// outside development "
+                    f"({Setting.ENVIRONMENT}=development allows http:// for local stand-ins)"
+                )
         return self
 
     @property

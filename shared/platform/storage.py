@@ -9,6 +9,7 @@ the Functions queue trigger's default encoding, so every stage reads what anothe
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ __all__ = [
     "StorageClients",
     "build_storage_clients",
     "connect_services",
+    "is_table_key",
     "service_endpoints",
     "storage_errors",
 ]
@@ -168,3 +170,14 @@ def storage_errors(what: str) -> Iterator[None]:
         yield
     except AzureError as exc:
         raise StorageUnavailableError(f"{what} failed: {type(exc).__name__}") from exc
+
+
+# Characters a table PartitionKey or RowKey may not hold (Azure Table service data model).
+_NOT_IN_KEYS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+
+
+def is_table_key(text: str) -> bool:
+    """Whether ``text`` can name a table row at all: an id from a URL that cannot is one
+    no row has (not found), where the service would answer an error that reads as an
+    outage."""
+    return 0 < len(text.encode("utf-8")) <= 1024 and not _NOT_IN_KEYS.search(text)

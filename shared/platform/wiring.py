@@ -18,6 +18,7 @@ from azure.keyvault.secrets import SecretClient
 
 from shared.consent.adapters import TableConsentIndex
 from shared.consent.models import Code, Policy, PolicyMode
+from shared.consent.questions import QuestionGate
 from shared.consent.service import ConsentService
 from shared.consent.stage import ConsentStage
 from shared.consent.vocabulary import ACT_REASON, DEFAULT_SENSITIVE_LABELS
@@ -53,6 +54,7 @@ from shared.records.purge import Purger
 from shared.records.reads import RecordReader
 from shared.records.search import RecordSearch
 from shared.records.stage import StoreStage
+from shared.security.access_audit import AccessAudit
 from shared.security.audit import AuditQuery
 from shared.security.callers import Authenticator
 from shared.security.partners import TablePartnerDirectory
@@ -325,6 +327,16 @@ def consent_stage() -> ConsentStage:
 
 
 @cache
+def consent_questions() -> QuestionGate:
+    """Who may ask for a consent decision about whom (``$evaluate``, CDS Hooks)."""
+
+    def holders(system: str, value: str) -> list[str]:
+        return [h.patient_id for h in person_index().holders(system, value)]
+
+    return QuestionGate(people(), holders)
+
+
+@cache
 def consent_service() -> ConsentService:
     """Consent decisions on request (HTTP evaluation, reads, notifications)."""
     return ConsentService(_consent_index(), BlobAuditLog(storage()), consent_policy())
@@ -430,7 +442,8 @@ def forwarder() -> FhirForwarder | None:
     config = settings()
     if not config.fhir_server_url:
         return None
-    client = httpx.Client(timeout=httpx.Timeout(10.0, read=60.0))
+    # No proxy from the environment: the managed-identity token must go to this server only.
+    client = httpx.Client(timeout=httpx.Timeout(10.0, read=60.0), trust_env=False)
     token = (
         managed_identity_token(config.fhir_server_url)
         if config.fhir_server_auth == "managed-identity"
@@ -538,6 +551,12 @@ def delivery_stage() -> DeliveryStage:
 
 
 @cache
+def access_audit() -> AccessAudit:
+    """The trail of refused requests (401, 403, refused consent questions)."""
+    return AccessAudit(audit_log())
+
+
+@cache
 def audit_query() -> AuditQuery:
     """The auditor's search over the audit trail."""
     return AuditQuery(BlobAuditLog(storage()))
@@ -557,6 +576,8 @@ def reset_caches() -> None:
         partners,
         authenticator,
         audit_query,
+        access_audit,
+        consent_questions,
         normalize_stage,
         submissions,
         uploads,

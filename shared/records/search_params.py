@@ -152,8 +152,8 @@ def parse_search(resource_type: str, query: Mapping[str, list[str]], zone: tzinf
     patient = _last(query, "patient")
     if patient is not None:
         patient = patient.removeprefix("Patient/")
-        if not re.match(r"^[A-Za-z0-9\-.]{1,64}$", patient):
-            raise SearchError(f"patient: {patient!r} is not a Patient id")
+        if not re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", patient):  # "$" let "id\n" through
+            raise SearchError("patient: not a Patient id (1-64 letters, digits, '-' or '.')")
     identifier = None
     if query.get("identifier"):
         system, bar, value = query["identifier"][-1].rpartition("|")

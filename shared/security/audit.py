@@ -17,9 +17,11 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 __all__ = [
+    "AccessRefusal",
     "AdminAction",
     "AuditQuery",
     "AuditReader",
+    "access_refused_audit_event",
     "admin_audit_event",
     "drop_refused_audit_event",
     "ingest_audit_event",
@@ -50,6 +52,7 @@ class AdminAction(StrEnum):
     PARTNER_UNRELATE = "partner-unrelate"
     PATIENT_LINK = "patient-link"  # two partners' Patients became one person
     PATIENT_UNLINK = "patient-unlink"  # an operator kept two Patients apart
+    AUDIT_SEARCH = "audit-search"  # an auditor searched the trail (the search is audited too)
 
 
 _ACTION_CODE = {
@@ -62,11 +65,20 @@ _ACTION_CODE = {
     "unrelate": "D",
     "link": "C",
     "unlink": "D",
+    "search": "R",
 }
 
 
-def _agent(partner: str) -> dict[str, Any]:
-    return {"who": {"identifier": {"system": _PARTNER, "value": partner}}, "requestor": True}
+class AccessRefusal(StrEnum):
+    """Why a request was turned away before it did anything (subtype codes)."""
+
+    AUTHENTICATION = "authentication-failed"  # 401: no valid credentials
+    AUTHORIZATION = "authorization-failed"  # 403: a partner without the role, or the right
+    QUESTION = "consent-question-refused"  # a consent question about a person out of reach
+
+
+def _agent(partner: str, system: str = _PARTNER) -> dict[str, Any]:
+    return {"who": {"identifier": {"system": system, "value": partner}}, "requestor": True}
 
 
 def _event(
@@ -90,6 +102,48 @@ def _event(
         "source": {"observer": {"display": observer}},
         "entity": entities,
     }
+
+
+def access_refused_audit_event(
+    refusal: AccessRefusal,
+    caller: str,
+    route: str,
+    recorded: datetime,
+    details: Mapping[str, str] | None = None,
+    *,
+    authenticated: bool = True,
+) -> dict[str, Any]:
+    """A request refused (DICOM 110113 Security Alert, outcome 4: minor failure).
+
+    Args:
+        caller: the partner id; unauthenticated, what was presented in its place (an API
+            key's id, a token's principal, ``none``), never a secret.
+        route: method and path (``POST /api/consent/$evaluate``): ids, never a query.
+    """
+    event = _event(
+        refusal.value,
+        "E",
+        recorded,
+        caller,
+        [
+            {
+                "what": {"identifier": {"system": "urn:fhir-intake:route", "value": route}},
+                "type": {"system": _ENTITY_TYPE, "code": "2"},
+                **(
+                    {"detail": [{"type": k, "valueString": v} for k, v in details.items()]}
+                    if details
+                    else {}
+                ),
+            }
+        ],
+        "fhir-intake access control",
+        f"{caller}|{route}|{uuid.uuid4()}",  # each refusal is its own event
+    )
+    event["type"] = {"system": _DCM, "code": "110113"}
+    event["outcome"] = "4"
+    if not authenticated:
+        event["agent"] = [_agent(caller, "urn:fhir-intake:credential")]
+    return event
 
 
 def ingest_audit_event(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .api_keys import parse_key
 from .errors import AuthenticationError
 from .models import Partner, Role
 from .tokens import TokenIdentity
@@ -63,20 +64,32 @@ class Authenticator:
         scheme, _, token = (authorization or "").strip().partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             if self._entra is None:
-                raise AuthenticationError("bearer tokens are not accepted by this deployment")
-            identity = self._entra.validate(token.strip())
+                raise AuthenticationError(
+                    "bearer tokens are not accepted by this deployment", "token"
+                )
+            try:
+                identity = self._entra.validate(token.strip())
+            except AuthenticationError as exc:
+                raise AuthenticationError(str(exc), "token") from exc
             partner = self._directory.by_principal(identity.principal)
             if partner is None:
-                raise AuthenticationError("the token's application is not registered as a partner")
+                raise AuthenticationError(
+                    "the token's application is not registered as a partner",
+                    f"token {identity.principal}",
+                )
             ours = {Role(r) for r in identity.roles if r in Role._value2member_map_}
             return partner.model_copy(update={"roles": partner.roles & ours}) if ours else partner
         if api_key:
+            parsed = parse_key(api_key)
+            credential = f"api-key {parsed[0]}" if parsed else "api-key"
             if not self._api_keys:
-                raise AuthenticationError("API keys are not accepted by this deployment")
+                raise AuthenticationError(
+                    "API keys are not accepted by this deployment", credential
+                )
             found = self._directory.authenticate(api_key)
             if found is not None:
                 return found
-            raise AuthenticationError("the API key is not valid")
+            raise AuthenticationError("the API key is not valid", credential)
         wanted = " or ".join(
             (["an Authorization: Bearer token"] if self._entra else [])
             + (["a partner API key in X-API-Key"] if self._api_keys else [])

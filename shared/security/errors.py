@@ -34,7 +34,16 @@ class UnknownPartnerError(SecurityError):
 
 
 class AuthenticationError(SecurityError):
-    """The request carries no valid partner credentials."""
+    """The request carries no valid partner credentials.
+
+    ``credential`` says what came instead, for the audit trail: ``api-key <key id>``,
+    ``token <principal>`` (validated, but not registered), ``api-key``, ``token`` or
+    ``none`` (never a secret).
+    """
+
+    def __init__(self, message: str, credential: str = "none") -> None:
+        super().__init__(message)
+        self.credential = credential
 
 
 class SecurityUnavailableError(SecurityError):

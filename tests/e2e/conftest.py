@@ -164,6 +164,8 @@ def product_api(
         host_json=APPS / "host.json",  # fast retries
         settings=write_settings(tmp / "s.json", function_key, "mk"),
     )
+    # As a deployment names its origin: links use it whatever Host a caller sends.
+    host.env.setdefault("INTAKE_PUBLIC_BASE_URL", host.base_url)
     host.start()
     with httpx.Client(
         base_url=f"{host.base_url}/api", timeout=30, headers={"x-functions-key": function_key}

@@ -87,3 +87,46 @@ def test_an_auditor_finds_actions_by_agent_and_by_patient(api: dict[str, Any]) -
     assert refused.status_code == 400
     forbidden = api["client"].get("/audit/AuditEvent", headers={"x-api-key": api["keys"]["care"]})
     assert forbidden.status_code == 403
+
+
+def test_refusals_unlinks_and_audit_searches_leave_events(api: dict[str, Any]) -> None:
+    # The review's LOW-2: none of these was in the trail.
+    secret = "S" * 43
+    forged = api["client"].get(
+        "/fhir/Observation?patient=p1", headers={"x-api-key": f"fik_0123456789abcdef_{secret}"}
+    )
+    assert forged.status_code == 401
+    assert (
+        api["client"].post("/ingest", headers={"x-api-key": api["keys"]["care"]}).status_code == 403
+    )
+    unlink = api["client"].post(
+        "/fhir/Patient/a1/$unlink",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "other", "valueReference": {"reference": "Patient/b1"}}],
+        },
+        headers={"x-api-key": api["keys"]["auditor"]},
+    )
+    assert unlink.status_code == 200, unlink.text
+    search(api, agent="lab")
+    time.sleep(0.5)
+    presented = search(api, agent="urn:fhir-intake:credential|api-key 0123456789abcdef")
+    assert subtypes(presented) == {"authentication-failed"}
+    (event,) = presented
+    assert event["outcome"] == "4" and event["type"]["code"] == "110113"
+    assert event["entity"][0]["what"]["identifier"]["value"] == "GET /api/fhir/Observation"
+    assert "authorization-failed" in subtypes(search(api, agent="care"))
+    by_auditor = search(api, agent="auditor")
+    assert {"patient-unlink", "audit-search"} <= subtypes(by_auditor)
+    asked = [
+        {d["type"]: d["valueString"] for d in e["entity"][0]["detail"]}
+        for e in by_auditor
+        if subtypes([e]) == {"audit-search"}
+    ]
+    assert any(a.get("agent") == "lab" and int(a["found"]) >= 1 for a in asked)
+    everything = api["client"].get(
+        "/audit/AuditEvent",
+        params={"_count": "1000"},
+        headers={"x-api-key": api["keys"]["auditor"]},
+    )
+    assert secret not in everything.text

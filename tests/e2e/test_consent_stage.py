@@ -49,7 +49,10 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
             roles=frozenset({Role.INGEST, Role.CONSENT_SOURCE, Role.REGISTRY}),
             consent_systems=frozenset({f"urn:oid:{OID}"}),
         ),
-        Partner(id="reader", name="Care team", roles=frozenset({Role.READ})),
+        # A public-health reader may ask about anyone (also identifiers the record does not
+        # hold yet, as here: the lab result is held back); a care team only about its own.
+        Partner(id="reader", name="Registry", roles=frozenset({Role.READ, Role.POPULATION})),
+        Partner(id="clinic", name="Care team", roles=frozenset({Role.READ})),
     ]
     off = {"AzureWebJobs.notify.Disabled": "true"}  # the tests read what reached notify
     with product_api(
@@ -142,7 +145,7 @@ def test_opt_out_quarantines_then_a_permit_lets_a_resend_through(api: dict[str, 
     (event,) = about
     get_fhir_model_class("AuditEvent").model_validate(event)
     detail = {d["type"]: d["valueString"] for x in event["entity"] for d in x.get("detail", [])}
-    assert detail["decision"] == "deny"
+    assert detail["decision"] == "deny" and event["outcome"] == "4"  # not 0, success
     assert any(x.get("what", {}).get("reference") == consent_ref for x in event["entity"])
     assert event["agent"][0]["who"]["identifier"] == {
         "system": "urn:fhir-intake:partner",
@@ -152,6 +155,19 @@ def test_opt_out_quarantines_then_a_permit_lets_a_resend_through(api: dict[str, 
 
     # Decisions over HTTP say the same, and need the read role.
     assert _evaluate(api, "p1").status_code == 403
+    # A care team may not learn whether a person it may not read has consents (the
+    # review's LOW-2); the question is audited, and its refusal is a denial (outcome 4).
+    out_of_reach = _evaluate(api, "clinic")
+    assert out_of_reach.status_code == 403 and "persons you may read" in out_of_reach.text
+    refused = [
+        e
+        for e in _audit_events(clients)
+        if e["subtype"][0]["code"] in {"consent-question-refused", "authorization-failed"}
+    ]
+    assert {
+        (e["subtype"][0]["code"], e["agent"][0]["who"]["identifier"]["value"], e["outcome"])
+        for e in refused
+    } == {("authorization-failed", "p1", "4"), ("consent-question-refused", "clinic", "4")}
     answer = _evaluate(api)
     assert answer.status_code == 200, answer.text
     params = {p["name"]: p for p in answer.json()["parameter"]}

@@ -197,6 +197,29 @@ def test_metadata_says_what_is_supported(api: dict[str, Any]) -> None:
     patient = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
     assert "identifier" in {p["name"] for p in patient["searchParam"]}
     assert [o["name"] for o in patient["operation"]] == ["everything", "purge"]
+    # The review's INFO item: a forged Host header planted links (behind a shared cache,
+    # for everyone); the configured public origin is used instead.
+    forged = {"host": "evil.example"}
+    base = api["host"].base_url
+    metadata = httpx.get(f"{base}/api/fhir/metadata", headers=forged, timeout=10).json()
+    assert metadata["implementation"]["url"] == f"{base}/api/fhir"
+    openapi = httpx.get(f"{base}/api/openapi.json", headers=forged, timeout=10).json()
+    assert [s["url"] for s in openapi["servers"]] == [f"{base}/api"]
+    search = api["client"].get(
+        "/fhir/Observation?patient=nobody",
+        headers={**forged, "x-api-key": api["keys"]["clinic"]},
+    )
+    assert search.status_code == 200 and "evil.example" not in search.text
+    odd = api["client"].get(  # "$" let a trailing newline through
+        "/fhir/Observation?patient=p1%0A", headers={"x-api-key": api["keys"]["clinic"]}
+    )
+    assert odd.status_code == 400 and "not a Patient id" in odd.text
+    for who in ("clinic", "ops"):  # an id no table row can have: not found, not "outage"
+        job = api["client"].get(
+            "/fhir/$export-status/..%2Fx", headers={"x-api-key": api["keys"][who]}
+        )
+        assert job.status_code in (403, 404), job.text
+    assert job.status_code == 404
 
 
 def test_search_a_patients_results_page_by_page_with_filters(api: dict[str, Any]) -> None:
@@ -230,6 +253,64 @@ def test_search_a_patients_results_page_by_page_with_filters(api: dict[str, Any]
     refused = _get(api, f"Observation?patient={patient}&name=x")
     assert refused.status_code == 400 and "name" in refused.json()["issue"][0]["diagnostics"]
     assert _get(api, "Observation?code=2093-3").status_code == 400  # no compartment given
+
+
+def test_code_is_fhirs_code_and_a_function_key_sent_as_code_is_never_echoed(
+    api: dict[str, Any],
+) -> None:
+    """With the function key in x-functions-key, ``code`` is the FHIR search parameter;
+    without the header the Functions host takes ``?code=`` as the key, so the API reads
+    it as nothing and no answer (self link, export manifest) repeats it."""
+    from shared.normalize.ids import local_system, patient_id
+    from tests.support.hostproc import wait_for
+
+    body = (REPO / "docs" / "samples" / "lab-results.csv").read_bytes()
+    wait_stage(api, "lab", post_ingest(api, "lab", body, "text/csv", "lab-results"), "store")
+    system = local_system("lab", "MR")
+    patient = patient_id("lab", system, "LAB-2001")
+    # The rows name the patient; this Patient (no id: the one its identifier gives) is it.
+    person = {"resourceType": "Patient", "identifier": [{"system": system, "value": "LAB-2001"}]}
+    _ingest(api, json.dumps(person).encode(), "application/fhir+json")
+    _relate(api, patient)
+    searched = _get(api, f"Observation?patient={patient}&code=http://loinc.org|2093-3")
+    assert searched.status_code == 200, searched.text
+    bundle = searched.json()
+    assert [e["resource"]["code"]["coding"][0]["code"] for e in bundle["entry"]] == ["2093-3"]
+    (self_link,) = [x["url"] for x in bundle["link"] if x["relation"] == "self"]
+    assert "code=http%3A%2F%2Floinc.org%7C2093-3" in self_link
+
+    key = "fk-read"  # the module's function key
+
+    def keyed(path: str, partner: str = "clinic", **headers: str) -> httpx.Response:
+        client = api["client"]
+        request = client.build_request(
+            "GET", f"{path}?code={key}" if "?" not in path else f"{path}&code={key}"
+        )
+        del request.headers["x-functions-key"]
+        request.headers.update({"x-api-key": api["keys"][partner], **headers})
+        return client.send(request)
+
+    unfiltered = keyed(f"/fhir/Observation?patient={patient}")
+    assert unfiltered.status_code == 200, unfiltered.text
+    assert len(unfiltered.json()["entry"]) == 3  # LAB-2001's three: the key is no filter
+    everything = keyed(f"/fhir/Patient/{patient}/$everything")
+    assert everything.status_code == 200, everything.text
+    kinds = sorted(e["resource"]["resourceType"] for e in everything.json()["entry"])
+    assert [k for k in kinds if k != "Provenance"] == ["Observation"] * 3 + ["Patient"]
+    audited = keyed("/audit/AuditEvent", partner="ops")
+    assert audited.status_code == 200, audited.text
+    kickoff = keyed("/fhir/Patient/$export?_type=Observation", prefer="respond-async")
+    assert kickoff.status_code == 202, kickoff.text
+    location = kickoff.headers["content-location"]
+    clinic = {"x-api-key": api["keys"]["clinic"]}
+    manifest = wait_for(
+        lambda: (done := api["client"].get(location, headers=clinic)).status_code == 200 and done,
+        what="the export's manifest",
+    ).json()
+    assert manifest["request"].endswith("/fhir/Patient/$export?_type=Observation")
+    for answer in (unfiltered, everything, audited, kickoff):
+        assert key not in answer.text and key not in str(answer.headers), answer.url
+    assert key not in json.dumps(manifest)
 
 
 def _person(patient_id: str, identifiers: list[dict[str, str]], value: int) -> bytes:

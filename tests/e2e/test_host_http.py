@@ -52,6 +52,26 @@ def test_catch_all_keeps_slashes_and_decodes(http: httpx.Client) -> None:
     assert response.text == "a/b c/d.txt"
 
 
+def test_the_key_is_the_header_when_there_is_one_else_code(
+    http: httpx.Client, keys: dict[str, str]
+) -> None:
+    """As the Functions host (AuthenticationLevelHandler): x-functions-key first, even
+    empty, then ?code=; the function sees ``code`` in its query either way."""
+    in_query = http.get("/api/items/books", params={"code": keys["function"]})
+    assert (in_query.status_code, in_query.json()["params"]) == (200, {"code": keys["function"]})
+    in_header = http.get(
+        "/api/items/books", params={"code": "2093-3"}, headers={"x-functions-key": keys["function"]}
+    )
+    assert (in_header.status_code, in_header.json()["params"]) == (200, {"code": "2093-3"})
+    for header in ("", "wrong"):  # a header that is there is the key, however bad
+        refused = http.get(
+            "/api/items/books",
+            params={"code": keys["function"]},
+            headers={"x-functions-key": header},
+        )
+        assert refused.status_code == 401, header
+
+
 @pytest.mark.parametrize("headers", [{}, {"x-functions-key": "wrong"}])
 def test_missing_or_wrong_function_key_is_401(http: httpx.Client, headers: dict[str, str]) -> None:
     response = http.get("/api/items/books/1", headers=headers)

@@ -205,6 +205,19 @@ def test_hl7_callers_get_acks(api: dict[str, Any]) -> None:
     msa = refused.text.split("\r")[1].split("|")
     assert msa[1] == "AR" and "ingest-drop" in msa[3]
     assert refused.text.split("\r")[2].startswith("ERR|")
+    # The review's LOW-1, as reproduced there: an escaped segment in MSH-12 became a first
+    # "MSA|AA" before the real AR; and MSA-2 of a gzip body was empty.
+    inject = r"\X0D\MSA\F\AA\F\C2\F\accepted"
+    crafted = f"MSH|^~\\&|S|F|R|RF|20260101||ADT^A01|C2|P|2.5.1{inject}\rPID|1||X^^^FAC^MR\r"
+    ack = ("x-application/hl7-v2+er7", "x-application/hl7-v2+er7")
+    forged = _post(api, crafted.encode(), ack[0], accept=ack[1], **{"content-encoding": "br"})
+    assert forged.status_code == 415
+    lines = re.split(r"[\r\n]+", forged.text.strip())
+    assert [line[:3] for line in lines] == ["MSH", "MSA", "ERR"]
+    assert lines[1].startswith("MSA|AR|C2|Content-Encoding 'br' is not supported")
+    zipped = gzip.compress(ORU.replace("CTRL-77", "CTRL-83").encode())
+    gz = _post(api, zipped, ack[0], accept=ack[1], **{"content-encoding": "gzip"})
+    assert gz.status_code == 202 and gz.text.split("\r")[1].startswith("MSA|AA|CTRL-83|")
 
 
 def test_raw_payload_is_named_by_partner_date_and_content(api: dict[str, Any]) -> None:

@@ -176,6 +176,43 @@ def test_heart_rate_threshold(api: dict[str, Any]) -> None:
         assert event["subject"].startswith("Observation/")
 
 
+def test_one_poisoned_subscription_stops_no_one_else(api: dict[str, Any]) -> None:
+    # The review's MEDIUM-1: this criteria was accepted and then failed every Observation
+    # change in the notify stage, which went to notify-poison: no subscriber heard of it.
+    from datetime import UTC, datetime
+
+    from shared.notify.adapters import TableSubscriptionStore
+    from shared.notify.models import Subscription
+    from shared.platform.names import Table
+
+    poison = "Observation?value-quantity=gt1e999999999"
+    acme = {"x-api-key": api["keys"]["acme"]}
+    refused = api["client"].post(
+        "/subscriptions", json={"criteria": poison, "endpoint": "https://h.example"}, headers=acme
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["resourceType"] == "OperationOutcome"
+    assert "1e100" in refused.json()["issue"][0]["diagnostics"]
+    with webhook_receiver() as poisoned, webhook_receiver() as receiver:
+        now = datetime.now(UTC)
+        saved = Subscription(  # as a version that did not bound criteria saved it
+            id="f" * 32,
+            owner="acme",
+            criteria=poison,
+            endpoint=f"{poisoned.url}/hook",
+            base_url="http://127.0.0.1/api/fhir",
+            created=now,
+            updated=now,
+        )
+        TableSubscriptionStore(api["clients"].table_client(Table.SUBSCRIPTIONS)).add(saved)
+        subscribe(api, receiver, criteria="Observation?value-quantity=gt170")
+        post_ingest(api, "hospital", oru("HR-180", 180), "x-application/hl7-v2+er7")
+        assert len(receiver.wait_for(1)) == 1
+        state = api["client"].get(f"/subscriptions/{saved.id}", headers=acme).json()
+        assert state["status"] == "error" and "can no longer be read" in state["error"]
+        assert poisoned.received == []
+
+
 def test_failures_dead_letter_then_replay_redelivers(api: dict[str, Any]) -> None:
     with webhook_receiver([(500, {}), (503, {}), (500, {})]) as receiver:
         sub = subscribe(api, receiver, criteria="Observation?code=8867-4&value-quantity=gt150")
@@ -249,6 +286,13 @@ def test_the_api_refuses_clearly(api: dict[str, Any], tmp_path: Path) -> None:
         headers=acme,
     )
     assert ssrf.status_code == 400 and "metadata" in ssrf.json()["issue"][0]["diagnostics"]
+    site_local = client.post(  # a block Python's flags let through (the review's INFO)
+        "/subscriptions",
+        json={"criteria": "Encounter", "endpoint": "https://[fec0::1]/"},
+        headers=acme,
+    )
+    assert site_local.status_code == 400 and "site-local" in site_local.text
+    assert client.get("/subscriptions/..%2F..%2Fx", headers=acme).status_code == 404  # not 503
     ingest_only = client.post(
         "/subscriptions", json={}, headers={"x-api-key": api["keys"]["hospital"]}
     )

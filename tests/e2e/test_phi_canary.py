@@ -1,8 +1,10 @@
-"""No PHI and no secret in any log line: canary identifying values pushed through every
-path (HTTP in each format, a batch upload and refused drops whose file names are a
-patient's, each stage, consent denial, reads and searches, a subscription and its failing
-webhook, and the error paths), then every line the host wrote (JSON lines,
-INTAKE_LOG_FORMAT=json) is read for them."""
+"""No PHI and no secret in any log line, and no PHI in any table row or status answer:
+canary identifying values pushed through every path (HTTP in each format, valid and
+invalid, a batch upload and refused drops whose file names are a patient's, each stage,
+consent denial, reads and searches, a subscription and its failing webhook, and the error
+paths), then every line the host wrote (JSON lines, INTAKE_LOG_FORMAT=json), every row of
+every table the test's storage holds and every ingestion's status answer are read for
+them."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.platform.names import Container
+from shared.platform.names import LOCAL_ONLY_TABLES, Container, Table, physical_name
 from shared.security import Partner
 from shared.security.models import Role
 from tests.e2e.conftest import post_ingest, product_api, wait_stage
@@ -41,15 +43,15 @@ CANARIES = [
 OID = "2.16.840.1.113883.19.9"
 
 
-def adt(mrn: str, control: str, pv1: bool = True) -> bytes:
+def adt(mrn: str, control: str, pv1: bool = True, sex: str = "F", kind: str = "I") -> bytes:
     segments = [
         f"MSH|^~\\&|ADT|HOSP|EHR|INTAKE|20260301101500||ADT^A01^ADT_A01|{control}|P|2.5.1",
         "EVN|A01|20260301101500",
-        f"PID|1||{mrn}^^^&{OID}&ISO^MR||{FAMILY}^{GIVEN}||19411207|F|||{STREET}^^Springfield^IL^62701"
-        f"||^PRN^PH^^1^217^{PHONE}",
+        f"PID|1||{mrn}^^^&{OID}&ISO^MR||{FAMILY}^{GIVEN}||19411207|{sex}|||{STREET}^^Springfield"
+        f"^IL^62701||^PRN^PH^^1^217^{PHONE}",
     ]
     if pv1:
-        segments.append("PV1|1|I|WARD-3^301^A^HOSP||||||||||||||||||V-CAN-1")
+        segments.append(f"PV1|1|{kind}|WARD-3^301^A^HOSP||||||||||||||||||V-CAN-1")
     segments.append(f"NTE|1||{NOTE}")
     return ("\r".join(segments) + "\r").encode()
 
@@ -96,7 +98,6 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         from datetime import UTC, datetime
 
         from shared.normalize.ids import patient_id
-        from shared.platform.names import Table
         from shared.records.adapters import TablePersonIndex
 
         clients = api["clients"]
@@ -106,7 +107,36 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         yield api
 
 
-def test_no_canary_reaches_a_log_line(api: dict[str, Any]) -> None:
+def invalid_fhir() -> bytes:
+    """NDJSON: a good Patient, then identifying values where codes and references go."""
+    lines = [
+        json.loads(fhir_patient(MRN)),
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "heart rate"},
+            "subject": {"reference": f"{FAMILY} {GIVEN} {PHONE}"},
+        },
+        {"resourceType": "Patient", "gender": FAMILY},
+        {"resourceType": f"{GIVEN}Patient"},
+    ]
+    return "\n".join(json.dumps(line) for line in lines).encode()
+
+
+def invalid_lab_csv() -> bytes:
+    """lab-results rows: one good, then identifying values in a number, a status, a time."""
+    return (
+        "mrn,collected_at,loinc,test_name,result,units,reference_range,flag,status\n"
+        f"{MRN},2026-03-01 06:45,2093-3,Cholesterol,212,mg/dl,<200,H,F\n"
+        f"{MRN},2026-03-01 06:45,2093-3,Cholesterol,{FAMILY},mg/dl,<200,H,F\n"
+        f"{MRN},2026-03-01 06:45,2093-3,Cholesterol,212,mg/dl,<200,H,{GIVEN}\n"
+        f"{MRN},1941-12-07 {FAMILY},2093-3,Cholesterol,212,mg/dl,<200,H,F\n"
+    ).encode()
+
+
+@pytest.fixture(scope="module")
+def sent(api: dict[str, Any]) -> dict[str, Any]:
+    """Every path driven once with the canaries; the subscription's secret."""
     client, keys = api["client"], api["keys"]
     care = {"x-api-key": keys["care"]}
     hl7 = "x-application/hl7-v2+er7"
@@ -133,9 +163,17 @@ def test_no_canary_reaches_a_log_line(api: dict[str, Any]) -> None:
         post_ingest(api, "hosp", opt_out(MRN_DENIED), "application/fhir+json")
         time.sleep(1)
         denied = post_ingest(api, "hosp", adt(MRN_DENIED, "CAN-2"), hl7)
-        # Error paths: no MSH, a broken FHIR resource, a bad CSV row, an HL7 ACK refusal.
+        # Accepted with warnings or rejected records, the values where codes go.
+        partial = [
+            post_ingest(api, "hosp", adt(MRN, "CAN-3", sex=FAMILY, kind=GIVEN), hl7),
+            post_ingest(api, "hosp", invalid_fhir(), "application/x-ndjson"),
+            post_ingest(api, "hosp", invalid_lab_csv(), "text/csv", "lab-results"),
+        ]
+        # Error paths: no MSH, a garbled MSH, a broken FHIR resource, a bad CSV row, an
+        # HL7 ACK refusal.
         for body, kind, mapping in (
             (f"PID|1||{MRN}^^^HOSP^MR||{FAMILY}^{GIVEN}||19411207".encode(), hl7, ""),
+            (f"MSH|{FAMILY} {GIVEN}|HOSP\rPID|1||{MRN}".encode(), hl7, ""),
             (
                 json.dumps(
                     {"resourceType": "Patient", "birthDate": f"{FAMILY}-1941-12-07", "name": GIVEN}
@@ -186,6 +224,10 @@ def test_no_canary_reaches_a_log_line(api: dict[str, Any]) -> None:
         drops.upload_blob(f"{FAMILY.lower()}/{GIVEN}.ndjson", fhir_patient(MRN))
         assert wait_stage(api, "hosp", good, "store")["store_status"] == "stored"
         assert wait_stage(api, "hosp", denied, "consent")["consent_status"] != "permitted"
+        for ingestion in partial:  # each had something to say about the canaries
+            row = wait_stage(api, "hosp", ingestion, "normalize")
+            assert row["normalize_status"] in ("normalized", "partial"), row
+            assert json.loads(row["normalize_issues"]), row
         # Reads and searches with identifying values in the URL.
         for path in (
             f"/fhir/Patient?identifier=urn:oid:{OID}|{MRN}",
@@ -196,11 +238,20 @@ def test_no_canary_reaches_a_log_line(api: dict[str, Any]) -> None:
             assert client.get(path, headers=care).status_code < 500
         receiver.wait_for(2, timeout=30)  # the webhook failed, was retried, dead-lettered
         time.sleep(3)  # let the drops and the last stages finish
+    return {"secret": subscribed.json()["secret"]}
+
+
+def _found(text: str) -> set[str]:
+    return {c for c in CANARIES if c.lower() in text.lower()}
+
+
+def test_no_canary_reaches_a_log_line(api: dict[str, Any], sent: dict[str, Any]) -> None:
+    keys = api["keys"]
     logs = api["host"].logs()
     lines = [line for line in logs.splitlines() if line.strip()]
     assert len(lines) > 50
     # Secrets are canaries too: the webhook signing secret and every API key.
-    secret_values = [subscribed.json()["secret"], *keys.values()]
+    secret_values = [sent["secret"], *keys.values()]
     # An API key's secret is all that follows fik_<key id>_ and may hold "_" itself:
     # splitting on the last one tested a few characters that can occur in any log.
     parts = [v.split("_", 2 if v.startswith("fik_") else 1)[-1] for v in secret_values]
@@ -213,3 +264,55 @@ def test_no_canary_reaches_a_log_line(api: dict[str, Any]) -> None:
     assert not not_json, not_json[:5]
     traced = [json.loads(line) for line in lines if '"trace_id"' in line]
     assert traced, "stages bind the ingestion's trace id"
+
+
+def test_no_canary_in_any_table_row_or_status_answer(
+    api: dict[str, Any], sent: dict[str, Any]
+) -> None:
+    """Status rows and their API say where and which rule, never the value (the value
+    stays in the payloads ``$purge`` erases); no other table holds one either. Tables
+    are listed on the account, so a table added later is read too; the local host's own
+    (``LOCAL_ONLY_TABLES``, the Event Grid stand-in's) do not exist in Azure. One value is
+    let through, by name: a subscription's ``criteria``, the search its owner wrote (here
+    by the patient's MRN), which the subscription API returns to that owner; it is not
+    a status row, and ``$purge`` leaves subscriptions alone (noted for the notify work)."""
+    clients = api["clients"]
+    local_only = {physical_name(t, clients.prefix, table=True) for t in LOCAL_ONLY_TABLES}
+    subscriptions = physical_name(Table.SUBSCRIPTIONS, clients.prefix, table=True)
+    tables = sorted(
+        t.name
+        for t in clients.table.list_tables()
+        if t.name.startswith(clients.prefix) and t.name not in local_only
+    )
+    assert physical_name(Table.INGESTIONS, clients.prefix, table=True) in tables
+    leaks: list[str] = []
+    rows = 0
+    for name in tables:
+        for entity in clients.table.get_table_client(name).list_entities():
+            rows += 1
+            if name == subscriptions:  # the row's body is the Subscription
+                entity["body"] = {
+                    k: v for k, v in json.loads(entity["body"]).items() if k != "criteria"
+                }
+            text = json.dumps(
+                {str(k): str(v) for k, v in {**entity, "~keys": list(entity)}.items()}
+            )
+            if found := _found(text):
+                leaks.append(f"{name} {entity['PartitionKey']}/{entity['RowKey']}: {found}")
+    assert rows > 50 and not leaks, "\n".join(leaks)
+    # Every ingestion's journey through the status API, HTTP and dropped alike.
+    ingestions = clients.table_client(Table.INGESTIONS)
+    ids = [row["RowKey"] for row in ingestions.query_entities("PartitionKey eq 'hosp'")]
+    assert len(ids) >= 10
+    answers = []
+    for ingestion in ids:
+        answer = api["client"].get(
+            f"/ingest/{ingestion}", headers={"x-api-key": api["keys"]["hosp"]}
+        )
+        assert answer.status_code == 200, answer.text
+        answers.append(answer.text)
+    said = "\n".join(answers)
+    # The issues are there, by location and rule: the HL7 sex, the FHIR reference, the CSV cell.
+    for where in ('"PID-8"', '"line 2.subject.reference"', '"line 3, column 5 (result)"'):
+        assert where in said, where
+    assert not _found(said), _found(said)

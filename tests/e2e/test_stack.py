@@ -65,6 +65,7 @@ def test_run_serves_health_writes_credentials_and_stops_cleanly(fresh_root) -> N
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        umask=0,  # whatever the user's umask, local data is private (the review's LOW-6)
     )
     try:
 
@@ -103,6 +104,12 @@ def test_run_serves_health_writes_credentials_and_stops_cleanly(fresh_root) -> N
         admin = directory.authenticate(state["admin"]["api_key"])
         assert admin is not None and "admin" in admin.roles
         assert state["partner"]["api_key"] in (fresh_root / "run.log").read_text()
+        private = [fresh_root / "local.settings.json", fresh_root / ".azurite"]
+        private += [fresh_root / ".intake", *(fresh_root / ".azurite").rglob("*")]
+        private += (fresh_root / ".intake").rglob("*")
+        assert len(private) > 5  # Azurite's databases and extents are among them
+        readable = {str(p.relative_to(fresh_root)): oct(p.stat().st_mode & 0o777) for p in private}
+        assert {p: m for p, m in readable.items() if int(m, 8) & 0o077} == {}
     finally:
         process.send_signal(signal.SIGINT)
         code = process.wait(60)

@@ -13,6 +13,7 @@ from shared.notify.models import DeliveryState
 from shared.platform.names import (
     LOCAL_ONLY_SETTINGS,
     LOCAL_ONLY_TABLES,
+    PLATFORM_SETTINGS,
     Container,
     PlatformContainer,
     Queue,
@@ -70,7 +71,7 @@ def test_tables_are_those_the_code_names_except_local_ones() -> None:
 
 
 def test_app_settings_are_those_the_code_reads_in_azure() -> None:
-    expected = {str(s) for s in Setting if s not in LOCAL_ONLY_SETTINGS}
+    expected = {str(s) for s in Setting if s not in LOCAL_ONLY_SETTINGS | PLATFORM_SETTINGS}
     assert provisioned_settings() == expected
 
 

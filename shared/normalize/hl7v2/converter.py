@@ -4,7 +4,9 @@ Segments are read in order, keeping the message structure as context: OBX belong
 the OBR before it, NTE to the segment before it, RXR to its RXA, SPM to its order. A
 segment we do not map is reported (never silently dropped); a Z-segment is kept
 verbatim on the Provenance, which also points at the raw payload and the source
-message id.
+message id. Issues name the field (``PID-8``) and the rule ("is not in table 0001"),
+never the value: they are kept in the ingestion's status, which ``$purge`` does not
+erase, and the partner has its message.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
     pid = message.first("PID")
     if pid is None and code in _NEEDS_PATIENT:
         raise NormalizationError.at(
-            "PID", f"{kind} needs a PID segment to say whose data it is", IssueCode.REQUIRED
+            "PID", f"{code} messages need a PID segment to say whose data it is", IssueCode.REQUIRED
         )
     subject = patient(pid, message.first("PD1"), ctx, out, key) if pid is not None else None
     visit: dict[str, str] | None = None

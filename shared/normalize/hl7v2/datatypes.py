@@ -32,7 +32,7 @@ __all__ = [
 
 _DTM = re.compile(
     r"^(?P<y>\d{4})(?P<mo>\d{2})?(?P<d>\d{2})?(?P<h>\d{2})?(?P<mi>\d{2})?(?P<s>\d{2})?"
-    r"(?:\.(?P<f>\d{1,4}))?(?P<tz>[+-]\d{4})?$"
+    r"(?:\.(?P<f>\d{1,4}))?(?P<tz>[+-]\d{4})?\Z"
 )
 
 DateTimeResult = str

@@ -4,7 +4,9 @@ Accepted: a UTF-8 byte-order mark; CR, LF or CRLF segment endings (when the mess
 uses CR, a lone LF is text inside a field); MLLP framing; any encoding characters
 declared in MSH-1/MSH-2, including v2.7's fifth (truncation) character; the
 character set named in MSH-18. Rejected, with the position and the reason: no MSH,
-an MSH whose delimiters cannot be read, a line that is not a segment.
+an MSH whose delimiters cannot be read, a line that is not a segment. Texts name the
+position and the rule, never the characters found (a garbled MSH can hold a name); a
+character set named is one of table 0211's, matched exactly.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def decode(data: bytes) -> tuple[str, str, list[str]]:
     declared = _declared_charset(head) if head.startswith("MSH") else ""
     codec = _CHARSETS.get(declared)
     if declared and codec is None:
-        warnings.append(f"MSH-18 character set {declared!r} is not supported; read as UTF-8")
+        warnings.append("the character set MSH-18 names is not supported; read as UTF-8")
     if codec and codec != "ascii":
         try:
             return data.decode(codec), codec, warnings
@@ -111,19 +113,15 @@ def _delimiters(header: str) -> Delimiters:
         raise NormalizationError.at("MSH-2", "MSH is too short to hold the encoding characters")
     sep = header[3]
     if sep.isalnum() or sep.isspace():
-        raise NormalizationError.at(
-            "MSH-1", f"the field separator {sep!r} is a letter, digit or space"
-        )
+        raise NormalizationError.at("MSH-1", "the field separator is a letter, digit or space")
     end = header.find(sep, 4)
     chars = header[4:] if end < 0 else header[4:end]
     if len(chars) not in (4, 5):
         raise NormalizationError.at(
-            "MSH-2", f"expected 4 encoding characters (5 from v2.7), found {len(chars)}: {chars!r}"
+            "MSH-2", f"expected 4 encoding characters (5 from v2.7), found {len(chars)}"
         )
     if len(set(chars + sep)) != len(chars) + 1 or any(c.isalnum() or c.isspace() for c in chars):
-        raise NormalizationError.at(
-            "MSH-2", f"the encoding characters {chars!r} must be distinct punctuation"
-        )
+        raise NormalizationError.at("MSH-2", "the encoding characters must be distinct punctuation")
     return Delimiters(
         sep, chars[0], chars[1], chars[2], chars[3], chars[4] if len(chars) == 5 else None
     )

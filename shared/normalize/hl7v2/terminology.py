@@ -49,7 +49,7 @@ _TABLE_0396 = {
     "ISO3166": "urn:iso:std:iso:3166",
     "ISO+": "http://unitsofmeasure.org",
 }
-_HL7_TABLE = re.compile(r"^HL7[-_]?(\d{4})$", re.IGNORECASE)
+_HL7_TABLE = re.compile(r"^HL7[-_]?(\d{4})\Z", re.IGNORECASE)
 _OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+\Z")
 
 

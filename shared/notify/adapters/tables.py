@@ -22,6 +22,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from shared.platform.errors import StorageUnavailableError
+from shared.platform.storage import is_table_key
 
 from ..errors import SubscriptionConflictError
 from ..models import Delivery, Subscription
@@ -39,6 +40,8 @@ def _unavailable(what: str, exc: AzureError) -> StorageUnavailableError:
 
 def _row(table: TableClient, partition: str, row_key: str, what: str) -> TableEntity | None:
     """One row, or None; storage failures become ours."""
+    if not (is_table_key(partition) and is_table_key(row_key)):
+        return None  # an id from a URL that no row can have
     try:
         return table.get_entity(partition, row_key)
     except ResourceNotFoundError:

@@ -130,9 +130,9 @@ class FileSecretStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict[str, str]]:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock_path = self._path.with_suffix(".lock")
-        with lock_path.open("a") as lock:
+        with os.fdopen(os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield self._load()

@@ -14,6 +14,7 @@ from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
 
 from shared.normalize import json_codec
 from shared.platform.errors import StorageUnavailableError
+from shared.platform.storage import is_table_key
 
 from ..models import ExportJob
 
@@ -72,6 +73,8 @@ class TableExportJobs:
         Raises:
             StorageUnavailableError: storage failed.
         """
+        if not (is_table_key(partner) and is_table_key(job_id)):
+            return None  # an id from a URL that no row can have
         try:
             row = self._table.get_entity(partner, job_id)
         except ResourceNotFoundError:

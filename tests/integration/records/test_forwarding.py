@@ -53,3 +53,29 @@ def test_a_refused_batch_is_reported_not_retried() -> None:
     with fhir_stub([lambda b: (401, {}, None)]) as stub, httpx.Client() as client:
         result = FhirForwarder(stub.url, client).forward(_entries(2))
     assert len(stub.received) == 1 and [s for _, s in result.refused] == ["401", "401"]
+
+
+def test_the_wired_client_takes_no_proxy_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The review's LOW-5: the forwarding client kept httpx's trust_env, so the bearer
+    # token followed HTTP(S)_PROXY / ALL_PROXY wherever they pointed.
+    from shared.platform import wiring
+
+    with fhir_stub([]) as stub, fhir_stub([]) as proxy:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+            monkeypatch.setenv(name, proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+        monkeypatch.setenv("INTAKE_ENVIRONMENT", "development")
+        monkeypatch.setenv("FHIR_SERVER_URL", stub.url)
+        monkeypatch.setenv("FHIR_SERVER_AUTH", "none")
+        wiring.reset_caches()
+        try:
+            forwarder = wiring.forwarder()
+            assert forwarder is not None
+            assert forwarder.forward(_entries(1)).accepted == 1
+        finally:
+            wiring.reset_caches()
+    assert len(stub.received) == 1 and proxy.received == []

@@ -52,12 +52,12 @@ def test_the_same_patient_keeps_one_consent_id_across_files() -> None:
 
 def test_an_unknown_status_costs_only_its_row() -> None:
     found, result = _consents(
-        "mrn,recorded_at,status\nLAB-1,2026-02-01 09:00,A\nLAB-2,2026-02-01 09:00,Q\n"
+        "mrn,recorded_at,status\nLAB-1,2026-02-01 09:00,A\nLAB-2,2026-02-01 09:00,Qzz\n"
     )
     assert len(found) == 1
     (rejection,) = result.rejected
     assert rejection.location == "line 3"
-    assert "status 'Q' is not in the mapping" in rejection.issues[0].diagnostics
+    assert rejection.issues[0].diagnostics == "the status is not in the mapping (it lists A, W)"
 
 
 def test_the_engine_denies_collection_for_a_listed_patient_and_not_after_withdrawal() -> None:

@@ -78,7 +78,7 @@ def test_a_bad_row_costs_only_itself() -> None:
     (rejection,) = result.rejected
     assert rejection.location == "line 3"
     assert rejection.issues[0].location == "line 3, column 3 (heart_rate)"
-    assert "'fast' is not a number" in rejection.issues[0].diagnostics
+    assert rejection.issues[0].diagnostics == "not a number"  # the cell is not repeated
     assert len(_observations(result.bundle)) == 10  # row 3's other readings are not kept either
 
 
@@ -106,9 +106,46 @@ def test_unusable_files_are_rejected(text: str, words: str) -> None:
 
 
 def test_unknown_lab_status_is_a_row_error() -> None:
-    text = (SAMPLES / "lab-results.csv").read_text().replace(",N,P", ",N,Q")
+    text = (SAMPLES / "lab-results.csv").read_text().replace(",N,P", ",N,Qzz")
     (rejection,) = _convert("lab-results", text).rejected
-    assert "status 'Q' is not in the mapping" in rejection.issues[0].diagnostics
+    issue = rejection.issues[0]
+    assert issue.location.endswith("(status)")
+    assert issue.diagnostics == "the status is not in the mapping (it lists C, F, P, X)"
+
+
+@pytest.mark.parametrize(
+    ("mapping", "row", "where", "words"),
+    [
+        (  # a time, in the mapping's own format
+            "lab-results",
+            "LAB-1,ZZCANARY 1941-12-07,2093-3,Cholesterol,195,mg/dL,<200,N,F",
+            "line 2, column 2 (collected_at)",
+            "not a time in the mapping's format (%Y-%m-%d %H:%M)",
+        ),
+        (  # a number
+            "lab-results",
+            "LAB-1,2026-03-01 08:00,2093-3,Cholesterol,ZZCANARY,mg/dL,<200,N,F",
+            "line 2, column 5 (result)",
+            "not a number",
+        ),
+        (  # a status the mapping does not list
+            "lab-results",
+            "LAB-1,2026-03-01 08:00,2093-3,Cholesterol,195,mg/dL,<200,N,ZZCANARY",
+            "line 2, column 9 (status)",
+            "the status is not in the mapping",
+        ),
+    ],
+)
+def test_a_row_error_names_the_cell_and_the_rule_never_the_value(
+    mapping: str, row: str, where: str, words: str
+) -> None:
+    header = (SAMPLES / f"{mapping}.csv").read_text().splitlines()[0]
+    with pytest.raises(NormalizationError) as caught:
+        _convert(mapping, f"{header}\n{row}\n")
+    (issue,) = caught.value.issues
+    assert issue.location == where
+    assert words in issue.diagnostics
+    assert "ZZCANARY" not in str(caught.value.to_operation_outcome())
 
 
 def test_mappings_are_validated() -> None:
@@ -124,8 +161,11 @@ def test_mappings_are_validated() -> None:
                 ],
             }
         )
-    with pytest.raises(NormalizationError, match="no CSV mapping"):
+    with pytest.raises(NormalizationError, match="no CSV mapping has this name"):
         load_mapping("no-such-mapping")
+    with pytest.raises(NormalizationError, match="not a mapping name") as caught:
+        load_mapping("ZZCANARY Smith")  # a mapping name is the partner's input too
+    assert "ZZCANARY" not in str(caught.value.to_operation_outcome())
     assert '"observations"' in mapping_schema()
 
 

@@ -132,12 +132,68 @@ def test_partner_ids_are_namespaced_by_partner() -> None:
 
 def test_required_binding_violation_is_rejected_with_its_path() -> None:
     with pytest.raises(NormalizationError) as caught:
-        convert_fhir_json(json.dumps({**PATIENT, "gender": "F"}).encode(), CTX)
+        convert_fhir_json(json.dumps({**PATIENT, "gender": "Fzz"}).encode(), CTX)
     issue = caught.value.issues[0]
     assert (issue.location, issue.code.value) == ("$.gender", "code-invalid")
     assert "male, female, other, unknown" in issue.diagnostics.replace(
         "female, male", "male, female"
     )
+    assert "Fzz" not in issue.diagnostics  # the rule, not the value
+
+
+CANARY = "ZZCANARY Smith 555-12-3456"
+
+
+@pytest.mark.parametrize(
+    ("resource", "where", "words"),
+    [
+        ({**PATIENT, "gender": CANARY}, "$.gender", "Patient.gender takes one of"),
+        ({**PATIENT, "birthDate": CANARY}, "$.birthDate", "does not match"),
+        ({**OBSERVATION, "subject": {"reference": CANARY}}, "$.subject.reference", "expected"),
+        (
+            {
+                **OBSERVATION,
+                "subject": {"reference": "urn:uuid:5a9c1e2b-0000-4000-8000-555123456789"},
+            },
+            "$.subject.reference",
+            "names no entry of this Bundle",
+        ),
+        ({"resourceType": CANARY}, "$.resourceType", "not a resource type"),
+    ],
+)
+def test_issue_texts_name_the_path_and_the_rule_never_the_value(
+    resource: dict[str, Any], where: str, words: str
+) -> None:
+    with pytest.raises(NormalizationError) as caught:
+        convert_fhir_json(json.dumps(resource).encode(), CTX)
+    (issue,) = caught.value.issues
+    assert (issue.location, words in issue.diagnostics) == (where, True)
+    shown = json.dumps(caught.value.to_operation_outcome())
+    assert "ZZCANARY" not in shown and "555123456789" not in shown
+
+
+def test_a_model_message_that_quotes_its_input_is_replaced_by_the_rules_name() -> None:
+    from pydantic import ValidationError
+    from pydantic_core import InitErrorDetails, PydanticCustomError
+
+    from shared.normalize.fhir_json import _validation_issues
+
+    quoting: InitErrorDetails = {  # what a library validator may write one day
+        "type": PydanticCustomError("fhir-example", "got {value}, not a date", {"value": CANARY}),
+        "loc": ("birthDate",),
+        "input": CANARY,
+    }
+    plain: InitErrorDetails = {
+        "type": PydanticCustomError("fhir-example", "not a date", {}),
+        "loc": ("deceasedDateTime",),
+        "input": CANARY,
+    }
+    error = ValidationError.from_exception_data("Patient", [quoting, plain])
+    issues = _validation_issues(error, "$")
+    assert [(i.location, i.diagnostics) for i in issues] == [
+        ("$.birthDate", "the value is not valid here (fhir-example)"),
+        ("$.deceasedDateTime", "not a date"),
+    ]
 
 
 def test_a_bad_entry_fails_a_whole_transaction() -> None:
@@ -269,3 +325,18 @@ def test_a_deeply_nested_extension_is_rejected_not_a_crash() -> None:
     with pytest.raises(NormalizationError) as caught:
         convert_fhir_json(json.dumps(deep).encode(), CTX)
     assert caught.value.issues[0].diagnostics == "resource nested too deeply"
+
+
+def test_an_unknown_contained_or_nested_resource_type_is_refused_not_raised() -> None:
+    # fhir.resources raised KeyError('R4.BogusType'): the line went to the poison queue.
+    contained = {**OBSERVATION, "contained": [{"resourceType": "Bogus", "id": "x"}]}
+    with pytest.raises(NormalizationError) as caught:
+        convert_fhir_json(json.dumps(contained).encode(), CTX)
+    assert caught.value.issues[0].location == "$.contained[0].resourceType"
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "p", "resource": {"resourceType": "Bogus"}}],
+    }
+    with pytest.raises(NormalizationError) as nested:
+        convert_fhir_json(json.dumps(parameters).encode(), CTX)
+    assert "nested resource" in nested.value.issues[0].diagnostics

@@ -107,6 +107,32 @@ def test_unmapped_segments_are_reported(oru: Any) -> None:
     assert any(i.location == "FT1" and "not converted" in i.diagnostics for i in oru.issues)
 
 
+def test_warnings_name_the_field_and_the_table_never_the_value() -> None:
+    message = (
+        "MSH|^~\\&|LAB|ACME|EHR|HOSP|20260301101500||ORU^R01^ORU_R01|C-9|P|2.5.1\r"
+        "PID|1||MRN1^^^&2.16.840.1.113883.19.5&ISO^MR||Doe^Jane||19700101|ZZCANARY-SEX\r"
+        "PV1|1|ZZCANARY-CLASS\r"
+        "OBR|1|P-1|F-1|24331-1^Lipid panel^LN\r"
+        "OBX|1|ZZCANARY-TYPE|X1^Note^99LOC||kept||||||F\r"
+    )
+    issues = {i.location: i.diagnostics for i in convert_hl7v2(message.encode(), CTX).issues}
+    assert issues["PID-8"] == "administrative sex is not in table 0001; left out"
+    assert issues["PV1-2"] == "patient class is not in table 0004; mapped to ambulatory"
+    assert issues["OBX-2"] == "the value type is not one this service converts; kept as text"
+    assert "ZZCANARY" not in repr(issues)
+
+
+def test_a_message_without_its_pid_names_the_message_type_it_knows_never_the_rest() -> None:
+    message = "MSH|^~\\&|A|B|C|D|20260301||ORU^ZZCANARY^ZZCANARY_X|1|P|2.5.1\rOBR|1\r"
+    with pytest.raises(NormalizationError) as caught:
+        convert_hl7v2(message.encode(), CTX)
+    (issue,) = caught.value.issues
+    assert (issue.location, issue.diagnostics) == (
+        "PID",
+        "ORU messages need a PID segment to say whose data it is",
+    )
+
+
 def test_ids_are_deterministic_and_every_one_is_the_senders_own() -> None:
     other = ConversionContext(partner="p2", zone=CTX.zone, received=CTX.received)
     a, b = convert_hl7v2(ORU, CTX).bundle, convert_hl7v2(ORU, other).bundle

@@ -129,6 +129,32 @@ def test_unreadable_messages_say_where_and_why(data: bytes, where: str | None, w
     assert outcome["issue"][0]["code"] == "structure"
 
 
+@pytest.mark.parametrize(
+    ("data", "where", "words"),
+    [
+        (b"MSH|Zyx Smith 555123456|A", "MSH-2", "found 19"),  # a garbled header
+        (b"MSH|^&~^|Zyx Smith", "MSH-2", "distinct punctuation"),
+        (b"MSHZyx Smith", "MSH-1", "letter, digit or space"),
+    ],
+)
+def test_an_unreadable_header_is_named_by_position_never_by_its_characters(
+    data: bytes, where: str, words: str
+) -> None:
+    with pytest.raises(NormalizationError) as caught:
+        parse_message(data)
+    (issue,) = caught.value.issues
+    assert (issue.location, words in issue.diagnostics) == (where, True)
+    assert not {"Zyx", "Smith", "555123456", "'^&~^'", "'Z'"} & set(
+        issue.diagnostics.replace(":", " ").split()
+    ), issue.diagnostics
+
+
+def test_an_unknown_character_set_is_not_repeated() -> None:
+    text = "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5|||||DEU|ZZCANARY-SET\rPID|1||1"
+    message = parse_message(text.encode())
+    assert message.warnings == ["the character set MSH-18 names is not supported; read as UTF-8"]
+
+
 def test_split_messages_handles_mllp_batches_and_concatenation() -> None:
     two = ADT + ADT.replace("MSG1", "MSG2")
     assert [parse_message(m).control_id for m in split_messages(two)] == ["MSG1", "MSG2"]

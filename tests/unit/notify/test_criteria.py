@@ -112,8 +112,21 @@ def test_other_types_never_match() -> None:
         ("Observation?code=", "has no value"),
         ("Observation?code=http://loinc.org|", "needs a code"),
         ("Observation?code", "name=value"),
+        # The review's MEDIUM-1: this one was accepted and raised in every match after.
+        ("Observation?value-quantity=gt1e999999999", "between 1e-100 and 1e100"),
+        ("Observation?value-quantity=eq1e-999999999", "between 1e-100 and 1e100"),
+        ("Observation?value-quantity=lt" + "9" * 41, "at most 40 digits"),
     ],
 )
 def test_refused_with_the_reason(criteria: str, complaint: str) -> None:
     with pytest.raises(SubscriptionInvalidError, match=complaint.replace("(", r"\(")):
         parse_criteria(criteria)
+
+
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), "NaN", "sNaN", 10**400, "1e999999999"]
+)
+def test_what_a_resource_holds_never_makes_matching_raise(value: object) -> None:
+    parsed = parse_criteria("Observation?value-quantity=eq1e100,ge1e-100,ne0.5")
+    resource = {"resourceType": "Observation", "valueQuantity": {"value": value}}
+    assert parsed.matches(resource) == (value == 10**400 or value == "1e999999999")

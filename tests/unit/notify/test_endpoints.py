@@ -108,3 +108,67 @@ def test_development_allows_plain_http_to_localhost_only() -> None:
     # ...and the allowance covers loopback only, never private networks.
     with pytest.raises(EndpointRefusedError, match="private"):
         resolve_endpoint(parse_endpoint("https://10.0.0.1/", development=True), system_resolver)
+
+
+# One address inside each row of the IANA special-purpose registries (and the multicast,
+# address-space and deprecated site-local blocks), typed here from the registries, not
+# from our table; the review's INFO item named the first four, which were let through.
+IANA_ROWS = [
+    ("fec0::1", "site-local"),
+    ("192.0.0.8", "IETF protocol assignments"),
+    ("192.88.99.1", "6to4 relay"),
+    ("3fff:0fff::1", "documentation"),
+    ("0.1.2.3", "not a unicast"),
+    ("10.255.255.254", "private"),
+    ("100.127.255.254", "shared address space"),
+    ("127.255.255.254", "loopback"),
+    ("169.254.255.254", "link"),
+    ("172.31.255.254", "private"),
+    ("192.0.0.9", "IETF protocol assignments"),  # PCP anycast: "globally reachable", still no
+    ("192.0.0.170", "IETF protocol assignments"),  # NAT64/DNS64 discovery
+    ("192.0.2.200", "TEST-NET-1"),
+    ("192.31.196.1", "AS112"),
+    ("192.52.193.1", "AMT"),
+    ("192.168.255.254", "private"),
+    ("192.175.48.1", "AS112"),
+    ("198.19.255.254", "benchmarking"),
+    ("198.51.100.200", "TEST-NET-2"),
+    ("203.0.113.200", "TEST-NET-3"),
+    ("239.255.255.250", "multicast"),
+    ("240.0.0.1", "reserved"),
+    ("255.255.255.255", "broadcast"),
+    ("::", "not a unicast"),
+    ("::1", "loopback"),
+    ("::ffff:10.0.0.1", "private"),
+    ("64:ff9b::7f00:1", "loopback"),  # NAT64 of 127.0.0.1
+    ("64:ff9b:1::1", "local use"),
+    ("100::1", "discard-only"),
+    ("100:0:0:1::1", "dummy"),
+    ("2001:0:5db8:d822::a247:27dd", "IETF protocol assignments"),  # TEREDO, public ends
+    ("2001:1::2", "IETF protocol assignments"),  # TURN anycast
+    ("2001:2::1", "IETF protocol assignments"),  # benchmarking
+    ("2001:10::1", "IETF protocol assignments"),  # deprecated ORCHID
+    ("2001:20::1", "IETF protocol assignments"),  # ORCHIDv2
+    ("2001:db8:ffff::1", "documentation"),
+    ("2002:5db8:d822::1", "6to4"),  # 6to4 of a public address: still a tunnel
+    ("2620:4f:8000::1", "AS112"),
+    ("5f00::1", "segment routing"),
+    ("fd12:3456::1", "unique-local"),
+    ("febf::1", "link-local"),
+    ("ff02::1", "multicast"),
+    ("4000::1", "outside 2000::/3"),  # unallocated by IANA
+]
+
+
+@pytest.mark.parametrize(("address", "why"), IANA_ROWS)
+def test_every_special_purpose_row_is_refused(address: str, why: str) -> None:
+    host = f"[{address}]" if ":" in address else address
+    endpoint = parse_endpoint(f"https://{host}/hook", development=False)
+    with pytest.raises(EndpointRefusedError, match=why):
+        resolve_endpoint(endpoint, resolving_to("93.184.216.34"))
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1::1", "64:ff9b::5db8:d822"])
+def test_public_addresses_and_their_nat64_spelling_are_called(address: str) -> None:
+    host = f"[{address}]" if ":" in address else address
+    assert resolve_endpoint(parse_endpoint(f"https://{host}/h", development=False)) == address

@@ -3,9 +3,11 @@ for subscribers that may read the patient's data."""
 
 from __future__ import annotations
 
+import decimal
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.notify.criteria import parse_criteria
 from shared.notify.models import Event, Subscription, SubscriptionStatus, Topic
 from shared.notify.stage import NotifyStage
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
@@ -174,3 +176,38 @@ def test_a_subscriber_hears_only_of_the_persons_it_may_read() -> None:
     organization = {"resourceType": "Organization", "id": "o1"}
     world.subs.rows["i" * 32] = sub("i", "Organization", events=frozenset({Event.CREATE}))
     assert world.change(organization, 1, "created") == 1  # no patient's data: anyone
+
+
+class _Misbehaving:
+    """Criteria whose matching raises, as a bug in matching would."""
+
+    resource_type = "Observation"
+
+    def matches(self, resource: Any) -> bool:
+        raise decimal.InvalidOperation([decimal.InvalidOperation])
+
+
+def test_one_subscription_that_fails_is_put_in_error_and_the_others_are_served() -> None:
+    # The review's MEDIUM-1: one subscription's failure sent the change to notify-poison,
+    # so no subscriber heard of it.
+    saved_before = sub("j", "Observation?value-quantity=gt1e999999999")  # now unreadable
+    broken = sub("k", "Observation?code=misbehaves")
+    good = sub("l", "Observation?value-quantity=gt120")
+    world = World(saved_before, broken, good)
+
+    def parse(text: str) -> Any:
+        return _Misbehaving() if text.endswith("misbehaves") else parse_criteria(text)
+
+    world.stage = NotifyStage(
+        world.payloads, world.payloads, world.subs, world.deliveries, world.sender,
+        world.status, People(), PARTNERS.get, clock=lambda: NOW, cache_seconds=60, parse=parse,
+    )  # fmt: skip
+    assert world.change(heart_rate(135), 1, "created") == 1
+    assert world.change(heart_rate(140), 1, "created") == 1
+    assert [s for s, _ in world.due()] == [good.id, good.id]
+    first, second = world.subs.rows[saved_before.id], world.subs.rows[broken.id]
+    assert (first.status, second.status) == (SubscriptionStatus.ERROR, SubscriptionStatus.ERROR)
+    assert first.error is not None and "can no longer be read" in first.error
+    assert first.error.endswith("between 1e-100 and 1e100")
+    assert second.error == "criteria could not be matched (InvalidOperation)"
+    assert world.subs.rows[good.id].status is SubscriptionStatus.ACTIVE

@@ -97,3 +97,46 @@ def test_uploads_are_short_lived_and_direct_drops_are_off_unless_partners_are_na
         monkeypatch.setenv("INTAKE_UPLOAD_SAS_MINUTES", minutes)
         with pytest.raises(ConfigurationError, match="INTAKE_UPLOAD_SAS_MINUTES"):
             load_settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("INTAKE_AUTH_ENTRA_AUTHORITY", "http://login.example.org"),
+        ("FHIR_SERVER_URL", "http://fhir.example.org/r4"),
+        ("FHIR_SERVER_URL", "ftp://fhir.example.org/r4"),
+    ],
+)
+def test_urls_that_carry_tokens_must_be_https_outside_development(
+    monkeypatch: pytest.MonkeyPatch, name: str, url: str
+) -> None:
+    # The review's LOW-5: the JWKS over plain HTTP, a bearer token sent in the clear.
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    monkeypatch.setenv(name, url)
+    with pytest.raises(ConfigurationError, match=f"{name} must be"):
+        load_settings()
+    monkeypatch.setenv("INTAKE_ENVIRONMENT", "development")
+    if url.startswith("http://"):
+        assert load_settings().environment is Environment.DEVELOPMENT  # loopback stand-ins
+    monkeypatch.setenv(name, url.replace("http://", "https://").replace("ftp://", "https://"))
+    monkeypatch.delenv("INTAKE_ENVIRONMENT")
+    assert load_settings().environment is Environment.PRODUCTION
+
+
+def test_public_origins_come_from_the_setting_and_app_services_host_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("INTAKE_PUBLIC_BASE_URL", "https://Intake.Example.org/, https://b.example")
+    monkeypatch.setenv("WEBSITE_HOSTNAME", "fi-prod.azurewebsites.net")
+    assert load_settings().public_origins == (
+        "https://intake.example.org",
+        "https://b.example",
+        "https://fi-prod.azurewebsites.net",
+    )
+    monkeypatch.setenv("INTAKE_PUBLIC_BASE_URL", "https://intake.example.org/api")
+    with pytest.raises(ConfigurationError, match="not scheme://host"):
+        load_settings()
+    monkeypatch.setenv("INTAKE_PUBLIC_BASE_URL", "http://intake.example.org")
+    with pytest.raises(ConfigurationError, match="must be https"):
+        load_settings()

@@ -61,6 +61,10 @@ def test_what_is_refused_is_named() -> None:
         parse_search("Patient", {"identifier": ["12345"]}, UTC)
     with pytest.raises(SearchError, match="cannot be searched by identifier"):
         _search(patient="p1", identifier="s|v")
+    for odd in ("p1\n", "Patient/p1\n", "p/1", "ZZCANARY Smith"):  # the review's INFO item
+        with pytest.raises(SearchError, match="not a Patient id") as refused:
+            _search(patient=odd)
+        assert odd.strip() not in str(refused.value)  # the value is not echoed
 
 
 def test_count_is_bounded_and_patient_may_be_a_reference() -> None:

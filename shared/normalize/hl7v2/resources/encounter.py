@@ -63,7 +63,7 @@ def encounter(
     if pv1.get(2) and (pv1.get(2) or "").upper() not in ENCOUNTER_CLASS:
         out.warn(
             pv1.location(2),
-            f"patient class {pv1.get(2)!r} is not in table 0004; mapped to ambulatory",
+            "patient class is not in table 0004; mapped to ambulatory",
         )
     resource: dict[str, Any] = {
         "resourceType": "Encounter",

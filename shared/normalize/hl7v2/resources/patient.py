@@ -87,7 +87,7 @@ def patient(
     if gender:
         resource["gender"] = gender
     elif pid.get(8):
-        out.warn(pid.location(8), f"administrative sex {pid.get(8)!r} is not in table 0001")
+        out.warn(pid.location(8), "administrative sex is not in table 0001; left out")
     birth = dtm(pid.get(7, 1), ctx.zone)
     if birth:
         resource["birthDate"] = birth[:10]

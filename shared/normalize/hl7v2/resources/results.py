@@ -47,7 +47,7 @@ _ORDER_STATUS = {
     "ER": "entered-in-error",
 }
 _SN = re.compile(
-    r"^(?P<cmp><=|>=|<|>|=)?(?P<n1>[+-]?\d*\.?\d+)?(?P<sep>[-+/:])?(?P<n2>[+-]?\d*\.?\d+)?$"
+    r"^(?P<cmp><=|>=|<|>|=)?(?P<n1>[+-]?\d*\.?\d+)?(?P<sep>[-+/:])?(?P<n2>[+-]?\d*\.?\d+)?\Z"
 )
 _INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 
@@ -251,7 +251,7 @@ def _value(
         return None  # carried by DiagnosticReport.presentedForm / DocumentReference
     text = "\n".join(v for v in (obx.get(5, rep=r) for r in reps) if v)
     if kind not in _TEXT_TYPES:
-        out.warn(obx.location(2), f"value type {kind!r} is kept as text")
+        out.warn(obx.location(2), "the value type is not one this service converts; kept as text")
     return ("valueString", text) if text else None
 
 
