@@ -103,6 +103,17 @@ param sourceTimeSkewSeconds int = 300
 param httpMaxBytes int = 10485760
 param maxDecompressedBytes int = 67108864
 param dropChunkRecords int = 1000
+@description('Bytes one record of a dropped file may be (a line, an HL7 message, a CSV row, a JSON document); normalize takes at most 64 MiB.')
+@minValue(1024)
+@maxValue(67108864)
+param dropMaxRecordBytes int = 16777216
+@description('Bytes a gzip drop may inflate to in all (drops are the bulk path; memory does not grow with it, time does).')
+@minValue(1024)
+param dropMaxDecompressedBytes int = 4294967296
+@description('A gzip drop may inflate to at most this many times its own size (a bomb: about 1000).')
+@minValue(2)
+@maxValue(1032)
+param dropMaxInflateRatio int = 100
 @description('Seconds of work per bulk-export message; keep it well inside the function timeout.')
 @minValue(1)
 @maxValue(480)
@@ -277,6 +288,9 @@ module app 'modules/functionapp.bicep' = {
       INTAKE_DEDUP_WINDOW_HOURS: string(dedupWindowHours)
       INTAKE_SWEEP_SCHEDULE: sweepSchedule
       INTAKE_DROP_CHUNK_RECORDS: string(dropChunkRecords)
+      INTAKE_DROP_MAX_RECORD_BYTES: string(dropMaxRecordBytes)
+      INTAKE_DROP_MAX_DECOMPRESSED_BYTES: string(dropMaxDecompressedBytes)
+      INTAKE_DROP_MAX_INFLATE_RATIO: string(dropMaxInflateRatio)
       INTAKE_EXPORT_SLICE_SECONDS: string(exportSliceSeconds)
       INTAKE_CONSENT_POLICY: consentPolicy
       INTAKE_CONSENT_PURPOSE: consentPurpose

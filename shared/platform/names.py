@@ -100,6 +100,9 @@ class Setting(StrEnum):
     DEDUP_WINDOW_HOURS = "INTAKE_DEDUP_WINDOW_HOURS"
     SWEEP_SCHEDULE = "INTAKE_SWEEP_SCHEDULE"  # NCRONTAB for the raw-payload sweeper
     DROP_CHUNK_RECORDS = "INTAKE_DROP_CHUNK_RECORDS"
+    DROP_MAX_RECORD_BYTES = "INTAKE_DROP_MAX_RECORD_BYTES"  # one line, message, row, document
+    DROP_MAX_DECOMPRESSED_BYTES = "INTAKE_DROP_MAX_DECOMPRESSED_BYTES"  # a gzip drop in all
+    DROP_MAX_INFLATE_RATIO = "INTAKE_DROP_MAX_INFLATE_RATIO"  # ... and per byte of the file
     EXPORT_SLICE_SECONDS = "INTAKE_EXPORT_SLICE_SECONDS"  # one export message's work, in time
     CONSENT_POLICY = "INTAKE_CONSENT_POLICY"  # opt-out (default) or opt-in
     CONSENT_PURPOSE = "INTAKE_CONSENT_PURPOSE"  # purpose of use for collecting (TREAT)
