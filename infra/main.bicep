@@ -111,6 +111,17 @@ param dropChunkRecords int = 1000
 param uploadSasMinutes int = 15
 @description('Comma-separated partner ids whose ingest-drop folder alone proves a file theirs, with no issued upload (the rule before batch uploads); only where nobody but operators can write the container. Empty: none.')
 param directDropPartners string = ''
+@description('Bytes one record of a dropped file may be (a line, an HL7 message, a CSV row, a JSON document); normalize takes at most 64 MiB.')
+@minValue(1024)
+@maxValue(67108864)
+param dropMaxRecordBytes int = 16777216
+@description('Bytes a gzip drop may inflate to in all (drops are the bulk path; memory does not grow with it, time does).')
+@minValue(1024)
+param dropMaxDecompressedBytes int = 4294967296
+@description('A gzip drop may inflate to at most this many times its own size (a bomb: about 1000).')
+@minValue(2)
+@maxValue(1032)
+param dropMaxInflateRatio int = 100
 @description('Seconds of work per bulk-export message; keep it well inside the function timeout.')
 @minValue(1)
 @maxValue(480)
@@ -287,6 +298,9 @@ module app 'modules/functionapp.bicep' = {
       INTAKE_DROP_CHUNK_RECORDS: string(dropChunkRecords)
       INTAKE_UPLOAD_SAS_MINUTES: string(uploadSasMinutes)
       INTAKE_DIRECT_DROP_PARTNERS: directDropPartners
+      INTAKE_DROP_MAX_RECORD_BYTES: string(dropMaxRecordBytes)
+      INTAKE_DROP_MAX_DECOMPRESSED_BYTES: string(dropMaxDecompressedBytes)
+      INTAKE_DROP_MAX_INFLATE_RATIO: string(dropMaxInflateRatio)
       INTAKE_EXPORT_SLICE_SECONDS: string(exportSliceSeconds)
       INTAKE_CONSENT_POLICY: consentPolicy
       INTAKE_CONSENT_PURPOSE: consentPurpose

@@ -6,8 +6,13 @@ so (an upload issued to that partner under this name, or a folder the deployment
 trusts); any other file is reported in ``quarantine/drops/`` and never read.
 
 Memory stays flat whatever the file size: the blob is read in chunks, inflated on the
-fly when gzip, and split line by line (NDJSON, HL7 v2 batches, CSV with the mapping in
-the blob's metadata). A Bundle JSON file is read whole, so it has a size limit.
+fly when gzip (at most 1 MiB at a time), and split line by line (NDJSON, HL7 v2 batches,
+CSV with the mapping in the blob's metadata). A Bundle JSON file is read whole. Two limits
+keep a hostile file from holding a worker: a record (a line, a message, a row, a whole
+JSON document) over ``INTAKE_DROP_MAX_RECORD_BYTES`` is reported by its line and skipped
+without being held, the others go on; a gzip file that inflates past
+``INTAKE_DROP_MAX_DECOMPRESSED_BYTES``, or past ``INTAKE_DROP_MAX_INFLATE_RATIO`` times its
+own size (a bomb), stops there: it is reported and quarantined, what was sent stays sent.
 Progress is checkpointed per chunk in the ``checkpoints`` table: after a crash the file
 is read again and the chunks already sent are skipped; chunk names and ingestion ids
 are derived from the file and the chunk number, so a chunk sent twice is the same
@@ -33,11 +38,11 @@ from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
-from azure.storage.blob import BlobClient, BlobType, ContentSettings
+from azure.storage.blob import BlobClient, BlobType, ContentSettings, StorageStreamDownloader
 
 from shared.normalize import json_codec
 from shared.normalize.csv_mapping import load_mapping
-from shared.normalize.errors import NormalizationError
+from shared.normalize.errors import IssueCode, NormalizationError
 from shared.normalize.ids import NAMESPACE
 from shared.normalize.models import PayloadFormat
 from shared.platform.envelope import Envelope
@@ -49,19 +54,35 @@ from .models import AdmissionBasis
 from .status import IngestionLog, StageReport
 from .uploads import UploadService
 
-__all__ = ["DropError", "DropEvent", "DropProcessor", "DropReport", "parse_blob_created"]
+__all__ = [
+    "DropError",
+    "DropEvent",
+    "DropProcessor",
+    "DropReport",
+    "DropTooLargeError",
+    "parse_blob_created",
+]
 
 log = logging.getLogger(__name__)
-MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+_INFLATE_BLOCK = 1024 * 1024  # the most one step of gzip inflation holds
+_HEAD_BYTES = 16  # what is kept of a line over the limit: enough to see an HL7 MSH
 _SUBJECT = re.compile(
     r"^/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<name>.+)\Z"
 )
-_HL7_FRAME = re.compile(r"[\x0b\x1c]")
+_HL7_FRAME_BYTES = re.compile(rb"[\x0b\x1c]")
 _SUFFIX = {PayloadFormat.FHIR: "ndjson", PayloadFormat.HL7V2: "hl7", PayloadFormat.CSV: "csv"}
 
 
 class DropError(IntakeError):
     """A blob-created message is not an event we can act on (permanent)."""
+
+
+class DropTooLargeError(IntakeError):
+    """A gzip drop inflates past its limit (permanent: reported and quarantined, no retry)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the file inflates past {limit} bytes")
+        self.limit = limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,36 +135,32 @@ class DropReport:
         ).encode()
 
 
-class _ChunkStream(io.RawIOBase):
-    """A file-like view of an iterator of byte chunks (for gzip and text wrappers)."""
+def _inflate(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """gzip inflated at most ``_INFLATE_BLOCK`` bytes at a time, so a block of a bomb never
+    becomes hundreds of MiB in memory, and at most ``limit`` bytes in all.
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._buffer = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        while not self._buffer:
-            try:
-                self._buffer = next(self._chunks)
-            except StopIteration:
-                return 0
-        size = min(len(target), len(self._buffer))
-        target[:size] = self._buffer[:size]
-        self._buffer = self._buffer[size:]
-        return size
-
-
-def _inflate(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    Raises:
+        DropTooLargeError: the file inflates past ``limit``.
+    """
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    total = 0
     for chunk in chunks:
-        data = inflater.decompress(chunk)
-        if data:
-            yield data
+        data = chunk
+        while True:
+            out = inflater.decompress(data, _INFLATE_BLOCK)
+            data = inflater.unconsumed_tail
+            if out:
+                total += len(out)
+                if total > limit:
+                    raise DropTooLargeError(limit)
+                yield out
+            # a full block may leave output inside zlib with no input left: ask again
+            if not data and len(out) < _INFLATE_BLOCK:
+                break
     tail = inflater.flush()
     if tail:
+        if total + len(tail) > limit:
+            raise DropTooLargeError(limit)
         yield tail
 
 
@@ -168,13 +185,26 @@ class DropProcessor:
         status: IngestionLog,
         uploads: UploadService,
         *,
+        max_record_bytes: int,
+        max_decompressed_bytes: int,
+        max_inflate_ratio: int,
         chunk_records: int = 1000,
         chunk_bytes: int = 4 * 1024 * 1024,
     ) -> None:
+        """Args:
+        max_record_bytes: the most one record may be (``INTAKE_DROP_MAX_RECORD_BYTES``).
+        max_decompressed_bytes: the most a gzip file may inflate to
+            (``INTAKE_DROP_MAX_DECOMPRESSED_BYTES``).
+        max_inflate_ratio: the most a gzip file may inflate to, as a multiple of its own
+            size (``INTAKE_DROP_MAX_INFLATE_RATIO``): a bomb stops after a few MB.
+        """
         self._clients = clients
         self._status = status
         self._uploads = uploads
         self._checkpoints = clients.table_client(Table.CHECKPOINTS)
+        self._max_record = max_record_bytes
+        self._max_inflated = max_decompressed_bytes
+        self._max_ratio = max_inflate_ratio
         self._chunk_records = chunk_records
         self._chunk_bytes = chunk_bytes
 
@@ -263,12 +293,37 @@ class DropProcessor:
         self, blob: BlobClient, event: DropEvent, partner: str, drop_id: str, report: DropReport
     ) -> None:
         downloader = blob.download_blob()
+        try:
+            self._split(downloader, event, partner, drop_id, report)
+        except DropTooLargeError as exc:
+            # Deterministic: a retry would stop at the same byte, so the file is done with
+            # (the caller checkpoints it as such); the chunks sent before stay sent.
+            rule = (
+                "INTAKE_DROP_MAX_DECOMPRESSED_BYTES"
+                if exc.limit == self._max_inflated
+                else f"INTAKE_DROP_MAX_INFLATE_RATIO: {self._max_ratio} times its "
+                f"{downloader.size} bytes"
+            )
+            report.rejected.append(
+                _issue("file", f"{exc} ({rule}); the rest is left out", IssueCode.TOO_COSTLY)
+            )
+            report.status = "partial" if report.records else "rejected"
+            self._quarantine(event, report)
+
+    def _split(
+        self,
+        downloader: StorageStreamDownloader[bytes],
+        event: DropEvent,
+        partner: str,
+        drop_id: str,
+        report: DropReport,
+    ) -> None:
         metadata = downloader.properties.metadata or {}
         chunks: Iterator[bytes] = iter(downloader.chunks())
         first = next(chunks, b"")
         stream = _prepend(first, chunks)
         if first[:2] == b"\x1f\x8b":
-            stream = _inflate(stream)
+            stream = _inflate(stream, min(self._max_inflated, self._max_ratio * downloader.size))
             first_plain = next(stream, b"")
             stream = _prepend(first_plain, stream)
             head = first_plain
@@ -294,16 +349,15 @@ class DropProcessor:
                 )
                 return
         ndjson = event.name.lower().removesuffix(".gz").endswith((".ndjson", ".jsonl"))
-        groups = _records(fmt, stream, report, ndjson=ndjson)
-        number = 0
+        groups = _records(fmt, stream, report, max_record_bytes=self._max_record, ndjson=ndjson)
         for number, (payload, count) in enumerate(self._chunked(fmt, groups), start=1):
             report.records += count
+            report.chunks = number
             ingestion = str(uuid.uuid5(NAMESPACE, f"drop|{drop_id}|{number}"))
             report.ingestions.append(ingestion)
             if number <= report.resumed_from_chunk:
                 continue  # sent before a crash
             self._send_chunk(partner, drop_id, number, ingestion, fmt, payload, mapping, count)
-        report.chunks = number
         if report.rejected and report.records == 0:
             report.status = "rejected"
         elif report.rejected:
@@ -388,7 +442,7 @@ class DropProcessor:
         ).upload_blob(report.to_json(), overwrite=True)
 
 
-def _issue(location: str, text: str) -> dict[str, Any]:
+def _issue(location: str, text: str, code: IssueCode = IssueCode.INVALID) -> dict[str, Any]:
     return {
         "location": location,
         "outcome": {
@@ -396,7 +450,7 @@ def _issue(location: str, text: str) -> dict[str, Any]:
             "issue": [
                 {
                     "severity": "error",
-                    "code": "invalid",
+                    "code": code.value,
                     "diagnostics": text,
                     "location": [location],
                 }
@@ -411,63 +465,191 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
+@dataclass(frozen=True, slots=True)
+class _Overlong:
+    """A line over the record limit, skipped as it was read: only its first bytes are kept
+    (an HL7 reader must see whether it starts a message) and how many ``"`` it had (a CSV
+    reader must know whether it ends inside a quoted field), never the rest."""
+
+    head: bytes
+    quotes: int = 0
+
+
+_Line = bytes | _Overlong
+
+
+def _ending(line: bytes) -> int:
+    """How many bytes of ``line`` are its line ending (``\r\n``, ``\n``, ``\r`` or none)."""
+    if line.endswith(b"\r\n"):
+        return 2
+    return 1 if line.endswith((b"\n", b"\r")) else 0
+
+
+def _lines(blocks: Iterable[bytes], limit: int) -> Iterator[_Line]:
+    """The lines of a stream of blocks with their endings, split where a text reader with
+    universal newlines splits (``\n``, ``\r\n``, ``\r``); a line whose content is over
+    ``limit`` bytes comes as an ``_Overlong`` and is never held whole.
+
+    Linear in the input: a line that spans blocks is kept as a list of parts and joined
+    once, and each block is split once (``bytes.splitlines`` splits on exactly those three).
+    """
+    parts: list[bytes] = []  # the line so far, when it began in an earlier block
+    held = 0  # its length
+    over: _Overlong | None = None  # what is kept of it once it is over the limit
+    cr = False  # the line so far ends in \r at a block's end: its \n may be in the next
+    for block in blocks:
+        if not block:
+            continue
+        if cr:
+            cr = False
+            if block.startswith(b"\n"):
+                block = block[1:]
+                parts.append(b"\n")
+                over = over and _overlong(over, [], b"\n")
+            yield over or b"".join(parts)
+            parts, held, over = [], 0, None
+            if not block:
+                continue
+        pieces = block.splitlines(keepends=True)
+        tail = pieces.pop()
+        if tail.endswith(b"\n"):
+            pieces.append(tail)
+            tail = b""
+        if pieces:
+            first = 0
+            if held:  # the first piece ends the line that began before this block
+                piece = pieces[0]
+                first = 1
+                if over is None and held + len(piece) - _ending(piece) <= limit:
+                    parts.append(piece)
+                    yield b"".join(parts)
+                else:
+                    yield _overlong(over, parts, piece)
+                parts, held, over = [], 0, None
+            for piece in pieces[first:] if first else pieces:
+                if len(piece) > limit and len(piece) - _ending(piece) > limit:
+                    yield _overlong(None, [], piece)
+                else:
+                    yield piece
+        if tail:
+            cr = tail.endswith(b"\r")
+            held += len(tail)
+            parts.append(tail)
+            if over is not None or held - cr > limit:
+                over, parts = _overlong(over, parts), []
+    if held:
+        yield over or b"".join(parts)
+
+
+def _overlong(kept: _Overlong | None, parts: list[bytes], last: bytes = b"") -> _Overlong:
+    """What is kept of an over-long line: ``kept`` so far, plus its next parts."""
+    head = kept.head if kept else b""
+    quotes = kept.quotes if kept else 0
+    for part in (*parts, last):
+        if len(head) < _HEAD_BYTES:
+            head += part[: _HEAD_BYTES - len(head)]
+        quotes += part.count(b'"')
+    return _Overlong(head, quotes)
+
+
 def _records(
-    fmt: PayloadFormat, stream: Iterator[bytes], report: DropReport, *, ndjson: bool = False
+    fmt: PayloadFormat,
+    stream: Iterator[bytes],
+    report: DropReport,
+    *,
+    max_record_bytes: int,
+    ndjson: bool = False,
 ) -> Iterator[tuple[bytes, int]]:
     """(record bytes, line number) for each record; CSV yields its header first. Text
-    that is not UTF-8 costs only the record it is in, which the report names."""
-    text = io.TextIOWrapper(
-        io.BufferedReader(_ChunkStream(stream), 1024 * 1024),
-        encoding="utf-8-sig",
-        errors="surrogateescape",
-        newline="",
-    )
+    that is not UTF-8, and a record over ``max_record_bytes``, cost only the record they
+    are in, which the report names by its line."""
+    lines = _without_bom(_lines(stream, max_record_bytes))
     if fmt is PayloadFormat.FHIR:
-        records = _json_records(text, report, ndjson)
-    elif fmt is PayloadFormat.HL7V2:
-        records = _hl7_records(text)
-    else:
-        records = _csv_records(text)
-    for record, line in records:
-        try:
-            yield record.encode("utf-8"), line
-        except UnicodeEncodeError:
-            report.rejected.append(_issue(f"line {line}", "not UTF-8: the record is left out"))
+        return _json_records(lines, report, ndjson, max_record_bytes)
+    if fmt is PayloadFormat.HL7V2:
+        return _hl7_records(lines, report, max_record_bytes)
+    return _csv_records(lines, report, max_record_bytes)
+
+
+def _without_bom(lines: Iterator[_Line]) -> Iterator[_Line]:
+    first = next(lines, None)
+    if first is None:
+        return
+    yield first.removeprefix(b"\xef\xbb\xbf") if isinstance(first, bytes) else first
+    yield from lines
+
+
+def _too_long(location: str, limit: int) -> dict[str, Any]:
+    return _issue(
+        location,
+        f"the record is over {limit} bytes (INTAKE_DROP_MAX_RECORD_BYTES); it is left out",
+        IssueCode.TOO_LONG,
+    )
+
+
+def _not_utf8(location: str) -> dict[str, Any]:
+    return _issue(location, "not UTF-8: the record is left out")
 
 
 def _json_records(
-    text: io.TextIOWrapper, report: DropReport, ndjson: bool
-) -> Iterator[tuple[str, int]]:
+    lines: Iterator[_Line], report: DropReport, ndjson: bool, limit: int
+) -> Iterator[tuple[bytes, int]]:
     """NDJSON (by name, or when the first line is a whole JSON value) line by line, a
-    line that is not JSON reported by its number; else one JSON document."""
-    first, start = "", 0
-    for start, line in enumerate(text, start=1):  # noqa: B007 - start is used after the loop
-        if line.strip():
-            first = line
-            break
-    if not first:
+    line that is not JSON reported by its number; else one JSON document, at most
+    ``limit`` bytes."""
+    numbered = enumerate(lines, start=1)
+    start, first = next(
+        ((n, line) for n, line in numbered if isinstance(line, _Overlong) or line.strip()),
+        (0, b""),
+    )
+    if not start:
         return
-    if ndjson or _is_json(first):
-        for number, line in itertools.chain([(start, first)], enumerate(text, start=start + 1)):
-            if not line.strip():
-                continue
-            if _is_json(line):
-                yield line.rstrip("\r\n") + "\n", number
-            else:
-                report.rejected.append(
-                    _issue(f"line {number}", "not valid JSON; the line is left out")
+    if ndjson or isinstance(first, _Overlong) or _is_json(first.decode("utf-8", "surrogateescape")):
+        for number, line in itertools.chain([(start, first)], numbered):
+            if isinstance(line, _Overlong):
+                report.rejected.append(_too_long(f"line {number}", limit))
+            elif line.strip() and (record := _ndjson_record(line, number, report)):
+                yield record, number
+        return
+    parts, size = [first], len(first)
+    for _, line in numbered:
+        if isinstance(line, _Overlong) or size + len(line) > limit:
+            report.rejected.append(
+                _issue(
+                    "file",
+                    f"a JSON document over {limit} bytes (INTAKE_DROP_MAX_RECORD_BYTES): "
+                    "send large data as NDJSON",
+                    IssueCode.TOO_LONG,
                 )
-        return
-    body = first + text.read(MAX_BUNDLE_BYTES + 1)
-    if len(body) > MAX_BUNDLE_BYTES:
-        report.rejected.append(
-            _issue(
-                "file", f"a JSON document over {MAX_BUNDLE_BYTES} bytes: send large data as NDJSON"
             )
-        )
+            return
+        parts.append(line)
+        size += len(line)
+    try:
+        body = b"".join(parts).decode("utf-8")
+    except UnicodeDecodeError:
+        report.rejected.append(_not_utf8(f"line {start}"))
         return
     # one document on one line, so the chunk is one NDJSON record
-    yield (json_codec.dumps(json_codec.loads(body)) + "\n") if _is_json(body) else body, start
+    yield (
+        ((json_codec.dumps(json_codec.loads(body)) + "\n") if _is_json(body) else body).encode(),
+        start,
+    )
+
+
+def _ndjson_record(line: bytes, number: int, report: DropReport) -> bytes | None:
+    """The line as a record ending in one ``\n``, or None and the reason in the report."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        report.rejected.append(_not_utf8(f"line {number}"))
+        return None
+    if not _is_json(text):
+        report.rejected.append(_issue(f"line {number}", "not valid JSON; the line is left out"))
+        return None
+    if line.endswith(b"\n") and not line.endswith(b"\r\n"):
+        return line
+    return line.rstrip(b"\r\n") + b"\n"
 
 
 def _is_json(text: str) -> bool:
@@ -478,28 +660,135 @@ def _is_json(text: str) -> bool:
     return True
 
 
-def _hl7_records(text: io.TextIOWrapper) -> Iterator[tuple[str, int]]:
-    message: list[str] = []
+def _hl7_records(
+    lines: Iterator[_Line], report: DropReport, limit: int
+) -> Iterator[tuple[bytes, int]]:
+    """HL7 v2 messages, each from its MSH to the next, framing (MLLP's VT and FS) and batch
+    headers dropped; a message over ``limit`` bytes is reported by its first line and its
+    segments skipped up to the next MSH."""
+    message: list[bytes] = []
+    size = 0
     start = 0
-    for number, raw in enumerate(text, start=1):
-        for line in _HL7_FRAME.sub("", raw).replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-            if not line.strip() or line[:3] in {"FHS", "BHS", "BTS", "FTS"}:
+    skipping = False
+    for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, _Overlong):
+            if _HL7_FRAME_BYTES.sub(b"", raw.head).startswith(b"MSH"):
+                if message:
+                    yield from _hl7_message(message, start, report)
+                message, start, skipping = [], number, False
+            if not skipping:
+                report.rejected.append(_too_long(f"line {start if message else number}", limit))
+                message, skipping = [], True
+            continue
+        for line in (
+            _HL7_FRAME_BYTES.sub(b"", raw)
+            .replace(b"\r\n", b"\n")
+            .replace(b"\r", b"\n")
+            .split(b"\n")
+        ):
+            if not line.strip() or line[:3] in {b"FHS", b"BHS", b"BTS", b"FTS"}:
                 continue
-            if line.startswith("MSH") and message:
-                yield "\r".join(message) + "\r", start
-                message = []
+            if line.startswith(b"MSH"):
+                if message:
+                    yield from _hl7_message(message, start, report)
+                message, size, skipping = [], 0, False
+            if skipping:
+                continue
             if not message:
                 start = number
+            size += len(line) + 1
+            if size > limit:
+                report.rejected.append(_too_long(f"line {start}", limit))
+                message, skipping = [], True
+                continue
             message.append(line)
     if message:
-        yield "\r".join(message) + "\r", start
+        yield from _hl7_message(message, start, report)
 
 
-def _csv_records(text: io.TextIOWrapper) -> Iterator[tuple[str, int]]:
-    reader = csv.reader(text)
-    for number, row in enumerate(reader, start=1):
+def _hl7_message(
+    segments: list[bytes], start: int, report: DropReport
+) -> Iterator[tuple[bytes, int]]:
+    record = b"\r".join(segments) + b"\r"
+    try:
+        record.decode("utf-8")
+    except UnicodeDecodeError:
+        report.rejected.append(_not_utf8(f"line {start}"))
+        return
+    yield record, start
+
+
+class _RowTooLongError(Exception):
+    """A CSV row grew past the record limit (caught in ``_csv_records``, never raised out)."""
+
+
+class _CsvLines:
+    """Lines for ``csv.reader``, decoded (bad bytes kept as surrogates, so the record they
+    are in can be reported), that stop a row as soon as it is over the limit."""
+
+    def __init__(self, lines: Iterator[_Line], limit: int) -> None:
+        self._lines = lines
+        self._limit = limit
+        self._row_bytes = 0
+        self._quotes = 0  # odd: the row so far ends inside a quoted field
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        if isinstance(line, _Overlong):
+            self._quotes += line.quotes
+            raise _RowTooLongError
+        self._row_bytes += len(line)
+        self._quotes += line.count(b'"')
+        if self._row_bytes - _ending(line) > self._limit:
+            raise _RowTooLongError
+        return line.decode("utf-8", "surrogateescape")
+
+    def next_row(self) -> None:
+        """Start counting a new row."""
+        self._row_bytes = self._quotes = 0
+
+    def skip_row(self) -> None:
+        """Skip what is left of a row the reader gave up on: up to the line that closes its
+        quoted field (a doubled quote counts twice, so an odd count is an open field)."""
+        while self._quotes % 2:
+            line = next(self._lines, None)
+            if line is None:
+                return
+            self._quotes += line.quotes if isinstance(line, _Overlong) else line.count(b'"')
+
+
+def _csv_records(
+    lines: Iterator[_Line], report: DropReport, limit: int
+) -> Iterator[tuple[bytes, int]]:
+    """CSV rows (a quoted field may hold line breaks), re-written one per line; a row over
+    ``limit`` bytes, or with a field over the csv module's field limit, is reported by its
+    row number and the rows after it go on."""
+    source = _CsvLines(lines, limit)
+    reader = csv.reader(source)
+    for number in itertools.count(1):
+        source.next_row()
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except _RowTooLongError:
+            report.rejected.append(_too_long(f"line {number}", limit))
+            source.skip_row()
+            continue
+        except csv.Error as exc:  # a field over csv.field_size_limit(); it names no content
+            report.rejected.append(
+                _issue(f"line {number}", f"not readable as CSV ({exc}); the row is left out")
+            )
+            source.skip_row()
+            continue
         if not any(cell.strip() for cell in row):
             continue
         out = io.StringIO()
         csv.writer(out, lineterminator="\n").writerow(row)
-        yield out.getvalue(), number
+        try:
+            yield out.getvalue().encode("utf-8"), number
+        except UnicodeEncodeError:
+            report.rejected.append(_not_utf8(f"line {number}"))

@@ -35,6 +35,7 @@ class IssueCode(StrEnum):
     NOT_SUPPORTED = "not-supported"
     CODE_INVALID = "code-invalid"
     TOO_COSTLY = "too-costly"
+    TOO_LONG = "too-long"  # content over a size limit (a denial-of-service guard)
     INFORMATIONAL = "informational"
 
 

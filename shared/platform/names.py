@@ -104,6 +104,9 @@ class Setting(StrEnum):
     DROP_CHUNK_RECORDS = "INTAKE_DROP_CHUNK_RECORDS"
     UPLOAD_SAS_MINUTES = "INTAKE_UPLOAD_SAS_MINUTES"  # how long an upload URL may be used
     DIRECT_DROP_PARTNERS = "INTAKE_DIRECT_DROP_PARTNERS"  # folders trusted without an upload
+    DROP_MAX_RECORD_BYTES = "INTAKE_DROP_MAX_RECORD_BYTES"  # one line, message, row, document
+    DROP_MAX_DECOMPRESSED_BYTES = "INTAKE_DROP_MAX_DECOMPRESSED_BYTES"  # a gzip drop in all
+    DROP_MAX_INFLATE_RATIO = "INTAKE_DROP_MAX_INFLATE_RATIO"  # ... and per byte of the file
     EXPORT_SLICE_SECONDS = "INTAKE_EXPORT_SLICE_SECONDS"  # one export message's work, in time
     CONSENT_POLICY = "INTAKE_CONSENT_POLICY"  # opt-out (default) or opt-in
     CONSENT_PURPOSE = "INTAKE_CONSENT_PURPOSE"  # purpose of use for collecting (TREAT)

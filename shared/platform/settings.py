@@ -107,6 +107,30 @@ class Settings(BaseSettings):
         max_length=4096,
         validation_alias=AliasChoices(Setting.DIRECT_DROP_PARTNERS.value),
     )
+    # A drop's record is held, checked as JSON here and parsed again by normalize: a few
+    # times its size in memory, with up to 16 drops at once per instance (host.json's
+    # batchSize) on 2 GB Flex Consumption instances. Normalize takes no more than 64 MiB.
+    drop_max_record_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        validation_alias=AliasChoices(Setting.DROP_MAX_RECORD_BYTES.value),
+    )
+    # Drops are the bulk path (files of GBs), so this is far above what one HTTP body may
+    # inflate to; memory does not grow with it (the file is streamed), time does.
+    drop_max_decompressed_bytes: int = Field(
+        default=4 * 1024 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices(Setting.DROP_MAX_DECOMPRESSED_BYTES.value),
+    )
+    # FHIR, HL7 and CSV text gzips 4 to 30 times (bench.generate's files and the corpora at
+    # level 9); a bomb about a thousand times (deflate's most, 1032, turns the check off).
+    drop_max_inflate_ratio: int = Field(
+        default=100,
+        ge=2,
+        le=1032,
+        validation_alias=AliasChoices(Setting.DROP_MAX_INFLATE_RATIO.value),
+    )
     # Well inside host.json's functionTimeout (10 minutes): a slice that ran over it would
     # be cut off and retried for ever.
     export_slice_seconds: int = Field(

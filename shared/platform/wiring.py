@@ -224,11 +224,15 @@ def uploads() -> UploadService:
 def drop_processor() -> DropProcessor:
     """Batch files dropped into ingest-drop."""
     clients = storage()
+    config = settings()
     return DropProcessor(
         clients,
         TableIngestionLog(clients.table_client(Table.INGESTIONS)),
         uploads(),
-        chunk_records=settings().drop_chunk_records,
+        max_record_bytes=config.drop_max_record_bytes,
+        max_decompressed_bytes=config.drop_max_decompressed_bytes,
+        max_inflate_ratio=config.drop_max_inflate_ratio,
+        chunk_records=config.drop_chunk_records,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import signal
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from tests.e2e.conftest import APPS, clients_for, make_env
 from tests.support.hostproc import REPO, HostProcess, wait_for, write_settings
 
 pytestmark = pytest.mark.azurite
+RATIO = 50  # INTAKE_DROP_MAX_INFLATE_RATIO in the module's host (the default is 100)
 
 
 def _host(tmp: Any, env: dict[str, str]) -> HostProcess:
@@ -89,7 +91,9 @@ def _normalized_patients(clients: StorageClients) -> list[str]:
 def running(
     azurite: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[HostProcess, StorageClients]]:
-    env, clients = _setup(azurite, INTAKE_DROP_CHUNK_RECORDS="10")
+    env, clients = _setup(
+        azurite, INTAKE_DROP_CHUNK_RECORDS="10", INTAKE_DROP_MAX_INFLATE_RATIO=str(RATIO)
+    )
     host = _host(tmp_path_factory.mktemp("drops"), env).start()
     yield host, clients
     assert host.stop() == 0, host.logs()
@@ -147,7 +151,7 @@ def test_hl7_batch_and_csv_drops(running) -> None:  # type: ignore[no-untyped-de
     assert no_mapping.get_blob_tags() == {"intake": "rejected"}
 
 
-def test_a_drop_outside_a_partner_folder_is_quarantined(running) -> None:  # type: ignore[no-untyped-def]
+def test_a_drop_outside_a_partner_folder_is_held(running) -> None:  # type: ignore[no-untyped-def]
     _, clients = running
     clients.container(Container.INGEST_DROP).upload_blob("stranger/file.ndjson", _patients(1))
 
@@ -263,6 +267,15 @@ def _put(url: str, data: bytes) -> httpx.Response:
         content=data,
         headers={"x-ms-blob-type": "BlockBlob", "content-type": "application/x-ndjson"},
     )
+
+
+def _gzip_runs(head: bytes, byte: bytes, mib: int) -> bytes:
+    """``head``, then ``mib`` MiB of one byte on one line, gzipped at level 9 a MiB at a time
+    (the security review's bomb is 400 MiB of 'a': 407,698 bytes)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    out = [packer.compress(head)]
+    out += [packer.compress(byte * (1 << 20)) for _ in range(mib)]
+    return b"".join(out) + packer.flush()
 
 
 def _held(clients: StorageClients, name: str) -> dict[str, Any] | None:
@@ -393,3 +406,67 @@ def test_a_file_written_straight_into_a_partner_folder_is_refused_and_reported(p
     assert {
         (e["outcome"], e["agent"][0]["requestor"], e["agent"][1]["requestor"]) for e in refused
     } == {("4", True, False)}
+
+
+def _unwritten(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A report without the time it was written (the quarantined copy is written first)."""
+    return report and {k: v for k, v in report.items() if k != "written"}
+
+
+def _issues(report: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(r["location"], r["outcome"]["issue"][0]["code"]) for r in report["rejected"]]
+
+
+def test_a_gzip_bomb_is_stopped_reported_and_quarantined_once(running) -> None:  # type: ignore[no-untyped-def]
+    _, clients = running
+    checkpoints = clients.table_client(Table.CHECKPOINTS)
+    before = {row["RowKey"] for row in checkpoints.list_entities()}
+    bomb = _gzip_runs(b"", b"a", 400)
+    drop = clients.container(Container.INGEST_DROP).upload_blob("p1/evil/bomb.ndjson.gz", bomb)
+    report = wait_for(
+        lambda: _report(clients, "p1/evil/bomb.ndjson.gz.report.json"), what="bomb report"
+    )
+    # stopped at INTAKE_DROP_MAX_INFLATE_RATIO times its size: 20 MB, not 400 MiB
+    assert (report["status"], report["records"], report["chunks"]) == ("rejected", 0, 0)
+    assert _issues(report) == [("file", "too-costly")]
+    diagnostics = report["rejected"][0]["outcome"]["issue"][0]["diagnostics"]
+    assert f"past {RATIO * len(bomb)} bytes (INTAKE_DROP_MAX_INFLATE_RATIO" in diagnostics
+    assert _unwritten(_held(clients, "p1/evil/bomb.ndjson.gz")) == _unwritten(report)
+    assert drop.get_blob_tags() == {"intake": "rejected"}
+    # done with, so a redelivered event finds it done instead of reading it again
+    [row] = [row for row in checkpoints.list_entities() if row["RowKey"] not in before]
+    assert (row["PartitionKey"], row["done"]) == ("p1", True)
+
+
+def test_a_gzip_file_past_its_limit_keeps_the_chunks_sent_before(running) -> None:  # type: ignore[no-untyped-def]
+    _, clients = running
+    # 30 Patients (3 chunks of 10), then a line of 100 MiB that inflates past the ratio
+    data = _gzip_runs(_patients(30, start=500), b"a", 100)
+    clients.container(Container.INGEST_DROP).upload_blob("p1/evil/late.ndjson.gz", data)
+    report = wait_for(
+        lambda: _report(clients, "p1/evil/late.ndjson.gz.report.json"), what="late report"
+    )
+    assert (report["status"], report["records"], report["chunks"]) == ("partial", 30, 3)
+    assert _issues(report) == [("file", "too-costly")]
+    assert _unwritten(_held(clients, "p1/evil/late.ndjson.gz")) == _unwritten(report)
+    raw = clients.container(Container.RAW).list_blobs(
+        name_starts_with="p1/drops/", include=["metadata"]
+    )
+    sent = [blob.metadata["ingestion_id"] for blob in raw]
+    assert sorted(i for i in sent if i in report["ingestions"]) == sorted(report["ingestions"])
+
+
+def test_a_40_mib_line_is_reported_by_its_number_and_the_next_goes_on(running) -> None:  # type: ignore[no-untyped-def]
+    _, clients = running
+    line = json.dumps({"resourceType": "Binary", "data": "a" * (40 << 20)}).encode()
+    clients.container(Container.INGEST_DROP).upload_blob(
+        "p1/big/one-line.ndjson", line + b"\n" + _patients(1, start=900)
+    )
+    report = wait_for(
+        lambda: _report(clients, "p1/big/one-line.ndjson.report.json"), what="one-line report"
+    )
+    # over INTAKE_DROP_MAX_RECORD_BYTES (16 MiB by default): that line only
+    assert (report["status"], report["records"], report["chunks"]) == ("partial", 1, 1)
+    assert _issues(report) == [("line 1", "too-long")]
+    assert "aaaa" not in json.dumps(report)
+    assert _held(clients, "p1/big/one-line.ndjson") is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import bench_consent, bench_export, bench_notify, bench_store
+from bench import bench_consent, bench_export, bench_notify, bench_reader, bench_store
 from tests.support.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.azurite
@@ -36,3 +36,11 @@ def test_bench_notify_runs(storage_env, tmp_path, monkeypatch) -> None:  # type:
         assert len(receiver.received) == result["deliveries_per_round"] > 0
     assert result["changes_per_round"] == 21
     assert result["ours"]["changes_per_s_best"] > 0
+
+
+def test_bench_reader_runs() -> None:
+    result = bench_reader.run([1])
+    assert [(f["blocks"], f["records"], f["rejected"]) for f in result["lines"]] == [
+        ("one block", 1, 0),
+        ("4 MiB blocks", 1, 0),
+    ]

@@ -140,3 +140,27 @@ def test_public_origins_come_from_the_setting_and_app_services_host_name(
     monkeypatch.setenv("INTAKE_PUBLIC_BASE_URL", "http://intake.example.org")
     with pytest.raises(ConfigurationError, match="must be https"):
         load_settings()
+
+
+def test_drop_limits_default_to_what_a_flex_consumption_instance_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    settings = load_settings()
+    assert settings.drop_max_record_bytes == 16 * 1024 * 1024
+    assert settings.drop_max_decompressed_bytes == 4 * 1024 * 1024 * 1024
+    assert settings.drop_max_inflate_ratio == 100
+    # a drop's record must still be one that normalize takes (64 MiB)
+    monkeypatch.setenv("INTAKE_DROP_MAX_RECORD_BYTES", str(64 * 1024 * 1024 + 1))
+    with pytest.raises(ConfigurationError, match="INTAKE_DROP_MAX_RECORD_BYTES"):
+        load_settings()
+
+
+@pytest.mark.parametrize("ratio", ["1", "1033"])
+def test_an_inflate_ratio_past_what_deflate_can_do_is_refused(
+    monkeypatch: pytest.MonkeyPatch, ratio: str
+) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("INTAKE_DROP_MAX_INFLATE_RATIO", ratio)
+    with pytest.raises(ConfigurationError, match="INTAKE_DROP_MAX_INFLATE_RATIO"):
+        load_settings()
