@@ -10,9 +10,10 @@ version left them wider).
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
-__all__ = ["PRIVATE_UMASK", "open_private_log", "private_dir", "write_private"]
+__all__ = ["PRIVATE_UMASK", "narrow", "open_private_log", "private_dir", "write_private"]
 
 PRIVATE_UMASK = 0o077  # for child processes (Azurite) that create files of their own
 
@@ -26,16 +27,25 @@ def private_dir(path: Path) -> Path:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` (UTF-8), never readable by others, even briefly."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Replace ``path`` with ``text`` (UTF-8), never readable by others, even briefly.
+
+    The temporary file is made by ``mkstemp`` (0600, a name nobody can guess or plant a
+    link at beforehand), then renamed over ``path``.
+    """
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
-        partial.replace(path)
+        Path(partial).replace(path)
     except BaseException:
-        partial.unlink(missing_ok=True)
+        Path(partial).unlink(missing_ok=True)
         raise
+
+
+def narrow(path: Path) -> None:
+    """Make an existing file its owner's only (one copied from an example may be 0644)."""
+    if path.exists() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
 
 
 def open_private_log(path: Path) -> int:

@@ -26,7 +26,7 @@ from shared.security import Partner, Role, TablePartnerDirectory
 from .azurite import DEFAULT_PORTS, AzuriteProcess, ports_listening, start_azurite
 from .config import apply_values, load_local_settings
 from .host import HostConfig, LocalHost
-from .private_files import private_dir, write_private
+from .private_files import narrow, private_dir, write_private
 
 __all__ = ["DEMO_PARTNER", "ensure_local_settings", "run_stack"]
 
@@ -63,6 +63,7 @@ def ensure_local_settings(root: Path) -> Path:
         dev["MasterKey"], changed = secrets.token_urlsafe(32), True
     if changed:
         write_private(target, json.dumps(doc, indent=2) + "\n")
+    narrow(target)  # kept as it was: still nobody else's to read
     return target
 
 

@@ -21,7 +21,14 @@ from shared.records.models import ExportJob, ExportStatus
 from shared.security.models import Role
 
 from .fhir import reader_for
-from .responses import outcome, partner_with_role, public_url, query_params, url_without_key
+from .responses import (
+    forbidden,
+    outcome,
+    partner_with_role,
+    public_url,
+    query_params,
+    url_without_key,
+)
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
@@ -36,9 +43,9 @@ def _kickoff(req: func.HttpRequest, level: str) -> func.HttpResponse:
     roles = reader.caller.roles if reader.caller else frozenset()
     population = bool(roles & {Role.POPULATION, Role.ADMIN})
     if level == "system" and not population:
-        return outcome(
-            403,
-            "forbidden",
+        return forbidden(
+            req,
+            reader.caller.id if reader.caller else "",
             "a system-level $export needs the population role; "
             "Patient/$export exports the persons this partner has a relationship with",
         )

@@ -29,7 +29,7 @@ from shared.records.search_params import SearchError, parse_search
 from shared.security.audit import AdminAction, admin_audit_event
 from shared.security.models import Role
 
-from .responses import FHIR_JSON, outcome, partner_with_role, public_url, query_params
+from .responses import FHIR_JSON, forbidden, outcome, partner_with_role, public_url, query_params
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
@@ -53,11 +53,12 @@ def reader_for(req: func.HttpRequest) -> Reader | func.HttpResponse:
     # ETREAT is treatment (TREAT covers it); reaching beyond relationships with it is the
     # break-the-glass role's, decided per read.
     if not covered_by(purpose.code, allowed):
-        return outcome(
-            403,
-            "forbidden",
+        return forbidden(
+            req,
+            partner.id,
             f"X-Purpose-Of-Use {purpose.code} is not a purpose this partner is registered for "
             f"({', '.join(sorted(allowed)) or 'none'})",
+            {"purpose": purpose.code},
         )
     return Reader(partner_actor(partner.id, partner), purpose, partner.id, caller=partner)
 

@@ -55,11 +55,16 @@ def partner_with_role(req: func.HttpRequest, *roles: Role) -> Partner | func.Htt
         return outcome(503, "transient", "credentials cannot be checked now; retry later")
     if roles and not partner.roles & set(roles):
         wanted = " or ".join(r.value for r in roles)
-        wiring.access_audit().refused(
-            AccessRefusal.AUTHORIZATION, partner.id, _route(req), {"needed": wanted}
-        )
-        return outcome(403, "forbidden", f"this needs the {wanted} role")
+        return forbidden(req, partner.id, f"this needs the {wanted} role", {"needed": wanted})
     return partner
+
+
+def forbidden(
+    req: func.HttpRequest, partner: str, text: str, details: dict[str, str] | None = None
+) -> func.HttpResponse:
+    """A 403 OperationOutcome, audited (every refusal leaves a trace)."""
+    wiring.access_audit().refused(AccessRefusal.AUTHORIZATION, partner, _route(req), details)
+    return outcome(403, "forbidden", text)
 
 
 def _route(req: func.HttpRequest) -> str:

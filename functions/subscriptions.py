@@ -27,7 +27,7 @@ from shared.platform.errors import ConfigurationError
 from shared.platform.secrets import SecretsUnavailableError
 from shared.security.models import Partner, Role
 
-from .responses import outcome, partner_with_role, public_url
+from .responses import forbidden, outcome, partner_with_role, public_url
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 _JSON = "application/json"
@@ -53,7 +53,7 @@ def _answer(
     except SubscriptionNotFoundError as exc:
         return outcome(404, "not-found", str(exc))
     except SubscriptionForbiddenError as exc:
-        return outcome(403, "forbidden", str(exc))
+        return forbidden(req, caller.id, str(exc))
     except (StorageUnavailableError, SecretsUnavailableError, SubscriptionConflictError):
         return outcome(503, "transient", "storage or Key Vault is unavailable; try again later")
     except ConfigurationError as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from shared.normalize.fhir_rules import canonical_system
 from shared.records.people import Person
 from shared.security.models import Partner, Role
 from shared.security.trust import Access, read_access
@@ -62,8 +63,8 @@ class QuestionGate:
             if key.startswith("Patient/"):
                 patients = [key.removeprefix("Patient/")]
             else:
-                system, _, value = key.rpartition("|")
-                patients = list(self._holders(system, value))
+                system, _, value = key.rpartition("|")  # the record files systems canonical
+                patients = list(self._holders(canonical_system(system), value))
             if not patients and not population:
                 raise QuestionForbiddenError(_REFUSED)
             for patient in patients:

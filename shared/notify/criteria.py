@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -54,7 +54,8 @@ class _Quantity:
     value: Decimal
     system: str | None
     code: str | None
-    half: Decimal  # half a unit in the value's last written place: eq/ne's precision
+    low: Decimal  # the value less half a unit in its last written place: eq/ne's precision
+    high: Decimal  # ... and plus it
 
     def holds(self, quantity: Mapping[str, Any]) -> bool:
         raw = quantity.get("value")
@@ -71,7 +72,7 @@ class _Quantity:
         if self.system and quantity.get("system") != self.system:
             return False
         # eq and ne compare with the precision the value was written with (FHIR search).
-        inside = self.value - self.half <= have < self.value + self.half
+        inside = self.low <= have < self.high  # comparisons are exact, whatever the digits
         return {
             "eq": inside,
             "ne": not inside,
@@ -186,7 +187,11 @@ def _quantity(value: str) -> _Quantity:
         )
     # Everything matching computes from the value is computed here, once: what parses
     # here cannot fail at match time (a huge exponent used to raise there, for everyone).
-    return _Quantity(found[1] or "eq", number, system, code, Decimal(1).scaleb(exponent) / 2)
+    with localcontext() as exact:  # enough digits that value +- half is never rounded
+        exact.prec = _MAX_DIGITS + 2 * _MAX_EXPONENT + 4
+        half = Decimal(1).scaleb(exponent) / 2
+        low, high = number - half, number + half
+    return _Quantity(found[1] or "eq", number, system, code, low, high)
 
 
 def parse_criteria(text: str) -> Criteria:

@@ -137,8 +137,12 @@ def access_refused_audit_event(
             }
         ],
         "fhir-intake access control",
-        f"{caller}|{route}|{uuid.uuid4()}",  # each refusal is its own event
+        f"{caller}|{route}",
     )
+    # One event per caller, route and minute: the same refusal again within it writes to
+    # the same name, which the append-only trail keeps as it is (no flood of blobs).
+    minute = recorded.strftime("%Y-%m-%dT%H:%M")
+    event["id"] = str(uuid.uuid5(_NAMESPACE, f"{refusal.value}|{caller}|{route}|{minute}"))
     event["type"] = {"system": _DCM, "code": "110113"}
     event["outcome"] = "4"
     if not authenticated:

@@ -39,6 +39,7 @@ def test_a_care_team_asks_about_its_own_patients_by_id_or_identifier() -> None:
     clinic = partner("clinic")
     gate().check(clinic, ["Patient/p1"], TREAT, None)
     gate().check(clinic, [MRN], TREAT, Actor(references=frozenset({"Practitioner/dr-1"})))
+    gate().check(clinic, ["2.16.840.1.113883.19.5|MRN-1"], TREAT, None)  # a bare OID too
 
 
 @pytest.mark.parametrize(

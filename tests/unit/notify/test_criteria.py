@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from shared.notify.criteria import parse_criteria
@@ -130,3 +132,13 @@ def test_what_a_resource_holds_never_makes_matching_raise(value: object) -> None
     parsed = parse_criteria("Observation?value-quantity=eq1e100,ge1e-100,ne0.5")
     resource = {"resourceType": "Observation", "valueQuantity": {"value": value}}
     assert parsed.matches(resource) == (value == 10**400 or value == "1e999999999")
+
+
+@pytest.mark.parametrize(
+    "number", ["12345678901234567890123456789", "1.0000000000000000000000000001", "9" * 40]
+)
+def test_eq_and_ne_are_exact_for_every_number_criteria_accept(number: str) -> None:
+    # The default 28-digit context rounded value +- half: eq missed the value, ne hit it.
+    observation = {"resourceType": "Observation", "valueQuantity": {"value": Decimal(number)}}
+    assert parse_criteria(f"Observation?value-quantity=eq{number}").matches(observation)
+    assert not parse_criteria(f"Observation?value-quantity=ne{number}").matches(observation)
