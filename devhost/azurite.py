@@ -25,6 +25,7 @@ from .private_files import PRIVATE_UMASK, open_private_log, private_dir
 __all__ = [
     "AzuriteError",
     "AzuriteProcess",
+    "free_storage_ports",
     "ports_listening",
     "start_azurite",
     "start_azurite_on_free_ports",
@@ -155,7 +156,7 @@ def start_azurite(
     raise AzuriteError(f"Azurite did not listen on {ports} within {timeout:.0f}s")
 
 
-def _free_ports() -> tuple[int, int, int]:
+def free_storage_ports() -> tuple[int, int, int]:
     """Three consecutive ports on 127.0.0.1 nothing listens on now."""
     for _ in range(50):
         with socket.socket() as sock:
@@ -180,7 +181,7 @@ def start_azurite_on_free_ports(
     for attempt in range(3):
         try:
             return start_azurite(
-                root, location / f"run-{attempt}", ports=_free_ports(), log_file=log_file
+                root, location / f"run-{attempt}", ports=free_storage_ports(), log_file=log_file
             )
         except AzuriteError:
             if attempt == 2:

@@ -157,65 +157,50 @@ def _check(resource: Any, path: str) -> tuple[dict[str, Any] | None, list[Issue]
             )
         ]
     if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-        return None, [
-            Issue(
-                code=IssueCode.STRUCTURE,
-                location=path,
-                diagnostics="expected a FHIR resource: a JSON object with resourceType",
-            )
-        ]
+        return _refused(
+            IssueCode.STRUCTURE, path, "expected a FHIR resource: a JSON object with resourceType"
+        )
     try:
         resource = _clean(resource)
     except RecursionError:
-        return None, [
-            Issue(
-                code=IssueCode.TOO_COSTLY, location=path, diagnostics="resource nested too deeply"
-            )
-        ]
+        return _refused(IssueCode.TOO_COSTLY, path, "resource nested too deeply")
     try:
         model = get_fhir_model_class(resource["resourceType"])
     except (KeyError, ValueError, AttributeError):
-        return None, [
-            Issue(
-                code=IssueCode.NOT_SUPPORTED,
-                location=f"{path}.resourceType",
-                diagnostics="the resourceType is not a resource type this service validates "
-                "(not in R4, or dropped by R4B)",
-            )
-        ]
+        return _refused(
+            IssueCode.NOT_SUPPORTED,
+            f"{path}.resourceType",
+            "the resourceType is not a resource type this service validates "
+            "(not in R4, or dropped by R4B)",
+        )
     for n, inner in enumerate(resource.get("contained") or ()):
         try:
             get_fhir_model_class(inner.get("resourceType") if isinstance(inner, dict) else "")
         except (KeyError, ValueError, AttributeError):
-            return None, [
-                Issue(
-                    code=IssueCode.NOT_SUPPORTED,
-                    location=f"{path}.contained[{n}].resourceType",
-                    diagnostics="a contained resource's resourceType is not a resource type "
-                    "this service validates",
-                )
-            ]
+            return _refused(
+                IssueCode.NOT_SUPPORTED,
+                f"{path}.contained[{n}].resourceType",
+                "a contained resource's resourceType is not a resource type this service validates",
+            )
     try:
         model.model_validate(resource)
     except ValidationError as exc:
         return None, _validation_issues(exc, path)
     except KeyError:  # the models look nested resources' classes up by name (Bundle, Parameters)
-        return None, [
-            Issue(
-                code=IssueCode.NOT_SUPPORTED,
-                location=path,
-                diagnostics="a nested resource's resourceType is not a resource type "
-                "this service validates",
-            )
-        ]
+        return _refused(
+            IssueCode.NOT_SUPPORTED,
+            path,
+            "a nested resource's resourceType is not a resource type this service validates",
+        )
     except RecursionError:
-        return None, [
-            Issue(
-                code=IssueCode.TOO_COSTLY, location=path, diagnostics="resource nested too deeply"
-            )
-        ]
+        return _refused(IssueCode.TOO_COSTLY, path, "resource nested too deeply")
     issues = _binding_issues(resource, path)
     return (None, issues) if issues else (resource, [])
+
+
+def _refused(code: IssueCode, location: str, text: str) -> tuple[None, list[Issue]]:
+    """A resource refused for one reason, at one place."""
+    return None, [Issue(code=code, location=location, diagnostics=text)]
 
 
 def _our_id(resource: dict[str, Any], ctx: ConversionContext) -> str:

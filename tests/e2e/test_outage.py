@@ -8,7 +8,6 @@ Runs its own Azurite (stopping the session's would take every other test down wi
 from __future__ import annotations
 
 import itertools
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from bench.generate import expected_patients, hl7_mixed_records
-from devhost.azurite import ports_listening, start_azurite
+from devhost.azurite import free_storage_ports, start_azurite
 from shared.platform.names import Queue, Table, poison_queue
 from shared.platform.settings import development_connection_string
 from shared.security import Partner
@@ -29,17 +28,6 @@ pytestmark = pytest.mark.azurite
 
 MESSAGES = 60
 OUTAGE_SECONDS = 8.0
-
-
-def _free_ports() -> tuple[int, int, int]:
-    for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            first = int(sock.getsockname()[1])
-        ports = (first, first + 1, first + 2)
-        if ports[2] < 65536 and not ports_listening("127.0.0.1", ports):
-            return ports
-    raise AssertionError("no three consecutive free ports")
 
 
 @dataclass
@@ -76,7 +64,7 @@ def _post_all(base_url: str, key: str, answers: Answers) -> None:
 
 @pytest.mark.timeout(600)
 def test_storage_outage_gives_503s_and_loses_nothing(tmp_path: Path) -> None:
-    ports = _free_ports()
+    ports = free_storage_ports()
     location = tmp_path / "azurite"
     azurite = start_azurite(REPO, location, ports=ports, log_file=tmp_path / "azurite.log")
     env = {

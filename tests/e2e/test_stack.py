@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from devhost.azurite import ports_listening
+from devhost.azurite import free_storage_ports, ports_listening
 from shared.platform.names import Table
 from shared.platform.settings import Settings, development_connection_string
 from shared.platform.storage import build_storage_clients
@@ -21,13 +21,6 @@ from shared.security import Partner, TablePartnerDirectory
 from tests.support.hostproc import REPO, free_port, wait_for
 
 pytestmark = pytest.mark.azurite
-
-
-def _free_storage_ports() -> int:
-    for base in range(20000, 30000, 7):
-        if not ports_listening("127.0.0.1", (base, base + 1, base + 2)):
-            return base
-    raise AssertionError("no free ports for a second Azurite")
 
 
 @pytest.fixture
@@ -43,7 +36,7 @@ def fresh_root(tmp_path):  # type: ignore[no-untyped-def]
 
 
 def test_run_serves_health_writes_credentials_and_stops_cleanly(fresh_root) -> None:  # type: ignore[no-untyped-def]
-    port, storage = free_port(), _free_storage_ports()
+    port, storage = free_port(), free_storage_ports()[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AzureWebJobs", "INTAKE_"))}
     log = (fresh_root / "run.log").open("wb")
     started = time.monotonic()

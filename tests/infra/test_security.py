@@ -185,23 +185,26 @@ def test_the_app_identity_has_the_roles_its_code_needs() -> None:
     assert _looped_roles(doc, "operatorStorageRoles")  # the deploying principal, for the CLI
 
 
+# Event Grid's system topic identity, as the Bicep names it in role assignments.
+_TOPIC_IDENTITY: dict[str, Any] = {
+    "operator": {
+        "type": "property_accessor",
+        "operands": {
+            "operand_1": "topic",
+            "operand_2": {
+                "operator": {
+                    "type": "property_accessor",
+                    "operands": {"operand_1": "identity", "operand_2": "principalId"},
+                }
+            },
+        },
+    }
+}
+
+
 def test_only_the_app_the_operator_and_event_grid_hold_roles() -> None:
     # Partners write ingest-drop only with the upload URLs the app signs (MEDIUM-4): no
     # template grants anyone else a role, on the account or on a container.
-    topic_identity = {
-        "operator": {
-            "type": "property_accessor",
-            "operands": {
-                "operand_1": "topic",
-                "operand_2": {
-                    "operator": {
-                        "type": "property_accessor",
-                        "operands": {"operand_1": "identity", "operand_2": "principalId"},
-                    }
-                },
-            },
-        }
-    }
     holders = [
         assignment["properties"]["principalId"]
         for path in bicep_files()
@@ -210,7 +213,7 @@ def test_only_the_app_the_operator_and_event_grid_hold_roles() -> None:
         ).values()
     ]
     assert holders and all(
-        h in ("appPrincipalId", "operatorPrincipalId", topic_identity) for h in holders
+        h in ("appPrincipalId", "operatorPrincipalId", _TOPIC_IDENTITY) for h in holders
     ), holders
 
 
@@ -240,23 +243,10 @@ def test_blob_created_events_reach_the_drop_queue_and_dead_letter() -> None:
     assert sub["retryPolicy"]["maxDeliveryAttempts"] >= 10
     dead = sub["deadLetterWithResourceIdentity"]["deadLetterDestination"]
     assert dead["properties"]["blobContainerName"] == PlatformContainer.EVENTGRID_DEADLETTER
-    assert _role_names(
-        doc,
-        {
-            "operator": {
-                "type": "property_accessor",
-                "operands": {
-                    "operand_1": "topic",
-                    "operand_2": {
-                        "operator": {
-                            "type": "property_accessor",
-                            "operands": {"operand_1": "identity", "operand_2": "principalId"},
-                        }
-                    },
-                },
-            }
-        },
-    ) == {"Storage Queue Data Message Sender", "Storage Blob Data Contributor"}
+    assert _role_names(doc, _TOPIC_IDENTITY) == {
+        "Storage Queue Data Message Sender",
+        "Storage Blob Data Contributor",
+    }
 
 
 @pytest.mark.parametrize(
