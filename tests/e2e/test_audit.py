@@ -115,7 +115,18 @@ def test_refusals_unlinks_and_audit_searches_leave_events(api: dict[str, Any]) -
     (event,) = presented
     assert event["outcome"] == "4" and event["type"]["code"] == "110113"
     assert event["entity"][0]["what"]["identifier"]["value"] == "GET /api/fhir/Observation"
-    assert "authorization-failed" in subtypes(search(api, agent="care"))
+    marketing = api["client"].get(
+        "/fhir/Observation?patient=p1",
+        headers={"x-api-key": api["keys"]["care"], "x-purpose-of-use": "HMARKT"},
+    )
+    assert marketing.status_code == 403  # not a purpose care is registered for
+    time.sleep(0.5)
+    by_care = search(api, agent="care")
+    refusals = [e for e in by_care if subtypes([e]) == {"authorization-failed"}]
+    details = [
+        {d["type"]: d["valueString"] for d in e["entity"][0].get("detail", [])} for e in refusals
+    ]
+    assert {"needed": "ingest"} in details and {"purpose": "HMARKT"} in details
     by_auditor = search(api, agent="auditor")
     assert {"patient-unlink", "audit-search"} <= subtypes(by_auditor)
     asked = [
