@@ -60,6 +60,7 @@ __all__ = [
     "DropProcessor",
     "DropReport",
     "DropTooLargeError",
+    "DropUnreadableError",
     "parse_blob_created",
 ]
 
@@ -75,6 +76,11 @@ _SUFFIX = {PayloadFormat.FHIR: "ndjson", PayloadFormat.HL7V2: "hl7", PayloadForm
 
 class DropError(IntakeError):
     """A blob-created message is not an event we can act on (permanent)."""
+
+
+class DropUnreadableError(IntakeError):
+    """A drop's bytes cannot be read to the end: a corrupt or truncated gzip, bytes after
+    it, nesting too deep (permanent: reported and quarantined, no retry)."""
 
 
 class DropTooLargeError(IntakeError):
@@ -137,31 +143,51 @@ class DropReport:
 
 def _inflate(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
     """gzip inflated at most ``_INFLATE_BLOCK`` bytes at a time, so a block of a bomb never
-    becomes hundreds of MiB in memory, and at most ``limit`` bytes in all.
+    becomes hundreds of MiB in memory, and at most ``limit`` bytes in all. Members written
+    one after another (``cat a.gz b.gz``, as RFC 1952 allows) are read one after another;
+    zero bytes after the last are padding.
 
     Raises:
         DropTooLargeError: the file inflates past ``limit``.
+        DropUnreadableError: corrupt, truncated, or other bytes after the gzip data.
     """
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     total = 0
-    for chunk in chunks:
-        data = chunk
-        while True:
-            out = inflater.decompress(data, _INFLATE_BLOCK)
-            data = inflater.unconsumed_tail
-            if out:
-                total += len(out)
-                if total > limit:
-                    raise DropTooLargeError(limit)
-                yield out
-            # a full block may leave output inside zlib with no input left: ask again
-            if not data and len(out) < _INFLATE_BLOCK:
-                break
-    tail = inflater.flush()
-    if tail:
-        if total + len(tail) > limit:
+    carry = b""  # the start of a next member's header, split across blocks
+
+    def counted(out: bytes) -> bytes:
+        nonlocal total
+        total += len(out)
+        if total > limit:
             raise DropTooLargeError(limit)
-        yield tail
+        return out
+
+    try:
+        for chunk in chunks:
+            data, carry = carry + chunk, b""
+            while data:
+                if inflater.eof:
+                    if data == b"\x1f":
+                        carry = data
+                        break
+                    if not data.startswith(b"\x1f\x8b"):
+                        if data.strip(b"\x00"):
+                            raise DropUnreadableError("the file has bytes after its gzip data")
+                        break
+                    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                out = inflater.decompress(data, _INFLATE_BLOCK)
+                data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+                if out:
+                    yield counted(out)
+            while not inflater.eof:  # a full block may leave output inside zlib: ask again
+                out = inflater.decompress(b"", _INFLATE_BLOCK)
+                if not out:
+                    break
+                yield counted(out)
+    except zlib.error as exc:
+        raise DropUnreadableError("the gzip data is corrupt") from exc
+    if not inflater.eof or carry:
+        raise DropUnreadableError("the gzip file is truncated")
 
 
 def _detect(name: str, head: bytes) -> PayloadFormat:
@@ -307,6 +333,10 @@ class DropProcessor:
             report.rejected.append(
                 _issue("file", f"{exc} ({rule}); the rest is left out", IssueCode.TOO_COSTLY)
             )
+            report.status = "partial" if report.records else "rejected"
+            self._quarantine(event, report)
+        except DropUnreadableError as exc:  # the same bytes on a retry: done with, too
+            report.rejected.append(_issue("file", f"{exc}; the rest is left out"))
             report.status = "partial" if report.records else "rejected"
             self._quarantine(event, report)
 
@@ -657,6 +687,8 @@ def _is_json(text: str) -> bool:
         json.loads(text)
     except ValueError:
         return False
+    except RecursionError as exc:  # "[" a thousand times: no record, and no retry either
+        raise DropUnreadableError("a JSON record is nested too deeply") from exc
     return True
 
 

@@ -199,6 +199,11 @@ class UploadService:
                 be reached (the queue retries the event).
         """
         folder, _, rest = name.partition("/")
+        if "\\" in name or any(part in ("", ".", "..") for part in name.split("/")):
+            # A URL normalizes p1/../p2/x to p2/x: the folder checked would not be the one read.
+            return self._refuse(
+                None, drop_id, None, "a drop's name must not hold '.', '..' or empty parts"
+            )
         partner = self._partners.get(folder) if rest and _PARTNER_ID.fullmatch(folder) else None
         if partner is None:
             # The folder may be any text (a patient's name): it goes nowhere but the report.

@@ -19,6 +19,7 @@ from shared.intake.drops import (
     DropError,
     DropReport,
     DropTooLargeError,
+    DropUnreadableError,
     _inflate,
     _lines,
     _Overlong,
@@ -266,3 +267,36 @@ def test_a_40_mib_line_is_read_in_bounded_memory(monkeypatch: Any) -> None:
     assert records == [(b'{"resourceType": "Patient"}\n', 2)]
     assert _rejected(report) == [("line 1", "too-long")]
     assert peak < 16 * MIB + 4 * MIB  # the line is held up to the limit, then let go
+
+
+def test_gzip_members_one_after_another_are_read_one_after_another() -> None:
+    # A hostile read: cat a.gz b.gz made the reader loop for ever (the member's end left
+    # input it never gave to a new inflater).
+    first, second = b'{"a":1}\n' * 300_000, b'{"b":2}\n' * 1000
+    joined = gzip.compress(first) + gzip.compress(second) + b"\x00" * 64
+    for size in (len(joined), 4096, 7):
+        got = b"".join(_inflate(iter(_blocks(joined, size)), 1 << 30))
+        assert got == first + second
+
+
+_WHOLE = gzip.compress(bytes(range(256)) * 1000)
+_CORRUPT = _WHOLE[:20] + b"\xff" * 50 + _WHOLE[70:]
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (gzip.compress(b"x" * 10_000)[:-12], "truncated"),
+        (gzip.compress(b"x" * 10_000) + b"junk", "bytes after"),
+        (_CORRUPT, "corrupt"),
+    ],
+)
+def test_unreadable_gzip_is_a_final_error_not_a_retry(data: bytes, words: str) -> None:
+    with pytest.raises(DropUnreadableError, match=words):
+        b"".join(_inflate(iter([data]), 1 << 30))
+
+
+def test_json_nested_past_the_interpreter_is_a_final_error() -> None:
+    # A hostile read: "[" a thousand times raised RecursionError, which the queue retried.
+    with pytest.raises(DropUnreadableError, match="nested too deeply"):
+        _split(PayloadFormat.FHIR, b"[" * 100_000 + b"\n" + b"{}\n")

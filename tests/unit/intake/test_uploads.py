@@ -183,3 +183,12 @@ def test_upload_requests_take_an_optional_file_name_and_nothing_else() -> None:
             UploadRequest.from_body(body)
     with pytest.raises(InvalidUploadRequestError):
         UploadRequest.from_body(b'{"filename": "' + b"a" * 1025 + b'"}')
+
+
+@pytest.mark.parametrize(
+    "name", ["lab/../clinic/x.ndjson", "lab/./x.ndjson", "lab//x.ndjson", "lab/a\\..\\x.ndjson"]
+)
+def test_names_a_url_would_normalize_elsewhere_are_refused(name: str) -> None:
+    # A hostile read: p1/../p2/x is read as p2's blob while p1's folder was checked.
+    uploads_service, _, _, _ = service(direct=frozenset({"lab"}))
+    assert uploads_service.admit(name, DROP, NOW).basis is AdmissionBasis.REFUSED
