@@ -180,9 +180,7 @@ def start_azurite_on_free_ports(
     """
     for attempt in range(3):
         try:
-            return start_azurite(
-                root, location / f"run-{attempt}", ports=free_storage_ports(), log_file=log_file
-            )
+            return start_azurite(root, location, ports=free_storage_ports(), log_file=log_file)
         except AzuriteError:
             if attempt == 2:
                 raise

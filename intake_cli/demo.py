@@ -108,7 +108,9 @@ def run_demo(root: Path, timeout: float = 120.0, out: TextIO = sys.stdout) -> in
         azurite: AzuriteProcess | None = None
         host: subprocess.Popen[bytes] | None = None
         try:
-            azurite = start_azurite_on_free_ports(root, work, log_file=work / "azurite.log")
+            azurite = start_azurite_on_free_ports(
+                root, work / "azurite", log_file=work / "azurite.log"
+            )
             ports = azurite.ports
             print(f"  storage   Azurite on 127.0.0.1:{ports[0]}-{ports[2]} (fresh data)", file=out)
             values = _app_settings(work, ports[0])

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from bench.generate import expected_patients, hl7_mixed_records
-from devhost.azurite import free_storage_ports, start_azurite
+from devhost.azurite import start_azurite, start_azurite_on_free_ports
 from shared.platform.names import Queue, Table, poison_queue
 from shared.platform.settings import development_connection_string
 from shared.security import Partner
@@ -64,9 +64,10 @@ def _post_all(base_url: str, key: str, answers: Answers) -> None:
 
 @pytest.mark.timeout(600)
 def test_storage_outage_gives_503s_and_loses_nothing(tmp_path: Path) -> None:
-    ports = free_storage_ports()
     location = tmp_path / "azurite"
-    azurite = start_azurite(REPO, location, ports=ports, log_file=tmp_path / "azurite.log")
+    # Other ports when the ones found free are taken before Azurite binds them (CI flake).
+    azurite = start_azurite_on_free_ports(REPO, location, log_file=tmp_path / "azurite.log")
+    ports = azurite.ports
     env = {
         "AzureWebJobsStorage": development_connection_string(blob_port=ports[0]),
         "INTAKE_ENVIRONMENT": "development",
