@@ -19,6 +19,7 @@ from pathlib import Path
 
 from shared.platform.names import Container, Queue
 from shared.platform.settings import load_settings
+from shared.platform.transport import on_enqueue
 
 from .blob_events import BlobEventSource
 from .catalog import FunctionSpec, build_catalog, load_app, split_disabled
@@ -107,6 +108,15 @@ class LocalHost:
             for listener in listeners.get(queue, []):
                 listener.wake()
 
+        loop = asyncio.get_running_loop()
+        physical: dict[str, str] = {}
+
+        def enqueued(queue: str) -> None:
+            """A function of this host enqueued with the SDK: wake that queue's listener
+            as for an output binding (called on the function's thread)."""
+            if queue in physical:
+                loop.call_soon_threadsafe(wake, physical[queue])
+
         environ = dict(os.environ)
         invoker = Invoker(
             storage,
@@ -135,7 +145,9 @@ class LocalHost:
             )
             for container, queue in cfg.blob_events.items()
         ]
+        physical.update({storage.physical(name): name for name in listeners})
         tasks: list[asyncio.Task[None]] = []
+        stop_hearing = on_enqueue(enqueued)
         try:
             for listener in (x for group in listeners.values() for x in group):
                 await listener.prepare()
@@ -166,6 +178,7 @@ class LocalHost:
             if not await invoker.wait_idle(cfg.drain_timeout):
                 log.error("Stopped with %d invocation(s) still running", invoker.in_flight)
         finally:
+            stop_hearing()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

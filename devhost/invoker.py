@@ -24,6 +24,8 @@ from typing import Any
 import azure.functions as func
 from azure.functions import _abc
 
+from shared.platform.transport import invoking
+
 from .catalog import Binding, FunctionSpec
 from .storage import HostStorage
 
@@ -251,12 +253,16 @@ class Invoker:
 
     async def _call(self, spec: FunctionSpec, kwargs: dict[str, Any]) -> Any:
         if spec.is_async:
-            return await spec.user_function(**kwargs)
+            with invoking(spec.name):
+                return await spec.user_function(**kwargs)
         loop = asyncio.get_running_loop()
         ctx = contextvars.copy_context()
-        return await loop.run_in_executor(
-            self._executor, lambda: ctx.run(spec.user_function, **kwargs)
-        )
+
+        def call() -> Any:
+            with invoking(spec.name):
+                return spec.user_function(**kwargs)
+
+        return await loop.run_in_executor(self._executor, lambda: ctx.run(call))
 
     async def _write_output(
         self, binding: Binding, value: Any, metadata: Mapping[str, Any]

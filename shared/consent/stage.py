@@ -22,7 +22,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -30,6 +29,7 @@ from typing import Any, Protocol
 from shared.intake.status import IngestionLog, StageReport, wrong_envelope
 from shared.normalize import json_codec
 from shared.normalize.ids import resource_id
+from shared.platform.concurrency import each
 from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import AuditLog, EnvelopeSender, PayloadStore
@@ -218,8 +218,7 @@ class ConsentStage:
         def resolve(patient: str) -> Person:
             return self._people.person(patient.removeprefix("Patient/"), None, known)
 
-        with ThreadPoolExecutor(max(1, min(_LOOKUPS, len(patients)))) as pool:
-            work.persons.update(zip(patients, pool.map(resolve, patients), strict=True))
+        work.persons.update(zip(patients, each(resolve, patients, _LOOKUPS), strict=True))
         for number, entry, subjects in placed:
             for patient in subjects.patients if subjects.problem is None else ():
                 owners = work.persons[patient].owners

@@ -27,6 +27,7 @@ from azure.storage.queue import (
 from .errors import ConfigurationError, StorageUnavailableError
 from .names import Container, Setting, Table, physical_name
 from .settings import Settings
+from .transport import StorageTransport
 
 __all__ = [
     "FAIL_FAST",
@@ -110,6 +111,7 @@ def connect_services(
     settings: Settings,
     kinds: tuple[type[Any], type[Any], type[Any]],
     credential: Callable[[], Any],
+    transport: Callable[[], Any] | None = None,
     **options: Any,
 ) -> tuple[Any, Any, Any]:
     """Blob, queue and table service clients of the given (sync or async) classes.
@@ -118,16 +120,21 @@ def connect_services(
         settings: where the account is and how to authenticate.
         kinds: the blob, queue and table service client classes.
         credential: makes the token credential when storage is identity-based.
+        transport: makes each client's HTTP transport (the SDK's default when None).
         options: Azure SDK client options (``retry_total``, ``connection_timeout``...).
 
     Raises:
         ConfigurationError: the connection string is malformed.
     """
+
+    def own(kind: type[Any]) -> dict[str, Any]:
+        return options if transport is None else {**options, "transport": transport()}
+
     conn = settings.connection_string
     if conn is not None:
         try:
             return tuple(  # type: ignore[return-value]
-                kind.from_connection_string(conn, **options) for kind in kinds
+                kind.from_connection_string(conn, **own(kind)) for kind in kinds
             )
         except ValueError as exc:
             raise ConfigurationError(
@@ -137,7 +144,7 @@ def connect_services(
     token = credential()
     urls = (endpoints.blob, endpoints.queue, endpoints.table)
     return tuple(  # type: ignore[return-value]
-        kind(url, credential=token, **options) for kind, url in zip(kinds, urls, strict=True)
+        kind(url, credential=token, **own(kind)) for kind, url in zip(kinds, urls, strict=True)
     )
 
 
@@ -153,11 +160,19 @@ def build_storage_clients(settings: Settings, **options: Any) -> StorageClients:
     """
     from azure.identity import DefaultAzureCredential
 
+    chosen = {**FAIL_FAST, **options}
+    # A transport given to a client is used as it is: the timeouts go to it, not the client.
+    timeouts = {
+        "connection_timeout": chosen.pop("connection_timeout", 20),
+        "read_timeout": chosen.pop("read_timeout", 60),
+        "connection_data_block_size": 256 * 1024,
+    }
     blob, queue, table = connect_services(
         settings,
         (BlobServiceClient, QueueServiceClient, TableServiceClient),
         lambda: DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id),
-        **{**FAIL_FAST, **options},
+        lambda: StorageTransport(**timeouts),
+        **chosen,
     )
     return StorageClients(blob=blob, queue=queue, table=table, prefix=settings.storage_prefix)
 

@@ -26,6 +26,7 @@ removes. A slice that fails is retried by the queue from the saved cursor.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import logging
 import time
@@ -268,7 +269,12 @@ class _Walk:
         name = f"{kind}-{self._slice}.ndjson"
         writer: _Writer | None = None
         rows = iter(self._record.current_rows(kind, after))
-        with ThreadPoolExecutor(self._readers, thread_name_prefix="export") as pool:
+        context = contextvars.copy_context()  # log ids and the function's tag, in workers
+        with ThreadPoolExecutor(
+            self._readers,
+            thread_name_prefix="export",
+            initializer=lambda: [var.set(value) for var, value in context.items()],
+        ) as pool:
             while page := list(itertools.islice(rows, _PAGE_ROWS)):
                 wanted = [(ident, row) for ident, row in page if self._wanted(row, since)]
                 # The reads overlap (each is a blob round trip); consent and writing stay

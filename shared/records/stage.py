@@ -22,7 +22,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -31,6 +30,7 @@ from shared.consent.subjects import SubjectResolver, placed_patients
 from shared.intake.status import IngestionLog, StageReport, wrong_envelope
 from shared.normalize import json_codec
 from shared.normalize.ids import local_system_prefix
+from shared.platform.concurrency import each
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import EnvelopeSender, PayloadStore
@@ -158,10 +158,7 @@ class StoreStage:
 
     def _each(self, work: Callable[[_T], _R], items: list[_T]) -> list[_R]:
         """``work`` over ``items`` in order of items; the first failure is raised."""
-        if self._concurrency == 1 or len(items) < 2:
-            return [work(item) for item in items]
-        with ThreadPoolExecutor(min(self._concurrency, len(items))) as pool:
-            return list(pool.map(work, items))
+        return each(work, items, self._concurrency)
 
     def handle(self, envelope: Envelope) -> StoreOutcome:
         """Store the Bundle an envelope points at.

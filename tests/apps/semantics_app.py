@@ -84,6 +84,13 @@ async def enqueue(req: func.HttpRequest, out: func.Out[str]) -> func.HttpRespons
     return func.HttpResponse(status_code=202)
 
 
+@app.route(route="enqueue-sdk", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def enqueue_sdk(req: func.HttpRequest) -> func.HttpResponse:
+    """Enqueues with the storage SDK, as the product's stages do, not an output binding."""
+    wiring.storage().queue_client("work").send_message(req.get_body())
+    return func.HttpResponse(status_code=202)
+
+
 @app.queue_trigger(arg_name="msg", queue_name="work", connection="AzureWebJobsStorage")
 def work(msg: func.QueueMessage, context: func.Context) -> None:
     record(

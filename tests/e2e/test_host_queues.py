@@ -110,3 +110,30 @@ def test_batch_size_and_threshold_bound_concurrency(semantics_host) -> None:  # 
         for t in moments
     )
     assert 4 < peak <= 6, peak
+
+
+def test_a_message_sent_with_the_sdk_wakes_its_listener_at_once(azurite, keys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An idle listener backs off to maxPollingInterval (10 minutes in this host.json); a
+    message a function of the same host sends with the storage SDK, as every stage does,
+    wakes it as an output binding's message does, instead of waiting for the next poll."""
+    import time
+
+    from tests.e2e.conftest import start_host
+
+    host, env = start_host(tmp_path, azurite, keys, host_json="host-slow-polls.json")
+    try:
+        # Polls of the idle queue: at 0.2, 0.6, 1.4, 3.0, 6.2 and 12.6 s, then at 25.4 s.
+        time.sleep(13)
+        results = Results(clients_for(env))
+        marker = str(uuid.uuid4())
+        with host.client() as client:
+            sent = client.post("/api/enqueue-sdk", content=json.dumps({"marker": marker}))
+        assert sent.status_code == 202
+        seen = wait_for(
+            lambda: [r for r in results.list("work/") if marker in str(r["body"])],
+            timeout=9,
+            what="the SDK message handled before the listener's next poll",
+        )
+        assert json.loads(str(seen[0]["body"])) == {"marker": marker}
+    finally:
+        assert host.stop() == 0

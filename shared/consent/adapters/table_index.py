@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -23,6 +22,7 @@ from azure.data.tables import TableClient, UpdateMode
 from azure.storage.blob import ContainerClient, ContentSettings
 
 from shared.normalize import json_codec
+from shared.platform.concurrency import each
 
 from ..errors import ConsentUnavailableError
 from ..periods import parse_span
@@ -68,10 +68,7 @@ class TableConsentIndex:
         return dict(json_codec.loads(data))
 
     def _map(self, work: Callable[[str], _T], items: list[str]) -> list[_T]:
-        if self._concurrency == 1 or len(items) < 2:
-            return [work(item) for item in items]
-        with ThreadPoolExecutor(min(self._concurrency, len(items))) as pool:
-            return list(pool.map(work, items))
+        return each(work, items, self._concurrency)
 
     def find(self, keys: Iterable[str]) -> list[dict[str, Any]]:
         return self.find_many([frozenset(keys)])[frozenset(keys)]
