@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 IAC    := .venv-iac
 
-.PHONY: setup run demo test lint infra-check chaos bench bench-pipeline bench-http bench-convert bench-batch bench-consent bench-store bench-export bench-notify fuzz clean
+.PHONY: setup run demo test lint infra-check chaos bench bench-ops bench-pipeline bench-http bench-convert bench-batch bench-consent bench-store bench-export bench-notify fuzz clean
 
 setup: $(STAMP) node_modules/.bin/azurite local.settings.json
 
@@ -75,6 +75,10 @@ fuzz: setup
 
 bench-notify: setup
 	$(BIN)/python -m bench.bench_notify --json bench/notify.json
+
+# Storage requests and bytes per message, by function, through a counting proxy.
+bench-ops: setup
+	$(BIN)/python -m bench.bench_ops --messages 1000 --json bench/ops.json
 
 bench-pipeline: setup
 	$(BIN)/python -m bench.bench_pipeline --messages 10000 --json bench/pipeline.json

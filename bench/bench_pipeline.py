@@ -40,7 +40,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _post_all(
-    base: str, key: str, messages: list[bytes], concurrency: int
+    base: str, key: str, messages: list[bytes], concurrency: int, prefix: str = "b"
 ) -> tuple[list[str], list[int]]:
     """Post every message, each until accepted; the ingestion ids and any refusals."""
     queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
@@ -59,7 +59,7 @@ async def _post_all(
             n, body = queue.get_nowait()
             while True:
                 answer = await client.post(
-                    "/ingest", content=body, headers={**headers, "idempotency-key": f"b-{n}"}
+                    "/ingest", content=body, headers={**headers, "idempotency-key": f"{prefix}-{n}"}
                 )
                 if answer.status_code in (200, 202):
                     ids[n] = answer.json()["id"]
