@@ -100,6 +100,10 @@ param linkSystems string = ''
 @minValue(0)
 @maxValue(86400)
 param sourceTimeSkewSeconds int = 300
+@description('Seconds each instance keeps a partner\'s row and its API key rows: a key revoked or a partner changed elsewhere takes effect within this time (0: read on every request).')
+@minValue(0)
+@maxValue(3600)
+param partnerCacheSeconds int = 30
 @description('Public origins links are written with (comma-separated https://host[:port], e.g. a custom domain); the app\'s default host name serves too. Never the caller\'s Host header.')
 param publicBaseUrl string = ''
 param httpMaxBytes int = 10485760
@@ -308,6 +312,7 @@ module app 'modules/functionapp.bicep' = {
       INTAKE_CONSENT_TIME_ZONE: consentTimeZone
       INTAKE_LINK_SYSTEMS: linkSystems
       INTAKE_SOURCE_TIME_SKEW_SECONDS: string(sourceTimeSkewSeconds)
+      INTAKE_PARTNER_CACHE_SECONDS: string(partnerCacheSeconds)
       INTAKE_PUBLIC_BASE_URL: publicBaseUrl
       FHIR_SERVER_URL: fhirServerUrl
       FHIR_SERVER_AUTH: fhirServerAuth

@@ -114,6 +114,7 @@ class Setting(StrEnum):
     CONSENT_TIME_ZONE = "INTAKE_CONSENT_TIME_ZONE"  # for dates without zone in consents
     LINK_SYSTEMS = "INTAKE_LINK_SYSTEMS"  # identifier systems every partner may link on
     SOURCE_TIME_SKEW_SECONDS = "INTAKE_SOURCE_TIME_SKEW_SECONDS"  # a source clock's allowance
+    PARTNER_CACHE_SECONDS = "INTAKE_PARTNER_CACHE_SECONDS"  # partner and key rows kept this long
     PUBLIC_BASE_URL = "INTAKE_PUBLIC_BASE_URL"  # the origins our links use (not Host)
     WEBSITE_HOSTNAME = "WEBSITE_HOSTNAME"  # set by App Service: the app's default host name
     FHIR_SERVER_URL = "FHIR_SERVER_URL"  # an existing FHIR server the store also feeds

@@ -167,6 +167,12 @@ class Settings(BaseSettings):
         le=24 * 3600,
         validation_alias=AliasChoices(Setting.SOURCE_TIME_SKEW_SECONDS.value),
     )
+    partner_cache_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        validation_alias=AliasChoices(Setting.PARTNER_CACHE_SECONDS.value),
+    )
     consent_time_zone: str = Field(
         default="UTC", validation_alias=AliasChoices(Setting.CONSENT_TIME_ZONE.value)
     )

@@ -149,7 +149,9 @@ def _probe_clients() -> StorageClients:
 @cache
 def partners() -> TablePartnerDirectory:
     """The partner directory."""
-    return TablePartnerDirectory(storage().table_client(Table.PARTNERS))
+    return TablePartnerDirectory(
+        storage().table_client(Table.PARTNERS), cache_seconds=settings().partner_cache_seconds
+    )
 
 
 @cache

@@ -4,12 +4,22 @@ Rows in the ``partners`` table: ``("partner", <id>)`` holds the partner,
 ``("key", <key id>)`` a key's salted hash, its partner, whether it is revoked and when it
 was last used, and ``("principal", <Entra app or object id>)`` the partner a token's
 principal belongs to.
+
+Rows read are kept for ``cache_seconds`` (``INTAKE_PARTNER_CACHE_SECONDS``, 30 s): the
+partner and key rows were read on every request and again in three stages, four storage
+requests of about fifty per message. The price is the delay of a change made elsewhere:
+a key revoked, or a partner changed, through another instance or the CLI takes effect
+here within that time (at once in the instance that made it). Only rows found are kept,
+so a partner or key added is seen at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -22,10 +32,18 @@ from .api_keys import IssuedKey, KeyHash, hash_secret, mint_key, parse_key, veri
 from .errors import AuthenticationError, PrincipalTakenError, UnknownPartnerError
 from .models import ApiKeyInfo, Partner, Role
 
-__all__ = ["PartnerDirectory", "PartnerLookup", "TablePartnerDirectory", "authenticate_api_key"]
+__all__ = [
+    "PARTNER_CACHE_SECONDS",
+    "PartnerDirectory",
+    "PartnerLookup",
+    "TablePartnerDirectory",
+    "authenticate_api_key",
+]
 
 _PARTNER, _KEY, _PRINCIPAL = "partner", "key", "principal"
 _LAST_USED_EVERY = timedelta(minutes=5)  # last-use writes are rationed, not per request
+PARTNER_CACHE_SECONDS = 30.0
+_CACHED_ROWS = 4096  # rows kept at most (every partner, key and principal, in practice)
 
 
 class PartnerLookup(Protocol):
@@ -67,8 +85,17 @@ def _partner(row: dict[str, Any]) -> Partner:
 class TablePartnerDirectory:
     """``PartnerDirectory`` on Azure Table storage."""
 
-    def __init__(self, table: TableClient) -> None:
+    def __init__(
+        self,
+        table: TableClient,
+        cache_seconds: float = PARTNER_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._table = table
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
 
     def upsert(self, partner: Partner) -> None:
         """Create or update a partner, and the index of its principals.
@@ -77,8 +104,10 @@ class TablePartnerDirectory:
             PrincipalTakenError: a principal is registered to another partner already.
             StorageUnavailableError: storage failed.
         """
+        self._forget(_PARTNER, partner.id)
         before = self.get(partner.id)
         for principal in sorted(partner.principals):
+            self._forget(_PRINCIPAL, principal)
             owner = self._row(_PRINCIPAL, principal)
             if owner is not None and owner.get("partner") != partner.id:
                 raise PrincipalTakenError(principal, str(owner.get("partner")))
@@ -92,6 +121,7 @@ class TablePartnerDirectory:
                 (before.principals if before else frozenset()) - partner.principals
             ):
                 self._table.delete_entity(_PRINCIPAL, principal)  # ours: checked when added
+                self._forget(_PRINCIPAL, principal)
             self._table.upsert_entity(
                 {
                     "PartitionKey": _PARTNER,
@@ -110,16 +140,35 @@ class TablePartnerDirectory:
             )
         except AzureError as exc:
             raise StorageUnavailableError(f"saving partner failed: {type(exc).__name__}") from exc
+        finally:
+            self._forget(_PARTNER, partner.id)
 
     def _row(self, partition: str, row_key: str) -> dict[str, Any] | None:
+        """A row, from the cache while it is fresh."""
+        now = self._clock()
+        with self._lock:
+            kept = self._cache.get((partition, row_key))
+        if kept is not None and now - kept[0] < self._cache_seconds:
+            return dict(kept[1])
         try:
-            return dict(self._table.get_entity(partition, row_key))
+            row = dict(self._table.get_entity(partition, row_key))
         except ResourceNotFoundError:
+            self._forget(partition, row_key)
             return None
         except AzureError as exc:
             raise StorageUnavailableError(
                 f"reading {partition} failed: {type(exc).__name__}"
             ) from exc
+        if self._cache_seconds > 0:
+            with self._lock:
+                if len(self._cache) >= _CACHED_ROWS:
+                    self._cache.clear()
+                self._cache[(partition, row_key)] = (now, row)
+        return dict(row)
+
+    def _forget(self, partition: str, row_key: str) -> None:
+        with self._lock:
+            self._cache.pop((partition, row_key), None)
 
     def get(self, partner_id: str) -> Partner | None:
         """A partner by id, or None."""
@@ -170,6 +219,10 @@ class TablePartnerDirectory:
             self._table.update_entity(
                 {"PartitionKey": _KEY, "RowKey": key_id, "last_used": now}, mode=UpdateMode.MERGE
             )
+            with self._lock:  # the cached row knows it was just written
+                kept = self._cache.get((_KEY, key_id))
+                if kept is not None:
+                    self._cache[(_KEY, key_id)] = (kept[0], {**kept[1], "last_used": now})
 
     def by_principal(self, principal: str) -> Partner | None:
         """The partner an Entra app id or user object id is registered to, or None."""
@@ -199,7 +252,9 @@ class TablePartnerDirectory:
         )
 
     def revoke_key(self, key_id: str) -> str | None:
-        """Revoke a key for good; the partner it belonged to, or None if there is none."""
+        """Revoke a key for good; the partner it belonged to, or None if there is none.
+        Other instances refuse it within ``cache_seconds``."""
+        self._forget(_KEY, key_id)
         row = self._row(_KEY, key_id)
         if row is None:
             return None
@@ -215,6 +270,8 @@ class TablePartnerDirectory:
             )
         except AzureError as exc:
             raise StorageUnavailableError(f"revoking a key failed: {type(exc).__name__}") from exc
+        finally:
+            self._forget(_KEY, key_id)
         return str(row["partner"])
 
     def list(self) -> list[Partner]:

@@ -97,3 +97,31 @@ def test_keys_are_listed_without_secrets_used_and_revoked(directory: TablePartne
         second.key_id: False,
     }
     assert [p.id for p in directory.list()] == ["hospital-a"]
+
+
+def test_another_instance_sees_a_revocation_within_its_cache_time(
+    directory: TablePartnerDirectory,
+) -> None:
+    """Instance B keeps the rows it read for 30 s: a revocation made by instance A (or the
+    CLI) reaches B within that time, never later, and B reads nothing while it is fresh."""
+    now = [1000.0]
+    other = TablePartnerDirectory(
+        wiring.storage().table_client(Table.PARTNERS), cache_seconds=30, clock=lambda: now[0]
+    )
+    directory.upsert(Partner(id="hospital-a", name="Hospital A", roles=frozenset({Role.INGEST})))
+    key = directory.issue_key("hospital-a")
+    assert other.authenticate(key.token) == directory.get("hospital-a")
+    directory.revoke_key(key.key_id)
+    assert directory.authenticate(key.token) is None  # at once where it was revoked
+    now[0] += 29
+    assert other.authenticate(key.token) is not None  # still within B's 30 s
+    now[0] += 2
+    assert other.authenticate(key.token) is None  # past them: refused
+    # Rows found are kept; a partner that was absent is looked up again at once.
+    assert other.get("clinic-c") is None
+    directory.upsert(Partner(id="clinic-c", name="Clinic C"))
+    assert other.get("clinic-c") is not None
+    wiring.storage().table_client(Table.PARTNERS).delete_entity("partner", "clinic-c")
+    assert other.get("clinic-c") is not None  # fresh in B's cache: no read
+    now[0] += 31
+    assert other.get("clinic-c") is None
