@@ -3,7 +3,7 @@ subscriptions read every 2 s (ours) against re-read for every change, in the sam
 then the deliver stage POSTing signed notifications to a loopback receiver.
 
 Each round stores a fresh seeded batch (``bench.generate`` NDJSON: Patients and heart
-rates) through the store stage, keeps the ``resource.changed`` envelopes it announces,
+rates) through the store stage, keeps the ``resources.changed`` envelopes it announces,
 and times ``NotifyStage.handle`` over them with five subscriptions (every Observation,
 a heart rate over 120, Patients, admissions, one CloudEvents subscriber). The deliveries
 queued in the last round are then attempted one after another by ``DeliveryStage``.
@@ -109,7 +109,7 @@ def run(records: int, rounds: int, receiver_url: str) -> dict[str, Any]:
                     blob=BlobRef(container="normalized", name=name),
                 )
             )
-            changes = len(announced.sent)
+            changes = sum(len(e.changes or ()) or 1 for e in announced.sent)
             queued = _Capture()
             stage = notify_stage(cache_seconds, queued)
             started = time.perf_counter()

@@ -3,7 +3,7 @@ against one at a time, in the same run.
 
 Each round stores a fresh seeded batch (``bench.generate`` NDJSON, normalized: Patients,
 Observations and the Provenance) through ``StoreStage.handle``: version claim, version
-blob, compartment and identifier rows, one ``resource.changed`` per resource. Rounds
+blob, compartment and identifier rows, and the ``resources.changed`` messages. Rounds
 alternate between the two; the best and median rounds are reported.
 
 Usage: python -m bench.bench_store [--records N] [--rounds N] [--json FILE]

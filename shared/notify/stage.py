@@ -1,4 +1,5 @@
-"""The notify stage: one stored change in, one ``deliver`` message per matching subscription.
+"""The notify stage: the changes one Bundle made in, one ``deliver`` message per change and
+matching subscription.
 
 Each (subscription, resource version) gets one delivery row with the subscription's next
 event number, created once: a change announced twice (the store stage re-announces on
@@ -16,15 +17,18 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared.intake.status import IngestionLog, wrong_envelope
 from shared.normalize import json_codec
 from shared.platform.adapters.blobs import PayloadMissingError
-from shared.platform.envelope import Envelope, EnvelopeKind
+from shared.platform.concurrency import each
+from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import EnvelopeSender, PayloadStore
+from shared.records.models import version_blob
 from shared.records.people import Person
 from shared.security.models import Partner
 from shared.security.trust import Access, read_access
@@ -47,6 +51,7 @@ _VERSION_BLOB = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})/_history/(
 # to fail the change for every other subscriber).
 _MATCH_FAILURES = (ArithmeticError, ValueError, TypeError, LookupError, RecursionError)
 _EVENTS = {"created": Event.CREATE, "updated": Event.UPDATE, "deleted": Event.DELETE}
+_AT_ONCE = 8  # changes of one message matched at once (each claim is a round trip)
 
 
 class _Versions(Protocol):
@@ -57,6 +62,29 @@ class _Versions(Protocol):
 
 class _People(Protocol):
     def person(self, patient_id: str, memo: dict[str, Person] | None = None) -> Person: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """One change to match: patients None when only the version's metadata says them."""
+
+    type: str
+    id: str
+    version: int
+    event: str | None
+    patients: tuple[str, ...] | None
+
+
+def _changes(envelope: Envelope) -> list[_Change] | None:
+    """The changes a message announces (a version-2 list, or a version-1 blob), or None
+    if it is not such a message."""
+    if envelope.kind is EnvelopeKind.RESOURCES_CHANGED and envelope.changes is not None:
+        return [_Change(c.type, c.id, c.version, c.event, c.patients) for c in envelope.changes]
+    if envelope.kind is EnvelopeKind.RESOURCE_CHANGED and envelope.blob is not None:
+        where = parse_version_blob(envelope.blob.name)
+        if envelope.blob.container == Container.FHIR and where is not None:
+            return [_Change(*where, None, None)]
+    return None
 
 
 def parse_version_blob(name: str) -> tuple[str, str, int] | None:
@@ -118,47 +146,67 @@ class NotifyStage:
         return self._cached[1]
 
     def handle(self, envelope: Envelope) -> int:
-        """Queue a delivery for every subscription one change matches; how many were queued.
+        """Queue a delivery for every subscription each change matches; how many were queued.
 
         Raises:
-            StorageUnavailableError, SubscriptionConflictError: retry through the queue.
+            StorageUnavailableError, SubscriptionConflictError: retry through the queue
+                (every change again: a delivery claimed already sends nothing new).
         """
-        where = parse_version_blob(envelope.blob.name) if envelope.blob else None
-        if (
-            envelope.kind is not EnvelopeKind.RESOURCE_CHANGED
-            or envelope.blob is None
-            or envelope.blob.container != Container.FHIR
-            or where is None
-        ):
+        changes = _changes(envelope)
+        if changes is None:
             self._status.record(
                 envelope.partner,
                 envelope.correlation_id,
-                wrong_envelope("notify", "resource.changed", str(envelope.kind)),
+                wrong_envelope("notify", "resources.changed", str(envelope.kind)),
             )
             return 0
-        resource_type, resource_id, version = where
-        subscriptions = [(s, c) for s, c in self._active() if c.resource_type == resource_type]
-        if not subscriptions:
-            return 0  # most changes: no blob read, no table call
+        active = self._active()
+        wanted = {c.resource_type for _, c in active}
+        matching = [c for c in changes if c.type in wanted]  # most: no blob read, no table call
+        queued = sum(each(lambda c: self._one(envelope, active, c), matching, _AT_ONCE))
+        log.info(
+            "notify: matched",
+            extra={
+                "stage": "notify",
+                "correlation_id": envelope.correlation_id,
+                "partner": envelope.partner,
+                "changes": len(changes),
+                "deliveries": queued,
+            },
+        )
+        return queued
+
+    def _one(
+        self, envelope: Envelope, active: list[tuple[Subscription, Criteria]], change: _Change
+    ) -> int:
+        """Match one change; how many deliveries it queued."""
+        subscriptions = [(s, c) for s, c in active if c.resource_type == change.type]
+        where = (change.type, change.id, change.version)
+        blob = BlobRef(container=Container.FHIR.value, name=version_blob(*where))
         try:
-            data, metadata, _ = self._payloads.read(envelope.blob)
+            data, metadata, _ = self._payloads.read(blob)
         except PayloadMissingError:
             log.info("notify: version gone (purged)", extra={"stage": "notify"})
             return 0
         current: dict[str, Any] = json_codec.loads(data)
-        event = _EVENTS.get(metadata.get("event", ""), Event.UPDATE)
+        event = _EVENTS.get(change.event or metadata.get("event", ""), Event.UPDATE)
         previous: list[dict[str, Any] | None] = []  # read once, when a rule needs it
 
         def before() -> dict[str, Any] | None:
             if not previous:
                 previous.append(
-                    self._versions.read_version(resource_type, resource_id, version - 1)
-                    if version > 1
+                    self._versions.read_version(change.type, change.id, change.version - 1)
+                    if change.version > 1
                     else None
                 )
             return previous[0]
 
-        patients = [p for p in (metadata.get("patients") or "").split(",") if p not in ("", "-")]
+        if change.patients is not None:
+            patients = list(change.patients)
+        else:  # version 1: the version's own metadata says whose it is
+            patients = [
+                p for p in (metadata.get("patients") or "").split(",") if p not in ("", "-")
+            ]
         memo: dict[str, Person] = {}
         queued = 0
         for sub, criteria in subscriptions:
@@ -169,25 +217,15 @@ class NotifyStage:
                 continue
             if not matched or not self._may_know(sub, patients, memo):
                 continue
-            delivery = self._claim(sub, envelope, event, topic, where)
+            delivery = self._claim(sub, envelope, event, topic, where, blob.name)
             if delivery.state is DeliveryState.PENDING and delivery.sent == 0:
                 self._sender.send(
                     Queue.DELIVER,
-                    envelope.next(EnvelopeKind.DELIVERY_DUE, envelope.blob).model_copy(
+                    envelope.next(EnvelopeKind.DELIVERY_DUE, blob).model_copy(
                         update={"subscription": sub.id}
                     ),
                 )
                 queued += 1
-        log.info(
-            "notify: matched",
-            extra={
-                "stage": "notify",
-                "correlation_id": envelope.correlation_id,
-                "partner": envelope.partner,
-                "resource_type": resource_type,
-                "deliveries": queued,
-            },
-        )
         return queued
 
     def _failed(self, sub: Subscription, reason: str) -> None:
@@ -248,6 +286,7 @@ class NotifyStage:
         event: Event,
         topic: Topic | None,
         where: tuple[str, str, int],
+        blob: str,
     ) -> Delivery:
         key = event_key(*where)
         return self._deliveries.claim(  # a key seen before returns its row
@@ -258,7 +297,7 @@ class NotifyStage:
                 topic=topic,
                 correlation_id=envelope.correlation_id,
                 partner=envelope.partner,
-                blob=envelope.blob.name if envelope.blob else "",
+                blob=blob,
                 created=self._clock(),
             )
         )

@@ -17,6 +17,7 @@ __all__ = [
     "PurgeReport",
     "StoredVersion",
     "WriteOutcome",
+    "version_blob",
 ]
 
 
@@ -51,6 +52,11 @@ class CurrentVersion:
     def patient(self) -> str | None:
         """The first patient (most resources have exactly one)."""
         return self.patients[0] if self.patients else None
+
+
+def version_blob(resource_type: str, resource_id: str, version: int) -> str:
+    """Where one version of a resource lives in ``fhir``."""
+    return f"{resource_type}/{resource_id}/_history/{version}.json"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,11 @@ Reads a ``bundle.permitted`` Bundle, stores each entry as a new version of the s
 partner's resource where it changes something (``records.versions`` decides: idempotent,
 ordered by the source's own time), in the compartments of the patients the consent stage
 placed it with, records the counts on the ingestion, links each stored Patient to the
-records of the same person (``records.people``), and emits one ``resource.changed``
-envelope per created, updated or deleted resource on ``notify``, pointing at the
-version's blob. A resource another partner sent is never written (``foreign``).
+records of the same person (``records.people``), and announces the created, updated and
+deleted versions on ``notify`` in ``resources.changed`` envelopes (version 2: each change
+named by type, id, version, event and patients, a hundred to a message), one message
+for most Bundles where there was one per resource. A resource another partner sent is
+never written (``foreign``).
 
 The source time of a message is its Provenance's ``occurredDateTime`` (what the sender
 says, e.g. MSH-7), else its ``recorded`` (when we received it), else the envelope's time;
@@ -24,15 +26,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from shared.consent.subjects import SubjectResolver, placed_patients
 from shared.intake.status import IngestionLog, StageReport, wrong_envelope
 from shared.normalize import json_codec
 from shared.normalize.ids import local_system_prefix
 from shared.platform.concurrency import each
-from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
-from shared.platform.names import Container, Queue
+from shared.platform.envelope import CHANGES_PER_MESSAGE, ChangeRef, Envelope, EnvelopeKind
+from shared.platform.names import Queue
 from shared.platform.ports import EnvelopeSender, PayloadStore
 from shared.security.trust import TrustPolicy, bounded_source_time
 
@@ -43,7 +45,43 @@ from .models import Change, IngestionRef, WriteOutcome
 __all__ = ["StoreOutcome", "StoreStage", "message_source_time", "with_source"]
 
 log = logging.getLogger(__name__)
+_CHANGES_BYTES = 36 * 1024  # of an envelope's 48 KiB: the rest is its header
 _NOTIFIED = {WriteOutcome.CREATED, WriteOutcome.UPDATED, WriteOutcome.DELETED}
+_EVENTS: dict[WriteOutcome, Literal["created", "updated", "deleted"]] = {
+    WriteOutcome.CREATED: "created",
+    WriteOutcome.UPDATED: "updated",
+    WriteOutcome.DELETED: "deleted",
+}
+
+
+def _change_ref(change: Change) -> ChangeRef:
+    """What notify needs of a change; a version re-announced after a retry says no event
+    (its blob does)."""
+    return ChangeRef(
+        type=change.resource_type,
+        id=change.resource_id,
+        version=change.version,
+        event=_EVENTS.get(change.outcome),
+        patients=change.patients,
+    )
+
+
+def _messages(refs: list[ChangeRef]) -> Iterable[tuple[ChangeRef, ...]]:
+    """The changes in groups of at most ``CHANGES_PER_MESSAGE`` whose JSON stays within
+    ``_CHANGES_BYTES``: a change of a hundred patients is about 6 KiB."""
+    group: list[ChangeRef] = []
+    size = 0
+    for ref in refs:
+        cost = len(ref.model_dump_json(exclude_none=True)) + 1
+        if group and (len(group) == CHANGES_PER_MESSAGE or size + cost > _CHANGES_BYTES):
+            yield tuple(group)
+            group, size = [], 0
+        group.append(ref)
+        size += cost
+    if group:
+        yield tuple(group)
+
+
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -206,10 +244,6 @@ class StoreStage:
                 resource, made, patients, delete, envelope.correlation_id, source=partner
             )
 
-        def announce(change: Change) -> None:
-            blob = BlobRef(container=Container.FHIR.value, name=change.blob)
-            self._sender.send(Queue.NOTIFY, envelope.next(EnvelopeKind.RESOURCE_CHANGED, blob))
-
         changes = self._each(put, owned)
         ingestion = ingestion_ref(
             bundle,
@@ -238,7 +272,8 @@ class StoreStage:
             if c.outcome in _NOTIFIED
             or (c.outcome is WriteOutcome.UNCHANGED and c.correlation_id == envelope.correlation_id)
         ]
-        self._each(announce, due)
+        for group in _messages([_change_ref(c) for c in due]):
+            self._sender.send(Queue.NOTIFY, envelope.changed(group))
         notified = len(due)
         counts = Counter(c.outcome for c in changes)  # names, not values: table columns
         result = StoreOutcome({o.name.lower(): counts.get(o, 0) for o in WriteOutcome}, notified)

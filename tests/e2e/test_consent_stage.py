@@ -214,14 +214,15 @@ def test_opt_out_quarantines_then_a_permit_lets_a_resend_through(api: dict[str, 
     bundle = _read(clients, Container.NORMALIZED, bundle_name)
     kinds = {e["resource"]["resourceType"] for e in bundle["entry"]}
     assert {"Patient", "Observation"} <= kinds
-    # The store stage took it: the Observation is in the record, and each new resource
-    # is announced on notify.
+    # The store stage took it: the Observation is in the record, and every new resource
+    # is announced on notify, in one message.
     row = _stage_row(api, resend, "store")
     assert row["store_status"] == "stored" and row["store_created"] == len(bundle["entry"])
     assert _names(clients, Container.FHIR, f"{obs['resource']}/_history/1.json")
     changed = [m for m in _notify_messages(clients) if m.correlation_id == resend]
-    assert {m.kind for m in changed} == {EnvelopeKind.RESOURCE_CHANGED}
-    assert f"{obs['resource']}/_history/1.json" in {m.blob.name for m in changed if m.blob}
+    assert [m.kind for m in changed] == [EnvelopeKind.RESOURCES_CHANGED]
+    named = {f"{c.type}/{c.id}" for c in changed[0].changes or ()}
+    assert obs["resource"] in named and len(named) == len(bundle["entry"])
 
 
 def test_discovery_lists_the_consent_service(api: dict[str, Any]) -> None:

@@ -103,10 +103,11 @@ def test_hl7_payload_becomes_a_bundle_and_goes_to_consent_check(stack) -> None: 
     assert stored["store_created"] == len(bundle["entry"])  # Provenance included
     peeked = clients.queue_client(Queue.NOTIFY).peek_messages(max_messages=32)
     changed = [Envelope.from_bytes(m.content) for m in peeked]
-    assert {(e.kind, e.correlation_id) for e in changed} == {
-        (EnvelopeKind.RESOURCE_CHANGED, "ing-hl7")
-    }
-    assert f"Observation/{obs['id']}/_history/1.json" in {e.blob.name for e in changed if e.blob}
+    assert [(e.kind, e.correlation_id) for e in changed] == [
+        (EnvelopeKind.RESOURCES_CHANGED, "ing-hl7")  # one message for the Bundle's changes
+    ]
+    named = {(c.type, c.id, c.version) for c in changed[0].changes or ()}
+    assert ("Observation", obs["id"], 1) in named and len(named) == len(bundle["entry"])
 
 
 def test_unreadable_payload_is_quarantined_with_its_outcome(stack) -> None:  # type: ignore[no-untyped-def]

@@ -44,17 +44,19 @@ from shared.normalize import json_codec
 from shared.platform.storage import storage_errors
 
 from ..errors import ResourceConflictError
-from ..models import Change, CurrentVersion, IngestionRef, StoredVersion, WriteOutcome
+from ..models import (
+    Change,
+    CurrentVersion,
+    IngestionRef,
+    StoredVersion,
+    WriteOutcome,
+    version_blob,
+)
 from ..versions import RECENT_HASHES, content_hash, plan_write
 
-__all__ = ["BlobResourceStore", "source_row", "version_blob"]
+__all__ = ["BlobResourceStore", "source_row"]
 
 _ATTEMPTS = 12  # each round lets at least one writer win; beyond, the queue retries
-
-
-def version_blob(resource_type: str, resource_id: str, version: int) -> str:
-    """Where one version of a resource lives in ``fhir``."""
-    return f"{resource_type}/{resource_id}/_history/{version}.json"
 
 
 def _ingestion_row(patient: str, ingestion: IngestionRef) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 from shared.notify.criteria import parse_criteria
 from shared.notify.models import Event, Subscription, SubscriptionStatus, Topic
 from shared.notify.stage import NotifyStage
-from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
+from shared.platform.envelope import BlobRef, ChangeRef, Envelope, EnvelopeKind
 from shared.platform.names import Queue
 from shared.records.people import Person
 from shared.security.models import Partner, Role
@@ -67,6 +67,26 @@ PARTNERS = {
 }
 
 
+def announce(*changes: tuple[dict[str, Any], int, str | None, str]) -> Envelope:
+    """The resources.changed envelope of these (resource, version, event, patients)."""
+    return Envelope(
+        version=2,
+        correlation_id="ing-1",
+        partner="hosp",
+        kind=EnvelopeKind.RESOURCES_CHANGED,
+        changes=tuple(
+            ChangeRef(
+                type=resource["resourceType"],
+                id=resource["id"],
+                version=version,
+                event=event,  # type: ignore[arg-type]
+                patients=tuple(p for p in patients.split(",") if p not in ("", "-")),
+            )
+            for resource, version, event, patients in changes
+        ),
+    )
+
+
 class World:
     def __init__(self, *subs: Subscription) -> None:
         self.payloads = Payloads()
@@ -90,7 +110,13 @@ class World:
     def change(
         self, resource: dict[str, Any], version: int, event: str, patients: str = "-"
     ) -> int:
-        blob = self.payloads.put(resource, version, event, patients)
+        """Store a version and announce it as the store stage does (version 2)."""
+        self.payloads.put(resource, version, event, patients)
+        return self.stage.handle(announce((resource, version, event, patients)))
+
+    def change_v1(self, resource: dict[str, Any], version: int, event: str) -> int:
+        """Announce a version as the store stage did before version 2: its blob named."""
+        blob = self.payloads.put(resource, version, event, "-")
         envelope = Envelope(
             correlation_id="ing-1", partner="hosp", kind=EnvelopeKind.RESOURCE_CHANGED, blob=blob
         )
@@ -211,3 +237,30 @@ def test_one_subscription_that_fails_is_put_in_error_and_the_others_are_served()
     assert first.error.endswith("between 1e-100 and 1e100")
     assert second.error == "criteria could not be matched (InvalidOperation)"
     assert world.subs.rows[good.id].status is SubscriptionStatus.ACTIVE
+
+
+def test_one_message_announces_a_bundles_changes_and_each_is_matched() -> None:
+    world = World(sub("m", "Observation?value-quantity=gt120"))
+    fast, slow, patient = heart_rate(130), heart_rate(60), {"resourceType": "Patient", "id": "p"}
+    for resource in (fast, slow, patient):
+        world.payloads.put(resource, 1, "created", "-")
+    retried = (heart_rate(125), 1, None, "-")  # re-announced: the version's metadata says
+    world.payloads.put(retried[0], 1, "created", "-")
+    envelope = announce((fast, 1, "created", "-"), (slow, 1, "created", "-"), retried)
+    assert world.stage.handle(envelope) == 2
+    assert sorted(world.due()) == [
+        ("m" * 32, "Observation/hr-125/_history/1.json"),
+        ("m" * 32, "Observation/hr-130/_history/1.json"),
+    ]
+    delivery = world.deliveries.get("m" * 32, "Observation|hr-125|1")
+    assert delivery is not None and delivery.event is Event.CREATE
+    # A deliver message is version 1, named by the version's blob, as before.
+    assert {e.version for _, e, _ in world.sender.sent} == {1}
+
+
+def test_a_version_1_message_from_before_still_notifies() -> None:
+    """A resource.changed message written before version 2 (in a queue, or replayed from
+    notify-poison) is matched as it always was."""
+    world = World(sub("v", "Observation?value-quantity=gt120"))
+    assert world.change_v1(heart_rate(150), 1, "created") == 1
+    assert world.due() == [("v" * 32, "Observation/hr-150/_history/1.json")]

@@ -9,7 +9,7 @@ from typing import Any
 from shared.intake.status import StageReport
 from shared.normalize import json_codec
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
-from shared.platform.names import Container, Queue
+from shared.platform.names import Queue
 from shared.records import Change, WriteOutcome, content_hash
 from shared.records.stage import StoreStage
 
@@ -118,6 +118,12 @@ BUNDLE = {
 }
 
 
+def _changes(envelope: Envelope) -> list[tuple[object, ...]]:
+    """What a resources.changed message names, sorted."""
+    assert envelope.changes is not None
+    return sorted((c.type, c.id, c.version, c.event, c.patients) for c in envelope.changes)
+
+
 def _run(
     store: Store,
     correlation: str,
@@ -155,21 +161,28 @@ def test_new_resources_are_stored_listed_and_announced() -> None:
     assert store.written["Observation/o1"][2] == ("Patient/p1",)
     assert store.written["Patient/p1"][0]["meta"]["source"] == "urn:fhir-intake:partner:p1"
     assert (store.ingestion.correlation_id, store.ingestion.quarantine) == ("ing-1", "b.json")
-    assert sorted(e.blob.name for e in rec.sent if e.blob) == [  # sent concurrently
-        "Observation/o1/_history/1.json",
-        "Patient/p1/_history/1.json",
-    ]
-    assert all(
-        e.kind is EnvelopeKind.RESOURCE_CHANGED and e.correlation_id == "ing-1" for e in rec.sent
+    [sent] = rec.sent  # one message names every change of the Bundle
+    assert (sent.kind, sent.version, sent.correlation_id) == (
+        EnvelopeKind.RESOURCES_CHANGED,
+        2,
+        "ing-1",
     )
-    assert all(e.blob and e.blob.container == Container.FHIR.value for e in rec.sent)
+    assert _changes(sent) == [
+        ("Observation", "o1", 1, "created", ("Patient/p1",)),
+        ("Patient", "p1", 1, "created", ("Patient/p1",)),
+    ]
 
 
 def test_a_retry_announces_again_but_another_ingestion_of_the_same_data_does_not() -> None:
     store = Store()
     _run(store, "ing-1")
-    retried = _run(store, "ing-1")  # e.g. the host died before the notify messages went out
-    assert len(retried.sent) == 2 and retried.reports[-1].counts["unchanged"] == 3
+    retried = _run(store, "ing-1")  # e.g. the host died before the notify message went out
+    assert retried.reports[-1].counts["unchanged"] == 3
+    # Announced again, without an event: the versions' own metadata says which it was.
+    assert _changes(retried.sent[0]) == [
+        ("Observation", "o1", 1, None, ("Patient/p1",)),
+        ("Patient", "p1", 1, None, ("Patient/p1",)),
+    ]
     resent = _run(store, "ing-2")  # the partner sent the same message again
     assert resent.sent == []
 
@@ -190,9 +203,9 @@ def test_an_update_and_a_delete_are_announced() -> None:
     rec = _run(store, "ing-3", changed)
     counts = rec.reports[-1].counts
     assert (counts["updated"], counts["deleted"]) == (1, 1)
-    assert sorted(e.blob.name for e in rec.sent if e.blob) == [  # sent concurrently
-        "Observation/o1/_history/2.json",
-        "Patient/p1/_history/2.json",
+    assert _changes(rec.sent[0]) == [
+        ("Observation", "o1", 2, "updated", ("Patient/p1",)),
+        ("Patient", "p1", 2, "deleted", ("Patient/p1",)),
     ]
 
 
@@ -295,3 +308,32 @@ def test_a_provenance_of_the_partners_own_cannot_lift_the_bound() -> None:
     _run(store, "ing-1", bundle)
     # Bounded by our own Provenance's receipt time, the earliest of those sent.
     assert store.written["Observation/o1"][1] == datetime(2026, 3, 1, 10, tzinfo=UTC)
+
+
+def test_a_big_bundle_is_announced_in_messages_a_queue_takes() -> None:
+    """250 Observations of one patient, and a Group of 100 patients: every change is named
+    once, at most 100 to a message, each message within the envelope's 48 KiB."""
+    entries = [
+        {
+            "resource": {**OBS, "id": f"o{n}", "code": {"text": f"hr {n}"}},
+            "request": {"method": "PUT", "url": f"Observation/o{n}"},
+        }
+        for n in range(250)
+    ]
+    members = [{"entity": {"reference": f"Patient/p{n:03d}-{'x' * 40}"}} for n in range(100)]
+    group = {"resourceType": "Group", "id": "g1", "type": "person", "actual": True}
+    entries += [
+        {
+            "resource": {**group, "id": f"g{n}", "member": members},
+            "request": {"method": "PUT", "url": f"Group/g{n}"},
+        }
+        for n in range(8)
+    ]
+    rec = _run(Store(), "ing-big", {**BUNDLE, "entry": entries})
+    named = [c.id for e in rec.sent for c in e.changes or ()]
+    assert sorted(named) == sorted([f"o{n}" for n in range(250)] + [f"g{n}" for n in range(8)])
+    assert max(len(e.changes or ()) for e in rec.sent) == 100
+    assert all(len(e.to_bytes()) <= 48 * 1024 for e in rec.sent)
+    assert all(Envelope.from_bytes(e.to_bytes()) == e for e in rec.sent)
+    groups = [c for e in rec.sent for c in e.changes or () if c.type == "Group"]
+    assert len(groups[0].patients) == 100
