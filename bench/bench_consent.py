@@ -78,10 +78,10 @@ def run(records: int, rounds: int) -> dict[str, Any]:
     from shared.consent.models import Code
     from shared.consent.stage import ConsentStage
     from shared.consent.vocabulary import ACT_REASON
-    from shared.intake.status import TableIngestionLog
     from shared.normalize import json_codec
     from shared.normalize.context import ConversionContext
     from shared.normalize.fhir_json import convert_fhir_json
+    from shared.pipeline.journey import TableIngestionLog
     from shared.platform import wiring
     from shared.platform.adapters import BlobAuditLog, BlobPayloadStore, QueueEnvelopeSender
     from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind

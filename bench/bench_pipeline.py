@@ -107,7 +107,7 @@ def _storage_baseline(seconds: float = 5.0, threads: int = 16) -> float:
 
 def run(messages: int, concurrency: int, work: Path) -> dict[str, Any]:
     from intake_cli.receiver import webhook_receiver
-    from shared.intake.status import TableIngestionLog
+    from shared.pipeline.journey import TableIngestionLog
     from shared.platform import wiring
     from shared.platform.names import Setting, Table
     from shared.platform.provision import provision_storage

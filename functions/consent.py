@@ -35,7 +35,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 def consent_check(msg: func.QueueMessage) -> None:
     """Decide a normalized Bundle; an unanswered consent index raises, so the queue
     retries and nothing passes unchecked."""
-    run_stage(msg, "consent", Queue.CONSENT_CHECK, wiring.consent_stage().handle)
+    run_stage(msg, Queue.CONSENT_CHECK)
 
 
 def _decide(

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from shared.consent.periods import parse_span
-from shared.platform import Envelope, Queue, Setting, StorageUnavailableError, wiring
-from shared.platform.errors import IntakeError
+from shared.platform import Queue, Setting, StorageUnavailableError, wiring
 from shared.records.models import ExportJob, ExportStatus
 from shared.security.models import Role
 
 from .fhir import reader_for
+from .queue_stages import run_stage
 from .responses import (
     forbidden,
     outcome,
@@ -33,7 +33,6 @@ from .responses import (
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
 _FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
-LAST_ATTEMPT = 5  # host.json extensions.queues.maxDequeueCount
 
 
 def _kickoff(req: func.HttpRequest, level: str) -> func.HttpResponse:
@@ -174,12 +173,4 @@ def export_run(msg: func.QueueMessage) -> None:
     raises, so the queue runs the slice again from the saved cursor; on the last attempt
     (host.json maxDequeueCount) the job is marked failed, so its status URL answers with
     the error instead of "in progress" for ever."""
-    envelope = Envelope.from_bytes(msg.get_body())
-    budget = wiring.settings().export_slice_seconds
-    try:
-        wiring.exporter().run(envelope.partner, envelope.correlation_id, budget)
-    except IntakeError as exc:
-        last = (msg.dequeue_count or 0) >= LAST_ATTEMPT
-        if exc.retryable and not last:
-            raise
-        wiring.exporter().fail(envelope.partner, envelope.correlation_id, type(exc).__name__)
+    run_stage(msg, Queue.EXPORT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.platform import Queue, Setting, wiring
+from shared.platform import Queue, Setting
 
 from .queue_stages import run_stage
 
@@ -18,4 +18,4 @@ def normalize(msg: func.QueueMessage) -> None:
     """Convert one payload. A rejection is handled (quarantine, status) and the message
     is done; a storage failure or an unreadable envelope raises, so the queue retries and
     finally keeps the message in normalize-poison."""
-    run_stage(msg, "normalize", Queue.NORMALIZE, wiring.normalize_stage().handle)
+    run_stage(msg, Queue.NORMALIZE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.platform import Queue, Setting, wiring
+from shared.platform import Queue, Setting
 
 from .queue_stages import run_stage
 
@@ -15,4 +15,4 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 def store(msg: func.QueueMessage) -> None:
     """Store a permitted Bundle; storage failures and lost write races raise, so the
     queue retries (every write is idempotent) and finally keeps it in store-poison."""
-    run_stage(msg, "store", Queue.STORE, wiring.store_stage().handle)
+    run_stage(msg, Queue.STORE)

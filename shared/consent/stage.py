@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from shared.intake.status import IngestionLog, StageReport, wrong_envelope
 from shared.normalize import json_codec
 from shared.normalize.ids import resource_id
+from shared.pipeline.journey import IngestionLog, StageReport, wrong_envelope
 from shared.platform.concurrency import each
 from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue

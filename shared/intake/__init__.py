@@ -1,7 +1,1 @@
-"""Intake: partner submissions and the record of what happened to each."""
-
-from __future__ import annotations
-
-from .status import IngestionLog, StageReport, TableIngestionLog
-
-__all__ = ["IngestionLog", "StageReport", "TableIngestionLog"]
+"""Intake: partner submissions over HTTP and as dropped files, and their HL7 ACKs."""

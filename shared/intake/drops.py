@@ -45,13 +45,13 @@ from shared.normalize.csv_mapping import load_mapping
 from shared.normalize.errors import IssueCode, NormalizationError
 from shared.normalize.ids import NAMESPACE
 from shared.normalize.models import PayloadFormat
+from shared.pipeline.journey import IngestionLog, StageReport
 from shared.platform.envelope import Envelope
 from shared.platform.errors import IntakeError, StorageUnavailableError
 from shared.platform.names import Container, Queue, Table
 from shared.platform.storage import StorageClients
 
 from .models import AdmissionBasis
-from .status import IngestionLog, StageReport
 from .uploads import UploadService
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "DropReport",
     "DropTooLargeError",
     "DropUnreadableError",
+    "decode_drop",
     "parse_blob_created",
 ]
 
@@ -98,6 +99,21 @@ class DropEvent:
     container: str
     name: str
     etag: str
+
+
+def decode_drop(body: bytes) -> DropEvent | None:
+    """The drop a ``blob-created`` message announces, or None (logged) for an event that
+    names no blob of ours: nothing of a partner's is in it, so it is not kept."""
+    try:
+        return parse_blob_created(body)
+    except DropError as exc:
+        # The reason may quote a blob name (a partner may name files after patients).
+        log.error(
+            "drop: unusable event (%s)",
+            type(exc).__name__,
+            extra={"stage": "drop", "outcome": "ignored", "reason": str(exc)},  # hashed
+        )
+        return None
 
 
 def parse_blob_created(body: bytes) -> DropEvent:

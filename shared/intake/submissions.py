@@ -29,6 +29,7 @@ from shared.normalize.csv_mapping import load_mapping
 from shared.normalize.errors import NormalizationError
 from shared.normalize.models import PayloadFormat
 from shared.normalize.service import CONTENT_TYPES
+from shared.pipeline.journey import IngestionLog, StageReport
 from shared.platform.envelope import Envelope
 from shared.platform.errors import StorageUnavailableError
 from shared.platform.names import Container, Queue, Table
@@ -46,7 +47,6 @@ from .errors import (
     UnsupportedMediaTypeError,
 )
 from .models import Receipt, Submission
-from .status import IngestionLog, StageReport
 
 __all__ = ["SubmissionService", "SweepResult"]
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from shared.intake.status import IngestionLog, StageReport
+from shared.pipeline.journey import IngestionLog, StageReport
 from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import EnvelopeSender, PayloadStore

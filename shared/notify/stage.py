@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from shared.intake.status import IngestionLog, wrong_envelope
 from shared.normalize import json_codec
+from shared.pipeline.journey import IngestionLog, wrong_envelope
 from shared.platform.adapters.blobs import PayloadMissingError
 from shared.platform.concurrency import each
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind

@@ -6,6 +6,7 @@ environment. Constructors do no I/O, so importing the app never touches storage.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
@@ -27,8 +28,7 @@ from shared.intake.adapters import (
     TableUploadLog,
     UserDelegationUploadSigner,
 )
-from shared.intake.drops import DropProcessor
-from shared.intake.status import TableIngestionLog
+from shared.intake.drops import DropProcessor, decode_drop
 from shared.intake.submissions import SubmissionService
 from shared.intake.uploads import UploadService, UploadSigner
 from shared.normalize.stage import NormalizeStage
@@ -42,6 +42,8 @@ from shared.notify.delivery import DeliveryStage
 from shared.notify.schedule import RetrySchedule
 from shared.notify.stage import NotifyStage
 from shared.notify.subscriptions import SubscriptionService
+from shared.pipeline.journey import TableIngestionLog
+from shared.pipeline.runner import QueueStage
 from shared.records.adapters import BlobResourceStore, TablePersonIndex
 from shared.records.adapters.export_files import ExportFiles, TableExportJobs, read_export_file
 from shared.records.adapters.fhir_token import managed_identity_token
@@ -102,6 +104,7 @@ __all__ = [
     "person_index",
     "poison_depths",
     "purger",
+    "queue_stage",
     "record_reader",
     "record_search",
     "record_store",
@@ -573,6 +576,33 @@ def health() -> HealthReport:
     return check_health(_probe_clients())
 
 
+def queue_stage(queue: Queue) -> QueueStage[Any]:
+    """How one queue's messages are run (``shared.pipeline.runner``); the stages
+    themselves are built on first use."""
+    envelope = Envelope.from_bytes
+    if queue is Queue.BLOB_CREATED:
+        return QueueStage("drop", queue, decode_drop, lambda e: drop_processor().process(e))
+    if queue is Queue.EXPORT:
+        budget = settings().export_slice_seconds
+        return QueueStage(
+            "export",
+            queue,
+            envelope,
+            lambda e: exporter().run(e.partner, e.correlation_id, budget),
+            give_up=lambda e, exc: exporter().fail(e.partner, e.correlation_id, type(exc).__name__),
+            journey=False,  # a job, not an ingestion: its own row says it failed
+        )
+    stages: dict[Queue, tuple[str, Callable[[Envelope], object]]] = {
+        Queue.NORMALIZE: ("normalize", lambda e: normalize_stage().handle(e)),
+        Queue.CONSENT_CHECK: ("consent", lambda e: consent_stage().handle(e)),
+        Queue.STORE: ("store", lambda e: store_stage().handle(e)),
+        Queue.NOTIFY: ("notify", lambda e: notify_stage().handle(e)),
+        Queue.DELIVER: ("deliver", lambda e: delivery_stage().handle(e)),
+    }
+    name, handle = stages[queue]
+    return QueueStage(name, queue, envelope, handle)
+
+
 def reset_caches() -> None:
     """Forget every cached object, so the next call reads settings afresh."""
     for factory in (
@@ -613,5 +643,6 @@ def reset_caches() -> None:
         subscription_service,
         notify_stage,
         delivery_stage,
+        ingestion_log,
     ):
         factory.cache_clear()

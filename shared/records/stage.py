@@ -29,9 +29,9 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 from shared.consent.subjects import SubjectResolver, placed_patients
-from shared.intake.status import IngestionLog, StageReport, wrong_envelope
 from shared.normalize import json_codec
 from shared.normalize.ids import local_system_prefix
+from shared.pipeline.journey import IngestionLog, StageReport, wrong_envelope
 from shared.platform.concurrency import each
 from shared.platform.envelope import CHANGES_PER_MESSAGE, ChangeRef, Envelope, EnvelopeKind
 from shared.platform.names import Queue

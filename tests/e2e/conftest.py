@@ -14,7 +14,7 @@ import httpx
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
-from shared.intake.status import TableIngestionLog
+from shared.pipeline.journey import TableIngestionLog
 from shared.platform.names import Table
 from shared.platform.provision import provision_storage
 from shared.platform.settings import Settings

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from bench.generate import expected_patients, hl7_mixed_records, ndjson_records
-from shared.intake.status import TableIngestionLog
+from shared.pipeline.journey import TableIngestionLog
 from shared.platform.names import Container, Queue, Table, poison_queue
 from shared.platform.storage import StorageClients
 from shared.security import Partner

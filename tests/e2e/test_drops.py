@@ -21,7 +21,7 @@ import httpx
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared.intake.status import TableIngestionLog
+from shared.pipeline.journey import TableIngestionLog
 from shared.platform.adapters import BlobAuditLog
 from shared.platform.names import Container, Table
 from shared.platform.provision import provision_storage

@@ -237,7 +237,7 @@ def test_the_sweeper_finishes_a_submission_that_stopped_half_way(api: dict[str, 
     claim whose payload never got stored is dropped (its caller got no 202)."""
     from datetime import UTC, datetime, timedelta
 
-    from shared.intake.status import TableIngestionLog
+    from shared.pipeline.journey import TableIngestionLog
 
     clients: StorageClients = api["clients"]
     claims = clients.table_client(Table.IDEMPOTENCY)

@@ -10,7 +10,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from fhir.resources.R4B import get_fhir_model_class
 
-from shared.intake.status import TableIngestionLog
+from shared.pipeline.journey import TableIngestionLog
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue, Table, poison_queue
 from shared.platform.provision import provision_storage

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.intake.status import TableIngestionLog
+from shared.pipeline.journey import TableIngestionLog
 from shared.platform.names import Queue, Table, poison_queue
 from shared.security import Partner
 from tests.e2e.conftest import make_env, product_host, storage_with_partner

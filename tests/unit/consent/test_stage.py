@@ -12,9 +12,9 @@ import pytest
 
 from shared.consent import Code, ConsentUnavailableError, Policy, PolicyMode
 from shared.consent.stage import ConsentStage
-from shared.intake.status import StageReport
 from shared.normalize import json_codec
 from shared.normalize.ids import patient_id
+from shared.pipeline.journey import StageReport
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.records.people import Person

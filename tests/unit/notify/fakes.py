@@ -9,8 +9,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from shared.intake.status import StageReport
 from shared.notify.models import Answer, Delivery, Subscription
+from shared.pipeline.journey import StageReport
 from shared.platform.envelope import BlobRef, Envelope
 from shared.platform.names import Queue
 from shared.platform.secrets import SecretNotFoundError

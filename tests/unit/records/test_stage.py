@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.intake.status import StageReport
 from shared.normalize import json_codec
+from shared.pipeline.journey import StageReport
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
 from shared.platform.names import Queue
 from shared.records import Change, WriteOutcome, content_hash
