@@ -121,6 +121,10 @@ class BlobResourceStore:
         self._compartments = compartments
         self._blobs = container
         self._clock = clock or (lambda: datetime.now(UTC))
+        # Per resource type, how often a write found the resource there already (a moving
+        # average): Observations are nearly always new, the Organizations and
+        # Practitioners every message names nearly never are.
+        self._existing: dict[str, float] = {}
 
     def current(self, resource_type: str, resource_id: str) -> CurrentVersion | None:
         """The index row of a resource, or None.
@@ -344,10 +348,17 @@ class BlobResourceStore:
             resource, kind, ident, digest, source_time, correlation_id, patients, delete, source
         )
         with storage_errors("writing the record"):
+            guess_new = not delete and self._existing.get(kind, 0.0) < 0.5
             for attempt in range(_ATTEMPTS):
-                # Most writes in a batch are new: try creating before reading (one round
-                # trip saved); if the resource exists the create fails and we read.
-                change = self._attempt(write, assume_new=attempt == 0 and not delete)
+                # A resource of a type that is mostly new is created without reading first
+                # (one round trip saved); if it exists the create fails and we read. A type
+                # that mostly exists is read first (a failed create saved).
+                change = self._attempt(write, assume_new=attempt == 0 and guess_new)
+                if attempt == 0 and not delete:
+                    existed = change is None or (
+                        not guess_new and change.outcome is not WriteOutcome.CREATED
+                    )
+                    self._existing[kind] = 0.8 * self._existing.get(kind, 0.0) + 0.2 * existed
                 if change is not None:
                     return change
                 if attempt:  # lost a race: step aside a little, at random, before re-reading

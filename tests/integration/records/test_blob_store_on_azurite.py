@@ -192,3 +192,38 @@ def test_every_version_is_its_senders_and_another_partners_write_is_refused(
     # A resource of no patient says so in its blob (the history then knows, per version).
     org = store.put({"resourceType": "Organization", "id": "lab"}, T0, (), source="lab")
     assert store.stored("Organization", "lab", org.version).patients == ()  # type: ignore[union-attr]
+
+
+def test_a_type_that_mostly_exists_is_read_first_and_one_mostly_new_is_created_at_once(
+    storage_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted through the bench-ops proxy: new Observations cost no read before their
+    create; the Practitioner every message names stops costing a refused create."""
+    from bench.ops_proxy import CountingProxy
+    from shared.platform.settings import development_connection_string
+
+    blob = storage_env["AzureWebJobsStorage"].split("BlobEndpoint=http://127.0.0.1:")[1]
+    port = int(blob.split("/")[0])
+    provision_storage(wiring.storage())
+    with CountingProxy((port, port + 1, port + 2), storage_env["INTAKE_STORAGE_PREFIX"]) as proxy:
+        through = development_connection_string(blob_port=proxy.ports[0])
+        monkeypatch.setenv("AzureWebJobsStorage", through)
+        wiring.reset_caches()
+        store = wiring.record_store()
+        doctor = {"resourceType": "Practitioner", "id": "dr1", "name": [{"family": "Ng"}]}
+        store.put(doctor, T0, (), correlation_id="ing-0", source="lab")
+        proxy.take()
+        for n in range(1, 13):
+            later = T0 + timedelta(minutes=n)
+            store.put(doctor, later, (), correlation_id=f"ing-{n}", source="lab")
+            obs = {**_obs(n), "id": f"o{n}"}
+            store.put(obs, T0, ("Patient/p1",), correlation_id=f"ing-{n}", source="lab")
+        counted = proxy.take()
+    refused = [r for r in counted if r.target == "resources" and r.status == 409]
+    assert 0 < len(refused) <= 4  # learnt within a few messages, then never again
+    late = counted[len(counted) // 2 :]
+    assert not [r for r in late if r.status == 409]
+    reads_before_create = [
+        r for r in late if r.target == "resources" and r.operation == "get" and r.status == 404
+    ]
+    assert reads_before_create == []  # the Observations are still created unread
