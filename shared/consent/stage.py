@@ -31,8 +31,8 @@ from shared.normalize.ids import resource_id
 from shared.pipeline.journey import IngestionLog, StageReport, wrong_envelope
 from shared.platform.concurrency import each
 from shared.platform.envelope import Envelope, EnvelopeKind
-from shared.platform.names import Container, Queue
-from shared.platform.ports import AuditLog, EnvelopeSender, PayloadStore
+from shared.platform.names import Container
+from shared.platform.ports import AuditLog, PayloadStore
 from shared.records.ingestions import ingestion_ref
 from shared.records.models import IngestionRef
 from shared.records.people import Person
@@ -70,6 +70,17 @@ _TRUNCATED = ConsentDecision(
 
 class _Ledger(Protocol):
     def record_ingestion(self, patient_ids: Iterable[str], ingestion: IngestionRef) -> None: ...
+
+
+class _Store(Protocol):
+    def accept(
+        self,
+        envelope: Envelope,
+        bundle: dict[str, Any],
+        normalized: str,
+        quarantine: str,
+        before: StageReport | None = None,
+    ) -> object: ...
 
 
 class _People(Protocol):
@@ -118,7 +129,6 @@ class ConsentStage:
     def __init__(
         self,
         payloads: PayloadStore,
-        sender: EnvelopeSender,
         status: IngestionLog,
         consents: ConsentSource,
         partners: PartnerLookup,
@@ -128,13 +138,14 @@ class ConsentStage:
         purpose: Code,
         people: _People,
         holders: Callable[[str, str, str], list[str]],
+        store: _Store,
         trust: TrustPolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """``holders(partner, system, value)``: the partner's stored Patients that carry
-        an identifier, in id order."""
+        an identifier, in id order; ``store`` takes what is permitted (the store stage)."""
         self._payloads = payloads
-        self._sender = sender
+        self._store = store
         self._status = status
         self._consents = consents
         self._partners = partners
@@ -360,19 +371,6 @@ class ConsentStage:
         permitted_any = any(d.permitted for ds in work.decisions.values() for _, d in ds)
         if denied and not permitted_any:
             clinical = []  # master data alone is not worth keeping from a refused message
-        if clinical:
-            order = {_ref(e): i for i, e in enumerate(work.entries)}
-            kept.sort(key=lambda e: order.get(_ref(e), len(order)))
-            meta = dict(bundle.get("meta") or {})
-            meta["tag"] = [*(meta.get("tag") or []), PLACED_TAG]
-            ref = self._payloads.write(
-                Container.NORMALIZED,
-                f"{prefix}.permitted.json",
-                json_codec.dumps({**bundle, "meta": meta, "entry": kept}).encode(),
-                "application/fhir+json",
-                metadata={"normalized": envelope.blob.name if envelope.blob else ""},
-            )
-            self._sender.send(Queue.STORE, envelope.next(EnvelopeKind.BUNDLE_PERMITTED, ref))
         refused = {p.split("/", 1)[1] for n in denied_numbers for p in work.subjects[n].patients}
         if refused:  # their data is held back: note where it came from, for erasure
             self._ledger.record_ingestion(
@@ -391,37 +389,39 @@ class ConsentStage:
         outcome = (
             "denied" if held_back and not clinical else "partial" if held_back else "permitted"
         )
-        self._status.record(
-            envelope.partner,
-            envelope.correlation_id,
-            StageReport(
-                stage="consent",
-                outcome=outcome,
-                counts={
-                    "resources": permitted + len(denied_numbers),
-                    "permitted": permitted,
-                    "denied": len(denied_numbers),
-                    "consents_indexed": work.indexed,
-                    "consents_refused": len(work.refused),
-                    "unplaced": len(work.unplaced),
-                },
-                issues=work.notes
-                + [_issue("error", f"{why}; not stored") for _, why in work.unplaced]
-                + [_issue("error", f"{why}; kept in quarantine") for _, why in work.refused]
-                + [
-                    _issue(
-                        "error",
-                        f"{_ref(e)} not stored: consent denies collection"
-                        + (
-                            " (default policy)"
-                            if d.default_applied
-                            else f" ({', '.join(d.consents)})"
-                        ),
-                    )
-                    for e, d in denied
-                ],
-            ),
+        report = StageReport(
+            stage="consent",
+            outcome=outcome,
+            counts={
+                "resources": permitted + len(denied_numbers),
+                "permitted": permitted,
+                "denied": len(denied_numbers),
+                "consents_indexed": work.indexed,
+                "consents_refused": len(work.refused),
+                "unplaced": len(work.unplaced),
+            },
+            issues=work.notes
+            + [_issue("error", f"{why}; not stored") for _, why in work.unplaced]
+            + [_issue("error", f"{why}; kept in quarantine") for _, why in work.refused]
+            + [
+                _issue(
+                    "error",
+                    f"{_ref(e)} not stored: consent denies collection"
+                    + (" (default policy)" if d.default_applied else f" ({', '.join(d.consents)})"),
+                )
+                for e, d in denied
+            ],
         )
+        if clinical:  # the store writes this report with its own: one journey write
+            order = {_ref(e): i for i, e in enumerate(work.entries)}
+            kept.sort(key=lambda e: order.get(_ref(e), len(order)))
+            meta = dict(bundle.get("meta") or {})
+            meta["tag"] = [*(meta.get("tag") or []), PLACED_TAG]
+            normalized = envelope.blob.name if envelope.blob else ""
+            permitted_bundle = {**bundle, "meta": meta, "entry": kept}
+            self._store.accept(envelope, permitted_bundle, normalized, prefix, report)
+        else:
+            self._status.record(envelope.partner, envelope.correlation_id, report)
         return ConsentOutcome(
             outcome,
             permitted,

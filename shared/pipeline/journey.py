@@ -76,8 +76,8 @@ def wrong_envelope(stage: str, expected: str, got: str) -> StageReport:
 class IngestionLog(Protocol):
     """Port: where the journey is kept."""
 
-    def record(self, partner: str, correlation_id: str, report: StageReport) -> None:
-        """Merge a stage's report into the ingestion's row."""
+    def record(self, partner: str, correlation_id: str, *reports: StageReport) -> None:
+        """Merge stages' reports into the ingestion's row (one write)."""
 
     def get(self, partner: str, correlation_id: str) -> dict[str, Any] | None:
         """The ingestion's row, or None."""
@@ -89,28 +89,10 @@ class TableIngestionLog:
     def __init__(self, table: TableClient) -> None:
         self._table = table
 
-    def record(self, partner: str, correlation_id: str, report: StageReport) -> None:
-        issues = json.dumps(report.issues)
-        if len(issues) > _MAX_ISSUES_JSON:
-            kept = report.issues[: max(1, len(report.issues) * _MAX_ISSUES_JSON // len(issues) - 1)]
-            issues = json.dumps(
-                [
-                    *kept,
-                    {
-                        "severity": "information",
-                        "code": "informational",
-                        "diagnostics": f"{len(report.issues) - len(kept)} more issues",
-                    },
-                ]
-            )
-        row: dict[str, Any] = {
-            "PartitionKey": partner,
-            "RowKey": correlation_id,
-            f"{report.stage}_status": report.outcome,
-            f"{report.stage}_at": report.at,
-            f"{report.stage}_issues": issues,
-            **{f"{report.stage}_{name}": value for name, value in report.counts.items()},
-        }
+    def record(self, partner: str, correlation_id: str, *reports: StageReport) -> None:
+        row: dict[str, Any] = {"PartitionKey": partner, "RowKey": correlation_id}
+        for report in reports:
+            row.update(_columns(report))
         try:
             self._table.upsert_entity(row, mode=UpdateMode.MERGE)
         except AzureError as exc:
@@ -124,3 +106,26 @@ class TableIngestionLog:
             return None
         except AzureError as exc:
             raise StorageUnavailableError(f"reading status failed: {type(exc).__name__}") from exc
+
+
+def _columns(report: StageReport) -> dict[str, Any]:
+    """A report as the row's columns of its stage (issues cut to fit a property)."""
+    issues = json.dumps(report.issues)
+    if len(issues) > _MAX_ISSUES_JSON:
+        kept = report.issues[: max(1, len(report.issues) * _MAX_ISSUES_JSON // len(issues) - 1)]
+        issues = json.dumps(
+            [
+                *kept,
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": f"{len(report.issues) - len(kept)} more issues",
+                },
+            ]
+        )
+    return {
+        f"{report.stage}_status": report.outcome,
+        f"{report.stage}_at": report.at,
+        f"{report.stage}_issues": issues,
+        **{f"{report.stage}_{name}": value for name, value in report.counts.items()},
+    }

@@ -321,7 +321,6 @@ def consent_stage() -> ConsentStage:
     clients = storage()
     return ConsentStage(
         BlobPayloadStore(clients),
-        QueueEnvelopeSender(clients),
         TableIngestionLog(clients.table_client(Table.INGESTIONS)),
         _consent_index(),
         partners(),
@@ -331,6 +330,7 @@ def consent_stage() -> ConsentStage:
         Code(ACT_REASON, settings().consent_purpose),
         people(),
         _holders,
+        store_stage(),
         trust_policy(),
     )
 

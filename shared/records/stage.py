@@ -199,12 +199,12 @@ class StoreStage:
         return each(work, items, self._concurrency)
 
     def handle(self, envelope: Envelope) -> StoreOutcome:
-        """Store the Bundle an envelope points at.
+        """Store the Bundle a ``bundle.permitted`` envelope points at (written by a consent
+        stage of before, which queued what it permitted: a replay from store-poison).
 
         Raises:
             StorageUnavailableError, ResourceConflictError: retry through the queue.
         """
-        started = time.perf_counter()
         if envelope.kind is not EnvelopeKind.BUNDLE_PERMITTED or envelope.blob is None:
             self._status.record(
                 envelope.partner,
@@ -212,9 +212,32 @@ class StoreStage:
                 wrong_envelope("store", "bundle.permitted", str(envelope.kind)),
             )
             return StoreOutcome({}, 0)
-        partner = envelope.partner
         data, metadata, _ = self._payloads.read(envelope.blob)
-        bundle = json_codec.loads(data)
+        quarantine = envelope.blob.name.removesuffix(".permitted.json")
+        return self.accept(
+            envelope, json_codec.loads(data), metadata.get("normalized", ""), quarantine
+        )
+
+    def accept(
+        self,
+        envelope: Envelope,
+        bundle: dict[str, Any],
+        normalized: str,
+        quarantine: str,
+        before: StageReport | None = None,
+    ) -> StoreOutcome:
+        """Store a Bundle consent permitted, for the ingestion ``envelope`` belongs to:
+        ``normalized`` names the Bundle it came from, ``quarantine`` the folder of what
+        was held back (both for erasure); ``before`` is the consent stage's report,
+        written with this stage's in one journey write.
+
+        Raises:
+            StorageUnavailableError, ResourceConflictError: retry (the consent-check
+                message, or a replayed store message, runs again; every write is
+                idempotent).
+        """
+        started = time.perf_counter()
+        partner = envelope.partner
         said, received = message_source_time(bundle, envelope.created)
         made = bounded_source_time(said, received, self._trust)
         issues = []
@@ -249,8 +272,8 @@ class StoreStage:
             bundle,
             partner,
             envelope.correlation_id,
-            metadata.get("normalized", ""),
-            envelope.blob.name.removesuffix(".permitted.json"),
+            normalized,
+            quarantine,
             {p for c in changes for p in c.compartments},
         )
         self._store.list_in_compartments(changes, ingestion)
@@ -277,11 +300,8 @@ class StoreStage:
         notified = len(due)
         counts = Counter(c.outcome for c in changes)  # names, not values: table columns
         result = StoreOutcome({o.name.lower(): counts.get(o, 0) for o in WriteOutcome}, notified)
-        self._status.record(
-            partner,
-            envelope.correlation_id,
-            StageReport(stage="store", outcome="stored", counts=result.counts, issues=issues),
-        )
+        stored = StageReport(stage="store", outcome="stored", counts=result.counts, issues=issues)
+        self._status.record(partner, envelope.correlation_id, *filter(None, (before, stored)))
         log.info(
             "store: stored",
             extra={

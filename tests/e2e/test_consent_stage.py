@@ -133,8 +133,8 @@ def test_opt_out_quarantines_then_a_permit_lets_a_resend_through(api: dict[str, 
     obs = next(d for d in record["decisions"] if d["resource"].startswith("Observation/"))
     assert obs["decision"] == "deny" and obs["default_applied"] is False
     (consent_ref,) = obs["consents"]
-    assert _names(clients, Container.NORMALIZED, f"{lab}.permitted.json") == []
     assert _names(clients, Container.FHIR, f"{obs['resource']}/_history/") == []
+    assert "store_status" not in _stage_row(api, lab, "consent")
     # The AuditEvent says who asked, what was decided and by which consent.
     events = _audit_events(clients)
     about = [
@@ -210,12 +210,14 @@ def test_opt_out_quarantines_then_a_permit_lets_a_resend_through(api: dict[str, 
     resend = _ingest(api, ORU.encode(), "x-application/hl7-v2+er7")
     stored = _consent_stage(api, resend)
     assert stored["consent_status"] == "permitted" and stored["consent_denied"] == 0
-    (bundle_name,) = _names(clients, Container.NORMALIZED, f"{resend}.permitted.json")
+    (bundle_name,) = _names(clients, Container.NORMALIZED, f"{resend}.json")
     bundle = _read(clients, Container.NORMALIZED, bundle_name)
     kinds = {e["resource"]["resourceType"] for e in bundle["entry"]}
     assert {"Patient", "Observation"} <= kinds
-    # The store stage took it: the Observation is in the record, and every new resource
-    # is announced on notify, in one message.
+    # Consent handed all of it to the store in the same invocation (no permitted copy is
+    # written): the Observation is in the record, and every new resource is announced on
+    # notify, in one message.
+    assert _names(clients, Container.NORMALIZED, f"{resend}.permitted.json") == []
     row = _stage_row(api, resend, "store")
     assert row["store_status"] == "stored" and row["store_created"] == len(bundle["entry"])
     assert _names(clients, Container.FHIR, f"{obs['resource']}/_history/1.json")
@@ -270,12 +272,15 @@ def test_an_opt_out_list_as_csv_keeps_listed_patients_out(api: dict[str, Any]) -
     decisions = _read(clients, Container.QUARANTINE, held)["decisions"]
     assert all(d["decision"] == "deny" for d in decisions)
     assert all("opt-out registry entry" in d["reasons"][-1] for d in decisions)
-    (kept,) = _names(clients, Container.NORMALIZED, f"{labs}.permitted.json")
-    subjects = {
-        e["resource"]["subject"]["identifier"]["value"]
-        for e in _read(clients, Container.NORMALIZED, kept)["entry"]
-        if e["resource"]["resourceType"] == "Observation"
-    }
+    assert _stage_row(api, labs, "store")["store_created"] >= 1
+    stored = [
+        _read(clients, Container.FHIR, b.name)
+        for b in clients.container(Container.FHIR).list_blobs(
+            name_starts_with="Observation/", include=["metadata"]
+        )
+        if (b.metadata or {}).get("correlation") == labs
+    ]
+    subjects = {o["subject"]["identifier"]["value"] for o in stored}
     assert subjects == {"LAB-2002"}
 
 

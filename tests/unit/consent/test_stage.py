@@ -16,7 +16,7 @@ from shared.normalize import json_codec
 from shared.normalize.ids import patient_id
 from shared.pipeline.journey import StageReport
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
-from shared.platform.names import Container, Queue
+from shared.platform.names import Container
 from shared.records.people import Person
 from shared.security.models import Partner, Role
 
@@ -65,12 +65,23 @@ class Index:
 
 class Recorder:
     def __init__(self) -> None:
-        self.sent: list[tuple[Queue, Envelope]] = []
+        self.stored: list[tuple[dict[str, Any], str, str]] = []
         self.reports: list[StageReport] = []
         self.events: list[dict[str, Any]] = []
 
-    def send(self, queue: Queue, envelope: Envelope, delay: int = 0) -> None:
-        self.sent.append((queue, envelope))
+    def accept(
+        self,
+        envelope: Envelope,
+        bundle: dict[str, Any],
+        normalized: str,
+        quarantine: str,
+        before: StageReport | None = None,
+    ) -> None:
+        """The store stage's side: a permitted Bundle (what it came from, where the held
+        back went), and the consent report it writes with its own."""
+        self.stored.append((bundle, normalized, quarantine))
+        if before is not None:
+            self.reports.append(before)
 
     def record(self, partner: str, correlation_id: str, report: StageReport) -> None:
         self.reports.append(report)
@@ -176,7 +187,6 @@ def _run(
     stage = ConsentStage(
         blobs,
         rec,
-        rec,
         index,
         partners or Partners(),
         rec,
@@ -185,6 +195,7 @@ def _run(
         Code(None, "TREAT"),
         people or People(),
         holders or Holders(),
+        rec,
         clock=lambda: NOW,
     )
     envelope = Envelope(
@@ -201,7 +212,7 @@ def test_an_opted_out_patient_keeps_nothing_but_the_provenance_goes_too() -> Non
     index.put(consent(rule="OPTOUT", ident="c1"), {"urn:oid:1.2|M1"})  # found via identifier
     outcome, blobs, rec = _run([_entry(PATIENT), _entry(OBS), _entry(ORG), _entry(PROV)], index)
     assert (outcome.outcome, outcome.permitted, outcome.denied) == ("denied", 0, 2)
-    assert rec.sent == []
+    assert rec.stored == []
     held = json.loads(next(v for (c, _), v in blobs.data.items() if c == "quarantine"))
     assert sorted(d["resource"] for d in held["decisions"]) == ["Observation/o1", "Patient/p1"]
     (event,) = rec.events  # Patient and Observation got the same answer: one AuditEvent
@@ -229,12 +240,11 @@ def test_partial_keeps_provenance_targets_that_are_stored() -> None:
         },
     )
     index.put(only_obs, {"Patient/p1"})
-    outcome, blobs, rec = _run([_entry(PATIENT), _entry(OBS), _entry(ORG), _entry(PROV)], index)
+    outcome, _, rec = _run([_entry(PATIENT), _entry(OBS), _entry(ORG), _entry(PROV)], index)
     assert (outcome.outcome, outcome.denied) == ("partial", 1)
-    ((queue, nxt),) = rec.sent
-    assert queue is Queue.STORE and nxt.kind is EnvelopeKind.BUNDLE_PERMITTED
-    assert nxt.blob is not None
-    kept = json.loads(blobs.data[(nxt.blob.container, nxt.blob.name)])
+    # What is permitted goes to the store in the same invocation, with where it came from.
+    ((kept, normalized, quarantine),) = rec.stored
+    assert (normalized, quarantine) == ("p1/b.json", _held("")[:-1])
     kinds = {e["resource"]["resourceType"]: e["resource"] for e in kept["entry"]}
     assert set(kinds) == {"Patient", "Organization", "Provenance"}
     assert [t["reference"] for t in kinds["Provenance"]["target"]] == [
@@ -258,7 +268,7 @@ def test_an_index_that_does_not_answer_stops_everything() -> None:
 
 def test_master_data_alone_needs_no_consent_even_under_opt_in() -> None:
     outcome, _, rec = _run([_entry(ORG)], Index(), PolicyMode.OPT_IN)
-    assert (outcome.outcome, outcome.permitted, len(rec.sent)) == ("permitted", 1, 1)
+    assert (outcome.outcome, outcome.permitted, len(rec.stored)) == ("permitted", 1, 1)
     assert rec.events == []
 
 
@@ -350,7 +360,7 @@ def test_a_consent_from_a_partner_that_never_sent_the_patient_has_no_effect(
     index = Index()
     outcome, blobs, rec = _run([_entry(_forged(rule, by_identifier=by_identifier))], index)
     assert (outcome.consents_indexed, outcome.consents_refused) == (0, 1)
-    assert index.kept == {} and rec.sent == []  # not indexed, not stored
+    assert index.kept == {} and rec.stored == []  # not indexed, not stored
     (issue,) = rec.reports[-1].issues
     assert issue["diagnostics"].startswith("Consent/forged has no effect: partner p1 has sent no")
     held = json.loads(blobs.data[("quarantine", _held("consent-refused.json"))])
@@ -483,7 +493,7 @@ def test_patient_data_whose_patient_cannot_be_told_is_quarantined(
 ) -> None:
     outcome, blobs, rec = _run([_entry(resource), _entry(ORG)], Index())
     assert outcome.unplaced == 1
-    stored = json.loads(blobs.data[(rec.sent[0][1].blob.container, rec.sent[0][1].blob.name)])
+    stored = rec.stored[0][0]
     assert [e["resource"]["resourceType"] for e in stored["entry"]] == ["Organization"]
     assert any(why in i["diagnostics"] for i in rec.reports[-1].issues)
     held = json.loads(blobs.data[("quarantine", _held("unplaced.json"))])
@@ -492,7 +502,7 @@ def test_patient_data_whose_patient_cannot_be_told_is_quarantined(
 
 def test_another_partners_patient_is_never_written_to() -> None:
     outcome, _, rec = _run([_entry(OBS)], Index(), people=People(owners={"p1": "hosp-a"}))
-    assert (outcome.unplaced, rec.sent) == (1, [])
+    assert (outcome.unplaced, rec.stored) == (1, [])
     assert "another partner's patient" in rec.reports[-1].issues[0]["diagnostics"]
 
 
@@ -520,9 +530,8 @@ def test_permitted_entries_carry_their_patients_and_provenance_is_split_per_pati
         _entry(ORG),
         _entry(prov),
     ]
-    _, blobs, rec = _run(entries, Index())
-    nxt = rec.sent[0][1]
-    kept = json.loads(blobs.data[(nxt.blob.container, nxt.blob.name)])
+    _, _, rec = _run(entries, Index())
+    kept = rec.stored[0][0]
     assert any(t.get("code") == "placed" for t in kept["meta"]["tag"])
     placed = {
         f"{e['resource']['resourceType']}/{e['resource']['id']}": [
