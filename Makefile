@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 IAC    := .venv-iac
 
-.PHONY: setup run demo test lint infra-check chaos bench bench-ops bench-pipeline bench-http bench-convert bench-batch bench-consent bench-store bench-export bench-notify fuzz clean
+.PHONY: setup run demo test lint infra-check chaos bench bench-ops bench-latency bench-pipeline bench-http bench-convert bench-batch bench-consent bench-store bench-export bench-notify fuzz clean
 
 setup: $(STAMP) node_modules/.bin/azurite local.settings.json
 
@@ -79,6 +79,10 @@ bench-notify: setup
 # Storage requests and bytes per message, by function, through a counting proxy.
 bench-ops: setup
 	$(BIN)/python -m bench.bench_ops --messages 1000 --json bench/ops.json
+
+# One ADT A01 at a time: POST to stored and to webhook, median of 20.
+bench-latency: setup
+	$(BIN)/python -m bench.bench_latency --messages 20 --json bench/latency.json
 
 bench-pipeline: setup
 	$(BIN)/python -m bench.bench_pipeline --messages 10000 --json bench/pipeline.json
