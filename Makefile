@@ -91,7 +91,7 @@ bench-http: setup
 	$(BIN)/python -m bench.bench_http --json bench/http.json
 
 # Every benchmark, one after another (they share the machine; never run two at once).
-bench: bench-convert bench-batch bench-consent bench-store bench-export bench-notify bench-pipeline bench-http
+bench: bench-convert bench-batch bench-consent bench-store bench-export bench-notify bench-ops bench-latency bench-pipeline bench-http
 
 clean:
 	rm -rf $(VENV) $(IAC) node_modules .azurite .intake .pytest_cache .mypy_cache .ruff_cache
