@@ -53,7 +53,9 @@ class _Kept:
     def __init__(self) -> None:
         self.bundles = 0
 
-    def accept(self, envelope: Any, bundle: Any, normalized: str, quarantine: str) -> None:
+    def accept(
+        self, envelope: Any, bundle: Any, normalized: str, quarantine: str, before: Any = None
+    ) -> None:
         self.bundles += 1
 
 
