@@ -58,7 +58,7 @@ def run(messages: int, pause: float, work: Path) -> dict[str, Any]:
         directory.upsert(Partner(id="lat", name="Lat", roles=frozenset({Role.INGEST, Role.READ})))
         key = directory.issue_key("lat").token
         log = wiring.ingestion_log()
-        admissions = [b for b in hl7_mixed_records(31) if b"|ADT^A01" in b]
+        admissions = (b for b in hl7_mixed_records(31) if b"|ADT^A01" in b)  # endless
         bodies = list(itertools.islice(admissions, messages))
         headers = {"x-functions-key": FUNCTION_KEY, "x-api-key": key}
         to_stored: list[float] = []

@@ -6,8 +6,13 @@ Seeded messages (``bench.generate`` ADT A01, ORU R01 and VXU V04 in turn, one pa
 each) are posted ``--concurrency`` at a time, each with its own Idempotency-Key; one
 subscription (admissions, id-only) delivers to a loopback receiver. Reported: messages/s
 from the first acceptance to the last store, and the time from acceptance to stored
-(p50/p95/p99, from the ingestion rows' server-side times). The baseline measured in the
-same run is what bounds it: Azurite's rate for the table writes every stage makes.
+(p50/p95/p99, from the ingestion rows' server-side times). What bounds it, measured in
+the same run: the CPU seconds Azurite and the host spent per message from the first POST
+until every queue was empty (``bench.cpu``). Azurite is one Node.js event loop, so it
+cannot serve more than one core's worth: one second over its CPU per message is the
+Azurite-bound ceiling for this very op mix, and the share of it the pipeline reached is
+Azurite's utilisation. The same for the host's one Python process, and for both sharing
+the machine's cores. Azurite's rate for plain table upserts is reported as before.
 
 Usage: python -m bench.bench_pipeline [--messages N] [--concurrency N] [--json FILE]
 """
@@ -28,9 +33,10 @@ from typing import Any
 
 import httpx
 
+from bench.cpu import tree_cpu_seconds
 from bench.figures import machine_facts
 from bench.generate import hl7_mixed_records
-from bench.host import FUNCTION_KEY, product_host
+from bench.host import FUNCTION_KEY, product_host_process
 from bench.storage import bench_storage
 
 
@@ -105,7 +111,8 @@ def _storage_baseline(seconds: float = 5.0, threads: int = 16) -> float:
     return sum(done) / seconds
 
 
-def run(messages: int, concurrency: int, work: Path) -> dict[str, Any]:
+def run(messages: int, concurrency: int, work: Path, azurite: int | None = None) -> dict[str, Any]:
+    """Post, wait until stored and notified, and measure; ``azurite``: its pid."""
     from intake_cli.receiver import webhook_receiver
     from shared.pipeline.journey import TableIngestionLog
     from shared.platform import wiring
@@ -130,7 +137,7 @@ def run(messages: int, concurrency: int, work: Path) -> dict[str, Any]:
     bodies = list(itertools.islice(hl7_mixed_records(11), messages))
     admissions = sum(1 for b in bodies if b"|ADT^A01" in b)
     log = TableIngestionLog(wiring.storage().table_client(Table.INGESTIONS))
-    with product_host(env, work) as base, webhook_receiver() as receiver:
+    with product_host_process(env, work) as (base, host), webhook_receiver() as receiver:
         created = httpx.post(
             f"{base}/subscriptions",
             json={"topics": ["admission"], "endpoint": f"{receiver.url}/admissions"},
@@ -138,6 +145,7 @@ def run(messages: int, concurrency: int, work: Path) -> dict[str, Any]:
         )
         created.raise_for_status()
         time.sleep(2.5)  # the notify stage re-reads subscriptions every 2 s
+        cpu_before = tree_cpu_seconds(azurite), tree_cpu_seconds(host)
         started = time.monotonic()
         ids, refusals = asyncio.run(_post_all(base, key, bodies, concurrency))
         posted = time.monotonic() - started
@@ -147,6 +155,9 @@ def run(messages: int, concurrency: int, work: Path) -> dict[str, Any]:
         while time.monotonic() < deadline and not _drained(wiring.storage()):
             time.sleep(2)
         receiver.wait_for(admissions, timeout=max(300, messages / 10))
+        cpu = _per_message(
+            cpu_before, (tree_cpu_seconds(azurite), tree_cpu_seconds(host)), messages
+        )
         delivered = len(receiver.snapshot())
     rows = {i: row for i in ids if (row := log.get("bench", i)) and row.get("store_status")}
     assert len(rows) == messages, f"only {len(rows)} of {messages} stored"
@@ -171,7 +182,37 @@ def run(messages: int, concurrency: int, work: Path) -> dict[str, Any]:
         "admissions_notified": delivered,
         "admissions_sent": admissions,
         "baseline_table_upserts_per_s": baseline,
+        **_ceilings(cpu, messages / span),
     }
+
+
+def _per_message(
+    before: tuple[float | None, float | None], after: tuple[float | None, float | None], n: int
+) -> tuple[float | None, float | None]:
+    """CPU seconds per message of Azurite and of the host (None where not measured)."""
+    return tuple(  # type: ignore[return-value]
+        (a - b) / n if a is not None and b is not None else None
+        for a, b in zip(after, before, strict=True)
+    )
+
+
+def _ceilings(cpu: tuple[float | None, float | None], rate: float) -> dict[str, Any]:
+    """What each bound allows, in messages/s, and the share of it ``rate`` reached."""
+    azurite, host = cpu
+    found: dict[str, Any] = {"azurite_cpu_ms_per_message": None, "host_cpu_ms_per_message": None}
+    if azurite is None or host is None:
+        return found
+    both = (os.cpu_count() or 1) / (azurite + host)
+    found.update(
+        azurite_cpu_ms_per_message=azurite * 1000,
+        host_cpu_ms_per_message=host * 1000,
+        azurite_ceiling_per_s=1 / azurite,
+        host_ceiling_per_s=1 / host,
+        machine_ceiling_per_s=both,
+        share_of_azurite_ceiling=rate * azurite,
+        share_of_machine_ceiling=rate / both,
+    )
+    return found
 
 
 def main() -> None:
@@ -180,8 +221,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    with bench_storage("pipeline"), tempfile.TemporaryDirectory(prefix="bench-pipe-") as tmp:
-        result = run(args.messages, args.concurrency, Path(tmp))
+    with (
+        bench_storage("pipeline") as azurite,
+        tempfile.TemporaryDirectory(prefix="bench-pipe-") as tmp,
+    ):
+        result = run(args.messages, args.concurrency, Path(tmp), azurite)
     latency = result["latency_s"]
     print(
         f"pipeline: {result['messages']} messages, accepted at {result['accepted_per_s']:.0f}/s, "
@@ -193,6 +237,17 @@ def main() -> None:
         f"/{result['admissions_sent']}; refusals {result['refusals']}"
     )
     print(f"baseline: Azurite takes {result['baseline_table_upserts_per_s']:.0f} table upserts/s")
+    if result["azurite_cpu_ms_per_message"] is not None:
+        print(
+            f"CPU per message: Azurite {result['azurite_cpu_ms_per_message']:.1f} ms, host "
+            f"{result['host_cpu_ms_per_message']:.1f} ms; ceilings: Azurite "
+            f"{result['azurite_ceiling_per_s']:.1f}/s (reached "
+            f"{result['share_of_azurite_ceiling']:.0%}), host {result['host_ceiling_per_s']:.1f}/s,"
+            f" both on {os.cpu_count()} cores {result['machine_ceiling_per_s']:.1f}/s (reached "
+            f"{result['share_of_machine_ceiling']:.0%})"
+        )
+    else:
+        print("CPU per message: not measured (needs /proc and an Azurite this run started)")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
 

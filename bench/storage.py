@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def bench_storage(name: str) -> Iterator[None]:
-    """Point the app's settings at Azurite with a fresh prefix for the ``with`` block."""
+def bench_storage(name: str) -> Iterator[int | None]:
+    """Point the app's settings at Azurite with a fresh prefix for the ``with`` block; yields
+    the pid of the Azurite this started (None when one was running already)."""
     azurite = None
     if not ports_listening("127.0.0.1", DEFAULT_PORTS):
         work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
@@ -31,7 +32,7 @@ def bench_storage(name: str) -> Iterator[None]:
                 "INTAKE_STORAGE_PREFIX": "b" + secrets.token_hex(5),
             }
         )
-        yield
+        yield azurite.process.pid if azurite is not None else None
     finally:
         if azurite is not None:
             azurite.stop()
