@@ -42,7 +42,11 @@ class _Versions(Protocol):
     def current(self, resource_type: str, resource_id: str) -> CurrentVersion | None: ...
 
     def stored(
-        self, resource_type: str, resource_id: str, version: int
+        self,
+        resource_type: str,
+        resource_id: str,
+        version: int,
+        current: CurrentVersion | None = None,
     ) -> StoredVersion | None: ...
 
     def versions(self, resource_type: str, resource_id: str) -> list[int]: ...
@@ -110,7 +114,7 @@ class RecordReader:
             if current.deleted:
                 return None
             version = current.version
-        stored = self._store.stored(resource_type, resource_id, version)
+        stored = self._store.stored(resource_type, resource_id, version, current)
         if stored is None or (version == current.version and current.deleted):
             return None
         if _is_marker(stored.resource):
@@ -135,7 +139,7 @@ class RecordReader:
             return None
         found = []
         for version in reversed(self._store.versions(resource_type, resource_id)):
-            stored = self._store.stored(resource_type, resource_id, version)
+            stored = self._store.stored(resource_type, resource_id, version, current)
             if stored is None:
                 continue
             patients = stored.patients if stored.patients is not None else current.patients
