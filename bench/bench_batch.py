@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 _CHILD = r"""
 import json, resource, sys, time
-from shared.platform import wiring
+from shared import wiring
 from shared.intake.drops import DropEvent
 mode, name = sys.argv[1], sys.argv[2]
 clients = wiring.storage()
@@ -83,7 +83,7 @@ def main() -> None:
             "INTAKE_DIRECT_DROP_PARTNERS": "bench",  # the file is uploaded with the SDK
         }
         os.environ.update(env)
-        from shared.platform import wiring
+        from shared import wiring
         from shared.platform.names import Container, Table
         from shared.platform.provision import provision_storage
         from shared.security import Partner, TablePartnerDirectory

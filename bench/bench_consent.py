@@ -88,6 +88,7 @@ def _engine(rounds: int) -> dict[str, Any]:
 def run(records: int, rounds: int) -> dict[str, Any]:
     """Measure both stages on Azurite; returns the figures."""
     from bench.generate import ndjson_records
+    from shared import wiring
     from shared.consent.adapters import TableConsentIndex
     from shared.consent.models import Code
     from shared.consent.stage import ConsentStage
@@ -96,7 +97,6 @@ def run(records: int, rounds: int) -> dict[str, Any]:
     from shared.normalize.context import ConversionContext
     from shared.normalize.fhir_json import convert_fhir_json
     from shared.pipeline.journey import TableIngestionLog
-    from shared.platform import wiring
     from shared.platform.adapters import BlobAuditLog, BlobPayloadStore
     from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
     from shared.platform.names import Container, Table

@@ -26,10 +26,10 @@ from bench.storage import bench_storage
 def _seed(records: int) -> int:
     """Store ``records`` generated records; returns how many resources were stored."""
     from bench.generate import ndjson_records
+    from shared import wiring
     from shared.normalize import json_codec
     from shared.normalize.context import ConversionContext
     from shared.normalize.fhir_json import convert_fhir_json
-    from shared.platform import wiring
     from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
     from shared.platform.names import Container
 
@@ -51,7 +51,7 @@ def _seed(records: int) -> int:
 
 def run(records: int, rounds: int) -> dict[str, Any]:
     """Measure both settings on Azurite; returns the figures."""
-    from shared.platform import wiring
+    from shared import wiring
     from shared.platform.names import Container
     from shared.platform.provision import provision_storage
     from shared.records.adapters.export_files import ExportFiles

@@ -63,7 +63,7 @@ def _figures(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(requests: int, connections: int, work: Path) -> dict[str, Any]:
-    from shared.platform import wiring
+    from shared import wiring
     from shared.platform.names import Setting, Table
     from shared.platform.provision import provision_storage
     from shared.security import Partner, TablePartnerDirectory

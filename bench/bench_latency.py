@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run(messages: int, pause: float, work: Path) -> dict[str, Any]:
     from intake_cli.receiver import webhook_receiver
-    from shared.platform import wiring
+    from shared import wiring
     from shared.platform.names import Table
     from shared.platform.provision import provision_storage
     from shared.platform.settings import development_connection_string

@@ -42,6 +42,7 @@ class _Capture:
 def run(records: int, rounds: int, receiver_url: str) -> dict[str, Any]:
     """Measure on Azurite; returns the figures."""
     from bench.generate import ndjson_records
+    from shared import wiring
     from shared.normalize import json_codec
     from shared.normalize.context import ConversionContext
     from shared.normalize.fhir_json import convert_fhir_json
@@ -49,7 +50,6 @@ def run(records: int, rounds: int, receiver_url: str) -> dict[str, Any]:
     from shared.notify.delivery import DeliveryStage
     from shared.notify.stage import NotifyStage
     from shared.pipeline.journey import TableIngestionLog
-    from shared.platform import wiring
     from shared.platform.adapters import BlobPayloadStore
     from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
     from shared.platform.names import Container, Table

@@ -113,7 +113,7 @@ def _stack(work: Path) -> Iterator[tuple[CountingProxy, dict[str, str], Any]]:
 
 def run(messages: int, concurrency: int, work: Path) -> dict[str, Any]:
     from intake_cli.receiver import webhook_receiver
-    from shared.platform import wiring
+    from shared import wiring
     from shared.platform.names import Table
     from shared.platform.provision import provision_storage
     from shared.security import Partner, Role, TablePartnerDirectory

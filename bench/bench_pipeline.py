@@ -92,7 +92,7 @@ def _drained(clients: Any) -> bool:
 
 def _storage_baseline(seconds: float = 5.0, threads: int = 16) -> float:
     """Table upserts per second Azurite sustains from 16 threads: the stages' bound."""
-    from shared.platform import wiring
+    from shared import wiring
     from shared.platform.names import Table
 
     table = wiring.storage().table_client(Table.CHECKPOINTS)
@@ -114,8 +114,8 @@ def _storage_baseline(seconds: float = 5.0, threads: int = 16) -> float:
 def run(messages: int, concurrency: int, work: Path, azurite: int | None = None) -> dict[str, Any]:
     """Post, wait until stored and notified, and measure; ``azurite``: its pid."""
     from intake_cli.receiver import webhook_receiver
+    from shared import wiring
     from shared.pipeline.journey import TableIngestionLog
-    from shared.platform import wiring
     from shared.platform.names import Setting, Table
     from shared.platform.provision import provision_storage
     from shared.security import Partner, Role, TablePartnerDirectory

@@ -26,11 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 def run(records: int, rounds: int) -> dict[str, Any]:
     """Measure both settings on Azurite; returns the figures."""
     from bench.generate import ndjson_records
+    from shared import wiring
     from shared.normalize import json_codec
     from shared.normalize.context import ConversionContext
     from shared.normalize.fhir_json import convert_fhir_json
     from shared.pipeline.journey import TableIngestionLog
-    from shared.platform import wiring
     from shared.platform.adapters import BlobPayloadStore, QueueEnvelopeSender
     from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
     from shared.platform.names import Container, Table

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.platform import wiring
+from shared import wiring
 from shared.platform.names import Setting, Table
 from shared.platform.provision import provision_storage
 from shared.platform.settings import development_connection_string

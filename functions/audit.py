@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import azure.functions as func
 
-from shared.platform import StorageUnavailableError, wiring
+from shared import wiring
+from shared.platform import StorageUnavailableError
 from shared.security.audit import AdminAction, admin_audit_event
 from shared.security.models import Role
 

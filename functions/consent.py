@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from shared import wiring
 from shared.consent import Actor, ConsentInputError, ConsentUnavailableError
 from shared.consent.actors import partner_actor
 from shared.consent.cds_hooks import SERVICE, decision_cards, read_hook_request
@@ -18,7 +19,7 @@ from shared.consent.errors import QuestionForbiddenError
 from shared.consent.inputs import validate_resource
 from shared.consent.parameters import decision_parameters, read_evaluate_parameters
 from shared.consent.resources import describe_resource
-from shared.platform import Queue, Setting, StorageUnavailableError, wiring
+from shared.platform import Queue, Setting, StorageUnavailableError
 from shared.security import Partner
 from shared.security.audit import AccessRefusal
 from shared.security.models import Role

@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 
+from shared import wiring
 from shared.consent.periods import parse_span
-from shared.platform import Queue, Setting, StorageUnavailableError, wiring
+from shared.platform import Queue, Setting, StorageUnavailableError
 from shared.records.models import ExportJob, ExportStatus
 from shared.security.models import Role
 

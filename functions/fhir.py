@@ -14,13 +14,13 @@ from urllib.parse import urlencode
 
 import azure.functions as func
 
-from shared import __version__
+from shared import __version__, wiring
 from shared.consent import ConsentInputError, ConsentUnavailableError
 from shared.consent.actors import partner_actor
 from shared.consent.inputs import parse_purpose
 from shared.consent.vocabulary import covered_by
 from shared.normalize import json_codec
-from shared.platform import StorageUnavailableError, wiring
+from shared.platform import StorageUnavailableError
 from shared.records.capability import capability_statement
 from shared.records.everything import parse_everything
 from shared.records.reads import Reader

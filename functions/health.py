@@ -8,8 +8,8 @@ import logging
 
 import azure.functions as func
 
-from shared import __version__
-from shared.platform import ConfigurationError, wiring
+from shared import __version__, wiring
+from shared.platform import ConfigurationError
 from shared.platform.openapi import openapi_document
 
 from .responses import public_url

@@ -10,10 +10,11 @@ import logging
 
 import azure.functions as func
 
+from shared import wiring
 from shared.intake.errors import SubmissionError
 from shared.intake.hl7_ack import ACK_CONTENT_TYPE, build_ack
 from shared.intake.models import Submission
-from shared.platform import StorageUnavailableError, wiring
+from shared.platform import StorageUnavailableError
 from shared.security.models import Role
 
 from .responses import FHIR_JSON, RETRY_AFTER_SECONDS, outcome, partner_with_role

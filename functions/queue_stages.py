@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from shared import wiring
 from shared.pipeline.runner import run
-from shared.platform import Queue, wiring
+from shared.platform import Queue
 
 
 def run_stage(msg: func.QueueMessage, queue: Queue) -> None:

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import azure.functions as func
 
-from shared.platform import wiring
+from shared import wiring
 from shared.platform.errors import StorageUnavailableError
 from shared.platform.public_url import public_url as _public_url
 from shared.platform.settings import Environment

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 
+from shared import wiring
 from shared.notify import (
     SubscriptionChange,
     SubscriptionConflictError,
@@ -22,7 +23,7 @@ from shared.notify import (
     SubscriptionStatus,
     replay_dead_letters,
 )
-from shared.platform import StorageUnavailableError, wiring
+from shared.platform import StorageUnavailableError
 from shared.platform.errors import ConfigurationError
 from shared.platform.secrets import SecretsUnavailableError
 from shared.security.models import Partner, Role

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import azure.functions as func
 
-from shared.platform import Setting, wiring
+from shared import wiring
+from shared.platform import Setting
 from shared.platform.errors import StorageUnavailableError
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]

@@ -9,9 +9,10 @@ import logging
 
 import azure.functions as func
 
+from shared import wiring
 from shared.intake.errors import SubmissionError
 from shared.intake.models import UploadRequest
-from shared.platform import StorageUnavailableError, wiring
+from shared.platform import StorageUnavailableError
 from shared.security.models import Role
 
 from .responses import FHIR_JSON, outcome, partner_with_role

@@ -142,7 +142,7 @@ def init(root: Path) -> None:
 def provision(settings: Path) -> None:
     """Create every container, queue and table on the configured storage account."""
     from devhost.config import apply_values, load_local_settings
-    from shared.platform import wiring
+    from shared import wiring
     from shared.platform.errors import IntakeError
     from shared.platform.provision import provision_storage
 
@@ -357,9 +357,10 @@ def replay(
     """Move messages from QUEUE-poison back to QUEUE after the cause is fixed; or, with
     ``deliveries --subscription ID``, deliver a subscription's dead letters again."""
     from devhost.config import apply_values, load_local_settings
+    from shared import wiring
     from shared.intake.operations import replay_poison
     from shared.notify import replay_dead_letters
-    from shared.platform import Queue, wiring
+    from shared.platform import Queue
     from shared.platform.errors import IntakeError
 
     apply_values(load_local_settings(settings))
@@ -393,8 +394,8 @@ def replay(
 def reprocess(name: str, settings: Path) -> None:
     """Process the dropped file NAME (partner/path in ingest-drop) again."""
     from devhost.config import apply_values, load_local_settings
+    from shared import wiring
     from shared.intake.operations import reprocess_drop
-    from shared.platform import wiring
     from shared.platform.errors import IntakeError
 
     apply_values(load_local_settings(settings))

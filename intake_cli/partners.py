@@ -31,7 +31,7 @@ def _apply(settings: Path) -> None:
 
 
 def _directory(settings: Path) -> Any:
-    from shared.platform import wiring
+    from shared import wiring
 
     _apply(settings)
     return wiring.partners()
@@ -43,7 +43,7 @@ def _audit(
     """An AuditEvent for an operator's action, naming the operating-system user."""
     import getpass
 
-    from shared.platform import wiring
+    from shared import wiring
     from shared.security.audit import admin_audit_event
 
     details = {**({"key-id": key_id} if key_id else {}), **(details or {})}
@@ -241,7 +241,7 @@ def partners_show(partner_id: str, settings: Path) -> None:
 def _relation(partner_id: str, patient_id: str, settings: Path, remove: bool) -> None:
     import re
 
-    from shared.platform import wiring
+    from shared import wiring
     from shared.platform.errors import IntakeError
     from shared.security.audit import AdminAction
 

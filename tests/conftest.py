@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from devhost.azurite import start_azurite_on_free_ports
-from shared.platform import wiring
+from shared import wiring
 from shared.platform.settings import development_connection_string
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import azure.functions as func
 from azure.core.exceptions import ResourceExistsError
 
-from shared.platform import wiring
+from shared import wiring
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 RESULTS = "results"

@@ -22,7 +22,7 @@ from shared.platform.names import (
     poison_queue,
 )
 from shared.platform.settings import Settings
-from shared.platform.wiring import consent_policy_for
+from shared.wiring import consent_policy_for
 from tests.support.app_routes import app_bindings
 from tests.support.bicep import (
     function_calls,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from shared import wiring
 from shared.consent.adapters.table_index import TableConsentIndex, key_partition
-from shared.platform import wiring
 from shared.platform.adapters import BlobAuditLog
 from shared.platform.names import Container, Table
 from shared.platform.provision import provision_storage

@@ -28,6 +28,7 @@ from azure.storage.blob import BlobServiceClient
 
 from devhost.azurite import start_azurite
 from intake_cli.client import UploadFailedError, put_file
+from shared import wiring
 from shared.intake.adapters import (
     AccountKeyUploadSigner,
     TableUploadLog,
@@ -35,7 +36,6 @@ from shared.intake.adapters import (
 )
 from shared.intake.models import Upload
 from shared.intake.uploads import name_digest
-from shared.platform import wiring
 from shared.platform.names import Container, Table
 from shared.platform.provision import provision_storage
 from shared.platform.storage import StorageClients

@@ -9,8 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from intake_cli.main import main
+from shared import wiring
 from shared.notify.models import Delivery, DeliveryState, Event
-from shared.platform import Envelope, wiring
+from shared.platform import Envelope
 from shared.platform.names import Queue
 from shared.platform.provision import provision_storage
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared import wiring
 from shared.notify.adapters import BlobDeadLetters, TableDeliveryLog
 from shared.notify.models import Delivery, DeliveryState, Event, Subscription
-from shared.platform import wiring
 from shared.platform.names import Table
 from shared.platform.provision import provision_storage
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from shared.platform import wiring
+from shared import wiring
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
 from shared.platform.health import ProbeStatus, check_health
 from shared.platform.names import LOCAL_ONLY_TABLES, Container, Queue, Table, poison_queue

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.platform import wiring
+from shared import wiring
 from shared.platform.names import Container, Table
 from shared.platform.provision import provision_storage
 from shared.records import Change, WriteOutcome

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from shared.platform import wiring
+from shared import wiring
 from shared.platform.names import Container
 from shared.platform.provision import provision_storage
 from shared.records.adapters.export_files import BlobNdjsonWriter, read_export_file

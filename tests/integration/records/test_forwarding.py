@@ -60,7 +60,7 @@ def test_the_wired_client_takes_no_proxy_from_the_environment(
 ) -> None:
     # The review's LOW-5: the forwarding client kept httpx's trust_env, so the bearer
     # token followed HTTP(S)_PROXY / ALL_PROXY wherever they pointed.
-    from shared.platform import wiring
+    from shared import wiring
 
     with fhir_stub([]) as stub, fhir_stub([]) as proxy:
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):

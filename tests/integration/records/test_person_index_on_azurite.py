@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.platform import wiring
+from shared import wiring
 from shared.platform.names import Table
 from shared.platform.provision import provision_storage
 from shared.records.adapters.blob_store import source_row

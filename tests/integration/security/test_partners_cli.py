@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from intake_cli.main import main
-from shared.platform import wiring
+from shared import wiring
 from shared.platform.adapters import BlobAuditLog
 from shared.platform.provision import provision_storage
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.platform import wiring
+from shared import wiring
 from shared.platform.names import Table
 from shared.platform.provision import provision_storage
 from shared.security import Partner, Role, TablePartnerDirectory, UnknownPartnerError

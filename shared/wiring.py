@@ -44,6 +44,21 @@ from shared.notify.stage import NotifyStage
 from shared.notify.subscriptions import SubscriptionService
 from shared.pipeline.journey import TableIngestionLog
 from shared.pipeline.runner import QueueStage
+from shared.platform import poison
+from shared.platform.adapters import (
+    BlobAuditLog,
+    BlobPayloadStore,
+    FileSecretStore,
+    KeyVaultSecretStore,
+    QueueEnvelopeSender,
+)
+from shared.platform.envelope import Envelope, EnvelopeKind
+from shared.platform.errors import ConfigurationError
+from shared.platform.health import HealthReport, check_health
+from shared.platform.names import Container, Queue, Setting, Table
+from shared.platform.secrets import SecretStore
+from shared.platform.settings import Environment, Settings, load_settings
+from shared.platform.storage import StorageClients, build_storage_clients
 from shared.records.adapters import BlobResourceStore, TablePersonIndex
 from shared.records.adapters.export_files import ExportFiles, TableExportJobs, read_export_file
 from shared.records.adapters.fhir_token import managed_identity_token
@@ -62,22 +77,6 @@ from shared.security.callers import Authenticator
 from shared.security.partners import TablePartnerDirectory
 from shared.security.tokens import EntraTokenValidator, JwksKeys
 from shared.security.trust import TrustPolicy
-
-from . import poison
-from .adapters import (
-    BlobAuditLog,
-    BlobPayloadStore,
-    FileSecretStore,
-    KeyVaultSecretStore,
-    QueueEnvelopeSender,
-)
-from .envelope import Envelope, EnvelopeKind
-from .errors import ConfigurationError
-from .health import HealthReport, check_health
-from .names import Container, Queue, Setting, Table
-from .secrets import SecretStore
-from .settings import Environment, Settings, load_settings
-from .storage import StorageClients, build_storage_clients
 
 __all__ = [
     "audit_log",
