@@ -76,6 +76,7 @@ def run(records: int, rounds: int, receiver_url: str) -> dict[str, Any]:
 
     def notify_stage(cache_seconds: float, sender: _Capture) -> NotifyStage:
         return NotifyStage(
+            BlobPayloadStore(clients),
             wiring.record_store(),
             wiring.subscription_store(),
             wiring.deliveries(),

@@ -527,6 +527,7 @@ def notify_stage() -> NotifyStage:
     """The notify stage: stored changes matched against subscriptions."""
     clients = storage()
     return NotifyStage(
+        BlobPayloadStore(clients),
         record_store(),
         subscription_store(),
         deliveries(),

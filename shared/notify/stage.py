@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from shared.normalize import json_codec
 from shared.pipeline.journey import IngestionLog, wrong_envelope
+from shared.platform.adapters.blobs import PayloadMissingError
 from shared.platform.concurrency import each
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
-from shared.platform.ports import EnvelopeSender
-from shared.records.models import StoredVersion, version_blob
+from shared.platform.ports import EnvelopeSender, PayloadStore
+from shared.records.models import version_blob
 from shared.records.people import Person
 from shared.security.models import Partner
 from shared.security.trust import Access, read_access
@@ -56,10 +58,6 @@ class _Versions(Protocol):
     def read_version(
         self, resource_type: str, resource_id: str, version: int
     ) -> dict[str, Any] | None: ...
-
-    def stored(
-        self, resource_type: str, resource_id: str, version: int
-    ) -> StoredVersion | None: ...
 
 
 class _People(Protocol):
@@ -105,6 +103,7 @@ class NotifyStage:
 
     def __init__(
         self,
+        payloads: PayloadStore,
         versions: _Versions,
         subscriptions: SubscriptionStore,
         deliveries: DeliveryLog,
@@ -119,6 +118,7 @@ class NotifyStage:
         self._parse = parse  # the criteria reader (a unit test passes one that misbehaves)
         self._people = people
         self._partners = partners
+        self._payloads = payloads
         self._versions = versions
         self._subscriptions = subscriptions
         self._deliveries = deliveries
@@ -182,13 +182,14 @@ class NotifyStage:
         """Match one change; how many deliveries it queued."""
         subscriptions = [(s, c) for s, c in active if c.resource_type == change.type]
         where = (change.type, change.id, change.version)
-        stored = self._versions.stored(*where)  # the index row, which mostly holds it
-        if stored is None:
+        blob = BlobRef(container=Container.FHIR.value, name=version_blob(*where))
+        try:
+            data, metadata, _ = self._payloads.read(blob)
+        except PayloadMissingError:
             log.info("notify: version gone (purged)", extra={"stage": "notify"})
             return 0
-        current = stored.resource
-        blob = BlobRef(container=Container.FHIR.value, name=version_blob(*where))  # its name
-        event = _EVENTS.get(change.event or stored.event, Event.UPDATE)
+        current: dict[str, Any] = json_codec.loads(data)
+        event = _EVENTS.get(change.event or metadata.get("event", ""), Event.UPDATE)
         previous: list[dict[str, Any] | None] = []  # read once, when a rule needs it
 
         def before() -> dict[str, Any] | None:
@@ -200,8 +201,12 @@ class NotifyStage:
                 )
             return previous[0]
 
-        # Version 1 messages do not say whose it is: the version's own metadata does.
-        patients = list(change.patients if change.patients is not None else stored.patients or ())
+        if change.patients is not None:
+            patients = list(change.patients)
+        else:  # version 1: the version's own metadata says whose it is
+            patients = [
+                p for p in (metadata.get("patients") or "").split(",") if p not in ("", "-")
+            ]
         memo: dict[str, Person] = {}
         queued = 0
         for sub, criteria in subscriptions:

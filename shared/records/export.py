@@ -49,7 +49,7 @@ from shared.security.models import Partner
 from shared.security.partners import PartnerLookup
 from shared.security.trust import Access, read_access
 
-from .models import CurrentVersion, ExportJob, ExportStatus, StoredVersion
+from .models import CurrentVersion, ExportJob, ExportStatus
 from .people import Person
 from .reads import reference_keys
 
@@ -69,13 +69,9 @@ class _Record(Protocol):
         self, resource_type: str, after: str = ""
     ) -> Iterator[tuple[str, CurrentVersion]]: ...
 
-    def stored(
-        self,
-        resource_type: str,
-        resource_id: str,
-        version: int,
-        current: CurrentVersion | None = None,
-    ) -> StoredVersion | None: ...
+    def read_version(
+        self, resource_type: str, resource_id: str, version: int
+    ) -> dict[str, Any] | None: ...
 
 
 class _People(Protocol):
@@ -297,8 +293,7 @@ class _Walk:
         return self._close(writer, kind, name), None
 
     def _read(self, kind: str, ident: str, row: CurrentVersion) -> dict[str, Any] | None:
-        stored = self._record.stored(kind, ident, row.version, row)  # the row holds most
-        return stored.resource if stored is not None else None
+        return self._record.read_version(kind, ident, row.version)
 
     def _wanted(self, row: CurrentVersion, since: datetime | None) -> bool:
         if row.deleted or row.version == 0:

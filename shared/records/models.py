@@ -47,8 +47,6 @@ class CurrentVersion:
     etag: str  # the table row's ETag, for optimistic writes
     updated: datetime | None = None  # when the store wrote the current version
     source: str = ""  # the partner whose resource it is (every version is that partner's)
-    body: bytes | None = None  # the current version's JSON, when the row holds it
-    event: str = ""  # how the current version came to be (a ``WriteOutcome`` value)
 
     @property
     def patient(self) -> str | None:
@@ -98,7 +96,6 @@ class StoredVersion:
     resource: dict[str, Any]
     patients: tuple[str, ...] | None  # Patient/<id>; empty: none; None: not recorded
     source: str = ""  # the partner that sent it
-    event: str = ""  # how it came to be (a ``WriteOutcome`` value; empty: not recorded)
 
 
 @dataclass(slots=True)

@@ -42,11 +42,7 @@ class _Versions(Protocol):
     def current(self, resource_type: str, resource_id: str) -> CurrentVersion | None: ...
 
     def stored(
-        self,
-        resource_type: str,
-        resource_id: str,
-        version: int,
-        current: CurrentVersion | None = None,
+        self, resource_type: str, resource_id: str, version: int
     ) -> StoredVersion | None: ...
 
     def versions(self, resource_type: str, resource_id: str) -> list[int]: ...
@@ -114,7 +110,7 @@ class RecordReader:
             if current.deleted:
                 return None
             version = current.version
-        stored = self._store.stored(resource_type, resource_id, version, current)
+        stored = self._store.stored(resource_type, resource_id, version)
         if stored is None or (version == current.version and current.deleted):
             return None
         if _is_marker(stored.resource):
@@ -139,7 +135,7 @@ class RecordReader:
             return None
         found = []
         for version in reversed(self._store.versions(resource_type, resource_id)):
-            stored = self._store.stored(resource_type, resource_id, version, current)
+            stored = self._store.stored(resource_type, resource_id, version)
             if stored is None:
                 continue
             patients = stored.patients if stored.patients is not None else current.patients

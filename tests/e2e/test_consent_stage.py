@@ -13,7 +13,7 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
 from shared.platform.envelope import Envelope, EnvelopeKind
-from shared.platform.names import Container, Queue, Table
+from shared.platform.names import Container, Queue
 from shared.platform.storage import StorageClients
 from shared.security import Partner
 from shared.security.models import Role
@@ -77,24 +77,6 @@ def _read(clients: StorageClients, container: Container, name: str) -> Any:
     return json.loads(clients.container(container).download_blob(name).readall())
 
 
-def _recorded(clients: StorageClients, reference: str) -> bool:
-    """Whether the record has the resource (its index row, which every write makes)."""
-    kind, ident = reference.split("/", 1)
-    rows = clients.table_client(Table.RESOURCES)
-    found = rows.query_entities(
-        "PartitionKey eq @t and RowKey eq @i", parameters={"t": kind, "i": ident}
-    )
-    return bool(list(found))
-
-
-def _current(clients: StorageClients, kind: str) -> list[tuple[dict[str, Any], Any]]:
-    """(index row, current version) of every resource of a type (small: the row holds it)."""
-    rows = clients.table_client(Table.RESOURCES).query_entities(
-        "PartitionKey eq @t", parameters={"t": kind}
-    )
-    return [(row, json.loads(row["body"])) for row in rows]
-
-
 def _audit_events(clients: StorageClients) -> list[dict[str, Any]]:
     """Every AuditEvent: single ones (.json) and a unit of work's (.ndjson)."""
     events = []
@@ -151,7 +133,7 @@ def test_opt_out_quarantines_then_a_permit_lets_a_resend_through(api: dict[str, 
     obs = next(d for d in record["decisions"] if d["resource"].startswith("Observation/"))
     assert obs["decision"] == "deny" and obs["default_applied"] is False
     (consent_ref,) = obs["consents"]
-    assert not _recorded(clients, obs["resource"])
+    assert _names(clients, Container.FHIR, f"{obs['resource']}/_history/") == []
     assert "store_status" not in _stage_row(api, lab, "consent")
     # The AuditEvent says who asked, what was decided and by which consent.
     events = _audit_events(clients)
@@ -238,7 +220,7 @@ def test_opt_out_quarantines_then_a_permit_lets_a_resend_through(api: dict[str, 
     assert _names(clients, Container.NORMALIZED, f"{resend}.permitted.json") == []
     row = _stage_row(api, resend, "store")
     assert row["store_status"] == "stored" and row["store_created"] == len(bundle["entry"])
-    assert _recorded(clients, obs["resource"])
+    assert _names(clients, Container.FHIR, f"{obs['resource']}/_history/1.json")
     changed = [m for m in _notify_messages(clients) if m.correlation_id == resend]
     assert [m.kind for m in changed] == [EnvelopeKind.RESOURCES_CHANGED]
     named = {f"{c.type}/{c.id}" for c in changed[0].changes or ()}
@@ -291,7 +273,13 @@ def test_an_opt_out_list_as_csv_keeps_listed_patients_out(api: dict[str, Any]) -
     assert all(d["decision"] == "deny" for d in decisions)
     assert all("opt-out registry entry" in d["reasons"][-1] for d in decisions)
     assert _stage_row(api, labs, "store")["store_created"] >= 1
-    stored = [obs for row, obs in _current(clients, "Observation") if row["correlation"] == labs]
+    stored = [
+        _read(clients, Container.FHIR, b.name)
+        for b in clients.container(Container.FHIR).list_blobs(
+            name_starts_with="Observation/", include=["metadata"]
+        )
+        if (b.metadata or {}).get("correlation") == labs
+    ]
     subjects = {o["subject"]["identifier"]["value"] for o in stored}
     assert subjects == {"LAB-2002"}
 

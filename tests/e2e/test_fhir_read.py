@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from shared.platform.names import Container, Table
+from shared.platform.names import Container
 from shared.security import Partner
 from shared.security.models import Role
 from tests.e2e.conftest import post_ingest, product_api, wait_stage
@@ -75,9 +75,12 @@ def _get(
 
 
 def _stored_observation(api: dict[str, Any]) -> str:
-    rows = api["clients"].table_client(Table.RESOURCES)
-    (row,) = rows.query_entities("PartitionKey eq 'Observation'", select=["RowKey"])
-    return f"Observation/{row['RowKey']}"
+    container = api["clients"].container(Container.FHIR)
+    names = {
+        b.name.split("/_history/")[0] for b in container.list_blobs(name_starts_with="Observation/")
+    }
+    (reference,) = names
+    return str(reference)
 
 
 def test_read_vread_and_history_of_what_the_pipeline_stored(api: dict[str, Any]) -> None:

@@ -352,9 +352,10 @@ def test_patient_data_outside_subject_follows_the_patients_consent(api: dict[str
     row = send(api, "hosp-a", body, "application/x-ndjson", "consent")
     assert (row["consent_denied"], row["consent_unplaced"], row["consent_permitted"]) == (2, 1, 0)
     assert any("Task.for names its target by identifier only" in t for t in issues(row, "consent"))
-    rows = api["clients"].table_client(Table.RESOURCES)
-    stored = {r["PartitionKey"] for r in rows.list_entities(select=["PartitionKey"])}
+    fhir = api["clients"].container(Container.FHIR)
+    stored = {b.name.split("/")[0] for b in fhir.list_blobs()}
     assert "Appointment" not in stored and "Task" not in stored
+    rows = api["clients"].table_client(Table.RESOURCES)
     assert not [
         r for r in rows.query_entities("PartitionKey eq 'Observation'") if r.get("patient") == ""
     ]

@@ -1,17 +1,12 @@
-"""Resources and their history on Azure Storage: an index row that holds the current
-version, version blobs for the rest, compartment rows.
+"""Resources and their history on Azure Storage: version blobs, an index row, compartment
+rows.
 
+- ``fhir/{type}/{id}/_history/{vid}.json``: every version, never overwritten in place;
+  its metadata names the patients whose data it was and the partner that sent it.
 - ``resources`` table, ``(type, id)``: the current version, the highest version handed
   out, source time, content hash (and recent ones), patients, deleted, the source
   partner (every version of a resource is that partner's: another partner's write is
-  refused as ``foreign``), how the version came to be, the ETag, and the current
-  version's JSON itself (``body``) when it fits in a table property (60 KiB): the write
-  that makes a version current stores it, and a read of the current version is one call.
-- ``fhir/{type}/{id}/_history/{vid}.json``: every version the row does not hold, never
-  overwritten with other content; its metadata names the patients whose data it was and
-  the partner that sent it. A version the row holds is written here just before a newer
-  one replaces it in the row, so history always has it; a version too large for the row,
-  an out-of-order one, and every version written before rows held bodies are here only.
+  refused as ``foreign``), and the ETag.
 - ``compartments`` table, ``(patient id, type|id)``: which resources are in a patient's
   compartment, for searches by patient and ``$everything``; the partition also holds a
   ``~source|<partner>`` row (who sent the patient's data) and the rows the person index
@@ -19,11 +14,10 @@ version, version blobs for the rest, compartment rows.
 
 A write claims its version id and makes it current in one ETag-conditional write of
 the index row (two writers can never get the same id; a lost race re-reads and
-re-plans): with its body in the row that is the whole write. A version too large for
-the row is claimed first and its blob written after; a late arrival the same way, and is
-remembered only after its blob is written. A crash between row and blob is finished by
-the queue's retry: the same ingestion finds its own version current and writes what is
-missing.
+re-plans), then writes the version blob, then the compartment row. A late arrival
+claims its id first and is remembered only after its blob is written. A crash between
+row and blob is finished by the queue's retry: the same ingestion finds its own version
+current and writes what is missing.
 """
 
 from __future__ import annotations
@@ -63,9 +57,6 @@ from ..versions import RECENT_HASHES, content_hash, plan_write
 __all__ = ["BlobResourceStore", "source_row"]
 
 _ATTEMPTS = 12  # each round lets at least one writer win; beyond, the queue retries
-# The largest version the index row holds: a table property takes 64 KiB of binary, and
-# the row's other properties are small.
-INLINE_BYTES = 60 * 1024
 
 
 def _ingestion_row(patient: str, ingestion: IngestionRef) -> dict[str, Any]:
@@ -113,17 +104,7 @@ def _current(row: TableEntity) -> CurrentVersion:
         etag=str(row.metadata["etag"]),
         updated=datetime.fromisoformat(row["updated"]) if row.get("updated") else None,
         source=str(row.get("source") or ""),
-        body=bytes(row["body"]) if row.get("body") else None,  # b"": the version is a blob
-        event=str(row.get("event") or ""),
     )
-
-
-def _held(current: CurrentVersion) -> StoredVersion | None:
-    """The current version from its index row, or None if the row does not hold it."""
-    if current.body is None:
-        return None
-    resource = dict(json_codec.loads(current.body))
-    return StoredVersion(resource, current.patients, current.source, current.event)
 
 
 class BlobResourceStore:
@@ -160,38 +141,21 @@ class BlobResourceStore:
     def read_version(
         self, resource_type: str, resource_id: str, version: int
     ) -> dict[str, Any] | None:
-        """One version of a resource, or None: its blob first (for a version that is
-        most likely history), then the index row.
+        """One version of a resource, or None.
 
         Raises:
             StorageUnavailableError: storage failed.
         """
-        stored = self._archived(resource_type, resource_id, version)
-        if stored is None:
-            stored = self.stored(resource_type, resource_id, version)
+        stored = self.stored(resource_type, resource_id, version)
         return stored.resource if stored is not None else None
 
-    def stored(
-        self,
-        resource_type: str,
-        resource_id: str,
-        version: int,
-        current: CurrentVersion | None = None,
-    ) -> StoredVersion | None:
-        """One version with the patients it belonged to and its sender, or None: from the
-        index row (``current``, or read now) when it holds that version, else its blob.
-        For a version that is most likely current (a read, a notification).
+    def stored(self, resource_type: str, resource_id: str, version: int) -> StoredVersion | None:
+        """One version with the patients it belonged to and its sender (the blob's
+        metadata, which comes with the download), or None.
 
         Raises:
             StorageUnavailableError: storage failed.
         """
-        row = current if current is not None else self.current(resource_type, resource_id)
-        if row is not None and row.version == version and (held := _held(row)) is not None:
-            return held
-        return self._archived(resource_type, resource_id, version)
-
-    def _archived(self, resource_type: str, resource_id: str, version: int) -> StoredVersion | None:
-        """One version's blob with its metadata (which comes with the download), or None."""
         with storage_errors("reading a version"):
             try:
                 blob = self._blobs.download_blob(version_blob(resource_type, resource_id, version))
@@ -201,10 +165,7 @@ class BlobResourceStore:
         metadata = blob.properties.metadata or {}
         listed = metadata.get("patients")
         patients = tuple(p for p in listed.split(",") if p not in ("", "-")) if listed else None
-        resource = dict(json_codec.loads(data))
-        return StoredVersion(
-            resource, patients, metadata.get("source", ""), metadata.get("event", "")
-        )
+        return StoredVersion(dict(json_codec.loads(data)), patients, metadata.get("source", ""))
 
     def compartment(
         self, patient_id: str, resource_type: str, after: str | None = None
@@ -272,8 +233,7 @@ class BlobResourceStore:
         row = self.current("Patient", patient_id)
         if row is None or row.deleted or row.version == 0:
             return None
-        stored = self.stored("Patient", patient_id, row.version, row)
-        return stored.resource if stored is not None else None
+        return self.read_version("Patient", patient_id, row.version)
 
     def _marked(self, patient_id: str, prefix: str) -> Iterator[TableEntity]:
         """A patient's partition rows whose key starts with ``prefix`` (``~ingestion|``:
@@ -326,8 +286,6 @@ class BlobResourceStore:
             StorageUnavailableError: storage failed.
         """
         prefix = f"{resource_type}/{resource_id}/_history/"
-        current = self.current(resource_type, resource_id)
-        held = current is not None and current.body is not None
         with storage_errors("erasing a resource"):
             names = [b.name for b in self._blobs.list_blobs(name_starts_with=prefix)]
             for name in names:
@@ -335,7 +293,7 @@ class BlobResourceStore:
                     self._blobs.delete_blob(name, delete_snapshots="include")
             with contextlib.suppress(ResourceNotFoundError):
                 self._rows.delete_entity(resource_type, resource_id)
-        return len(names) + held
+        return len(names)
 
     def forget_patient(self, patient_id: str) -> None:
         """Delete a patient's compartment partition (last in erasure: the compartment is
@@ -354,20 +312,16 @@ class BlobResourceStore:
                     self._compartments.delete_entity(patient_id, str(row["RowKey"]))
 
     def versions(self, resource_type: str, resource_id: str) -> list[int]:
-        """The version ids stored (a blob, or the index row's own), oldest first.
+        """The version ids that have a blob, oldest first.
 
         Raises:
             StorageUnavailableError: storage failed.
         """
         prefix = f"{resource_type}/{resource_id}/_history/"
-        current = self.current(resource_type, resource_id)
         with storage_errors("listing versions"):
             names = [b.name for b in self._blobs.list_blobs(name_starts_with=prefix)]
-        found = {n.removeprefix(prefix).removesuffix(".json") for n in names}
-        ids = {int(v) for v in found if v.isdigit()}
-        if current is not None and current.body is not None:
-            ids.add(current.version)
-        return sorted(ids)
+        found = [n.removeprefix(prefix).removesuffix(".json") for n in names]
+        return sorted(int(v) for v in found if v.isdigit())
 
     def put(
         self,
@@ -421,7 +375,7 @@ class BlobResourceStore:
         if outcome is WriteOutcome.UNCHANGED:
             version = current.version if current else 0
             ours = current is not None and current.correlation_id == write.correlation_id
-            if ours and version and current is not None and current.body is None:
+            if ours and version and current is not None:
                 # A retry of the message that wrote it: finish a write a crash cut short.
                 self._ensure_blob(write, current)
             listed = current.patients if ours and current and not current.deleted else ()
@@ -435,10 +389,6 @@ class BlobResourceStore:
             self._upload(write, version, now, outcome)
             self._remember(kind, ident, write.digest)
             return write.change(version, outcome, write.correlation_id)
-        data = _body(write, version, now)
-        held = len(data) <= INLINE_BYTES
-        if current is not None and current.body is not None:
-            self._archive(kind, ident, current)  # history keeps what the row held, first
         row = {
             "latest": version,
             "version": version,
@@ -451,16 +401,10 @@ class BlobResourceStore:
             "deleted": write.delete,
             "correlation": write.correlation_id,
             "source": write.source,
-            "event": outcome.value,
-            "body": data if held else b"",  # b"": the version is in its blob (a merge keeps
-        }  # what it does not name)
+        }
         if not self._claim(current, kind, ident, row):
             return None
-        if not held:
-            metadata = _metadata(
-                outcome.value, write.source_time, write.correlation_id, write.patients, write.source
-            )
-            self._put(kind, ident, version, data, metadata)
+        self._upload(write, version, now, outcome)
         before = current.patients if current and not current.deleted else ()
         for patient in before:
             if write.delete or patient not in write.patients:
@@ -496,31 +440,25 @@ class BlobResourceStore:
         outcome: WriteOutcome,
         made: tuple[datetime, str] | None = None,
     ) -> None:
+        kind, ident, delete, resource = write.kind, write.ident, write.delete, write.resource
         source_time, correlation = made or (write.source_time, write.correlation_id)
-        metadata = _metadata(outcome.value, source_time, correlation, write.patients, write.source)
-        self._put(write.kind, write.ident, version, _body(write, version, now), metadata)
-
-    def _archive(self, kind: str, ident: str, current: CurrentVersion) -> None:
-        """Write the version the index row holds to its blob, before a newer one replaces
-        it there (again, if a lost race or a crash repeats it: the same content)."""
-        assert current.body is not None
-        metadata = _metadata(
-            current.event,
-            current.source_time,
-            current.correlation_id,
-            current.patients,
-            current.source,
-        )
-        self._put(kind, ident, current.version, current.body, metadata)
-
-    def _put(
-        self, kind: str, ident: str, version: int, data: bytes, metadata: dict[str, str]
-    ) -> None:
+        body: dict[str, Any] = {"resourceType": kind, "id": ident} if delete else dict(resource)
+        body["meta"] = {
+            **({} if delete else (resource.get("meta") or {})),
+            "versionId": str(version),
+            "lastUpdated": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
         self._blobs.upload_blob(
             version_blob(kind, ident, version),
-            data,
+            json_codec.dumps(body).encode(),
             overwrite=True,  # the version id was claimed in the index row: ours alone
-            metadata=metadata,
+            metadata={
+                "event": outcome.value,
+                "source_time": source_time.isoformat(),
+                "correlation": correlation,
+                "patients": ",".join(write.patients) or "-",  # "-": not patient data
+                "source": write.source,
+            },
             content_settings=ContentSettings(content_type="application/fhir+json"),
         )
 
@@ -595,31 +533,6 @@ class BlobResourceStore:
                     )
                 for start in range(0, len(operations), 100):
                     self._compartments.submit_transaction(operations[start : start + 100])
-
-
-def _body(write: _Write, version: int, now: datetime) -> bytes:
-    """The JSON of one version: the resource (or a deletion's marker) with its meta."""
-    kind, ident, resource = write.kind, write.ident, write.resource
-    body: dict[str, Any] = {"resourceType": kind, "id": ident} if write.delete else dict(resource)
-    body["meta"] = {
-        **({} if write.delete else (resource.get("meta") or {})),
-        "versionId": str(version),
-        "lastUpdated": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-    }
-    return json_codec.dumps(body).encode()
-
-
-def _metadata(
-    event: str, source_time: datetime, correlation: str, patients: tuple[str, ...], source: str
-) -> dict[str, str]:
-    """A version blob's metadata: how, when and by which ingestion it was made, whose."""
-    return {
-        "event": event,
-        "source_time": source_time.isoformat(),
-        "correlation": correlation,
-        "patients": ",".join(patients) or "-",  # "-": not patient data
-        "source": source,
-    }
 
 
 @dataclass(frozen=True, slots=True)

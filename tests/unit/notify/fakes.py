@@ -14,7 +14,6 @@ from shared.pipeline.journey import StageReport
 from shared.platform.envelope import BlobRef, Envelope
 from shared.platform.names import Queue
 from shared.platform.secrets import SecretNotFoundError
-from shared.records.models import StoredVersion
 from shared.records.reads import Reader
 
 _etags = itertools.count(1)
@@ -126,17 +125,8 @@ class Payloads:
         raise NotImplementedError
 
     def read_version(self, kind: str, ident: str, version: int) -> dict[str, Any] | None:
-        found = self.stored(kind, ident, version)
-        return found.resource if found else None
-
-    def stored(self, kind: str, ident: str, version: int) -> StoredVersion | None:
-        """A version as the record store gives it: the patients its metadata names."""
         found = self.blobs.get(f"{kind}/{ident}/_history/{version}.json")
-        if found is None:
-            return None
-        data, metadata = found
-        listed = tuple(p for p in metadata.get("patients", "").split(",") if p not in ("", "-"))
-        return StoredVersion(json.loads(data), listed, "", metadata.get("event", ""))
+        return json.loads(found[0]) if found else None
 
 
 class Record:

@@ -96,6 +96,7 @@ class World:
         self.status = Status()
         self.stage = NotifyStage(
             self.payloads,
+            self.payloads,
             self.subs,
             self.deliveries,
             self.sender,
@@ -224,7 +225,7 @@ def test_one_subscription_that_fails_is_put_in_error_and_the_others_are_served()
         return _Misbehaving() if text.endswith("misbehaves") else parse_criteria(text)
 
     world.stage = NotifyStage(
-        world.payloads, world.subs, world.deliveries, world.sender,
+        world.payloads, world.payloads, world.subs, world.deliveries, world.sender,
         world.status, People(), PARTNERS.get, clock=lambda: NOW, cache_seconds=60, parse=parse,
     )  # fmt: skip
     assert world.change(heart_rate(135), 1, "created") == 1

@@ -11,7 +11,7 @@ from typing import Any
 from shared.consent.models import Policy, PolicyMode
 from shared.records import CurrentVersion
 from shared.records.export import Exporter
-from shared.records.models import ExportJob, ExportStatus, StoredVersion
+from shared.records.models import ExportJob, ExportStatus
 from shared.records.people import Person
 from shared.security.models import Partner, Role
 
@@ -43,14 +43,10 @@ class Record:
     ) -> Iterator[tuple[str, CurrentVersion]]:
         yield from sorted((k, v) for k, v in self.rows.get(resource_type, {}).items() if k > after)
 
-    def stored(
-        self,
-        resource_type: str,
-        resource_id: str,
-        version: int,
-        current: CurrentVersion | None = None,
-    ) -> StoredVersion | None:
-        return StoredVersion({"resourceType": resource_type, "id": resource_id}, None)
+    def read_version(
+        self, resource_type: str, resource_id: str, version: int
+    ) -> dict[str, Any] | None:
+        return {"resourceType": resource_type, "id": resource_id}
 
     def current(self, resource_type: str, resource_id: str) -> CurrentVersion | None:
         return self.rows.get(resource_type, {}).get(resource_id)

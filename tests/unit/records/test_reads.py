@@ -41,13 +41,7 @@ class Store:
     def current(self, resource_type: str, resource_id: str) -> CurrentVersion | None:
         return self.rows.get(f"{resource_type}/{resource_id}")
 
-    def stored(
-        self,
-        resource_type: str,
-        resource_id: str,
-        version: int,
-        current: CurrentVersion | None = None,
-    ) -> StoredVersion | None:
+    def stored(self, resource_type: str, resource_id: str, version: int) -> StoredVersion | None:
         return self.blobs.get((f"{resource_type}/{resource_id}", version))
 
     def versions(self, resource_type: str, resource_id: str) -> list[int]:
