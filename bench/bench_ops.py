@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from bench.bench_pipeline import _post_all
+from bench.bench_pipeline import post_all
 from bench.figures import machine_facts
 from bench.generate import hl7_mixed_records
 from bench.host import FUNCTION_KEY, product_host
@@ -147,7 +147,7 @@ def run(messages: int, concurrency: int, work: Path) -> dict[str, Any]:
                 proxy.take()
                 expected += admitted
                 started = time.monotonic()
-                asyncio.run(_post_all(base, key, batch, parallel, prefix=name))
+                asyncio.run(post_all(base, key, batch, parallel, prefix=name))
                 _wait(direct, receiver, expected, max(120.0, len(batch)))
                 elapsed = time.monotonic() - started
                 results[name] = {**per_message(proxy.take(), len(batch)), "seconds": elapsed}

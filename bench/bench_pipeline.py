@@ -45,7 +45,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _post_all(
+async def post_all(
     base: str, key: str, messages: list[bytes], concurrency: int, prefix: str = "b"
 ) -> tuple[list[str], list[int]]:
     """Post every message, each until accepted; the ingestion ids and any refusals."""
@@ -147,7 +147,7 @@ def run(messages: int, concurrency: int, work: Path, azurite: int | None = None)
         time.sleep(2.5)  # the notify stage re-reads subscriptions every 2 s
         cpu_before = tree_cpu_seconds(azurite), tree_cpu_seconds(host)
         started = time.monotonic()
-        ids, refusals = asyncio.run(_post_all(base, key, bodies, concurrency))
+        ids, refusals = asyncio.run(post_all(base, key, bodies, concurrency))
         posted = time.monotonic() - started
         # Polling must not load Azurite, which every stage shares: watch the queue depths
         # (one cheap call each), then read the ingestion rows once.
