@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.normalize.ids import SSN_SYSTEM, patient_id
+from shared.platform.envelope import PATIENTS_PER_RESOURCE
 
 from .compartment import Named, place
 
@@ -74,7 +75,7 @@ class SubjectResolver:
         entries: Iterable[Mapping[str, Any]],
         partner: str,
         holders: Callable[[str, str], Sequence[str]],
-        max_patients: int = 100,
+        max_patients: int = PATIENTS_PER_RESOURCE,
     ) -> None:
         """``holders(system, value)``: ids of the partner's stored Patients with that
         identifier, in id order."""

@@ -28,6 +28,7 @@ from .names import Container
 __all__ = [
     "CHANGES_PER_MESSAGE",
     "ENVELOPE_VERSION",
+    "PATIENTS_PER_RESOURCE",
     "BlobRef",
     "ChangeRef",
     "Envelope",
@@ -36,6 +37,9 @@ __all__ = [
 
 ENVELOPE_VERSION: Literal[1] = 1
 CHANGES_PER_MESSAGE = 100  # a resources.changed message's changes at most (about 20 KiB)
+# The most patients one resource may name (a Group, an Appointment): the trust model
+# refuses to place a resource naming more, so no change ever has to carry more.
+PATIENTS_PER_RESOURCE = 100
 _MAX_MESSAGE_BYTES = 48 * 1024  # storage queues take 64 KiB, base64 costs a third of it
 
 
@@ -71,7 +75,7 @@ class ChangeRef(BaseModel):
     id: str = Field(pattern=r"^[A-Za-z0-9\-.]{1,64}$")
     version: int = Field(ge=1)
     event: Literal["created", "updated", "deleted"] | None = None
-    patients: tuple[str, ...] = Field(default=(), max_length=100)
+    patients: tuple[str, ...] = Field(default=(), max_length=PATIENTS_PER_RESOURCE)
 
 
 class Envelope(BaseModel):

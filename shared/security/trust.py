@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.normalize.ids import is_local_system
+from shared.platform.envelope import PATIENTS_PER_RESOURCE
 
 from .models import Partner, Role
 
@@ -52,7 +53,7 @@ class TrustPolicy:
 
     link_systems: frozenset[str] = frozenset()  # identifier systems every partner may link on
     source_time_skew: timedelta = timedelta(minutes=5)  # how far a source's clock may run ahead
-    max_patients: int = 100  # patients one resource may name (a Group, an Appointment)
+    max_patients: int = PATIENTS_PER_RESOURCE  # at most what a change message carries
 
 
 def asserts(partner: Partner | None, system: str | None, policy: TrustPolicy) -> bool:
