@@ -58,6 +58,9 @@ class _Kept:
     ) -> None:
         self.bundles += 1
 
+    def hand_over(self, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("accept never fails here")
+
 
 def _engine(rounds: int) -> dict[str, Any]:
     from shared.consent import Action, Actor, Code, ConsentRequest, DataItem, Policy, decide_consent

@@ -31,6 +31,7 @@ from shared.normalize.ids import resource_id
 from shared.pipeline.journey import IngestionLog, StageReport, wrong_envelope
 from shared.platform.concurrency import each
 from shared.platform.envelope import Envelope, EnvelopeKind
+from shared.platform.errors import IntakeError
 from shared.platform.names import Container
 from shared.platform.ports import AuditLog, PayloadStore
 from shared.records.ingestions import ingestion_ref
@@ -81,6 +82,15 @@ class _Store(Protocol):
         quarantine: str,
         before: StageReport | None = None,
     ) -> object: ...
+
+    def hand_over(
+        self,
+        envelope: Envelope,
+        bundle: dict[str, Any],
+        normalized: str,
+        quarantine: str,
+        before: StageReport,
+    ) -> None: ...
 
 
 class _People(Protocol):
@@ -326,9 +336,13 @@ class ConsentStage:
         """``collect`` for every patient's data, against each person's consents."""
         wanted: dict[tuple[int, str], frozenset[str]] = {}
         for number, subjects in work.subjects.items():
-            if _kind(work.entries[number]) in ("Consent", "Provenance"):
+            kind = _kind(work.entries[number])
+            if kind == "Consent":
                 continue
-            for patient in subjects.patients:
+            # A Provenance is judged for the patients it names beyond its targets (an
+            # agent, an entity): its targets' own decisions cover theirs.
+            named_by = _beyond_targets if kind == "Provenance" else _all_patients
+            for patient in named_by(work.entries[number], subjects.patients):
                 named = self._asserted(work, subjects.identifiers_of(patient))
                 wanted[(number, patient)] = frozenset(work.persons[patient].keys | named)
         found = self._consents.find_many(set(wanted.values()))
@@ -419,7 +433,15 @@ class ConsentStage:
             meta["tag"] = [*(meta.get("tag") or []), PLACED_TAG]
             normalized = envelope.blob.name if envelope.blob else ""
             permitted_bundle = {**bundle, "meta": meta, "entry": kept}
-            self._store.accept(envelope, permitted_bundle, normalized, prefix, report)
+            try:
+                self._store.accept(envelope, permitted_bundle, normalized, prefix, report)
+            except IntakeError as exc:  # a storage failure or conflict: still permitted
+                log.warning(
+                    "consent-check: store step handed to the store queue (%s)",
+                    type(exc).__name__,
+                    extra={"stage": "consent", "correlation_id": envelope.correlation_id},
+                )
+                self._store.hand_over(envelope, permitted_bundle, normalized, prefix, report)
         else:
             self._status.record(envelope.partner, envelope.correlation_id, report)
         return ConsentOutcome(
@@ -481,11 +503,9 @@ class ConsentStage:
             resource = entry.get("resource") or {}
             if resource.get("resourceType") != "Provenance" or number not in work.subjects:
                 continue  # not a Provenance, or one whose own references cannot be placed
-            own = tuple(
-                p
-                for p in work.subjects[number].patients
-                if f"{p}" not in {t.get("reference") for t in resource.get("target") or ()}
-            )
+            if number in denied:
+                continue  # a patient it names beyond its targets did not consent
+            own = _beyond_targets(entry, work.subjects[number].patients)
             groups: dict[str, list[dict[str, Any]]] = {}
             for target in resource.get("target") or ():
                 ref = str(target.get("reference") or "")
@@ -500,11 +520,15 @@ class ConsentStage:
             if len(patients) <= 1:
                 targets = [t for ts in groups.values() for t in ts]
                 unique = list({json.dumps(t, sort_keys=True): t for t in targets}.values())
-                kept.append(
-                    _placed({**entry, "resource": {**resource, "target": unique}}, tuple(patients))
-                )
+                placement = tuple(dict.fromkeys([*patients, *own]))
+                if self._within_bound(work, entry, placement):
+                    part = {**entry, "resource": {**resource, "target": unique}}
+                    kept.append(_placed(part, placement))
                 continue
             for owner, targets in sorted(groups.items()):
+                placement = tuple(dict.fromkeys([*((owner,) if owner else ()), *own]))
+                if not self._within_bound(work, entry, placement):
+                    continue
                 ident = (
                     resource["id"]
                     if not owner
@@ -521,10 +545,19 @@ class ConsentStage:
                             "resource": part,
                             "request": {"method": "PUT", "url": f"Provenance/{ident}"},
                         },
-                        tuple(dict.fromkeys([*((owner,) if owner else ()), *own])),
+                        placement,
                     )
                 )
         return kept
+
+    def _within_bound(self, work: _Work, entry: dict[str, Any], placement: tuple[str, ...]) -> bool:
+        """Whether a Provenance (or one part of it) names few enough patients to be
+        stored and announced; if not it is held back as unplaced."""
+        if len(placement) <= self._trust.max_patients:
+            return True
+        why = f"{_ref(entry)} names more than {self._trust.max_patients} patients"
+        work.unplaced.append((entry, why))
+        return False
 
     def _write_audit(self, work: _Work) -> None:
         groups: dict[str, tuple[ConsentDecision, str | None, list[str]]] = {}
@@ -557,6 +590,17 @@ def _issue(severity: str, text: str) -> dict[str, Any]:
     """An OperationOutcome issue for the ingestion status (ids only, never PHI)."""
     code = "business-rule" if severity == "error" else "informational"
     return {"severity": severity, "code": code, "diagnostics": text}
+
+
+def _all_patients(entry: Mapping[str, Any], patients: Iterable[str]) -> tuple[str, ...]:
+    return tuple(patients)
+
+
+def _beyond_targets(entry: Mapping[str, Any], patients: Iterable[str]) -> tuple[str, ...]:
+    """The patients a Provenance names other than as a target."""
+    resource = entry.get("resource") or {}
+    targets = {t.get("reference") for t in resource.get("target") or ()}
+    return tuple(p for p in patients if p not in targets)
 
 
 def _kind(entry: Mapping[str, Any]) -> str:

@@ -34,7 +34,7 @@ from shared.normalize.ids import local_system_prefix
 from shared.pipeline.journey import IngestionLog, StageReport, wrong_envelope
 from shared.platform.concurrency import each
 from shared.platform.envelope import CHANGES_PER_MESSAGE, ChangeRef, Envelope, EnvelopeKind
-from shared.platform.names import Queue
+from shared.platform.names import Container, Queue
 from shared.platform.ports import EnvelopeSender, PayloadStore
 from shared.security.trust import TrustPolicy, bounded_source_time
 
@@ -199,8 +199,8 @@ class StoreStage:
         return each(work, items, self._concurrency)
 
     def handle(self, envelope: Envelope) -> StoreOutcome:
-        """Store the Bundle a ``bundle.permitted`` envelope points at (written by a consent
-        stage of before, which queued what it permitted: a replay from store-poison).
+        """Store the Bundle a ``bundle.permitted`` envelope points at (``hand_over``'s, or
+        one a consent stage of before queued: a replay from store-poison).
 
         Raises:
             StorageUnavailableError, ResourceConflictError: retry through the queue.
@@ -218,6 +218,33 @@ class StoreStage:
             envelope, json_codec.loads(data), metadata.get("normalized", ""), quarantine
         )
 
+    def hand_over(
+        self,
+        envelope: Envelope,
+        bundle: dict[str, Any],
+        normalized: str,
+        quarantine: str,
+        before: StageReport,
+    ) -> None:
+        """Queue a permitted Bundle that ``accept`` could not finish storing, as it is,
+        for this stage's own queue (``handle`` stores it): the consent decision is made,
+        and a retry must finish storing what it permitted rather than decide again (a
+        consent indexed in between would leave the versions already written unlisted
+        and unannounced). ``before``, the consent report, goes on the journey now.
+
+        Raises:
+            StorageUnavailableError: storage failed too (the caller's message is retried).
+        """
+        ref = self._payloads.write(
+            Container.NORMALIZED,
+            f"{quarantine}.permitted.json",
+            json_codec.dumps(bundle).encode(),
+            "application/fhir+json",
+            metadata={"normalized": normalized},
+        )
+        self._sender.send(Queue.STORE, envelope.next(EnvelopeKind.BUNDLE_PERMITTED, ref))
+        self._status.record(envelope.partner, envelope.correlation_id, before)
+
     def accept(
         self,
         envelope: Envelope,
@@ -233,8 +260,8 @@ class StoreStage:
 
         Raises:
             StorageUnavailableError, ResourceConflictError: retry (the consent-check
-                message, or a replayed store message, runs again; every write is
-                idempotent).
+                stage then ``hand_over``s the Bundle to the store queue, whose message
+                runs again; every write is idempotent).
         """
         started = time.perf_counter()
         partner = envelope.partner

@@ -83,6 +83,18 @@ class Recorder:
         if before is not None:
             self.reports.append(before)
 
+    def hand_over(
+        self,
+        envelope: Envelope,
+        bundle: dict[str, Any],
+        normalized: str,
+        quarantine: str,
+        before: StageReport,
+    ) -> None:
+        """The store stage's side when ``accept`` failed: the same Bundle, for its queue."""
+        self.handed = (bundle, normalized, quarantine)
+        self.reports.append(before)
+
     def record(self, partner: str, correlation_id: str, report: StageReport) -> None:
         self.reports.append(report)
 
@@ -179,8 +191,9 @@ def _run(
     partners: Partners | None = None,
     people: People | None = None,
     holders: Holders | None = None,
+    recorder: Recorder | None = None,
 ):
-    blobs, rec = Blobs(), Recorder()
+    blobs, rec = Blobs(), recorder or Recorder()
     blobs.data[("normalized", "p1/b.json")] = json_codec.dumps(
         {"resourceType": "Bundle", "type": "transaction", "entry": entries}
     ).encode()
@@ -605,3 +618,66 @@ def test_a_person_larger_than_is_followed_is_collected_for_nobody() -> None:
 
     outcome, _, _ = _run([_entry(PATIENT), _entry(OBS)], Index(), people=Huge())
     assert (outcome.outcome, outcome.denied) == ("denied", 2)
+
+
+def test_a_provenance_is_judged_for_the_patients_it_names_beyond_its_targets() -> None:
+    """Its targets' decisions cover their patients; an agent or entity naming another
+    patient is that patient's data: an opt-out keeps the Provenance out, else it is
+    filed under that patient too (never under no patient, which every subscriber and
+    reader would take for master data)."""
+    second = {**PATIENT, "id": "p2", "identifier": [{"system": "urn:oid:1.2", "value": "M2"}]}
+    about = {
+        **PROV,
+        "target": [{"reference": "Organization/org1"}],
+        "agent": [{"who": {"reference": "Patient/p2"}}],
+    }
+    index = Index()
+    index.put(consent(rule="OPTOUT", ident="c1"), {"urn:oid:1.2|M2"})
+    outcome, _, rec = _run([_entry(second), _entry(ORG), _entry(about)], index)
+    assert outcome.denied == 2  # p2's Patient and the Provenance naming them
+    assert rec.stored == []  # the Organization alone is not kept from a refused message
+    outcome, _, rec = _run([_entry(second), _entry(ORG), _entry(about)], Index())
+    kept = {e["resource"]["resourceType"]: e for e in rec.stored[0][0]["entry"]}
+    placed = [x["valueReference"]["reference"] for x in kept["Provenance"]["extension"]]
+    assert placed == ["Patient/p2"]
+
+
+def test_a_provenance_naming_too_many_patients_once_split_is_held_back_not_poisoned() -> None:
+    """Each part of a split Provenance names its target's patient and the patients it
+    names beyond them: past the bound a change message cannot carry them all."""
+    second = {**PATIENT, "id": "p2", "identifier": [{"system": "urn:oid:1.2", "value": "M2"}]}
+    obs2 = {**OBS, "id": "o2", "subject": {"reference": "Patient/p2"}}
+    others = [
+        {**PATIENT, "id": f"x{n}", "identifier": [{"system": "urn:oid:1.2", "value": f"X{n}"}]}
+        for n in range(100)
+    ]
+    wide = {
+        **PROV,
+        "target": [{"reference": "Observation/o1"}, {"reference": "Observation/o2"}],
+        "agent": [{"who": {"reference": f"Patient/x{n}"}} for n in range(100)],
+    }
+    entries = [_entry(PATIENT), _entry(OBS), _entry(second), _entry(obs2)]
+    outcome, _, rec = _run([*entries, *map(_entry, others), _entry(wide)], Index())
+    assert outcome.unplaced >= 1
+    kinds = [e["resource"]["resourceType"] for e in rec.stored[0][0]["entry"]]
+    assert "Provenance" not in kinds and kinds.count("Observation") == 2
+    assert any("names more than 100 patients" in i["diagnostics"] for i in rec.reports[-1].issues)
+
+
+def test_a_store_step_that_fails_hands_what_was_permitted_to_the_store_queue() -> None:
+    """A retry must not decide again (a consent indexed in between would leave what was
+    written already unlisted and unannounced): the permitted Bundle goes, as it is, to
+    the store queue, and the consent-check message is done."""
+    from shared.platform.errors import StorageUnavailableError
+
+    class Failing(Recorder):
+        def accept(self, *args: Any, **kwargs: Any) -> None:
+            raise StorageUnavailableError("writing the record failed: ServiceRequestError")
+
+    failing = Failing()
+    outcome, _, rec = _run([_entry(PATIENT), _entry(OBS)], Index(), recorder=failing)
+    assert outcome.outcome == "permitted" and rec is failing
+    bundle, normalized, quarantine = failing.handed
+    assert [e["resource"]["id"] for e in bundle["entry"]] == ["p1", "o1"]
+    assert (normalized, quarantine) == ("p1/b.json", _held("")[:-1])
+    assert failing.reports[-1].stage == "consent"

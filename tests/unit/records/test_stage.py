@@ -337,3 +337,44 @@ def test_a_big_bundle_is_announced_in_messages_a_queue_takes() -> None:
     assert all(Envelope.from_bytes(e.to_bytes()) == e for e in rec.sent)
     groups = [c for e in rec.sent for c in e.changes or () if c.type == "Group"]
     assert len(groups[0].patients) == 100
+
+
+def test_a_handed_over_bundle_is_stored_from_the_store_queue_as_it_was_permitted() -> None:
+    """When the consent-check invocation could not finish the store step, the permitted
+    Bundle goes to the store queue as it is, and the store stage finishes it there."""
+
+    class Kept(Recorder):
+        def __init__(self) -> None:
+            super().__init__({})
+            self.blobs: dict[str, tuple[bytes, dict[str, str]]] = {}
+            self.queued: list[tuple[Queue, Envelope]] = []
+
+        def write(self, container: str, name: str, data: bytes, *_: Any, **kw: Any) -> BlobRef:
+            self.blobs[name] = (data, kw.get("metadata") or {})
+            return BlobRef(container=container, name=name)
+
+        def read(self, ref: BlobRef) -> tuple[bytes, dict[str, str], str | None]:
+            data, metadata = self.blobs[ref.name]
+            return data, metadata, None
+
+        def send(self, queue: Queue, envelope: Envelope, delay: int = 0) -> None:
+            self.queued.append((queue, envelope))
+
+    kept, store = Kept(), Store()
+    stage = StoreStage(kept, kept, kept, store, Linker())  # type: ignore[arg-type]
+    decided = StageReport(stage="consent", outcome="permitted", counts={"permitted": 2})
+    checked = Envelope(
+        correlation_id="ing-1",
+        partner="p1",
+        kind=EnvelopeKind.BUNDLE_NORMALIZED,
+        blob=BlobRef(container="normalized", name="p1/2026/03/01/ing-1.json"),
+    )
+    stage.hand_over(checked, BUNDLE, "p1/2026/03/01/ing-1.json", "p1/2026/03/01/ing-1", decided)
+    ((queue, handed),) = kept.queued
+    assert (queue, handed.kind) == (Queue.STORE, EnvelopeKind.BUNDLE_PERMITTED)
+    assert handed.blob is not None and handed.blob.name == "p1/2026/03/01/ing-1.permitted.json"
+    assert kept.reports == [decided] and store.written == {}
+    stage.handle(handed)
+    assert {"Patient/p1", "Observation/o1"} <= set(store.written)
+    assert store.ingestion.normalized == "p1/2026/03/01/ing-1.json"
+    assert [q for q, _ in kept.queued] == [Queue.STORE, Queue.NOTIFY]
