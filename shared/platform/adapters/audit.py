@@ -42,9 +42,8 @@ class BlobAuditLog:
         """Store the AuditEvents of one unit of work as one NDJSON blob,
         ``{work_id}-{digest}.ndjson``; the name (None when there are none).
 
-        The digest is over the content but for each event's ``recorded`` time, so a retry
-        that decided the same writes nothing new (the first attempt's record stands), and
-        one that decided differently (a consent changed meanwhile) adds its own.
+        The digest is over the content, so a retry that decided the same writes nothing
+        new, and one that decided differently (a consent changed meanwhile) adds its own.
 
         Raises:
             StorageUnavailableError: storage failed (retryable).
@@ -52,8 +51,7 @@ class BlobAuditLog:
         if not events:
             return None
         body = b"".join(json.dumps(e).encode() + b"\n" for e in events)
-        decided = [{k: v for k, v in e.items() if k != "recorded"} for e in events]
-        digest = hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(body).hexdigest()[:16]
         name = f"AuditEvent/{_day(events[0])}/{work_id}-{digest}.ndjson"
         self._append_only(name, body, "application/fhir+ndjson")
         return name
