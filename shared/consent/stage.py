@@ -131,6 +131,9 @@ class _Work:
     notes: list[dict[str, Any]] = field(default_factory=list)
     indexed: int = 0
     persons: dict[str, Person] = field(default_factory=dict)
+    # By Provenance entry: the patients it names outside ``target`` (an agent, an entity),
+    # whatever its targets are (one may list a patient as a target and as an agent).
+    beyond: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 class ConsentStage:
@@ -232,6 +235,9 @@ class ConsentStage:
             if resource.get("resourceType") == "Consent":  # whose directive: Consent.patient only
                 resource = {"resourceType": "Consent", "patient": resource.get("patient")}
             placed.append((number, entry, resolver.of(resource)))
+            if resource.get("resourceType") == "Provenance":
+                named = resolver.of({**resource, "target": []})
+                work.beyond[number] = named.patients if named.problem is None else ()
         # Each patient's person, a few at a time (each is a partition query, and a record
         # read for a Patient not in this Bundle).
         patients = sorted({p for _, _, s in placed if s.problem is None for p in s.patients})
@@ -341,8 +347,8 @@ class ConsentStage:
                 continue
             # A Provenance is judged for the patients it names beyond its targets (an
             # agent, an entity): its targets' own decisions cover theirs.
-            named_by = _beyond_targets if kind == "Provenance" else _all_patients
-            for patient in named_by(work.entries[number], subjects.patients):
+            judged = work.beyond.get(number, ()) if kind == "Provenance" else subjects.patients
+            for patient in judged:
                 named = self._asserted(work, subjects.identifiers_of(patient))
                 wanted[(number, patient)] = frozenset(work.persons[patient].keys | named)
         found = self._consents.find_many(set(wanted.values()))
@@ -505,7 +511,7 @@ class ConsentStage:
                 continue  # not a Provenance, or one whose own references cannot be placed
             if number in denied:
                 continue  # a patient it names beyond its targets did not consent
-            own = _beyond_targets(entry, work.subjects[number].patients)
+            own = work.beyond.get(number, ())
             groups: dict[str, list[dict[str, Any]]] = {}
             for target in resource.get("target") or ():
                 ref = str(target.get("reference") or "")
@@ -590,17 +596,6 @@ def _issue(severity: str, text: str) -> dict[str, Any]:
     """An OperationOutcome issue for the ingestion status (ids only, never PHI)."""
     code = "business-rule" if severity == "error" else "informational"
     return {"severity": severity, "code": code, "diagnostics": text}
-
-
-def _all_patients(entry: Mapping[str, Any], patients: Iterable[str]) -> tuple[str, ...]:
-    return tuple(patients)
-
-
-def _beyond_targets(entry: Mapping[str, Any], patients: Iterable[str]) -> tuple[str, ...]:
-    """The patients a Provenance names other than as a target."""
-    resource = entry.get("resource") or {}
-    targets = {t.get("reference") for t in resource.get("target") or ()}
-    return tuple(p for p in patients if p not in targets)
 
 
 def _kind(entry: Mapping[str, Any]) -> str:

@@ -242,8 +242,10 @@ class StoreStage:
             "application/fhir+json",
             metadata={"normalized": normalized},
         )
-        self._sender.send(Queue.STORE, envelope.next(EnvelopeKind.BUNDLE_PERMITTED, ref))
         self._status.record(envelope.partner, envelope.correlation_id, before)
+        # Last: once the message is queued, nothing here may fail and make the caller's
+        # message retry (and decide again) while the permitted Bundle gets stored.
+        self._sender.send(Queue.STORE, envelope.next(EnvelopeKind.BUNDLE_PERMITTED, ref))
 
     def accept(
         self,

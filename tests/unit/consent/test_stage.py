@@ -681,3 +681,21 @@ def test_a_store_step_that_fails_hands_what_was_permitted_to_the_store_queue() -
     assert [e["resource"]["id"] for e in bundle["entry"]] == ["p1", "o1"]
     assert (normalized, quarantine) == ("p1/b.json", _held("")[:-1])
     assert failing.reports[-1].stage == "consent"
+
+
+@pytest.mark.parametrize("with_patient", [True, False])
+def test_a_patient_listed_as_a_target_and_an_agent_is_still_judged(with_patient: bool) -> None:
+    """Listing the opted-out patient among the targets as well must not hide the agent:
+    the target goes (not stored), the agent stays in the resource, so it is decided."""
+    second = {**PATIENT, "id": "p2", "identifier": [{"system": "urn:oid:1.2", "value": "M2"}]}
+    prov = {
+        **PROV,
+        "target": [{"reference": "Observation/o1"}, {"reference": "Patient/p2"}],
+        "agent": [{"who": {"reference": "Patient/p2"}}],
+    }
+    index = Index()
+    index.put(consent(rule="OPTOUT", ident="c1"), {"urn:oid:1.2|M2", "Patient/p2"})
+    entries = [_entry(PATIENT), _entry(OBS), *([_entry(second)] if with_patient else [])]
+    _, _, rec = _run([*entries, _entry(prov)], index)
+    stored = [e["resource"]["resourceType"] for b, *_ in rec.stored for e in b["entry"]]
+    assert "Provenance" not in stored and "Observation" in stored
