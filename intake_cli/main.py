@@ -173,11 +173,10 @@ def provision(settings: Path) -> None:
 @click.option(
     "--tz",
     "zone",
-    default="UTC",
-    show_default=True,
-    help="IANA time zone for times sent without an offset.",
+    default=None,
+    help="IANA time zone for times sent without an offset (unset: MSH-7's offset, else UTC).",
 )
-def convert(file: BinaryIO, fmt: str, mapping: str | None, partner: str, zone: str) -> None:
+def convert(file: BinaryIO, fmt: str, mapping: str | None, partner: str, zone: str | None) -> None:
     """Convert FILE (or - for stdin) to a FHIR R4 transaction Bundle, offline.
 
     Prints the Bundle and exits 0; prints the OperationOutcome and exits 2 when the input
@@ -192,7 +191,7 @@ def convert(file: BinaryIO, fmt: str, mapping: str | None, partner: str, zone: s
     from shared.normalize.service import convert_payload
 
     try:
-        ctx = ConversionContext(partner=partner, zone=ZoneInfo(zone))
+        ctx = ConversionContext(partner=partner, zone=ZoneInfo(zone) if zone else None)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise click.BadParameter(f"unknown time zone {zone!r}", param_hint="--tz") from exc
     try:

@@ -87,7 +87,11 @@ def _describe(partner: Any) -> dict[str, str]:
     show_default=True,
     help="Roles (repeatable).",
 )
-@click.option("--time-zone", default="UTC", show_default=True, help="IANA zone of its times.")
+@click.option(
+    "--time-zone",
+    default=None,
+    help="IANA zone of its times sent without an offset (unset: MSH-7's offset, else UTC).",
+)
 @click.option("--identifier", "identifiers", multiple=True, help="system|value it is known by.")
 @click.option("--principal", "principals", multiple=True, help="Entra app id or object id.")
 @click.option(
@@ -114,7 +118,7 @@ def partners_add(
     partner_id: str,
     name: str,
     roles: tuple[str, ...],
-    time_zone: str,
+    time_zone: str | None,
     identifiers: tuple[str, ...],
     principals: tuple[str, ...],
     authorities: tuple[str, ...],

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from .errors import Issue, IssueCode, Severity
 
@@ -24,10 +23,16 @@ class ConversionContext:
     """Per-conversion inputs that do not come from the message itself."""
 
     partner: str
-    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    zone: tzinfo | None = None  # the partner's configured zone; None: not configured
     source: str | None = None  # where the raw payload is kept, e.g. "raw/p1/2026/..."
     received: datetime = field(default_factory=lambda: datetime.now(UTC))
     code_systems: Mapping[str, str] = field(default_factory=dict)  # partner's names -> URIs
+
+    @property
+    def local_zone(self) -> tzinfo:
+        """The zone times sent without an offset are read in: the configured one, else UTC
+        (an HL7 v2 message first puts the offset its MSH-7 carries here)."""
+        return self.zone or UTC
 
 
 @dataclass

@@ -221,7 +221,7 @@ def _time(mapping: CsvMapping, text: str, ctx: ConversionContext) -> str:
             f"not a time in the mapping's format ({mapping.time_format or 'ISO 8601'})",
         ) from exc
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ctx.zone)
+        moment = moment.replace(tzinfo=ctx.local_zone)
     return moment.isoformat()
 
 

@@ -10,7 +10,7 @@ from .csv_mapping import convert_csv, load_mapping
 from .errors import Issue, IssueCode, NormalizationError
 from .fhir_json import convert_fhir_json
 from .hl7v2.converter import convert_hl7v2
-from .hl7v2.parser import decode, split_messages
+from .hl7v2.parser import MAX_MESSAGE_BYTES, decode, split_messages
 from .models import Conversion, PayloadFormat, Rejection
 
 __all__ = ["CONTENT_TYPES", "convert_payload", "detect_format"]
@@ -54,18 +54,32 @@ def detect_format(data: bytes, content_type: str | None = None) -> PayloadFormat
     )
 
 
+def _is_batch(data: bytes) -> bool:
+    head = data[:16].lstrip(b"\xef\xbb\xbf\x0b\r\n\t ")
+    return head.startswith((b"FHS", b"BHS")) or data.count(b"MSH") > 1
+
+
+def _too_large(text: str) -> bool:
+    """Whether one message of a batch is over the limit a message sent alone has."""
+    return len(text) > MAX_MESSAGE_BYTES // 4 and len(text.encode("utf-8")) > MAX_MESSAGE_BYTES
+
+
 def _convert_hl7_stream(data: bytes, ctx: ConversionContext) -> Conversion:
-    if data.count(b"MSH") <= 1:
+    if not _is_batch(data):
         return convert_hl7v2(data, ctx)
     text, _, _ = decode(data)  # the first header's MSH-18 decides for the whole stream
     messages = split_messages(text)
-    if len(messages) == 1:
-        return convert_hl7v2(data, ctx)
+    if len(messages) == 1 and not _too_large(messages[0]):
+        return convert_hl7v2(messages[0] if messages[0].startswith("MSH") else data, ctx)
     out = BundleBuilder()
     rejected: list[Rejection] = []
     issues: list[Issue] = []
     kinds: list[str] = []
     for number, text in enumerate(messages, start=1):
+        if _too_large(text):
+            issue = Issue(IssueCode.TOO_LONG, f"the message is over {MAX_MESSAGE_BYTES} bytes")
+            rejected.append(Rejection(location=f"message {number}", issues=(issue,)))
+            continue
         try:
             one = convert_hl7v2(text, ctx)
         except NormalizationError as exc:

@@ -82,7 +82,7 @@ class NormalizeStage:
         data, metadata, content_type = self._payloads.read(envelope.blob)
         ctx = ConversionContext(
             partner=partner.id,
-            zone=ZoneInfo(partner.time_zone),
+            zone=ZoneInfo(partner.time_zone) if partner.time_zone else None,
             source=f"{envelope.blob.container}/{envelope.blob.name}",
             received=envelope.created,
             code_systems=partner.code_systems,

@@ -38,7 +38,9 @@ class Partner(BaseModel):
     id: str = Field(pattern=PARTNER_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     roles: frozenset[Role] = frozenset({Role.INGEST})
-    time_zone: str = "UTC"  # IANA name: how the partner's times without an offset are read
+    # IANA name: how the partner's times without an offset are read. Unset: HL7 v2 times
+    # take the offset MSH-7 carries, else UTC (with a warning on the journey).
+    time_zone: str | None = None
     code_systems: dict[str, str] = Field(default_factory=dict)  # their coding-system names -> URIs
     identifiers: frozenset[str] = frozenset()  # "system|value" they are known by (NPI, OID)
     principals: frozenset[str] = frozenset()  # Entra app ids (azp/appid) or user object ids
@@ -83,7 +85,9 @@ class Partner(BaseModel):
 
     @field_validator("time_zone")
     @classmethod
-    def _known_zone(cls, value: str) -> str:
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -4,21 +4,26 @@ Segments are read in order, keeping the message structure as context: OBX belong
 the OBR before it, NTE to the segment before it, RXR to its RXA, SPM to its order. A
 segment we do not map is reported (never silently dropped); a Z-segment is kept
 verbatim on the Provenance, which also points at the raw payload and the source
-message id. Issues name the field (``PID-8``) and the rule ("is not in table 0001"),
-never the value: they are kept in the ingestion's status, which ``$purge`` does not
-erase, and the partner has its message.
+message id. A message type this module does not convert (an ACK, a query, master
+files) is refused with that reason, never stored as an empty Bundle. Times sent without
+an offset are the sender's local time (HL7 v2): read in the partner's configured zone,
+else at the offset MSH-7 carries, else as UTC with a warning. Issues name the field
+(``PID-8``) and the rule ("is not in table 0001"), never the value: they are kept in
+the ingestion's status, which ``$purge`` does not erase, and the partner has its message.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from datetime import tzinfo
 from typing import Any
 
 from ..context import BundleBuilder, ConversionContext
 from ..errors import IssueCode, NormalizationError
 from ..models import Conversion
 from ..provenance import add_provenance
-from .datatypes import dtm
+from .datatypes import dtm, utc_offset
 from .message import Message, Segment
 from .parser import parse_message
 from .resources.clinical import allergy, condition, coverage, procedure
@@ -29,7 +34,15 @@ from .resources.patient import merge_patients, patient, related_person
 from .resources.people import organization
 from .resources.results import diagnostic_report, observation, service_request, specimen
 
-__all__ = ["convert_hl7v2", "convert_message"]
+__all__ = ["CONVERTED_TYPES", "convert_hl7v2", "convert_message", "unconverted_type_reason"]
+
+# MSH-9.1 message codes whose content this converter maps. Anything else (ACK, QRY, QBP,
+# RSP, MFN, pharmacy administrations, ...) carries nothing it would keep, or would be
+# mislabelled: refused with the reason instead.
+CONVERTED_TYPES = frozenset(
+    {"ADT", "BAR", "DFT", "MDM", "OMG", "OML", "OMP", "ORM", "ORU", "OUL", "PPR", "RDE", "RDS"}
+    | {"REF", "SIU", "VXU"}
+)
 
 _NEEDS_PATIENT = {"ADT", "ORU", "VXU", "MDM", "ORM", "OML", "RDE", "OMG", "OUL", "BAR", "DFT"}
 # Segments whose content is read as part of another, or that carry nothing to keep.
@@ -57,6 +70,35 @@ _CONSUMED = {
 }
 
 
+def unconverted_type_reason(code: str | None) -> str | None:
+    """Why a message of MSH-9.1 ``code`` is refused, or None when it is converted."""
+    if not code:
+        return "the message type (MSH-9) is empty"
+    if code.upper() in CONVERTED_TYPES:
+        return None
+    return (
+        "unsupported message type: this service converts "
+        f"{', '.join(sorted(CONVERTED_TYPES))} messages (MSH-9.1)"
+    )
+
+
+def _local_zone(message: Message, ctx: ConversionContext, out: BundleBuilder) -> tzinfo:
+    """The zone this message's times without an offset are read in (see the module)."""
+    if ctx.zone is not None:
+        return ctx.zone
+    sent = (message.msh.get(7, 1) or "").strip()
+    if len(sent) >= 5 and sent[-5] in "+-" and sent[-4:].isdigit():
+        offset = utc_offset(sent[-5:])
+        if offset is not None:
+            return offset
+    out.warn(
+        "MSH-7",
+        "times without an offset are read as UTC: the partner has no time zone configured "
+        "and MSH-7 carries no offset",
+    )
+    return ctx.local_zone
+
+
 def _message_key(message: Message, ctx: ConversionContext) -> str:
     return f"{ctx.partner}|{message.control_id or ''}|{message.msh.get(7) or ''}"
 
@@ -68,6 +110,14 @@ def _following(segments: list[Segment], index: int, names: set[str]) -> Iterator
         yield seg
 
 
+def _until(segments: list[Segment], index: int, name: str) -> Iterator[Segment]:
+    """The segments after ``index`` up to the next one called ``name`` (its group)."""
+    for seg in segments[index + 1 :]:
+        if seg.name == name:
+            return
+        yield seg
+
+
 def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
     """Convert a parsed message.
 
@@ -75,13 +125,16 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
         NormalizationError: the message has no patient (PID) where its type needs one.
     """
     out = BundleBuilder()
-    for warning in message.warnings:
-        out.warn("MSH-18", warning)
+    for where, warning in message.warnings:
+        out.warn(where, warning)
     code, event, structure = message.message_type
-    if not code:
+    refused = unconverted_type_reason(code)
+    if refused:
         raise NormalizationError.at(
-            "MSH-9", "the message type (MSH-9) is empty", IssueCode.REQUIRED
+            "MSH-9", refused, IssueCode.REQUIRED if not code else IssueCode.NOT_SUPPORTED
         )
+    code = (code or "").upper()
+    ctx = dataclasses.replace(ctx, zone=_local_zone(message, ctx, out))
     if not message.control_id:
         out.warn("MSH-10", "no message control id: a resend cannot be told from a new message")
     kind = "^".join(x for x in (code, event, structure) if x)
@@ -173,7 +226,7 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
         elif name == "OBX" and subject:
             if txa is not None:
                 text = "\n".join(
-                    v for v in (seg.get(5, rep=r) for r in range(1, seg.repetitions(5) + 1)) if v
+                    v for v in (seg.text(5, rep=r) for r in range(1, seg.repetitions(5) + 1)) if v
                 )
                 doc_texts.append(text)
                 continue
@@ -198,16 +251,16 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
         elif name == "TXA" and subject and code == "MDM":
             txa = seg  # in MDM, the OBX segments that follow are the document's text
         elif name == "SCH":
-            resources = [s for s in segments[index + 1 :] if s.name in {"AIS", "AIL", "AIP"}]
-            tq1 = message.first("TQ1")
-            start = dtm(tq1.get(7, 1), ctx.zone) if tq1 else dtm(seg.get(11, 4), ctx.zone)
-            end = dtm(tq1.get(8, 1), ctx.zone) if tq1 else dtm(seg.get(11, 5), ctx.zone)
+            group = list(_until(segments, index, "SCH"))
+            resources = [s for s in group if s.name in {"AIS", "AIL", "AIP"}]
+            tq1 = next((s for s in group if s.name == "TQ1"), None)
+            zone = ctx.local_zone
+            start = dtm(tq1.get(7, 1), zone) if tq1 else dtm(seg.get(11, 4), zone)
+            end = dtm(tq1.get(8, 1), zone) if tq1 else dtm(seg.get(11, 5), zone)
             appointment(seg, subject, resources, ctx, out, key, start, end)
         elif name == "NTE":
             text = "\n".join(
-                v.strip()
-                for v in (seg.get(3, rep=r) for r in range(1, seg.repetitions(3) + 1))
-                if v and v.strip()
+                v for v in (seg.text(3, rep=r) for r in range(1, seg.repetitions(3) + 1)) if v
             )
             if text and last is not None and last["resourceType"] == "DiagnosticReport":
                 # R4 DiagnosticReport has no note; comments on a report are its conclusion.
@@ -266,7 +319,7 @@ def _provenance(
         activity=f"converted from HL7 v2 {kind}",
         source_id=message.control_id,
         sender=sender,
-        occurred=dtm(msh.get(7, 1), ctx.zone),
+        occurred=dtm(msh.get(7, 1), ctx.local_zone),
         verbatim=zsegments,
     )
 

@@ -8,10 +8,9 @@ Positions cited are the standard's (v2.5.1 names; later versions keep them).
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from ..context import ConversionContext
 from ..ids import authority_system
@@ -28,6 +27,7 @@ __all__ = [
     "human_name",
     "identifier",
     "quantity_value",
+    "utc_offset",
 ]
 
 _DTM = re.compile(
@@ -38,17 +38,25 @@ _DTM = re.compile(
 DateTimeResult = str
 
 
-def _offset(tz: str) -> timezone:
+def utc_offset(tz: str) -> timezone | None:
+    """``+HHMM``/``-HHMM`` as a fixed offset, or None when it is not one a clock can show
+    (24 hours or more, 60 minutes or more)."""
+    hours, minutes = int(tz[1:3]), int(tz[3:5])
+    if hours > 23 or minutes > 59:
+        return None
     sign = -1 if tz[0] == "-" else 1
-    return timezone(sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5])))
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
 
 
-def dtm(value: str | None, zone: ZoneInfo) -> DateTimeResult | None:
+def dtm(value: str | None, zone: tzinfo) -> DateTimeResult | None:
     """A DTM/TS value (``YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]``) as a FHIR date or dateTime.
 
     The precision is the input's: a date stays a date (``2026-03-01``); a time gains the
-    seconds FHIR requires (``T10:30:00``) and an offset: the one sent, else the partner's
-    zone at that local time (never the host's). Invalid values return None.
+    seconds FHIR requires (``T10:30:00``) and an offset: the one sent, else the zone the
+    conversion reads local times in, at that local time (never the host's). Before a
+    zone's standard time its offset is local mean time, with seconds (``-05:50:36``),
+    which FHIR cannot write: such a time is written in UTC, the same instant. Invalid
+    values (and offsets of 24 hours or more) return None.
 
     Args:
         value: the DTM text (TS.1 for a TS field).
@@ -78,10 +86,17 @@ def dtm(value: str | None, zone: ZoneInfo) -> DateTimeResult | None:
     except ValueError:
         return None
     tz = found["tz"]
-    stamp = local.replace(tzinfo=_offset(tz) if tz else zone)
+    offset = utc_offset(tz) if tz else zone
+    if offset is None:
+        return None
+    stamp = local.replace(tzinfo=offset)
+    shift = stamp.utcoffset()
+    mean_time = shift is not None and shift.seconds % 60 != 0
+    if mean_time:
+        stamp = stamp.astimezone(UTC)
     fraction = f".{found['f']}" if found["f"] else ""
     text = stamp.isoformat(timespec="seconds")
-    if text.endswith("+00:00") and not tz:
+    if text.endswith("+00:00") and (not tz or mean_time):
         text = text[:-6] + "Z"
     return text[:19] + fraction + text[19:]
 

@@ -5,10 +5,18 @@ Positions follow the standard's numbering: ``PID-3`` is the third field of PID,
 MSH-1 is the field separator and MSH-2 the encoding characters, as the standard counts.
 A value of ``""`` is an explicit null ("delete this"), distinct from an empty value
 ("not sent"): ``is_null`` tells them apart, ``get`` returns None for both.
+
+Values come out as FHIR can hold them: padding is removed (HL7 counts trailing spaces
+as insignificant, and a padded code or identifier is a different one in FHIR), a value
+that is only white space is not sent, and white space FHIR strings do not allow (vertical
+tab, NEL, line and paragraph separators, no-break spaces) becomes a space. ``text``
+keeps the leading spaces a narrative (ST, TX, FT) may indent with. A field is split into
+repetitions once and the parts kept, so reading every repetition is linear in its size.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -17,6 +25,8 @@ from .escapes import unescape
 __all__ = ["NULL", "Delimiters", "Message", "Segment", "location"]
 
 NULL = '""'
+# White space other than space, CR, LF and tab: FHIR's string pattern has no room for it.
+_ODD_SPACE = re.compile(r"[^\S \r\n\t]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,36 +63,66 @@ class Segment:
     fields: list[str]
     line: int  # 1-based position in the message, for error locations
     message: Message = field(repr=False)
+    _reps: dict[int, list[str]] = field(default_factory=dict, repr=False, compare=False)
 
     def raw(self, n: int) -> str:
         """The raw text of field n ("" when the segment has fewer fields)."""
         return self.fields[n] if 0 <= n < len(self.fields) else ""
 
+    def _repetitions_of(self, n: int) -> list[str]:
+        """Field n split into its raw repetitions, once per segment."""
+        reps = self._reps.get(n)
+        if reps is None:
+            text = self.fields[n] if 0 <= n < len(self.fields) else ""
+            if not text:
+                reps = []
+            elif self.name == "MSH" and n <= 2:
+                reps = [text]
+            else:
+                reps = text.split(self.message.delimiters.repetition)
+            self._reps[n] = reps
+        return reps
+
     def _leaf(self, n: int, rep: int, comp: int, sub: int) -> str:
-        fields = self.fields
-        text = fields[n] if 0 <= n < len(fields) else ""
+        reps = self._repetitions_of(n)
+        text = reps[rep - 1] if 0 < rep <= len(reps) else ""
         if not text or (self.name == "MSH" and n <= 2):
-            return text if comp == 1 and sub == 1 and rep == 1 else ""
+            return text if comp == 1 and sub == 1 else ""
         d = self.message.delimiters
-        if rep != 1 or d.repetition in text:
-            reps = text.split(d.repetition)
-            text = reps[rep - 1] if rep <= len(reps) else ""
         if comp != 1 or d.component in text:
-            comps = text.split(d.component)
+            comps = text.split(d.component, comp)
             text = comps[comp - 1] if comp <= len(comps) else ""
         if sub != 1 or d.subcomponent in text:
-            subs = text.split(d.subcomponent)
+            subs = text.split(d.subcomponent, sub)
             text = subs[sub - 1] if sub <= len(subs) else ""
         return text
 
-    def get(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> str | None:
-        """The unescaped value at a position, or None when it is empty or an explicit null."""
+    def _value(self, n: int, rep: int, comp: int, sub: int) -> str | None:
         text = self._leaf(n, rep, comp, sub)
         if not text or text == NULL:
             return None
-        if (self.name == "MSH" and n <= 2) or self.message.delimiters.escape not in text:
+        if not (self.name == "MSH" and n <= 2) and self.message.delimiters.escape in text:
+            text = unescape(text, self.message.delimiters, self.message.charset)
+        if not text.isprintable():
+            text = _ODD_SPACE.sub(" ", text)
+        return text
+
+    def get(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> str | None:
+        """The unescaped value at a position without padding, or None when it is empty,
+        blank or an explicit null."""
+        text = self._value(n, rep, comp, sub)
+        if text is None:
+            return None
+        if self.name == "MSH" and n <= 2:
             return text
-        return unescape(text, self.message.delimiters, self.message.charset)
+        return text.strip() or None
+
+    def text(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> str | None:
+        """As ``get``, keeping the leading spaces a narrative line may be indented with."""
+        text = self._value(n, rep, comp, sub)
+        if text is None or not text.strip():
+            return None
+        return text.rstrip()
 
     def is_null(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> bool:
         """Whether the position holds the explicit null ``""``."""
@@ -90,28 +130,22 @@ class Segment:
 
     def repetitions(self, n: int) -> int:
         """How many repetitions field n has (0 when empty)."""
-        text = self.raw(n)
-        if not text:
-            return 0
-        if self.name == "MSH" and n <= 2:
-            return 1
-        return text.count(self.message.delimiters.repetition) + 1
+        return len(self._repetitions_of(n))
 
     def components(self, n: int, rep: int = 1) -> list[str | None]:
-        """The unescaped components of one repetition of field n."""
-        text = self.raw(n)
-        d = self.message.delimiters
-        if d.repetition in text:
-            reps = text.split(d.repetition)
-            text = reps[rep - 1] if rep <= len(reps) else ""
-        elif rep != 1:
-            text = ""
+        """The unescaped components of one repetition of field n, without padding."""
+        reps = self._repetitions_of(n)
+        text = reps[rep - 1] if 0 < rep <= len(reps) else ""
         if not text:
             return []
-        return [
-            None if not part or part == NULL else self.message.unescape(part)
-            for part in text.split(d.component)
-        ]
+        d = self.message.delimiters
+        parts = []
+        for part in text.split(d.component):
+            value = None if not part or part == NULL else self.message.unescape(part)
+            if value is not None and not value.isprintable():
+                value = _ODD_SPACE.sub(" ", value)
+            parts.append(value.strip() or None if value is not None else None)
+        return parts
 
     def location(
         self, n: int, rep: int = 1, comp: int | None = None, sub: int | None = None
@@ -127,7 +161,7 @@ class Message:
     delimiters: Delimiters
     charset: str
     segments: list[Segment] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (location, text)
 
     def unescape(self, text: str) -> str:
         """Resolve escape sequences with this message's delimiters and character set."""

@@ -1,7 +1,9 @@
 """Parses HL7 v2 (2.3 to 2.8) messages as real feeds send them.
 
 Accepted: a UTF-8 byte-order mark; CR, LF or CRLF segment endings (when the message
-uses CR, a lone LF is text inside a field); MLLP framing; any encoding characters
+uses CR, a lone LF is text inside a field, unless a segment id and the field separator
+follow it: senders that mix endings put a segment there, and reading it as text would
+fold the segment into the one before); MLLP framing; any encoding characters
 declared in MSH-1/MSH-2, including v2.7's fifth (truncation) character; the
 character set named in MSH-18. Rejected, with the position and the reason: no MSH,
 an MSH whose delimiters cannot be read, a line that is not a segment. Texts name the
@@ -16,13 +18,15 @@ import re
 from ..errors import NormalizationError
 from .message import Delimiters, Message, Segment
 
-__all__ = ["MAX_MESSAGE_BYTES", "decode", "parse_message", "split_messages"]
+__all__ = ["MAX_MESSAGE_BYTES", "decode", "message_code", "parse_message", "split_messages"]
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _MLLP_START, _MLLP_END = "\x0b", "\x1c"
 _SEGMENT_ID = re.compile(r"^[A-Z][A-Z0-9]{2}\Z")
-_CR_SPLIT = re.compile(r"\r\n?")
-_ANY_SPLIT = re.compile(r"\r\n?|\n")
+_HEADERS = {"MSH", "FHS", "BHS"}
+# ``^~\\&``: the standard encoding characters with the escape doubled, as a string
+# literal escaped twice writes them (seen in engines' configurations and test suites).
+_DOUBLED_ESCAPE = "^~\\\\&"
 # MSH-18 values (HL7 table 0211) to Python codecs.
 _CHARSETS = {
     "": None,
@@ -62,7 +66,14 @@ def decode(data: bytes) -> tuple[str, str, list[str]]:
     """
     warnings: list[str] = []
     if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="strict"), "utf-8", warnings
+        try:
+            return data[3:].decode("utf-8"), "utf-8", warnings
+        except UnicodeDecodeError as exc:
+            raise NormalizationError.at(
+                None,
+                f"the message starts with a UTF-8 byte-order mark but byte {exc.start + 3} "
+                "is not valid UTF-8",
+            ) from exc
     head = (
         data[:4096]
         .decode("latin-1")
@@ -88,6 +99,29 @@ def decode(data: bytes) -> tuple[str, str, list[str]]:
             "the message is not valid UTF-8 and names no character set; read as Windows-1252"
         )
         return data.decode("cp1252", errors="replace"), "cp1252", warnings
+
+
+def message_code(data: bytes) -> str | None:
+    """MSH-9.1 of a payload that starts with an MSH, read from its first line only (""
+    when MSH-9 is empty); None when it starts with anything else (a batch, or no HL7)."""
+    head = (
+        data[:4096].removeprefix(b"\xef\xbb\xbf").decode("latin-1").lstrip(_MLLP_START + "\r\n\t ")
+    )
+    if not head.startswith("MSH") or len(head) < 8:
+        return None
+    fields = head.split("\r", 1)[0].split("\n", 1)[0].split(head[3], 9)
+    return fields[8].split(head[4], 1)[0].strip() if len(fields) > 8 else ""
+
+
+def _lines(text: str) -> list[str]:
+    """Segments of a message or stream: CR (or CRLF) ends them; LF does where the text
+    has no CR, or where a segment id and the field separator follow it."""
+    if "\r" not in text:
+        return text.split("\n")
+    sep = text[3] if len(text) > 3 and text[:3] in _HEADERS else "|"
+    if "\n" not in text:
+        return text.split("\r")
+    return re.split(r"\r\n?|\n(?=[A-Z][A-Z0-9]{2}" + re.escape(sep) + ")", text)
 
 
 def _strip_framing(text: str) -> str:
@@ -116,6 +150,8 @@ def _delimiters(header: str) -> Delimiters:
         raise NormalizationError.at("MSH-1", "the field separator is a letter, digit or space")
     end = header.find(sep, 4)
     chars = header[4:] if end < 0 else header[4:end]
+    if chars == _DOUBLED_ESCAPE:
+        chars = "^~\\&"
     if len(chars) not in (4, 5):
         raise NormalizationError.at(
             "MSH-2", f"expected 4 encoding characters (5 from v2.7), found {len(chars)}"
@@ -136,14 +172,17 @@ def parse_message(data: bytes | str) -> Message:
     if isinstance(data, bytes):
         if len(data) > MAX_MESSAGE_BYTES:
             raise NormalizationError.at(None, f"the message is over {MAX_MESSAGE_BYTES} bytes")
-        text, charset, warnings = decode(data)
+        text, charset, decoded = decode(data)
+        warnings = [("MSH-18", w) for w in decoded]
     else:
         text, charset, warnings = data, "utf-8", []
     text = _strip_framing(text)
     if not text:
         raise NormalizationError.at(None, "the message is empty")
-    lines = (_CR_SPLIT if "\r" in text else _ANY_SPLIT).split(text)
+    lines = _lines(text)
     delimiters = _delimiters(lines[0])
+    if lines[0][4:9] == _DOUBLED_ESCAPE:
+        warnings.append(("MSH-2", "MSH-2 doubles the escape character (^~\\\\&); read as ^~\\&"))
     message = Message(delimiters=delimiters, charset=charset, warnings=warnings)
     sep = delimiters.field
     for number, line in enumerate(lines, start=1):
@@ -178,7 +217,7 @@ def split_messages(data: bytes | str) -> list[str]:
     if _MLLP_START in text:
         frames = [f.strip("\r\n \x00") for f in re.split(r"\x0b|\x1c\r?", text)]
         text = "\r".join(f for f in frames if f)
-    lines = (_CR_SPLIT if "\r" in text else _ANY_SPLIT).split(text)
+    lines = _lines(text)
     messages: list[list[str]] = []
     for line in lines:
         if line[:3] in {"FHS", "BHS", "BTS", "FTS"} or not line.strip():

@@ -14,6 +14,8 @@ from shared.normalize.hl7v2.terminology import code_system_uri
 BERLIN = ZoneInfo("Europe/Berlin")
 P1 = ConversionContext(partner="p1")
 UTC = ZoneInfo("UTC")
+CHICAGO = ZoneInfo("America/Chicago")
+KOLKATA = ZoneInfo("Asia/Kolkata")
 
 
 @pytest.mark.parametrize(
@@ -28,6 +30,15 @@ UTC = ZoneInfo("UTC")
         ("20260301103015.123", UTC, "2026-03-01T10:30:15.123Z"),
         ("20260301103015-0500", BERLIN, "2026-03-01T10:30:15-05:00"),  # a sent offset wins
         ("20260301103015+0000", BERLIN, "2026-03-01T10:30:15+00:00"),
+        ("20260301103015+2400", BERLIN, None),  # DTM offset 24 h: raised ValueError
+        ("20260301103015-9900", BERLIN, None),
+        ("20260301103015+0160", BERLIN, None),
+        ("20260301103015+1400", BERLIN, "2026-03-01T10:30:15+14:00"),
+        # Before standard time a zone's offset is local mean time, with seconds, which
+        # FHIR cannot write (-05:50:36 in Chicago): the same instant, in UTC.
+        ("188001011200", CHICAGO, "1880-01-01T17:50:36Z"),
+        ("190001011200", KOLKATA, "1900-01-01T06:38:50Z"),
+        ("19540101120000", CHICAGO, "1954-01-01T12:00:00-06:00"),
         ("20261301", BERLIN, None),
         ("20260230", BERLIN, None),
         ("2026-03-01", BERLIN, None),

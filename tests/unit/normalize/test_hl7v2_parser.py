@@ -72,6 +72,73 @@ def test_lone_lf_inside_a_cr_message_is_text() -> None:
     assert obx is not None and obx.get(5) == "line one\nline two"
 
 
+def test_lone_lf_before_a_segment_in_a_cr_message_ends_the_segment() -> None:
+    # Senders that mix endings: MSH ends with LF, the rest with CR. Read as text, the LF
+    # folded PID into MSH and the message was refused for having no PID.
+    text = "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\nPID|1||7^^^H^MR\rPV1|1|I\r"
+    message = parse_message(text)
+    assert [s.name for s in message] == ["MSH", "PID", "PV1"]
+    assert message.msh.get(12) == "2.5"
+    assert message.first("PID").get(3) == "7"  # type: ignore[union-attr]
+
+
+def test_lone_lf_before_text_that_is_no_segment_stays_text() -> None:
+    text = "MSH|^~\\&|A|B|C|D|20260101||ORU^R01|1|P|2.5\rOBX|1|TX|x||one\nOBX is fine\r"
+    obx = parse_message(text).first("OBX")
+    assert obx is not None and obx.get(5) == "one\nOBX is fine"
+
+
+def test_a_bom_before_bytes_that_are_not_utf8_is_refused_with_the_position() -> None:
+    data = b"\xef\xbb\xbfMSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPID|1||M\xfcller\r"
+    with pytest.raises(NormalizationError) as caught:
+        parse_message(data)  # raised UnicodeDecodeError, which poisoned the queue message
+    (issue,) = caught.value.issues
+    assert "byte-order mark" in issue.diagnostics
+    position = data.index(b"\xfc")
+    assert f"byte {position} " in issue.diagnostics
+
+
+def test_values_come_out_without_padding_or_white_space_fhir_cannot_hold() -> None:
+    text = (
+        "MSH|^~\\&|A|B|C|D|20260101||ORU^R01|1|P|2.5\r"
+        "PID|1|| 123 ^^^H^PI ||\x0b|  |x\u2028y\r"
+        "NTE|1||   indented line   \r"
+    )
+    message = parse_message(text)
+    pid, nte = message.first("PID"), message.first("NTE")
+    assert pid is not None and nte is not None
+    assert (pid.get(3), pid.get(3, 5)) == ("123", "PI")  # CX.1 and CX.5 padded
+    assert pid.get(5) is None  # only a vertical tab: not sent
+    assert pid.get(6) is None  # only spaces: not sent
+    assert pid.get(7) == "x y"  # a line separator FHIR strings cannot hold
+    assert pid.components(3)[:1] == ["123"]
+    assert nte.text(3) == "   indented line"  # a narrative keeps its indent
+    assert nte.get(3) == "indented line"
+
+
+def test_reading_every_repetition_is_linear_in_the_field() -> None:
+    # Each get() used to split the whole field again: 4,000 PID-3 repetitions took 9 s.
+    count = 20_000
+    text = "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPID|1||" + "~".join(
+        f"{n}^^^H^MR" for n in range(count)
+    )
+    pid = parse_message(text).first("PID")
+    assert pid is not None
+    splits = 0
+    original = str.split
+
+    class Counting(str):
+        def split(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal splits
+            splits += 1
+            return original(self, *args, **kwargs)
+
+    pid.fields[3] = Counting(pid.fields[3])
+    values = [pid.get(3, rep=r) for r in range(1, pid.repetitions(3) + 1)]
+    assert values[-1] == str(count - 1) and len(values) == count
+    assert splits == 1  # the field is split into repetitions once
+
+
 def test_other_delimiters_and_the_v27_truncation_character() -> None:
     # field *, component !, repetition @, escape $, subcomponent %, truncation #
     text = "MSH*!@$%#*A*B*C*D*20260101**ADT!A08*9*P*2.7\rPID*1**X!!!H%sub@1$P$Y**Doe!Ann"
@@ -96,7 +163,7 @@ def test_undeclared_non_utf8_is_read_with_a_warning() -> None:
     text = "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPID|1||1||Ström"
     message = parse_message(text.encode("cp1252"))
     assert message.first("PID").get(5) == "Ström"  # type: ignore[union-attr]
-    assert any("not valid UTF-8" in w for w in message.warnings)
+    assert any("not valid UTF-8" in w for _, w in message.warnings)
 
 
 @pytest.mark.parametrize(
@@ -152,7 +219,9 @@ def test_an_unreadable_header_is_named_by_position_never_by_its_characters(
 def test_an_unknown_character_set_is_not_repeated() -> None:
     text = "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5|||||DEU|ZZCANARY-SET\rPID|1||1"
     message = parse_message(text.encode())
-    assert message.warnings == ["the character set MSH-18 names is not supported; read as UTF-8"]
+    assert message.warnings == [
+        ("MSH-18", "the character set MSH-18 names is not supported; read as UTF-8")
+    ]
 
 
 def test_split_messages_handles_mllp_batches_and_concatenation() -> None:
@@ -162,3 +231,13 @@ def test_split_messages_handles_mllp_batches_and_concatenation() -> None:
     assert [parse_message(m).control_id for m in split_messages(framed)] == ["MSG1", "MSG3"]
     batch = "FHS|^~\\&\rBHS|^~\\&\r" + two + "BTS|2\rFTS|1\r"
     assert [parse_message(m).control_id for m in split_messages(batch)] == ["MSG1", "MSG2"]
+
+
+def test_msh2_with_the_escape_character_doubled_is_read_with_a_warning() -> None:
+    # ``^~\\&``: a string literal escaped twice (LinuxForHealth's own test messages).
+    message = parse_message("MSH|^~\\\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPID|1||7^^^H^MR\r")
+    assert message.delimiters.escape == "\\" and message.delimiters.subcomponent == "&"
+    assert message.first("PID").get(3, 4) == "H"  # type: ignore[union-attr]
+    assert message.warnings == [
+        ("MSH-2", "MSH-2 doubles the escape character (^~\\\\&); read as ^~\\&")
+    ]

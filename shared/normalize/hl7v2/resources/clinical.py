@@ -65,7 +65,7 @@ def allergy(
     reactions = [r for r in reactions if r]
     if reactions:
         resource["reaction"] = [{"manifestation": [{"text": r} for r in reactions]}]
-    onset = dtm(al1.get(6 if al1.name == "AL1" else 11), ctx.zone)  # AL1-6, IAM-11
+    onset = dtm(al1.get(6 if al1.name == "AL1" else 11), ctx.local_zone)  # AL1-6, IAM-11
     if onset:
         resource["onsetDateTime"] = onset
     return out.add(resource)
@@ -111,7 +111,7 @@ def condition(
     }
     if encounter:
         resource["encounter"] = encounter
-    recorded = dtm(dg1.get(5, 1), ctx.zone)
+    recorded = dtm(dg1.get(5, 1), ctx.local_zone)
     if recorded:
         resource["recordedDate"] = recorded
     clinician = practitioner(dg1, 16, 1, ctx, out)
@@ -132,7 +132,7 @@ def procedure(
     if code is None:
         out.warn(pr1.location(3), "PR1-3 (procedure code) is empty; procedure left out")
         return None
-    performed = dtm(pr1.get(5, 1), ctx.zone)
+    performed = dtm(pr1.get(5, 1), ctx.local_zone)
     resource: dict[str, Any] = {
         "resourceType": "Procedure",
         "id": resource_id(
@@ -174,7 +174,10 @@ def coverage(
         resource["type"] = plan
     period = {
         k: v
-        for k, v in (("start", dtm(in1.get(12), ctx.zone)), ("end", dtm(in1.get(13), ctx.zone)))
+        for k, v in (
+            ("start", dtm(in1.get(12), ctx.local_zone)),
+            ("end", dtm(in1.get(13), ctx.local_zone)),
+        )
         if v
     }
     if period:

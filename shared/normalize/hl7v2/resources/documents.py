@@ -57,15 +57,11 @@ def document_reference(
         "id": resource_id(ctx.partner, "DocumentReference", number or key),
         "status": _DOC_STATUS.get((txa.get(17) or "").upper(), "current"),
         "subject": patient,
-        "content": [
-            {
-                "attachment": {
-                    "contentType": "text/plain; charset=utf-8",
-                    "data": base64.b64encode("\n".join(texts).encode()).decode(),
-                }
-            }
-        ],
+        "content": [{"attachment": {"contentType": "text/plain; charset=utf-8"}}],
     }
+    text = "\n".join(texts)
+    if text:  # a notification without content (T01, T03) has no text; "" is not base64Binary
+        resource["content"][0]["attachment"]["data"] = base64.b64encode(text.encode()).decode()
     if number:
         resource["masterIdentifier"] = {
             "system": f"urn:fhir-intake:partner:{ctx.partner}:document",
@@ -74,7 +70,7 @@ def document_reference(
     kind = codeable_concept(txa, 2, ctx=ctx)
     if kind:
         resource["type"] = kind
-    when = dtm(txa.get(4, 1), ctx.zone)
+    when = dtm(txa.get(4, 1), ctx.local_zone)
     if when and len(when) > 10:
         resource["date"] = when
     authors = practitioners(txa, 9, ctx, out)

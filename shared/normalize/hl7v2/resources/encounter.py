@@ -52,8 +52,8 @@ def encounter(
     """An Encounter: keyed by the visit number (PV1-19) when sent, else by the message."""
     visit_id = identifier(pv1, 19, ctx=ctx)
     visit = visit_id["value"] if visit_id else None
-    start = dtm(pv1.get(44, 1), ctx.zone)
-    end = dtm(pv1.get(45, 1), ctx.zone)
+    start = dtm(pv1.get(44, 1), ctx.local_zone)
+    end = dtm(pv1.get(45, 1), ctx.local_zone)
     status = _EVENT_STATUS.get(
         event or "", "finished" if end else "in-progress" if start else "unknown"
     )

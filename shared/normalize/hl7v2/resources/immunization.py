@@ -26,7 +26,7 @@ def immunization(
     """RXA: .3 administered at, .5 vaccine, .6/.7 dose, .10 administering provider,
     .15 lot, .17 manufacturer (MVX), .18 refusal reason, .20 completion, .21 action."""
     vaccine = codeable_concept(rxa, 5, ctx=ctx)
-    when = dtm(rxa.get(3, 1), ctx.zone)
+    when = dtm(rxa.get(3, 1), ctx.local_zone)
     if vaccine is None or when is None:
         out.warn(
             rxa.location(5 if vaccine is None else 3),

@@ -14,6 +14,7 @@ from .people import organization, practitioners
 __all__ = ["merge_patients", "patient", "patient_id_for", "related_person"]
 
 _V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+_MAX_BIRTH_ORDER = 2**31 - 1  # FHIR integer; PID-25 is NM, which has no bound
 _MAIDEN_NAME = "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName"
 
 
@@ -30,10 +31,13 @@ def patient_id_for(identifiers: list[dict[str, Any]], ctx: ConversionContext, fa
 
 def _identifiers(pid: Segment, ctx: ConversionContext) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for n in (3, 2, 4):  # PID-3 identifier list; PID-2/PID-4 (older versions)
         for rep in range(1, pid.repetitions(n) + 1):
             ident = identifier(pid, n, rep, ctx=ctx)
-            if ident and ident not in found:
+            key = repr(sorted(ident.items())) if ident else ""
+            if ident and key not in seen:
+                seen.add(key)
                 found.append(ident)
     ssn = pid.get(19)
     if ssn:
@@ -88,13 +92,13 @@ def patient(
         resource["gender"] = gender
     elif pid.get(8):
         out.warn(pid.location(8), "administrative sex is not in table 0001; left out")
-    birth = dtm(pid.get(7, 1), ctx.zone)
+    birth = dtm(pid.get(7, 1), ctx.local_zone)
     if birth:
         resource["birthDate"] = birth[:10]
     elif pid.get(7):
         out.warn(pid.location(7), "date of birth is not a valid DTM; left out")
     if (pid.get(30) or "").upper() == "Y":
-        died = dtm(pid.get(29, 1), ctx.zone)
+        died = dtm(pid.get(29, 1), ctx.local_zone)
         resource["deceasedDateTime" if died and len(died) > 10 else "deceasedBoolean"] = (
             died if died and len(died) > 10 else True
         )
@@ -109,7 +113,7 @@ def patient(
         resource["maritalStatus"] = marital
     if (pid.get(24) or "").upper() in {"Y", "N"}:
         order = pid.get(25)
-        if order and order.isdigit():
+        if order and order.isdigit() and 0 < int(order) <= _MAX_BIRTH_ORDER:
             resource["multipleBirthInteger"] = int(order)
         else:
             resource["multipleBirthBoolean"] = pid.get(24, 1).upper() == "Y"  # type: ignore[union-attr]

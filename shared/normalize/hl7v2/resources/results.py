@@ -129,7 +129,7 @@ def service_request(
         resource["identifier"] = identifiers
     if code:
         resource["code"] = code
-    authored = dtm(orc.get(9, 1), ctx.zone) if orc is not None else None
+    authored = dtm(orc.get(9, 1), ctx.local_zone) if orc is not None else None
     if authored and len(authored) > 10:
         resource["authoredOn"] = authored
     requester = (practitioner(orc, 12, 1, ctx, out) if orc is not None else None) or (
@@ -171,10 +171,10 @@ def diagnostic_report(
         resource["encounter"] = encounter
     if order:
         resource["basedOn"] = [order]
-    effective = dtm(obr.get(7, 1), ctx.zone)
+    effective = dtm(obr.get(7, 1), ctx.local_zone)
     if effective:
         resource["effectiveDateTime"] = effective
-    issued = dtm(obr.get(22, 1), ctx.zone)
+    issued = dtm(obr.get(22, 1), ctx.local_zone)
     if issued and len(issued) > 10:
         resource["issued"] = issued
     category = codeable_concept(obr, 24, ctx=ctx)
@@ -205,6 +205,8 @@ def _units(obx: Segment, ctx: ConversionContext) -> dict[str, Any]:
 
 
 _TEXT_TYPES = {"ST", "TX", "FT", "", "IS", "ID", "CX", "XCN", "XAD", "XPN", "XTN", "CP"}
+# Value types read one repetition at a time; every other type is joined as text.
+_TYPED = {"NM", "SN", "CWE", "CE", "CNE", "CF", "DTM", "TS", "DT", "DR", "TM", "ED", "RP"}
 
 
 def _values(obx: Segment, ctx: ConversionContext, out: BundleBuilder) -> list[tuple[str, Any]]:
@@ -212,18 +214,27 @@ def _values(obx: Segment, ctx: ConversionContext, out: BundleBuilder) -> list[tu
     give a value (Observation.component when there is more than one)."""
     kind = (obx.get(2) or "").upper()
     count = obx.repetitions(5)
-    if kind in _TEXT_TYPES or count <= 1:
-        one = _value(obx, ctx, out, 1)
-        return [one] if one else []
-    return [v for v in (_value(obx, ctx, out, rep) for rep in range(1, count + 1)) if v]
+    if count == 0:
+        return []
+    if kind not in _TYPED:
+        if kind not in _TEXT_TYPES:
+            out.warn(
+                obx.location(2), "the value type is not one this service converts; kept as text"
+            )
+        text = "\n".join(v for v in (obx.text(5, rep=r) for r in range(1, count + 1)) if v)
+        return [("valueString", text)] if text else []
+    values = (_value(obx, kind, ctx, out, rep) for rep in range(1, count + 1))
+    return [v for v in values if v]
+
+
+_TIME = re.compile(r"^(\d{2})(\d{2})?(\d{2})?(\.\d{1,4})?(?:[+-]\d{4})?\Z")
 
 
 def _value(
-    obx: Segment, ctx: ConversionContext, out: BundleBuilder, rep: int
+    obx: Segment, kind: str, ctx: ConversionContext, out: BundleBuilder, rep: int
 ) -> tuple[str, Any] | None:
-    kind = (obx.get(2) or "").upper()
-    reps = range(1, obx.repetitions(5) + 1)
-    if obx.repetitions(5) == 0 or obx.is_null(5, rep=rep):
+    """One repetition of a typed OBX-5 value."""
+    if obx.is_null(5, rep=rep):
         return None
     if kind == "NM":
         number = quantity_value(obx.get(5, rep=rep))
@@ -239,20 +250,20 @@ def _value(
         concept = codeable_concept(obx, 5, rep, ctx=ctx)
         return ("valueCodeableConcept", concept) if concept else None
     if kind in {"DTM", "TS", "DT", "DR"}:
-        moment = dtm(obx.get(5, 1, rep=rep), ctx.zone)
+        moment = dtm(obx.get(5, 1, rep=rep), ctx.local_zone)
         if moment is None:
-            return "valueString", obx.get(5, rep=rep)
+            text = obx.get(5, rep=rep)
+            return ("valueString", text) if text else None
         return "valueDateTime", moment
     if kind == "TM":
-        time = obx.get(5, rep=rep) or ""
-        digits = re.sub(r"\D", "", time.split("+")[0].split("-")[0])[:6].ljust(6, "0")
-        return "valueTime", f"{digits[:2]}:{digits[2:4]}:{digits[4:6]}"
-    if kind in {"ED", "RP"}:
-        return None  # carried by DiagnosticReport.presentedForm / DocumentReference
-    text = "\n".join(v for v in (obx.get(5, rep=r) for r in reps) if v)
-    if kind not in _TEXT_TYPES:
-        out.warn(obx.location(2), "the value type is not one this service converts; kept as text")
-    return ("valueString", text) if text else None
+        text = obx.get(5, rep=rep)
+        found = _TIME.match(text or "")
+        hours, minutes, seconds = (int(found[i] or 0) for i in (1, 2, 3)) if found else (99, 0, 0)
+        if hours > 23 or minutes > 59 or seconds > 59:
+            out.warn(obx.location(5, rep), "OBX-2 is TM but the value is not a time; kept as text")
+            return ("valueString", text) if text else None
+        return "valueTime", f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return None  # ED, RP: carried by DiagnosticReport.presentedForm / DocumentReference
 
 
 def _structured_numeric(
@@ -328,7 +339,7 @@ def observation(
         resource["interpretation"] = [
             {"coding": [{"system": _INTERPRETATION, "code": f}]} for f in flags
         ]
-    effective = dtm(obx.get(14, 1), ctx.zone) or effective_default
+    effective = dtm(obx.get(14, 1), ctx.local_zone) or effective_default
     if effective:
         resource["effectiveDateTime"] = effective
     performers = practitioners(obx, 16, ctx, out)
@@ -375,7 +386,7 @@ def specimen(
     kind = codeable_concept(spm, 4, ctx=ctx)
     if kind:
         resource["type"] = kind
-    collected = dtm(spm.get(17, 1, 1), ctx.zone)
+    collected = dtm(spm.get(17, 1, 1), ctx.local_zone)
     site = codeable_concept(spm, 8, ctx=ctx)
     collection: dict[str, Any] = {}
     if collected:

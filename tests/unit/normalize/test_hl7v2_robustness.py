@@ -1,0 +1,192 @@
+"""HL7 v2 conversion of what the fuzzer and other projects' messages found: unsupported
+message types, the time-zone rule, values FHIR cannot hold, batches, and inputs whose
+cost grew faster than their size. Messages are synthetic, written for these tests; each
+test names the HL7 field it is about."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+
+from shared.normalize import NormalizationError
+from shared.normalize import service as conversion
+from shared.normalize.context import ConversionContext
+from shared.normalize.errors import IssueCode
+from shared.normalize.hl7v2.converter import convert_hl7v2
+from shared.normalize.models import PayloadFormat
+
+NO_ZONE = ConversionContext(partner="p1", received=datetime(2026, 3, 1, tzinfo=UTC))
+CHICAGO = ConversionContext(
+    partner="p1", zone=ZoneInfo("America/Chicago"), received=datetime(2026, 3, 1, tzinfo=UTC)
+)
+
+
+def _msh(kind: str = "ORU^R01", stamp: str = "20260301101500") -> str:
+    return f"MSH|^~\\&|LAB|ACME|EHR|HOSP|{stamp}||{kind}|C1|P|2.5.1\r"
+
+
+def _only(bundle: dict[str, Any], kind: str) -> dict[str, Any]:
+    (resource,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
+    return resource
+
+
+def _valid(bundle: dict[str, Any]) -> dict[str, Any]:
+    get_fhir_model_class("Bundle").model_validate(bundle)
+    return bundle
+
+
+PID = "PID|1||MRN1^^^HOSP^MR||Doe^Jane||19700101|F\r"
+
+
+@pytest.mark.parametrize("kind", ["ACK^A01", "QBP^Q22", "MFN^M02", "QRY^A19", "RSP^K22", "RAS^O17"])
+def test_msh9_a_type_we_do_not_convert_is_refused_never_stored_empty(kind: str) -> None:
+    message = _msh(kind) + "MSA|AA|X1\r" + PID
+    with pytest.raises(NormalizationError) as caught:
+        convert_hl7v2(message, NO_ZONE)
+    (issue,) = caught.value.issues
+    assert issue.location == "MSH-9" and issue.code is IssueCode.NOT_SUPPORTED
+    assert issue.diagnostics.startswith("unsupported message type")
+    assert "ORU" in issue.diagnostics and kind.split("^")[0] not in issue.diagnostics
+
+
+def test_msh7_offset_reads_local_times_when_the_partner_has_no_zone() -> None:
+    message = (
+        _msh("ADT^A01", "20260301101500-0500")
+        + PID
+        + "PV1|1|I|||||||||||||||||V1|||||||||||||||||||||||||20260301083000\r"
+    )
+    bundle = convert_hl7v2(message, NO_ZONE).bundle
+    assert _only(bundle, "Encounter")["period"]["start"] == "2026-03-01T08:30:00-05:00"
+    assert not [i for i in convert_hl7v2(message, NO_ZONE).issues if i.location == "MSH-7"]
+
+
+def test_msh7_the_partners_zone_wins_over_the_offset_msh7_carries() -> None:
+    message = (
+        _msh("ADT^A01", "20260301101500+0100")
+        + PID
+        + "PV1|1|I|||||||||||||||||V1|||||||||||||||||||||||||20260301083000\r"
+    )
+    bundle = convert_hl7v2(message, CHICAGO).bundle
+    assert _only(bundle, "Encounter")["period"]["start"] == "2026-03-01T08:30:00-06:00"
+
+
+def test_msh7_without_zone_or_offset_times_are_utc_with_a_warning() -> None:
+    message = (
+        _msh("ADT^A01")
+        + PID
+        + "PV1|1|I|||||||||||||||||V1|||||||||||||||||||||||||20260301083000\r"
+    )
+    conversion_ = convert_hl7v2(message, NO_ZONE)
+    assert _only(conversion_.bundle, "Encounter")["period"]["start"] == "2026-03-01T08:30:00Z"
+    (warning,) = [i for i in conversion_.issues if i.location == "MSH-7"]
+    assert "read as UTC" in warning.diagnostics
+
+
+def test_pid_padded_and_blank_values_give_valid_r4() -> None:
+    message = (
+        _msh("ADT^A01")
+        + "PID|1|| 123 ^^^HOSP^PI ~  ^^^HOSP^MR||Doe ^ ||19700101|F|||  ^^Town||  \r"
+        + "NK1|1| ^ |\r"
+    )
+    bundle = _valid(convert_hl7v2(message, NO_ZONE).bundle)
+    patient = _only(bundle, "Patient")
+    assert patient["identifier"][0]["value"] == "123"
+    assert patient["identifier"][0]["type"]["coding"][0]["code"] == "PI"
+    assert len(patient["identifier"]) == 1  # the blank MR is not sent
+    assert patient["name"] == [{"family": "Doe"}]
+    assert patient["address"] == [{"city": "Town"}]
+    assert "telecom" not in patient
+
+
+def test_obx5_white_space_fhir_strings_cannot_hold_is_a_space_or_nothing() -> None:
+    message = _msh() + PID + "OBX|1|ST|X^Note^L||\x0b\rOBX|2|ST|Y^Note^L||a\u2028b\r"
+    bundle = _valid(convert_hl7v2(message, NO_ZONE).bundle)
+    values = {o["code"]["coding"][0]["code"]: o.get("valueString") for o in _all(bundle)}
+    assert values == {"X": None, "Y": "a b"}
+
+
+def _all(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sent", "value"),
+    [
+        ("0930", ("valueTime", "09:30:00")),
+        ("235959.5", ("valueTime", "23:59:59")),
+        ("930", ("valueString", "930")),
+        ("2530", ("valueString", "2530")),
+    ],
+)
+def test_obx5_tm_out_of_range_is_kept_as_text_not_an_invalid_time(
+    sent: str, value: tuple[str, str]
+) -> None:
+    bundle = _valid(convert_hl7v2(_msh() + PID + f"OBX|1|TM|X^At^L||{sent}\r", NO_ZONE).bundle)
+    observation = _only(bundle, "Observation")
+    assert observation[value[0]] == value[1]
+
+
+def test_obx5_repetitions_of_a_type_kept_as_text_are_one_value_not_one_per_repetition() -> None:
+    # Each repetition became a component holding every repetition's text: a 1.5 MB
+    # message gave 225 MB of JSON.
+    bundle = _valid(convert_hl7v2(_msh() + PID + "OBX|1|ZZ|X^Odd^L||a~b~c\r", NO_ZONE).bundle)
+    observation = _only(bundle, "Observation")
+    assert observation["valueString"] == "a\nb\nc" and "component" not in observation
+
+
+def test_pid25_birth_order_beyond_a_fhir_integer_is_not_written_as_one() -> None:
+    message = _msh("ADT^A01") + "PID|1||M1^^^H^MR||Doe^J||19700101|F" + "|" * 16 + "Y|99999999999\r"
+    patient = _only(_valid(convert_hl7v2(message, NO_ZONE).bundle), "Patient")
+    assert patient.get("multipleBirthBoolean") is True and "multipleBirthInteger" not in patient
+
+
+def test_txa_a_document_notification_without_text_has_no_empty_data() -> None:
+    message = _msh("MDM^T01") + PID + "TXA|1|DS|TX|20260301||||||||DOC-1||||||AU\r"
+    reference = _only(_valid(convert_hl7v2(message, NO_ZONE).bundle), "DocumentReference")
+    assert "data" not in reference["content"][0]["attachment"]
+    with_text = convert_hl7v2(message + "OBX|1|TX|X^Text^L||Body\r", NO_ZONE).bundle
+    attachment = _only(with_text, "DocumentReference")["content"][0]["attachment"]
+    assert base64.b64decode(attachment["data"]) == b"Body"
+
+
+def test_sch_each_appointment_takes_only_the_resources_of_its_own_group() -> None:
+    message = (
+        _msh("SIU^S12")
+        + "SCH|A1||||||||||^^^20260301100000^20260301110000|||||||||||||||BOOKED\r"
+        + PID
+        + "AIL|1||ROOM-1\r"
+        + "SCH|A2||||||||||^^^20260302100000^20260302110000|||||||||||||||BOOKED\r"
+        + "AIL|1||ROOM-2\r"
+    )
+    bundle = _valid(convert_hl7v2(message, NO_ZONE).bundle)
+    appointments = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Appointment"
+    ]
+    counts = sorted(len(a["participant"]) for a in appointments)
+    assert len(appointments) == 2 and counts[0] == counts[1]  # A1 used to get ROOM-2 too
+
+
+def test_a_batch_header_around_one_message_is_read_as_a_batch() -> None:
+    body = ("BHS|^~\\&|LAB\r" + _msh("ADT^A01") + PID + "BTS|1\r").encode()
+    result = conversion.convert_payload(body, NO_ZONE, PayloadFormat.HL7V2)
+    assert _only(result.bundle, "Patient")["identifier"][0]["value"] == "MRN1"
+
+
+def test_the_message_size_limit_holds_for_each_message_of_a_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(conversion, "MAX_MESSAGE_BYTES", 400)
+    small = _msh("ADT^A01") + PID
+    large = _msh("ADT^A01").replace("C1", "C2") + PID.replace("Jane", "J" * 400)
+    result = conversion.convert_payload((small + large).encode(), NO_ZONE, PayloadFormat.HL7V2)
+    (rejected,) = result.rejected
+    assert rejected.location == "message 2"
+    assert rejected.issues[0].code is IssueCode.TOO_LONG
+    assert _only(result.bundle, "Patient")["name"][0]["given"] == ["Jane"]
