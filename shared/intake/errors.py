@@ -9,6 +9,7 @@ IntakeError
     ├── InvalidHeaderError            400
     ├── InvalidUploadRequestError     400 (POST /api/ingest/uploads)
     ├── UnsupportedMediaTypeError     415
+    ├── UnsupportedMessageTypeError   422 (an HL7 v2 type we do not convert: ACK, QBP, ...)
     └── PayloadTooLargeError          413 (also a decompression bomb)
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "UnauthenticatedError",
     "UnknownMappingError",
     "UnsupportedMediaTypeError",
+    "UnsupportedMessageTypeError",
 ]
 
 
@@ -82,6 +84,13 @@ class UnsupportedMediaTypeError(SubmissionError):
     """The Content-Type (or Content-Encoding) is not one we take."""
 
     status, code = 415, "not-supported"
+
+
+class UnsupportedMessageTypeError(SubmissionError):
+    """An HL7 v2 message of a type this service does not convert: refused before it is
+    stored, so the sender gets an AR rather than an AA for a message nothing will use."""
+
+    status, code = 422, "not-supported"
 
 
 class InvalidHeaderError(SubmissionError):

@@ -27,6 +27,8 @@ from azure.storage.blob import ContentSettings
 
 from shared.normalize.csv_mapping import load_mapping
 from shared.normalize.errors import NormalizationError
+from shared.normalize.hl7v2.converter import unconverted_type_reason
+from shared.normalize.hl7v2.parser import message_code
 from shared.normalize.models import PayloadFormat
 from shared.normalize.service import CONTENT_TYPES
 from shared.pipeline.journey import IngestionLog, StageReport
@@ -45,6 +47,7 @@ from .errors import (
     PayloadTooLargeError,
     UnknownMappingError,
     UnsupportedMediaTypeError,
+    UnsupportedMessageTypeError,
 )
 from .models import Receipt, Submission
 
@@ -82,6 +85,15 @@ def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     if not inflater.eof:
         raise UnsupportedMediaTypeError("the gzip body is truncated")
     return data
+
+
+def _check_message_type(data: bytes) -> None:
+    """Refuse a single HL7 v2 message of a type normalization would refuse; a batch is
+    checked message by message there, each refusal on its journey."""
+    code = message_code(data)
+    refused = unconverted_type_reason(code) if code is not None else None
+    if refused:
+        raise UnsupportedMessageTypeError(refused, "MSH-9")
 
 
 class SubmissionService:
@@ -149,6 +161,8 @@ class SubmissionService:
         data = _decompress(submission.body, submission.content_encoding, self._max_decompressed)
         if not data:
             raise EmptyBodyError("the body is empty once decompressed")
+        if fmt is PayloadFormat.HL7V2:
+            _check_message_type(data)
         digest = hashlib.sha256(data).hexdigest()
         now = datetime.now(UTC)
         key = (

@@ -220,6 +220,24 @@ def test_hl7_callers_get_acks(api: dict[str, Any]) -> None:
     assert gz.status_code == 202 and gz.text.split("\r")[1].startswith("MSA|AA|CTRL-83|")
 
 
+def test_an_hl7_message_type_we_do_not_convert_gets_an_ar_and_nothing_is_stored(
+    api: dict[str, Any],
+) -> None:
+    ack = "MSH|^~\\&|EHR|HOSP|LAB|ACME|20260301101500||ACK^R01|CTRL-90|P|2.5.1\rMSA|AA|CTRL-77\r"
+    hl7 = "x-application/hl7-v2+er7"
+    answered = _post(api, ack.encode(), hl7, accept=hl7)
+    assert answered.status_code == 422
+    lines = answered.text.strip("\r").split("\r")
+    assert lines[1].startswith("MSA|AR|CTRL-90|unsupported message type")
+    assert lines[2].startswith("ERR|")
+    outcome = _post(api, ack.replace("CTRL-90", "CTRL-91").encode(), hl7).json()
+    assert outcome["issue"][0]["code"] == "not-supported"
+    assert outcome["issue"][0]["location"] == ["MSH-9"]
+    raw = api["clients"].container(Container.RAW)
+    stored = [raw.download_blob(b.name).readall() for b in raw.list_blobs(name_starts_with="p1/")]
+    assert not [body for body in stored if b"ACK^R01" in body]
+
+
 def test_raw_payload_is_named_by_partner_date_and_content(api: dict[str, Any]) -> None:
     import hashlib
 
