@@ -13,9 +13,14 @@ from decimal import Decimal
 from typing import Any
 
 from ..context import ConversionContext
-from ..ids import authority_system
+from ..ids import authority_system, local_system
 from .message import Segment
-from .terminology import code_system_uri
+from .terminology import (
+    code_system_uri,
+    is_published_table,
+    published_coding,
+    v2_table_system,
+)
 
 __all__ = [
     "DateTimeResult",
@@ -102,28 +107,41 @@ def dtm(value: str | None, zone: tzinfo) -> DateTimeResult | None:
 
 
 def coding(
-    seg: Segment, n: int, rep: int = 1, offset: int = 0, *, ctx: ConversionContext
+    seg: Segment,
+    n: int,
+    rep: int = 1,
+    offset: int = 0,
+    *,
+    ctx: ConversionContext,
+    table: str | None = None,
 ) -> dict[str, Any] | None:
-    """One coding triplet of a CWE/CE/CNE field (components 1-3, or 4-6 with offset 3)."""
+    """One coding triplet of a CWE/CE/CNE field (components 1-3, or 4-6 with offset 3);
+    ``table`` is the HL7 table the field's codes are from when CWE.3 does not say."""
     code = seg.get(n, 1 + offset, rep=rep)
     display = seg.get(n, 2 + offset, rep=rep)
     if not code:
         return None
-    result: dict[str, Any] = {}
-    system = code_system_uri(seg.get(n, 3 + offset, rep=rep), ctx.partner, ctx.code_systems)
-    if system:
-        result["system"] = system
-    result["code"] = code.strip()
+    named = seg.get(n, 3 + offset, rep=rep) or (f"HL7{table}" if table else None)
+    system = code_system_uri(named, ctx.partner, ctx.code_systems)
+    if system and is_published_table(system):
+        published = published_coding(system, code)
+        if published is not None:  # with the table's display (the sender's is the text)
+            return published
+        system = local_system(ctx.partner, named or "")  # not a code the table defines
+    result: dict[str, Any] = {"system": system} if system else {}
+    result["code"] = code
     if display:
-        result["display"] = display.strip()
+        result["display"] = display
     return result
 
 
 def codeable_concept(
-    seg: Segment, n: int, rep: int = 1, *, ctx: ConversionContext
+    seg: Segment, n: int, rep: int = 1, *, ctx: ConversionContext, table: str | None = None
 ) -> dict[str, Any] | None:
-    """CWE/CE/CNE to CodeableConcept: primary and alternate codings, text from CWE.9 or .2."""
-    codings = [c for c in (coding(seg, n, rep, 0, ctx=ctx), coding(seg, n, rep, 3, ctx=ctx)) if c]
+    """CWE/CE/CNE to CodeableConcept: primary and alternate codings, text from CWE.9 or .2;
+    ``table``: the HL7 table of the primary code when CWE.3 does not name one."""
+    primary = coding(seg, n, rep, 0, ctx=ctx, table=table)
+    codings = [c for c in (primary, coding(seg, n, rep, 3, ctx=ctx)) if c]
     text = seg.get(n, 9, rep=rep) or seg.get(n, 2, rep=rep)
     if not codings and not text:
         return None
@@ -145,10 +163,9 @@ def identifier(
         return None
     result: dict[str, Any] = {}
     id_type = seg.get(n, 5, rep=rep)
-    if id_type:
-        result["type"] = {
-            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": id_type}]
-        }
+    if id_type:  # CX.5 as table 0203 defines it; anything else sent there is text
+        known = published_coding(v2_table_system("0203"), id_type)
+        result["type"] = {"coding": [known]} if known else {"text": id_type}
     system = authority_system(
         seg.get(n, 4, 1, rep=rep), seg.get(n, 4, 2, rep=rep), seg.get(n, 4, 3, rep=rep), ctx.partner
     )

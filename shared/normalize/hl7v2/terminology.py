@@ -3,12 +3,21 @@
 HL7 table 0396 names coding systems; FHIR wants canonical URIs. A name we do not know
 becomes a partner-scoped URN, so a partner's local codes never mix with another's and
 can be mapped later without guessing.
+
+Only code systems that exist are emitted: an HL7 table is terminology.hl7.org's
+CodeSystem where it publishes one (``tho_tables.json``, from its package; see
+``tools/build_tho_tables.py``), with that CodeSystem's codes and displays, else the
+table's OID; a code a published table does not define is the partner's local code.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 from ..ids import local_system
 
@@ -18,7 +27,61 @@ __all__ = [
     "OBSERVATION_STATUS",
     "UCUM_SPELLINGS",
     "code_system_uri",
+    "is_published_table",
+    "published_coding",
+    "v2_table_system",
+    "v3_coding",
 ]
+
+THO = "http://terminology.hl7.org/CodeSystem/"
+_V2 = THO + "v2-"
+_TABLE_OID = "urn:oid:2.16.840.1.113883.12."  # every HL7 table, published or not
+
+
+@cache
+def _tables() -> dict[str, Any]:
+    tables: dict[str, Any] = json.loads(
+        Path(__file__).with_name("tho_tables.json").read_text(encoding="utf-8")
+    )
+    return tables
+
+
+def v2_table_system(number: str) -> str:
+    """The system of HL7 table ``number`` (``"0203"``): terminology.hl7.org's CodeSystem
+    where it publishes the table, else the table's OID (user-defined tables: 0296, 0064)."""
+    if number in _tables()["v2"]:
+        return _V2 + number
+    return f"{_TABLE_OID}{int(number)}"
+
+
+def is_published_table(system: str) -> bool:
+    """Whether ``system`` is a v2 table's CodeSystem on terminology.hl7.org."""
+    return system.startswith(_V2)
+
+
+def published_coding(system: str, code: str) -> dict[str, str] | None:
+    """A coding of a published v2 table with the table's display, or None when the table
+    does not define ``code`` (or is not published)."""
+    table = _tables()["v2"].get(system.removeprefix(_V2)) if is_published_table(system) else None
+    if table is None or code not in table:
+        return None
+    coding = {"system": system, "code": code}
+    if table[code]:
+        coding["display"] = table[code]
+    return coding
+
+
+def v3_coding(name: str, code: str) -> dict[str, str] | None:
+    """A coding of v3 code system ``name`` (MaritalStatus, ObservationInterpretation) with
+    its display, or None when the code system does not define ``code``."""
+    display = _tables()["v3"][name].get(code)
+    if display is None:
+        return None
+    coding = {"system": f"{THO}v3-{name}", "code": code}
+    if display:
+        coding["display"] = display
+    return coding
+
 
 _TABLE_0396 = {
     "LN": "http://loinc.org",
@@ -58,8 +121,9 @@ def code_system_uri(
 ) -> str | None:
     """The FHIR system for a v2 coding-system name (CWE.3), or None when none was sent.
 
-    The partner's map (``Partner.code_systems``) comes first; then table 0396 names and
-    ``HL7nnnn`` map to canonical URIs; an OID becomes ``urn:oid:``;
+    The partner's map (``Partner.code_systems``) comes first; then table 0396 names map to
+    canonical URIs and ``HL7nnnn`` to the table's (see the module); an OID becomes
+    ``urn:oid:``;
     a URI is kept; anything else is the partner's local system.
     """
     if not name or not name.strip():
@@ -72,7 +136,7 @@ def code_system_uri(
         return known
     table = _HL7_TABLE.match(name)
     if table:
-        return f"http://terminology.hl7.org/CodeSystem/v2-{table[1]}"
+        return v2_table_system(table[1])
     if _OID.match(name):
         return f"urn:oid:{name}"
     if name.startswith(("http://", "https://", "urn:")):

@@ -56,7 +56,11 @@ def test_dtm(value: str, zone: ZoneInfo, expected: str | None) -> None:
         ("SCT", "http://snomed.info/sct"),
         ("CVX", "http://hl7.org/fhir/sid/cvx"),
         ("I10", "http://hl7.org/fhir/sid/icd-10"),
-        ("HL70078", "http://terminology.hl7.org/CodeSystem/v2-0078"),
+        # Tables terminology.hl7.org publishes are its CodeSystems; the others (0296
+        # user-defined, 0078 retired into v3 ObservationInterpretation) their OIDs.
+        ("HL70203", "http://terminology.hl7.org/CodeSystem/v2-0203"),
+        ("HL70296", "urn:oid:2.16.840.1.113883.12.296"),
+        ("HL70078", "urn:oid:2.16.840.1.113883.12.78"),
         ("HL7_0001", "http://terminology.hl7.org/CodeSystem/v2-0001"),
         ("2.16.840.1.113883.6.1", "urn:oid:2.16.840.1.113883.6.1"),
         ("99LAB", "urn:fhir-intake:partner:p1:cs:99LAB"),
@@ -86,12 +90,56 @@ def test_identifier_with_global_and_local_authorities() -> None:
     pid = _seg("PID|1||123^^^&2.16.840.1.113883.19.5&ISO^MR~456^^^HOSP^MR")
     assert identifier(pid, 3, 1, ctx=P1) == {
         "type": {
-            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                    "code": "MR",
+                    "display": "Medical record number",  # table 0203's own
+                }
+            ]
         },
         "system": "urn:oid:2.16.840.1.113883.19.5",
         "value": "123",
     }
     assert identifier(pid, 3, 2, ctx=P1)["system"] == "urn:fhir-intake:partner:p1:cs:HOSP"  # type: ignore[index]
+
+
+def test_cx5_a_type_table_0203_does_not_define_is_the_types_text() -> None:
+    # CX.5 was copied into v2-0203 whatever it held ('GOOD HEALTH HOSPITAL').
+    pid = _seg("PID|1||123^^^HOSP^GOOD HEALTH HOSPITAL")
+    assert identifier(pid, 3, 1, ctx=P1)["type"] == {"text": "GOOD HEALTH HOSPITAL"}  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        # The table's display replaces the sender's; the sender's stays as the text.
+        (
+            "LD^Left Arm^HL70163",
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/v2-0163",
+                "code": "LD",
+                "display": "Left Deltoid",
+            },
+        ),
+        # A code a published table does not define is the partner's own.
+        (
+            "ZZ^Odd^HL70163",
+            {"system": "urn:fhir-intake:partner:p1:cs:HL70163", "code": "ZZ", "display": "Odd"},
+        ),
+        # A user-defined table has no CodeSystem on terminology.hl7.org: its OID.
+        (
+            "ENG^English^HL70296",
+            {"system": "urn:oid:2.16.840.1.113883.12.296", "code": "ENG", "display": "English"},
+        ),
+    ],
+)
+def test_cwe_codes_of_hl7_tables_are_only_what_the_tables_define(
+    field: str, expected: dict[str, str]
+) -> None:
+    concept = codeable_concept(_seg(f"RXR|x|{field}"), 2, ctx=P1)
+    assert concept is not None and concept["coding"] == [expected]
+    assert concept["text"] == field.split("^")[1]
 
 
 @pytest.mark.parametrize(

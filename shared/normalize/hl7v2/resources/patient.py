@@ -8,7 +8,7 @@ from ...context import BundleBuilder, ConversionContext
 from ...ids import SSN_SYSTEM, is_local_system, patient_id, resource_id
 from ..datatypes import address, codeable_concept, contact_point, dtm, human_name, identifier
 from ..message import Segment
-from ..terminology import GENDER
+from ..terminology import GENDER, v2_table_system, v3_coding
 from .people import organization, practitioners
 
 __all__ = ["merge_patients", "patient", "patient_id_for", "related_person"]
@@ -53,6 +53,37 @@ def _identifiers(pid: Segment, ctx: ConversionContext) -> list[dict[str, Any]]:
             entry["system"] = f"urn:fhir-intake:driver-licence:{issuer}"
         found.append(entry)
     return found
+
+
+# Table 0002 codes whose meaning v3 MaritalStatus (the binding's code system) has, often
+# under another letter: v2 A is Separated, v3 A Annulled; v2 P Domestic partner, v3 P
+# Polygamous. v2 A (Separated), G, R, U, O and T have no v3 equivalent.
+_V2_TO_V3_MARITAL = {
+    "B": "U",
+    "C": "C",
+    "D": "D",
+    "E": "L",
+    "I": "I",
+    "M": "M",
+    "N": "A",
+    "P": "T",
+    "S": "S",
+    "W": "W",
+}
+
+
+def _marital_status(pid: Segment, ctx: ConversionContext) -> dict[str, Any] | None:
+    """PID-16 (table 0002) as sent, with the v3 MaritalStatus code of the same meaning."""
+    concept = codeable_concept(pid, 16, ctx=ctx, table="0002")
+    if not concept:
+        return None
+    v2 = next(
+        (c for c in concept.get("coding", []) if c.get("system") == v2_table_system("0002")), None
+    )
+    v3 = v3_coding("MaritalStatus", _V2_TO_V3_MARITAL.get(v2["code"], "")) if v2 else None
+    if v3:
+        concept["coding"].append(v3)
+    return concept
 
 
 def patient(
@@ -105,11 +136,8 @@ def patient(
     addresses = [x for x in (address(pid, 11, r) for r in range(1, pid.repetitions(11) + 1)) if x]
     if addresses:
         resource["address"] = addresses
-    marital = codeable_concept(pid, 16, ctx=ctx)
+    marital = _marital_status(pid, ctx)
     if marital:
-        for c in marital.get("coding", []):
-            if "system" not in c or c["system"].endswith("v2-0002"):
-                c["system"] = "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus"
         resource["maritalStatus"] = marital
     if (pid.get(24) or "").upper() in {"Y", "N"}:
         order = pid.get(25)

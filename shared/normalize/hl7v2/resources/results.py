@@ -8,10 +8,10 @@ import re
 from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
-from ...ids import resource_id
+from ...ids import local_system, resource_id
 from ..datatypes import codeable_concept, dtm, quantity_value
 from ..message import Segment
-from ..terminology import OBSERVATION_STATUS, UCUM_SPELLINGS, code_system_uri
+from ..terminology import OBSERVATION_STATUS, UCUM_SPELLINGS, code_system_uri, v3_coding
 from .people import practitioner, practitioners
 
 __all__ = ["diagnostic_report", "observation", "order_numbers", "service_request", "specimen"]
@@ -49,7 +49,6 @@ _ORDER_STATUS = {
 _SN = re.compile(
     r"^(?P<cmp><=|>=|<|>|=)?(?P<n1>[+-]?\d*\.?\d+)?(?P<sep>[-+/:])?(?P<n2>[+-]?\d*\.?\d+)?\Z"
 )
-_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 
 
 def order_numbers(orc: Segment | None, obr: Segment | None) -> tuple[str | None, str | None]:
@@ -289,6 +288,23 @@ def _structured_numeric(
     return ("valueString", text) if text else None
 
 
+def _interpretation(obx: Segment, rep: int, ctx: ConversionContext) -> dict[str, Any] | None:
+    """OBX-8: table 0078 abnormal flags, which v3 ObservationInterpretation took over (the
+    binding's code system), where it defines the code; any other flag is the sender's."""
+    flag = obx.get(8, rep=rep)
+    named = obx.get(8, 3, rep=rep)
+    if not flag:
+        return None
+    if named in (None, "HL70078"):
+        known = v3_coding("ObservationInterpretation", flag)
+        if known:
+            return {"coding": [known]}
+    concept = codeable_concept(obx, 8, rep, ctx=ctx)
+    if concept and not any("system" in c for c in concept.get("coding", [])):
+        concept["coding"][0]["system"] = local_system(ctx.partner, "HL70078")
+    return concept
+
+
 def observation(
     obx: Segment,
     patient: dict[str, str],
@@ -333,12 +349,9 @@ def observation(
     reference_range = obx.get(7)
     if reference_range:
         resource["referenceRange"] = [{"text": reference_range}]
-    flags = [obx.get(8, rep=r) for r in range(1, obx.repetitions(8) + 1)]
-    flags = [f for f in flags if f]
-    if flags:
-        resource["interpretation"] = [
-            {"coding": [{"system": _INTERPRETATION, "code": f}]} for f in flags
-        ]
+    flags = [_interpretation(obx, r, ctx) for r in range(1, obx.repetitions(8) + 1)]
+    if any(flags):
+        resource["interpretation"] = [f for f in flags if f]
     effective = dtm(obx.get(14, 1), ctx.local_zone) or effective_default
     if effective:
         resource["effectiveDateTime"] = effective
