@@ -37,6 +37,7 @@ from .ids import local_system, patient_id, resource_id
 from .models import Conversion, Rejection
 from .payload import read_utf8
 from .provenance import add_provenance
+from .vital_signs import conform_vital_signs
 
 __all__ = ["MAPPINGS_DIR", "CsvMapping", "convert_csv", "load_mapping", "mapping_schema"]
 
@@ -383,6 +384,7 @@ def convert_csv(data: bytes, mapping: CsvMapping, ctx: ConversionContext) -> Con
         raise NormalizationError.at(
             None, "no row holds a value the mapping reads", IssueCode.REQUIRED
         )
+    conform_vital_signs(list(out.resources.values()), out.warn)
     digest = hashlib.sha256(data).hexdigest()[:32]
     add_provenance(
         out,

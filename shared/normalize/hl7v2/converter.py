@@ -23,6 +23,7 @@ from ..context import BundleBuilder, ConversionContext
 from ..errors import IssueCode, NormalizationError
 from ..models import Conversion
 from ..provenance import add_provenance
+from ..vital_signs import conform_vital_signs
 from .datatypes import dtm, utc_offset
 from .message import Message, Segment
 from .parser import parse_message
@@ -291,6 +292,9 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
         document_reference(txa, doc_texts, subject, visit, ctx, out, key)
     for name, count in sorted(skipped.items()):
         out.warn(name, f"{count} {name} segment(s) are not converted yet", IssueCode.NOT_SUPPORTED)
+    conform_vital_signs(
+        list(out.resources.values()), out.warn, dtm(message.msh.get(7, 1), ctx.local_zone)
+    )
     _provenance(message, ctx, out, kind, key, zsegments)
     return Conversion(
         bundle=out.bundle(),
