@@ -7,7 +7,6 @@ R4 package is absent."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from tests.conftest import REPO
@@ -80,45 +79,51 @@ def violations(observation: dict[str, Any]) -> list[str]:
     return found
 
 
+def _quantity(code: str, element: dict[str, Any], quantity: dict[str, Any]) -> list[str]:
+    found = []
+    leaf = element["id"].rsplit(".", 1)[1]
+    fixed = element.get("fixedUri") or element.get("fixedCode")
+    if element.get("min", 0) >= 1 and leaf not in quantity:
+        found.append(f"{code}: valueQuantity.{leaf} is required")
+    if fixed and quantity.get(leaf) != fixed:
+        found.append(f"{code}: valueQuantity.{leaf} must be {fixed}")
+    binding = element.get("binding", {}).get("valueSet")
+    if binding and quantity.get(leaf) not in _value_set_codes(binding):
+        found.append(f"{code}: valueQuantity.{leaf} is outside {binding}")
+    return found
+
+
 def _check(observation: dict[str, Any], code: str, elements: list[dict[str, Any]]) -> list[str]:
     found: list[str] = []
     quantity = observation.get("valueQuantity")
+    categories = {
+        c.get("code") for cc in observation.get("category", []) for c in cc.get("coding", [])
+    }
+    codes = _codes([observation.get("code", {})], _LOINC)
     for e in elements:
         path, fixed = e["id"], e.get("fixedUri") or e.get("fixedCode")
-        top = path.split(".")[1] if path.count(".") >= 1 else ""
-        if path.count(".") == 1 and e.get("min", 0) >= 1 and ":" not in path:
-            if not _present(observation, top):
+        required = e.get("min", 0) >= 1
+        if path.count(".") == 1 and required and ":" not in path:
+            if not _present(observation, path.split(".")[1]):
                 found.append(f"{code}: {path} is required")
-        if path.startswith("Observation.category:") and path.endswith(".code") and fixed:
-            if fixed not in {
-                c.get("code")
-                for cc in observation.get("category", [])
-                for c in cc.get("coding", [])
-            }:
+        elif path.endswith(".code") and fixed and path.startswith("Observation.category:"):
+            if fixed not in categories:
                 found.append(f"{code}: category {fixed} is required")
-        if path.startswith("Observation.code.coding:") and path.endswith(".code") and fixed:
-            if fixed not in _codes([observation.get("code", {})], _LOINC):
+        elif path.endswith(".code") and fixed and path.startswith("Observation.code.coding:"):
+            if fixed not in codes:
                 found.append(f"{code}: code {fixed} is required")
-        if path.startswith("Observation.valueQuantity.") and quantity is not None:
-            leaf = path.rsplit(".", 1)[1]
-            if e.get("min", 0) >= 1 and leaf not in quantity:
-                found.append(f"{code}: valueQuantity.{leaf} is required")
-            if fixed and quantity.get(leaf) != fixed:
-                found.append(f"{code}: valueQuantity.{leaf} must be {fixed}")
-            binding = e.get("binding", {}).get("valueSet")
-            if binding and quantity.get(leaf) not in _value_set_codes(binding):
-                found.append(f"{code}: valueQuantity.{leaf} is outside {binding}")
-        if path == "Observation.valueQuantity":
+        elif path.startswith("Observation.valueQuantity.") and quantity is not None:
+            found += _quantity(code, e, quantity)
+        elif path == "Observation.valueQuantity":
             others = [k for k in observation if k.startswith("value") and k != "valueQuantity"]
             if others:
                 found.append(f"{code}: the value must be a Quantity, not {others[0]}")
     effective = observation.get("effectiveDateTime")
     if isinstance(effective, str) and len(effective) < 8:  # vs-1, as the profile writes it
         found.append(f"{code}: vs-1 effectiveDateTime is not precise to the day")
-    has_value = any(k.startswith("value") for k in observation)
-    if not observation.get("component") and not observation.get("hasMember"):
-        if not (has_value or "dataAbsentReason" in observation):  # vs-2
-            found.append(f"{code}: vs-2 needs a value or a dataAbsentReason")
+    has_value = any(k.startswith("value") for k in observation) or "dataAbsentReason" in observation
+    if not (observation.get("component") or observation.get("hasMember") or has_value):  # vs-2
+        found.append(f"{code}: vs-2 needs a value or a dataAbsentReason")
     for component in observation.get("component", []):  # vs-3
         if (
             not any(k.startswith("value") for k in component)

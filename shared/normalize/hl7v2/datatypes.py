@@ -29,6 +29,7 @@ __all__ = [
     "coding",
     "contact_point",
     "dtm",
+    "ends_before_start",
     "human_name",
     "identifier",
     "quantity_value",
@@ -104,6 +105,16 @@ def dtm(value: str | None, zone: tzinfo) -> DateTimeResult | None:
     if text.endswith("+00:00") and (not tz or mean_time):
         text = text[:-6] + "Z"
     return text[:19] + fraction + text[19:]
+
+
+def ends_before_start(start: str | None, end: str | None) -> bool:
+    """Whether a period's end is before its start (both of a date's or a time's precision;
+    FHIR does not order values of different precision, and neither does this)."""
+    if not start or not end or (len(start) > 10) != (len(end) > 10):
+        return False
+    if len(start) <= 10:
+        return len(start) == len(end) and end < start
+    return datetime.fromisoformat(end) < datetime.fromisoformat(start)
 
 
 def coding(

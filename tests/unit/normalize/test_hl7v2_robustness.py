@@ -190,3 +190,11 @@ def test_the_message_size_limit_holds_for_each_message_of_a_batch(
     assert rejected.location == "message 2"
     assert rejected.issues[0].code is IssueCode.TOO_LONG
     assert _only(result.bundle, "Patient")["name"][0]["given"] == ["Jane"]
+
+
+def test_pv1_45_discharge_before_the_admit_time_is_left_out_with_a_warning() -> None:
+    # per-1: a period may not end before it starts (LinuxForHealth's Hl7MessageTest-02).
+    pv1 = "PV1|1|I" + "|" * 42 + "201409122200|20000206031726\r"
+    result = convert_hl7v2(_msh("ADT^A03") + PID + pv1, NO_ZONE)
+    assert _only(result.bundle, "Encounter")["period"] == {"start": "2014-09-12T22:00:00Z"}
+    assert any(i.location == "PV1-45" for i in result.issues)

@@ -6,7 +6,7 @@ from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
 from ...ids import resource_id
-from ..datatypes import codeable_concept, dtm
+from ..datatypes import codeable_concept, dtm, ends_before_start
 from ..message import Segment
 from .people import organization, practitioner
 
@@ -172,14 +172,13 @@ def coverage(
     plan = codeable_concept(in1, 2, ctx=ctx)
     if plan:
         resource["type"] = plan
-    period = {
-        k: v
-        for k, v in (
-            ("start", dtm(in1.get(12), ctx.local_zone)),
-            ("end", dtm(in1.get(13), ctx.local_zone)),
+    start, end = dtm(in1.get(12), ctx.local_zone), dtm(in1.get(13), ctx.local_zone)
+    if ends_before_start(start, end):
+        out.warn(
+            in1.location(13), "the plan expiration date is before its effective date; left out"
         )
-        if v
-    }
+        end = None
+    period = {k: v for k, v in (("start", start), ("end", end)) if v}
     if period:
         resource["period"] = period
     return out.add(resource)

@@ -8,7 +8,7 @@ from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
 from ...ids import resource_id
-from ..datatypes import codeable_concept, dtm
+from ..datatypes import codeable_concept, dtm, ends_before_start
 from ..message import Segment
 from .people import location, practitioner, practitioners
 
@@ -130,7 +130,7 @@ def appointment(
         resource["appointmentType"] = kind
     if service:
         resource["serviceType"] = [service]
-    if start and end and len(start) > 10 and len(end) > 10:
+    if start and end and len(start) > 10 and len(end) > 10 and not ends_before_start(start, end):
         resource["start"], resource["end"] = start, end
     elif status not in {"proposed", "cancelled", "waitlist"} and not (start and end):
         resource["status"] = "proposed" if status == "booked" else status

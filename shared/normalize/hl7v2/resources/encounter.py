@@ -6,7 +6,7 @@ from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
 from ...ids import resource_id
-from ..datatypes import codeable_concept, dtm, identifier
+from ..datatypes import codeable_concept, dtm, ends_before_start, identifier
 from ..message import Segment
 from ..terminology import ENCOUNTER_CLASS
 from .people import location, practitioner
@@ -54,6 +54,9 @@ def encounter(
     visit = visit_id["value"] if visit_id else None
     start = dtm(pv1.get(44, 1), ctx.local_zone)
     end = dtm(pv1.get(45, 1), ctx.local_zone)
+    if ends_before_start(start, end):
+        out.warn(pv1.location(45), "the discharge time is before the admit time (PV1-44); left out")
+        end = None
     status = _EVENT_STATUS.get(
         event or "", "finished" if end else "in-progress" if start else "unknown"
     )
