@@ -52,6 +52,15 @@ def is_local_system(system: str | None, partner: str | None = None) -> bool:
     return str(system).startswith(local_system_prefix(partner))
 
 
+# Assigning authorities by their HL7 table 0363 codes whose identifier systems FHIR
+# names: a social security number from USSSA is the SSN whoever sent it.
+_WELL_KNOWN = {
+    "USSSA": "http://hl7.org/fhir/sid/us-ssn",
+    "SSA": "http://hl7.org/fhir/sid/us-ssn",
+    "NPI": "http://hl7.org/fhir/sid/us-npi",
+}
+
+
 def authority_system(
     namespace: str | None, universal_id: str | None, id_type: str | None, partner: str
 ) -> str | None:
@@ -70,6 +79,9 @@ def authority_system(
             return uid
     if namespace:
         ns = namespace.strip()
+        known = _WELL_KNOWN.get(ns.upper())
+        if known:
+            return known
         if _OID.match(ns):
             return f"urn:oid:{ns}"
         if ns.startswith(("http://", "https://", "urn:")):

@@ -74,6 +74,8 @@ def dtm(value: str | None, zone: tzinfo) -> DateTimeResult | None:
     if not found:
         return None
     y, mo, d, h = found["y"], found["mo"], found["d"], found["h"]
+    if y == "0000":  # FHIR's years start at 0001
+        return None
     try:
         if h is None:
             if d is not None:
@@ -186,39 +188,48 @@ def identifier(
     return result
 
 
+# Table 0200 name types whose meaning a FHIR name use has. Left without a use: U
+# (unspecified, not "old"), T (indigenous/tribal, not "temp"), P (name of a partner or
+# spouse, not the patient's "usual"), A (alias), B (at birth), C (adopted), I, K, NB.
 _NAME_USE = {
     "L": "official",
     "D": "usual",
     "M": "maiden",
     "N": "nickname",
-    "A": "anonymous",
-    "B": "official",
-    "C": "usual",
     "S": "anonymous",
-    "T": "temp",
-    "P": "usual",
-    "U": "old",
     "R": "official",
     "BAD": "old",
     "TEMP": "temp",
 }
 
 
-def human_name(seg: Segment, n: int, rep: int = 1, first: int = 1) -> dict[str, Any] | None:
+def human_name(
+    seg: Segment, n: int, rep: int = 1, first: int = 1, use_at: int | None = None
+) -> dict[str, Any] | None:
     """XPN (or the name part of XCN, starting at ``first``) to HumanName.
 
-    XPN.1.1 family, .2 given, .3 further given, .4 suffix, .5 prefix, .7 name type.
+    XPN.1.1 family, .2 given, .3 further given, .4 suffix, .5 prefix, .6 degree and .14
+    professional suffix (suffixes too), .7 name type (``use_at``: where the name type is,
+    XCN.10 for an XCN).
     """
     family = seg.get(n, first, 1, rep=rep)
     given = [
         g.strip() for g in (seg.get(n, first + 1, rep=rep), seg.get(n, first + 2, rep=rep)) if g
     ]
-    suffix = seg.get(n, first + 3, rep=rep)
+    suffixes = [
+        s
+        for s in (
+            seg.get(n, first + 3, rep=rep),
+            seg.get(n, first + 5, rep=rep),
+            None if use_at else seg.get(n, 14, rep=rep),
+        )
+        if s
+    ]
     prefix = seg.get(n, first + 4, rep=rep)
     if not (family or given):
         return None
     name: dict[str, Any] = {}
-    use = _NAME_USE.get((seg.get(n, first + 6, rep=rep) or "").upper())
+    use = _NAME_USE.get((seg.get(n, use_at or first + 6, rep=rep) or "").upper())
     if use:
         name["use"] = use
     if family:
@@ -227,8 +238,8 @@ def human_name(seg: Segment, n: int, rep: int = 1, first: int = 1) -> dict[str, 
         name["given"] = given
     if prefix:
         name["prefix"] = [prefix.strip()]
-    if suffix:
-        name["suffix"] = [suffix.strip()]
+    if suffixes:
+        name["suffix"] = list(dict.fromkeys(suffixes))
     return name
 
 
@@ -293,7 +304,9 @@ _TELECOM_SYSTEM = {
 }
 
 
-def contact_point(seg: Segment, n: int, rep: int = 1) -> dict[str, Any] | None:
+def contact_point(
+    seg: Segment, n: int, rep: int = 1, default_use: str | None = None
+) -> dict[str, Any] | None:
     """XTN to ContactPoint: .1 (deprecated) number, .2 use, .3 equipment, .4 email,
     .5-.8 country, area, local number, extension; .12 unformatted."""
     equipment = seg.get(n, 3, rep=rep)
@@ -311,7 +324,8 @@ def contact_point(seg: Segment, n: int, rep: int = 1) -> dict[str, Any] | None:
         "system": "email" if value == email else _TELECOM_SYSTEM.get(equipment or "PH", "phone"),
         "value": value.strip(),
     }
-    use = _TELECOM_USE.get(seg.get(n, 2, rep=rep) or "")
+    sent_use = seg.get(n, 2, rep=rep)
+    use = _TELECOM_USE.get(sent_use or "") if sent_use else default_use
     if equipment == "CP":
         use = "mobile"
     if use:

@@ -117,7 +117,7 @@ def test_warnings_name_the_field_and_the_table_never_the_value() -> None:
     )
     issues = {i.location: i.diagnostics for i in convert_hl7v2(message.encode(), CTX).issues}
     assert issues["PID-8"] == "administrative sex is not in table 0001; left out"
-    assert issues["PV1-2"] == "patient class is not in table 0004; mapped to ambulatory"
+    assert issues["PV1-2"] == "patient class is not in table 0004; class unknown"
     assert issues["OBX-2"] == "the value type is not one this service converts; kept as text"
     assert "ZZCANARY" not in repr(issues)
 

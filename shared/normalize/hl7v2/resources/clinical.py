@@ -6,9 +6,9 @@ from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
 from ...ids import resource_id
-from ..datatypes import codeable_concept, dtm, ends_before_start
+from ..datatypes import codeable_concept, dtm, ends_before_start, identifier
 from ..message import Segment
-from .people import organization, practitioner
+from .people import organization, organization_named, practitioner
 
 __all__ = ["allergy", "condition", "coverage", "procedure"]
 
@@ -25,7 +25,6 @@ _ALLERGY_CATEGORY = {
 }
 _CRITICALITY = {"SV": "high", "MO": "low", "MI": "low", "U": "unable-to-assess"}
 _CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
-_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 
 
 def _concept_key(concept: dict[str, Any] | None) -> str:
@@ -51,7 +50,6 @@ def allergy(
             ctx.partner, "AllergyIntolerance", patient["reference"], _concept_key(code)
         ),
         "clinicalStatus": {"coding": [{"system": _CLINICAL, "code": "active"}]},
-        "verificationStatus": {"coding": [{"system": _VERIFICATION, "code": "confirmed"}]},
         "code": code,
         "patient": patient,
     }
@@ -152,16 +150,37 @@ def procedure(
     return out.add(resource)
 
 
+_UNKNOWN_PAYOR: dict[str, Any] = {
+    "extension": [
+        {
+            "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+            "valueCode": "unknown",
+        }
+    ]
+}
+
+
+def _insurer(in1: Segment, ctx: ConversionContext, out: BundleBuilder) -> dict[str, str] | None:
+    """The insurer: IN1-3 (company id, CX) with IN1-4's name, else IN1-4 alone."""
+    ident = identifier(in1, 3, ctx=ctx)
+    if ident is None:
+        return organization(in1, 4, 1, ctx, out)
+    return organization_named(in1.get(4, 1), ident["value"], ident.get("system"), ctx, out)
+
+
 def coverage(
     in1: Segment, patient: dict[str, str], ctx: ConversionContext, out: BundleBuilder
 ) -> dict[str, str]:
     """IN1: .2 plan, .3/.4 company id and name, .8 group, .12/.13 dates, .36 policy number."""
-    payor = organization(in1, 4, 1, ctx, out) or patient
+    # IN1-4 names the insurer, IN1-3 its id; with neither, who pays is unknown (never the
+    # patient, which Coverage.payor would then say).
+    insurer = _insurer(in1, ctx, out)
+    payor: dict[str, Any] = dict(insurer) if insurer else _UNKNOWN_PAYOR
     policy = in1.get(36) or in1.get(2, 1) or in1.get(1) or ""
     resource: dict[str, Any] = {
         "resourceType": "Coverage",
         "id": resource_id(
-            ctx.partner, "Coverage", patient["reference"], payor["reference"], policy
+            ctx.partner, "Coverage", patient["reference"], (insurer or {}).get("reference"), policy
         ),
         "status": "active",
         "beneficiary": patient,

@@ -14,6 +14,11 @@ from .people import location, practitioner
 __all__ = ["encounter"]
 
 _ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+_UNKNOWN_CLASS = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor",
+    "code": "UNK",
+    "display": "unknown",
+}
 _PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 # ADT events to Encounter.status.
 _EVENT_STATUS = {
@@ -62,12 +67,14 @@ def encounter(
     )
     if end and status in {"in-progress", "arrived"} and event not in {"A13"}:
         status = "finished"
-    code, display = ENCOUNTER_CLASS.get((pv1.get(2) or "").upper(), ("AMB", "ambulatory"))
-    if pv1.get(2) and (pv1.get(2) or "").upper() not in ENCOUNTER_CLASS:
-        out.warn(
-            pv1.location(2),
-            "patient class is not in table 0004; mapped to ambulatory",
-        )
+    known = ENCOUNTER_CLASS.get((pv1.get(2) or "").upper())
+    # Encounter.class is required: a class not sent, or not in table 0004, is unknown
+    # (v3 NullFlavor), never a guess such as ambulatory.
+    encounter_class = (
+        {"system": _ACT_CODE, "code": known[0], "display": known[1]} if known else _UNKNOWN_CLASS
+    )
+    if pv1.get(2) and not known:
+        out.warn(pv1.location(2), "patient class is not in table 0004; class unknown")
     resource: dict[str, Any] = {
         "resourceType": "Encounter",
         # A visit number is unique within its authority and patient.
@@ -77,7 +84,7 @@ def encounter(
         if visit_id and visit
         else resource_id(ctx.partner, "Encounter", "message", message_key),
         "status": status,
-        "class": {"system": _ACT_CODE, "code": code, "display": display},
+        "class": encounter_class,
         "subject": patient,
     }
     if visit_id:

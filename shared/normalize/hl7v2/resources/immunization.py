@@ -65,6 +65,15 @@ def immunization(
     lot = rxa.get(15)
     if lot:
         resource["lotNumber"] = lot
+    expires = dtm(rxa.get(16, 1), ctx.local_zone)  # RXA-16, a date
+    if expires:
+        resource["expirationDate"] = expires[:10]
+    source = rxa.get(9, 1)  # NIP001: 00 new record (first hand), 01-08 historical
+    if source and source.isdigit():
+        resource["primarySource"] = source == "00"
+        origin = codeable_concept(rxa, 9, ctx=ctx) if source != "00" else None
+        if origin:
+            resource["reportOrigin"] = origin
     maker = rxa.get(17, 1)
     if maker:
         org = organization_named(

@@ -15,6 +15,7 @@ __all__ = ["merge_patients", "patient", "patient_id_for", "related_person"]
 
 _V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 _MAX_BIRTH_ORDER = 2**31 - 1  # FHIR integer; PID-25 is NM, which has no bound
+_BIRTH_TIME = "http://hl7.org/fhir/StructureDefinition/patient-birthTime"
 _MAIDEN_NAME = "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName"
 
 
@@ -112,7 +113,8 @@ def patient(
         x
         for x in (
             *(contact_point(pid, 13, r) for r in range(1, pid.repetitions(13) + 1)),
-            *(contact_point(pid, 14, r) for r in range(1, pid.repetitions(14) + 1)),
+            # PID-14 is the business number: work, unless XTN.2 says otherwise
+            *(contact_point(pid, 14, r, "work") for r in range(1, pid.repetitions(14) + 1)),
         )
         if x
     ]
@@ -126,13 +128,17 @@ def patient(
     birth = dtm(pid.get(7, 1), ctx.local_zone)
     if birth:
         resource["birthDate"] = birth[:10]
+        if len(birth) > 10:  # the time of birth, as R4's extension on birthDate keeps it
+            resource["_birthDate"] = {"extension": [{"url": _BIRTH_TIME, "valueDateTime": birth}]}
     elif pid.get(7):
         out.warn(pid.location(7), "date of birth is not a valid DTM; left out")
-    if (pid.get(30) or "").upper() == "Y":
-        died = dtm(pid.get(29, 1), ctx.local_zone)
-        resource["deceasedDateTime" if died and len(died) > 10 else "deceasedBoolean"] = (
-            died if died and len(died) > 10 else True
-        )
+    died = dtm(pid.get(29, 1), ctx.local_zone)  # PID-29, whatever PID-30 says
+    if died and (pid.get(30) or "").upper() != "N":
+        resource["deceasedDateTime"] = died  # a date alone is a dateTime too
+    elif (pid.get(30) or "").upper() in {"Y", "N"}:
+        resource["deceasedBoolean"] = (pid.get(30) or "").upper() == "Y"
+        if died:
+            out.warn(pid.location(29), "a date of death with PID-30 N; left out")
     addresses = [x for x in (address(pid, 11, r) for r in range(1, pid.repetitions(11) + 1)) if x]
     if addresses:
         resource["address"] = addresses

@@ -19,9 +19,12 @@ _PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
 def practitioner(
     seg: Segment, n: int, rep: int, ctx: ConversionContext, out: BundleBuilder
 ) -> dict[str, str] | None:
-    """XCN: .1 id, .2-.7 name, .9 assigning authority, .13 identifier type."""
+    """XCN: .1 id, .2-.7 name, .9 assigning authority, .10 name type, .13 identifier type.
+
+    An id without an assigning authority is only the sender's number for someone: two
+    such practitioners are one only when their names agree too."""
     ident = seg.get(n, 1, rep=rep)
-    name = human_name(seg, n, rep, first=2)
+    name = human_name(seg, n, rep, first=2, use_at=10)
     if not ident and not name:
         return None
     resource: dict[str, Any] = {"resourceType": "Practitioner"}
@@ -36,7 +39,12 @@ def practitioner(
         if system:
             entry["system"] = system
         resource["identifier"] = [entry]
-        resource["id"] = resource_id(ctx.partner, "Practitioner", system, ident)
+        named = "|".join(str(v) for v in (name or {}).values())
+        resource["id"] = (
+            resource_id(ctx.partner, "Practitioner", system, ident)
+            if seg.get(n, 9, 1, rep=rep) or seg.get(n, 9, 2, rep=rep)
+            else resource_id(ctx.partner, "Practitioner", system, ident, named)
+        )
     else:
         key = "|".join(str(v) for v in (name or {}).values())
         resource["id"] = resource_id(ctx.partner, "Practitioner", "name", key)

@@ -8,10 +8,17 @@ import re
 from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
-from ...ids import local_system, resource_id
+from ...ids import authority_system, local_system, resource_id
 from ..datatypes import codeable_concept, dtm, quantity_value
 from ..message import Segment
-from ..terminology import OBSERVATION_STATUS, UCUM_SPELLINGS, code_system_uri, v3_coding
+from ..terminology import (
+    OBSERVATION_STATUS,
+    UCUM_SPELLINGS,
+    code_system_uri,
+    published_coding,
+    v2_table_system,
+    v3_coding,
+)
 from .people import practitioner, practitioners
 
 __all__ = ["diagnostic_report", "observation", "order_numbers", "service_request", "specimen"]
@@ -27,8 +34,8 @@ _REPORT_STATUS = {
     "I": "registered",
     "O": "registered",
     "X": "cancelled",
-    "Y": "final",
-    "Z": "final",
+    # Y (no order on record for this test) and Z (no record of this patient) report no
+    # result at all: unknown, never final.
 }
 _ORDER_STATUS = {
     "NW": "active",
@@ -52,7 +59,8 @@ _SN = re.compile(
 
 
 def order_numbers(orc: Segment | None, obr: Segment | None) -> tuple[str | None, str | None]:
-    """(placer, filler) order numbers: OBR-2/3, else ORC-2/3 (EI.1 with EI.2 namespace)."""
+    """(placer, filler) order numbers: OBR-2/3, else ORC-2/3 (EI.1 with EI.2 namespace),
+    as keys for ids (the identifiers written keep EI.1 as sent)."""
 
     def ei(seg: Segment | None, n: int) -> str | None:
         if seg is None or not seg.get(n, 1):
@@ -78,24 +86,20 @@ def _order_key(
 def _identifiers(
     orc: Segment | None, obr: Segment | None, ctx: ConversionContext
 ) -> list[dict[str, Any]]:
-    placer, filler = order_numbers(orc, obr)
     found = []
-    for value, code in ((placer, "PLAC"), (filler, "FILL")):
-        if value:
-            found.append(
-                {
-                    "type": {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
-                                "code": code,
-                            }
-                        ]
-                    },
-                    "system": f"urn:fhir-intake:partner:{ctx.partner}:order",
-                    "value": value,
-                }
-            )
+    for n, code in ((2, "PLAC"), (3, "FILL")):  # OBR-2/3, else ORC-2/3
+        seg = obr if obr is not None and obr.get(n, 1) else orc
+        if seg is None or not seg.get(n, 1):
+            continue
+        # EI.1 is the number as sent; EI.2-4 (namespace, universal id, its type) say whose.
+        system = authority_system(seg.get(n, 2), seg.get(n, 3), seg.get(n, 4), ctx.partner)
+        found.append(
+            {
+                "type": {"coding": [published_coding(v2_table_system("0203"), code)]},
+                "system": system or f"urn:fhir-intake:partner:{ctx.partner}:order",
+                "value": seg.get(n, 1),
+            }
+        )
     return found
 
 
@@ -194,8 +198,11 @@ def _units(obx: Segment, ctx: ConversionContext) -> dict[str, Any]:
     unit: dict[str, Any] = {"unit": obx.get(6, 2) or code}
     system = code_system_uri(obx.get(6, 3), ctx.partner, ctx.code_systems)
     ucum = UCUM_SPELLINGS.get(code.strip().lower())
-    if system == _UCUM or system is None:
+    if system == _UCUM:
         unit.update(system=_UCUM, code=ucum or code)
+    elif system is None:  # no coding system named: UCUM only where the spelling is certain
+        if ucum:
+            unit.update(system=_UCUM, code=ucum)
     elif ucum:
         unit.update(system=_UCUM, code=ucum)
     else:

@@ -1,0 +1,177 @@
+"""HL7 v2 fields that conversion lost, rewrote or invented, as CDC ReportStream's mapping
+inventory and the v2-to-FHIR IG show them (issue 19). Messages are synthetic; each test
+names its field."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+
+from shared.normalize.context import ConversionContext
+from shared.normalize.hl7v2.converter import convert_hl7v2
+
+CTX = ConversionContext(partner="p1", received=datetime(2026, 3, 1, tzinfo=UTC))
+THO = "http://terminology.hl7.org/CodeSystem/"
+
+
+def _convert(kind: str, *segments: str) -> dict[str, Any]:
+    message = f"MSH|^~\\&|S|F|R|RF|20260301101500+0000||{kind}|C1|P|2.5.1\r" + "\r".join(segments)
+    bundle = convert_hl7v2(message + "\r", CTX).bundle
+    get_fhir_model_class("Bundle").model_validate(bundle)
+    return bundle
+
+
+def _one(bundle: dict[str, Any], kind: str) -> dict[str, Any]:
+    (found,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
+    return found
+
+
+def _field(segment: str, number: int, value: str) -> str:
+    """A segment with ``value`` at field ``number`` (the rest empty)."""
+    return "|".join([segment, *[""] * (number - 1), value])
+
+
+PID = "PID|1||M1^^^H^MR||Doe^Jane||19700101|F"
+
+
+def test_orc2_obr3_order_numbers_keep_ei1_as_sent_and_the_namespace_as_the_system() -> None:
+    # '123456^Test' became 'Test:123456', so nobody found the order number.
+    bundle = _convert(
+        "ORU^R01", PID, "ORC|RE|123456^Test|F-9^LAB^2.16.840.1.113883.19.9^ISO", "OBR|1|||X^Y^L"
+    )
+    identifiers = {
+        i["type"]["coding"][0]["code"]: (i["system"], i["value"])
+        for i in _one(bundle, "DiagnosticReport")["identifier"]
+    }
+    assert identifiers == {
+        "PLAC": ("urn:fhir-intake:partner:p1:cs:Test", "123456"),
+        "FILL": ("urn:oid:2.16.840.1.113883.19.9", "F-9"),
+    }
+
+
+def test_obr25_y_and_z_report_no_result_so_the_status_is_unknown_not_final() -> None:
+    for status in ("Y", "Z"):
+        bundle = _convert("ORU^R01", PID, _field("OBR|1|P1||X^Y^L", 22, status))
+        assert _one(bundle, "DiagnosticReport")["status"] == "unknown"
+
+
+def test_xpn7_u_t_and_p_have_no_fhir_use_and_xpn6_and_xpn14_are_suffixes() -> None:
+    names = "Doe^Ann^^^^^U~Roe^Bo^^^^^T~Poe^Cy^^^^^P~Moe^Di^^Jr^^MD^L^^^^^^^FACP"  # PID-5
+    bundle = _convert("ADT^A01", f"PID|1||M1^^^H^MR||{names}")
+    found = {n["family"]: n for n in _one(bundle, "Patient")["name"]}
+    assert "use" not in found["Doe"] and "use" not in found["Roe"] and "use" not in found["Poe"]
+    assert found["Moe"]["use"] == "official"
+    assert found["Moe"]["suffix"] == ["Jr", "MD", "FACP"]
+
+
+def test_xcn10_is_the_name_type_and_an_id_without_authority_merges_only_with_its_name() -> None:
+    bundle = _convert(
+        "ADT^A01",
+        PID,
+        "PV1|1|I|||||100^Smith^Ann^^^^^^^L|100^Jones^Bob^^^^^^^^^^^",  # PV1-7 and PV1-8
+    )
+    practitioners = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Practitioner"
+    ]
+    assert len(practitioners) == 2  # the same number, two people: the first name won
+    smith = next(p for p in practitioners if p["name"][0]["family"] == "Smith")
+    assert smith["name"][0]["use"] == "official"  # from XCN.10, not XCN.8
+
+
+def test_pv1_2_empty_is_an_unknown_class_never_ambulatory() -> None:
+    encounter = _one(_convert("ADT^A01", PID, "PV1|1||W^1"), "Encounter")
+    assert encounter["class"] == {
+        "system": THO + "v3-NullFlavor",
+        "code": "UNK",
+        "display": "unknown",
+    }
+
+
+def test_al1_sends_no_verification_so_none_is_claimed() -> None:
+    allergy = _one(
+        _convert("ADT^A01", PID, "AL1|1|DA|70618^Penicillin^RXNORM"), "AllergyIntolerance"
+    )
+    assert "verificationStatus" not in allergy
+
+
+def test_in1_without_insurer_never_makes_the_patient_the_payor() -> None:
+    coverage = _one(_convert("ADT^A01", PID, "IN1|1|PLAN-1"), "Coverage")
+    (payor,) = coverage["payor"]
+    assert "reference" not in payor
+    assert payor["extension"][0]["valueCode"] == "unknown"
+
+
+def test_in1_3_company_id_is_the_insurers_identifier() -> None:
+    bundle = _convert("ADT^A01", PID, "IN1|1|PLAN-1|INS-77^^^PAYERS|Acme Health")
+    insurer = next(
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Organization"
+    )
+    assert insurer["name"] == "Acme Health"
+    assert insurer["identifier"][0]["value"] == "INS-77"
+
+
+def test_pid29_a_date_of_death_is_kept_without_pid30_and_a_date_alone_stays_a_date() -> None:
+    patient = _one(_convert("ADT^A01", _field(PID, 29 - 8, "20260215")), "Patient")
+    assert patient["deceasedDateTime"] == "2026-02-15"
+
+
+def test_pid7_the_time_of_birth_is_kept_in_the_birth_time_extension() -> None:
+    patient = _one(_convert("ADT^A01", "PID|1||M1^^^H^MR||Doe^J||197001011230+0100|F"), "Patient")
+    assert patient["birthDate"] == "1970-01-01"
+    (extension,) = patient["_birthDate"]["extension"]
+    assert extension == {
+        "url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime",
+        "valueDateTime": "1970-01-01T12:30:00+01:00",
+    }
+
+
+def test_pid7_year_0000_is_no_date() -> None:
+    patient = _one(_convert("ADT^A01", "PID|1||M1^^^H^MR||Doe^J||0000|F"), "Patient")
+    assert "birthDate" not in patient
+
+
+def test_pid14_a_business_number_without_use_is_work() -> None:
+    pid = "|".join(["PID", "1", "", "M1^^^H^MR", "", "Doe^J", *[""] * 8, "^^PH^^^555^1234567"])
+    patient = _one(_convert("ADT^A01", pid), "Patient")  # PID-14
+    assert patient["telecom"] == [{"system": "phone", "value": "555 1234567", "use": "work"}]
+
+
+def test_pid3_well_known_assigning_authorities_are_their_fhir_systems() -> None:
+    bundle = _convert("ADT^A01", "PID|1||123456789^^^USSSA^SS~M1^^^H^MR")
+    systems = [i.get("system") for i in _one(bundle, "Patient")["identifier"]]
+    assert "http://hl7.org/fhir/sid/us-ssn" in systems
+
+
+def test_rxa9_a_historical_dose_is_not_first_hand_and_rxa16_expiry_is_kept() -> None:
+    fields = [
+        "0",
+        "1",
+        "20260201",
+        "",
+        "08^HepB^CVX",
+        "0.5",
+        "mL^^UCUM",
+        "",
+        "01^Historical^NIP001",
+    ]
+    rxa = "|".join(["RXA", *fields, "", "", "", "", "", "LOT1", "20270101"])  # RXA-9, 15, 16
+    immunization = _one(_convert("VXU^V04", PID, rxa), "Immunization")
+    assert immunization["primarySource"] is False
+    assert immunization["reportOrigin"]["coding"][0]["code"] == "01"
+    assert immunization["expirationDate"] == "2027-01-01"
+
+
+def test_obx6_units_without_a_coding_system_are_ucum_only_where_certain() -> None:
+    bundle = _convert(
+        "ORU^R01", PID, "OBX|1|NM|X^A^L||5|mIU/ml|||||F", "OBX|2|NM|Y^B^L||5|mg/dl|||||F"
+    )
+    quantities = {
+        o["code"]["coding"][0]["code"]: o["valueQuantity"]
+        for o in (e["resource"] for e in bundle["entry"])
+        if o["resourceType"] == "Observation"
+    }
+    assert quantities["X"] == {"value": 5, "unit": "mIU/ml"}  # not claimed as UCUM
+    assert quantities["Y"]["system"] == "http://unitsofmeasure.org"
+    assert quantities["Y"]["code"] == "mg/dL"
