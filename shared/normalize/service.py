@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from .checks import check_bundle
@@ -64,6 +65,20 @@ def _too_large(text: str) -> bool:
     return len(text) > MAX_MESSAGE_BYTES // 4 and len(text.encode("utf-8")) > MAX_MESSAGE_BYTES
 
 
+def _once_each(issues: list[Issue]) -> tuple[Issue, ...]:
+    """A batch's issues with the repeats folded into one, counted: a thousand messages
+    that each leave PID-10 out give one issue, not a thousand."""
+    counts: dict[Issue, int] = {}
+    for issue in issues:
+        counts[issue] = counts.get(issue, 0) + 1
+    return tuple(
+        issue
+        if count == 1
+        else dataclasses.replace(issue, diagnostics=f"{issue.diagnostics} ({count} messages)")
+        for issue, count in counts.items()
+    )
+
+
 def _convert_hl7_stream(data: bytes, ctx: ConversionContext) -> Conversion:
     if not _is_batch(data):
         return convert_hl7v2(data, ctx)
@@ -93,7 +108,7 @@ def _convert_hl7_stream(data: bytes, ctx: ConversionContext) -> Conversion:
         raise NormalizationError([i for r in rejected for i in r.issues])
     return Conversion(
         bundle=out.bundle(),
-        issues=tuple(issues + out.issues),
+        issues=_once_each(issues + out.issues),
         rejected=tuple(rejected),
         message_type=f"HL7 v2 batch of {len(messages)}",
         records=len(messages),

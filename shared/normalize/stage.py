@@ -140,9 +140,11 @@ class NormalizeStage:
         self._sender.send(Queue.CONSENT_CHECK, envelope.next(EnvelopeKind.BUNDLE_NORMALIZED, ref))
         outcome = "partial" if conversion.rejected else "normalized"
         summary = conversion.summary()
-        issues = [i.to_fhir() for i in conversion.issues]
-        for rejection in conversion.rejected:
-            issues += [{**i.to_fhir(), "severity": "error"} for i in rejection.issues]
+        # Rejections first: the journey keeps the first issues when they are too many.
+        issues = [
+            {**i.to_fhir(), "severity": "error"} for r in conversion.rejected for i in r.issues
+        ]
+        issues += [i.to_fhir() for i in conversion.issues]
         self._status.record(
             envelope.partner,
             envelope.correlation_id,

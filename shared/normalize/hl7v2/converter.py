@@ -296,12 +296,45 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
         list(out.resources.values()), out.warn, dtm(message.msh.get(7, 1), ctx.local_zone)
     )
     _provenance(message, ctx, out, kind, key, zsegments)
+    _report_unread(segments, skipped, out)
     return Conversion(
         bundle=out.bundle(),
         issues=tuple(out.issues),
         message_type=kind,
         control_id=message.control_id,
     )
+
+
+# Fields that say how a message is framed, routed and acknowledged, not what it holds:
+# the header's, the Set IDs (a segment's sequence number), EVN-1 (MSH-9.2 again), and
+# segments about the sending software.
+_NOT_DATA = (
+    {("MSH", n) for n in (1, 2, 3, 5, 6, 8, 11, 12, 13, 14, 15, 16, 17)}
+    | {("MSH", n) for n in range(19, 26)}
+    | {("EVN", 1)}
+)
+_SET_ID_FIRST = {"PID", "PV1", "NK1", "AL1", "IAM", "DG1", "PR1", "IN1", "OBR", "OBX", "NTE"} | {
+    "SPM", "TQ1", "TQ2", "ROL", "PRT", "GT1", "FT1", "RXR", "AIS", "AIL", "AIP", "AIG", "RGS"
+}  # fmt: skip
+_NO_DATA_SEGMENTS = {"SFT", "DSC"}
+
+
+def _report_unread(segments: list[Segment], skipped: dict[str, int], out: BundleBuilder) -> None:
+    """A ``not-supported`` issue for each field that holds a value no converter read, so
+    nothing is dropped without a word (segments not converted at all are reported whole,
+    Z-segments are kept verbatim). Named by position only: the value is the partner's."""
+    counts: dict[str, int] = {}
+    for seg in segments:
+        if seg.name in skipped or seg.name in _NO_DATA_SEGMENTS or seg.name.startswith("Z"):
+            continue
+        for n in seg.unread():
+            if (seg.name, n) in _NOT_DATA or (n == 1 and seg.name in _SET_ID_FIRST):
+                continue
+            where = seg.location(n)
+            counts[where] = counts.get(where, 0) + 1
+    for where, count in counts.items():
+        times = "" if count == 1 else f" (in {count} segments)"
+        out.warn(where, f"a value this conversion does not carry{times}", IssueCode.NOT_SUPPORTED)
 
 
 def _provenance(

@@ -65,6 +65,14 @@ class Segment:
     message: Message = field(repr=False)
     _reps: dict[int, list[str]] = field(default_factory=dict, repr=False, compare=False)
 
+    def unread(self) -> list[int]:
+        """The fields holding a value that nothing has read: what conversion did not carry."""
+        return [
+            n
+            for n in range(1, len(self.fields))
+            if n not in self._reps and self.fields[n] and self.fields[n] != NULL
+        ]
+
     def raw(self, n: int) -> str:
         """The raw text of field n ("" when the segment has fewer fields)."""
         return self.fields[n] if 0 <= n < len(self.fields) else ""

@@ -175,3 +175,21 @@ def test_obx6_units_without_a_coding_system_are_ucum_only_where_certain() -> Non
     assert quantities["X"] == {"value": 5, "unit": "mIU/ml"}  # not claimed as UCUM
     assert quantities["Y"]["system"] == "http://unitsofmeasure.org"
     assert quantities["Y"]["code"] == "mg/dL"
+
+
+def test_every_field_with_a_value_no_conversion_reads_is_reported_by_position() -> None:
+    pid = "|".join(["PID", "1", "", "M1^^^H^MR", "", "Doe^J", *[""] * 6, "C-77", *[""] * 13, "US"])
+    message = (
+        "MSH|^~\\&|S|F|R|RF|20260301101500+0000||ORU^R01|C1|P|2.5.1\r"
+        + pid  # PID-12 county, PID-26 citizenship
+        + "\rOBX|1|NM|X^A^L||5||||||||||LAB-1\rOBX|2|NM|Y^B^L||6||||||||||LAB-2\r"
+        + "ZXT|1|kept verbatim\r"
+    )
+    issues = {i.location: i for i in convert_hl7v2(message, CTX).issues}
+    not_carried = {k: i.diagnostics for k, i in issues.items() if "does not carry" in i.diagnostics}
+    assert not_carried == {
+        "PID-12": "a value this conversion does not carry",
+        "PID-26": "a value this conversion does not carry",
+        "OBX-15": "a value this conversion does not carry (in 2 segments)",
+    }
+    assert "C-77" not in str(issues) and "LAB-1" not in str(issues)  # positions, not values

@@ -198,3 +198,13 @@ def test_pv1_45_discharge_before_the_admit_time_is_left_out_with_a_warning() -> 
     result = convert_hl7v2(_msh("ADT^A03") + PID + pv1, NO_ZONE)
     assert _only(result.bundle, "Encounter")["period"] == {"start": "2014-09-12T22:00:00Z"}
     assert any(i.location == "PV1-45" for i in result.issues)
+
+
+def test_a_batchs_repeated_issues_are_one_issue_with_a_count() -> None:
+    pid = "|".join(["PID", "1", "", "MRN{n}^^^HOSP^MR", "", "Doe^J", *[""] * 6, "C-77"])  # PID-12
+    body = "".join(
+        _msh("ADT^A01").replace("C1", f"C{n}") + pid.format(n=n) + "\r" for n in range(3)
+    )
+    result = conversion.convert_payload(body.encode(), NO_ZONE, PayloadFormat.HL7V2)
+    (county,) = [i for i in result.issues if i.location == "PID-12"]
+    assert county.diagnostics.endswith("(3 messages)")
