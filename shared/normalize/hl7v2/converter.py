@@ -220,6 +220,8 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
                 last = out.get(current_order) if current_order else None
                 current_orc = None
             else:
+                if current_orc is None:  # a result group without ORC: OBR is the order
+                    current_order = service_request(None, seg, subject, ctx, out, key, order_index)
                 current_report = diagnostic_report(
                     seg, current_orc, subject, visit, current_order, ctx, out, key, order_index
                 )

@@ -193,3 +193,66 @@ def test_every_field_with_a_value_no_conversion_reads_is_reported_by_position() 
         "OBX-15": "a value this conversion does not carry (in 2 segments)",
     }
     assert "C-77" not in str(issues) and "LAB-1" not in str(issues)  # positions, not values
+
+
+def test_obr8_the_end_of_a_collection_makes_the_report_effective_a_period() -> None:
+    obr = "OBR|1|P1||X^Y^L|||20260301080000|20260301090000"  # OBR-7, OBR-8
+    report = _one(_convert("ORU^R01", PID, obr), "DiagnosticReport")
+    assert report["effectivePeriod"] == {
+        "start": "2026-03-01T08:00:00Z",
+        "end": "2026-03-01T09:00:00Z",
+    }
+
+
+def test_obr16_the_ordering_provider_is_kept_when_there_is_no_orc() -> None:
+    obr = _field("OBR|1|P1||X^Y^L", 16 - 4, "55^Who^Ann^^^^^^AUTH")
+    bundle = _convert("ORU^R01", PID, obr)
+    order = _one(bundle, "ServiceRequest")
+    assert order["requester"]["reference"].startswith("Practitioner/")
+    assert _one(bundle, "DiagnosticReport")["basedOn"] == [
+        {"reference": f"ServiceRequest/{order['id']}"}
+    ]
+
+
+def test_obx5_dr_and_nr_ranges_keep_both_ends() -> None:
+    bundle = _convert(
+        "ORU^R01",
+        PID,
+        "OBX|1|DR|X^A^L||20260101^20260131|||||F",
+        "OBX|2|NR|Y^B^L||3.5^7.25|mmol/L^^UCUM||||F",
+    )
+    values = {
+        o["code"]["coding"][0]["code"]: o
+        for o in (e["resource"] for e in bundle["entry"])
+        if o["resourceType"] == "Observation"
+    }
+    assert values["X"]["valuePeriod"] == {"start": "2026-01-01", "end": "2026-01-31"}
+    assert values["Y"]["valueRange"]["low"]["value"] == 3.5
+    assert str(values["Y"]["valueRange"]["high"]["value"]) == "7.25"
+
+
+def test_obx5_ed_gets_a_real_mime_type_and_invalid_base64_is_left_out() -> None:
+    bundle = _convert(
+        "ORU^R01",
+        PID,
+        "OBR|1|P1||X^Y^L",
+        "OBX|1|ED|PDF^Report^L||^AP^PDF^Base64^JVBERi0xLjQK|||||F",
+        "OBX|2|ED|PDF^Report^L||^AP^PDF^Base64^not*base64!|||||F",
+    )
+    (form,) = _one(bundle, "DiagnosticReport")["presentedForm"]
+    assert form == {"contentType": "application/pdf", "data": "JVBERi0xLjQK"}
+
+
+def test_nk1_every_repetition_is_kept_and_a_contact_with_only_a_phone_too() -> None:
+    phones = "^^PH^^^555^1111111~^^PH^^^555^2222222"
+    nk1 = f"NK1|1|Roe^Al~Roe^Alfred|SPO^Spouse|1 Main St~2 Side St|{phones}"
+    bundle = _convert("ADT^A01", PID, nk1, "NK1|2||||^^PH^^^555^3333333")
+    people = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "RelatedPerson"
+    ]
+    first = next(p for p in people if "name" in p)
+    assert [n["given"] for n in first["name"]] == [["Al"], ["Alfred"]]
+    assert len(first["address"]) == 2 and len(first["telecom"]) == 2
+    assert first["relationship"][0]["coding"][0]["system"] == THO + "v2-0063"
+    phone_only = next(p for p in people if "name" not in p)
+    assert phone_only["telecom"][0]["value"] == "555 3333333"

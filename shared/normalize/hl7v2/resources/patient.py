@@ -169,26 +169,42 @@ def patient(
 def related_person(
     nk1: Segment, patient_ref: dict[str, str], ctx: ConversionContext, out: BundleBuilder
 ) -> dict[str, str] | None:
-    """NK1: .2 name, .3 relationship, .4 address, .5/.6 phones; keyed by patient and set id."""
-    name = human_name(nk1, 2)
-    if name is None and not nk1.get(3):
+    """NK1: .2 names, .3 relationship (table 0063), .4 addresses, .5 phones, .6 business
+    phones (work), every repetition; .13 the organization when the contact is one. Kept
+    when it holds any of them; keyed by patient and set id."""
+    names = [x for x in (human_name(nk1, 2, r) for r in range(1, nk1.repetitions(2) + 1)) if x]
+    relation = codeable_concept(nk1, 3, ctx=ctx, table="0063")
+    places = [x for x in (address(nk1, 4, r) for r in range(1, nk1.repetitions(4) + 1)) if x]
+    phones = [
+        x
+        for x in (
+            *(contact_point(nk1, 5, r) for r in range(1, nk1.repetitions(5) + 1)),
+            *(contact_point(nk1, 6, r, "work") for r in range(1, nk1.repetitions(6) + 1)),
+        )
+        if x
+    ]
+    organization_name = nk1.get(13, 1)
+    if not (names or relation or places or phones or organization_name):
         return None
     resource: dict[str, Any] = {
         "resourceType": "RelatedPerson",
         "id": resource_id(
-            ctx.partner, "RelatedPerson", patient_ref["reference"], nk1.get(1) or "", str(name)
+            ctx.partner,
+            "RelatedPerson",
+            patient_ref["reference"],
+            nk1.get(1) or "",
+            str(names[0]) if names else organization_name or "",
         ),
         "patient": patient_ref,
     }
-    if name:
-        resource["name"] = [name]
-    relation = codeable_concept(nk1, 3, ctx=ctx)
+    if names:
+        resource["name"] = names
+    elif organization_name:
+        resource["name"] = [{"text": organization_name}]
     if relation:
         resource["relationship"] = [relation]
-    place = address(nk1, 4)
-    if place:
-        resource["address"] = [place]
-    phones = [x for x in (contact_point(nk1, 5), contact_point(nk1, 6)) if x]
+    if places:
+        resource["address"] = places
     if phones:
         resource["telecom"] = phones
     return out.add(resource)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
 from ...ids import authority_system, local_system, resource_id
-from ..datatypes import codeable_concept, dtm, quantity_value
+from ..datatypes import codeable_concept, dtm, ends_before_start, quantity_value
 from ..message import Segment
 from ..terminology import (
     OBSERVATION_STATUS,
@@ -175,15 +175,19 @@ def diagnostic_report(
     if order:
         resource["basedOn"] = [order]
     effective = dtm(obr.get(7, 1), ctx.local_zone)
-    if effective:
+    ended = dtm(obr.get(8, 1), ctx.local_zone)  # OBR-8, the end of a collection
+    if ends_before_start(effective, ended):
+        out.warn(obr.location(8), "the observation end is before its start (OBR-7); left out")
+        ended = None
+    if ended:
+        resource["effectivePeriod"] = {k: v for k, v in (("start", effective), ("end", ended)) if v}
+    elif effective:
         resource["effectiveDateTime"] = effective
     issued = dtm(obr.get(22, 1), ctx.local_zone)
     if issued and len(issued) > 10:
         resource["issued"] = issued
-    category = codeable_concept(obr, 24, ctx=ctx)
+    category = codeable_concept(obr, 24, ctx=ctx, table="0074")
     if category:
-        for c in category.get("coding", []):
-            c.setdefault("system", "http://terminology.hl7.org/CodeSystem/v2-0074")
         resource["category"] = [category]
     out.add(resource)
     return resource
@@ -212,7 +216,7 @@ def _units(obx: Segment, ctx: ConversionContext) -> dict[str, Any]:
 
 _TEXT_TYPES = {"ST", "TX", "FT", "", "IS", "ID", "CX", "XCN", "XAD", "XPN", "XTN", "CP"}
 # Value types read one repetition at a time; every other type is joined as text.
-_TYPED = {"NM", "SN", "CWE", "CE", "CNE", "CF", "DTM", "TS", "DT", "DR", "TM", "ED", "RP"}
+_TYPED = {"NM", "SN", "NR", "CWE", "CE", "CNE", "CF", "DTM", "TS", "DT", "DR", "TM", "ED", "RP"}
 
 
 def _values(obx: Segment, ctx: ConversionContext, out: BundleBuilder) -> list[tuple[str, Any]]:
@@ -255,7 +259,20 @@ def _value(
     if kind in {"CWE", "CE", "CNE", "CF"}:
         concept = codeable_concept(obx, 5, rep, ctx=ctx)
         return ("valueCodeableConcept", concept) if concept else None
-    if kind in {"DTM", "TS", "DT", "DR"}:
+    if kind == "DR":  # a date range: DR.1 start, DR.2 end
+        start, end = (dtm(obx.get(5, c, rep=rep), ctx.local_zone) for c in (1, 2))
+        if ends_before_start(start, end):
+            end = None
+        period = {k: v for k, v in (("start", start), ("end", end)) if v}
+        return ("valuePeriod", period) if period else None
+    if kind == "NR":  # a numeric range: NR.1 low, NR.2 high
+        low, high = (quantity_value(obx.get(5, c, rep=rep)) for c in (1, 2))
+        units = _units(obx, ctx)
+        bounds = {
+            k: {"value": v, **units} for k, v in (("low", low), ("high", high)) if v is not None
+        }
+        return ("valueRange", bounds) if bounds else None
+    if kind in {"DTM", "TS", "DT"}:
         moment = dtm(obx.get(5, 1, rep=rep), ctx.local_zone)
         if moment is None:
             text = obx.get(5, rep=rep)
@@ -293,6 +310,39 @@ def _structured_numeric(
         obx.location(5, rep), "OBX-2 is SN but the value is not a structured number; kept as text"
     )
     return ("valueString", text) if text else None
+
+
+# Table 0191 (type of data) to MIME top-level types; table 0291 subtypes are MIME's own.
+_MIME_TYPE = {"AP": "application", "IM": "image", "AU": "audio", "TEXT": "text", "VI": "video"}
+_MIME_SUBTYPE = {"OCTET-STREAM": "octet-stream", "JPEG": "jpeg", "TIFF": "tiff", "PNG": "png"}
+_MIME = re.compile(r"^[a-z]+/[a-z0-9.+-]+\Z")
+
+
+def _attachment(obx: Segment, out: BundleBuilder) -> dict[str, str] | None:
+    """OBX-5 ED: .2 type of data, .3 subtype, .4 encoding, .5 data, as an Attachment with
+    a real MIME type and valid base64 (text sent as A is encoded here)."""
+    data = obx.get(5, 5)
+    if not data:
+        return None
+    kind, subtype = (obx.get(5, 2) or "").strip(), (obx.get(5, 3) or "").strip()
+    media = next((m.lower() for m in (kind, subtype) if _MIME.match(m.lower())), None)
+    if media is None and kind.upper() in _MIME_TYPE and subtype:
+        sub = _MIME_SUBTYPE.get(subtype.upper(), subtype.lower())
+        candidate = f"{_MIME_TYPE[kind.upper()]}/{sub}"
+        media = candidate if _MIME.match(candidate) else None
+    if media is None:
+        out.warn(obx.location(5), "ED type of data and subtype are no MIME type; sent as octets")
+        media = "application/octet-stream"
+    if (obx.get(5, 4) or "").upper() == "BASE64":
+        encoded = "".join(data.split())
+        try:
+            base64.b64decode(encoded, validate=True)
+        except ValueError:
+            out.warn(obx.location(5), "ED data says Base64 but is not; left out")
+            return None
+    else:
+        encoded = base64.b64encode(data.encode()).decode()
+    return {"contentType": media, "data": encoded}
 
 
 def _interpretation(obx: Segment, rep: int, ctx: ConversionContext) -> dict[str, Any] | None:
@@ -369,20 +419,9 @@ def observation(
     if method:
         resource["method"] = method
     if (obx.get(2) or "").upper() == "ED" and report is not None:
-        data = obx.get(5, 5)
-        if data:
-            media = (
-                "/".join(x for x in (obx.get(5, 2), obx.get(5, 3)) if x)
-                or "application/octet-stream"
-            )
-            encoded = (
-                data
-                if (obx.get(5, 4) or "").upper() == "BASE64"
-                else base64.b64encode(data.encode()).decode()
-            )
-            report.setdefault("presentedForm", []).append(
-                {"contentType": media.lower(), "data": encoded}
-            )
+        attachment = _attachment(obx, out)
+        if attachment:
+            report.setdefault("presentedForm", []).append(attachment)
     out.add(resource)
     if report is not None:
         report.setdefault("result", []).append({"reference": f"Observation/{resource['id']}"})
