@@ -256,3 +256,21 @@ def test_nk1_every_repetition_is_kept_and_a_contact_with_only_a_phone_too() -> N
     assert first["relationship"][0]["coding"][0]["system"] == THO + "v2-0063"
     phone_only = next(p for p in people if "name" not in p)
     assert phone_only["telecom"][0]["value"] == "555 3333333"
+
+
+def test_obr_a_repeated_group_of_the_same_order_keeps_every_observation_in_the_report() -> None:
+    bundle = _convert(
+        "ORU^R01",
+        PID,
+        "OBR|1|P1||X^Y^L",
+        "OBX|1|NM|A^A^L||1|||||F",
+        "OBR|2|P1||X^Y^L",
+        "OBX|1|NM|B^B^L||2|||||F",
+    )
+    observations = {
+        f"Observation/{e['resource']['id']}"
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+    }
+    results = {r["reference"] for r in _one(bundle, "DiagnosticReport")["result"]}
+    assert len(observations) == 2 and results == observations

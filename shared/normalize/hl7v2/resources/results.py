@@ -189,8 +189,9 @@ def diagnostic_report(
     category = codeable_concept(obr, 24, ctx=ctx, table="0074")
     if category:
         resource["category"] = [category]
-    out.add(resource)
-    return resource
+    # The same order met again (a repeated OBR group) is the first report: its results
+    # go there, not to a copy the Bundle does not keep.
+    return out.get(out.add(resource)) or resource
 
 
 def _units(obx: Segment, ctx: ConversionContext) -> dict[str, Any]:
