@@ -322,21 +322,26 @@ _NO_DATA_SEGMENTS = {"SFT", "DSC"}
 
 
 def _report_unread(segments: list[Segment], skipped: dict[str, int], out: BundleBuilder) -> None:
-    """A ``not-supported`` issue for each field that holds a value no converter read, so
-    nothing is dropped without a word (segments not converted at all are reported whole,
-    Z-segments are kept verbatim). Named by position only: the value is the partner's."""
-    counts: dict[str, int] = {}
+    """A ``not-supported`` issue per segment type listing the fields that hold a value no
+    converter read (``PID-10, PID-22, OBX-15 (in 2)``), so nothing is dropped without a
+    word; segments not converted at all are reported whole, Z-segments kept verbatim.
+    Positions only: the values are the partner's."""
+    counts: dict[str, dict[int, int]] = {}
     for seg in segments:
-        if seg.name in skipped or seg.name in _NO_DATA_SEGMENTS or seg.name.startswith("Z"):
+        name = seg.name
+        if name in skipped or name in _NO_DATA_SEGMENTS or name[0] == "Z":
             continue
         for n in seg.unread():
-            if (seg.name, n) in _NOT_DATA or (n == 1 and seg.name in _SET_ID_FIRST):
+            if (name, n) in _NOT_DATA or (n == 1 and name in _SET_ID_FIRST):
                 continue
-            where = seg.location(n)
-            counts[where] = counts.get(where, 0) + 1
-    for where, count in counts.items():
-        times = "" if count == 1 else f" (in {count} segments)"
-        out.warn(where, f"a value this conversion does not carry{times}", IssueCode.NOT_SUPPORTED)
+            fields = counts.setdefault(name, {})
+            fields[n] = fields.get(n, 0) + 1
+    for name, fields in counts.items():
+        listed = ", ".join(
+            f"{name}-{n}" if count == 1 else f"{name}-{n} (in {count})"
+            for n, count in sorted(fields.items())
+        )
+        out.warn(name, f"values this conversion does not carry: {listed}", IssueCode.NOT_SUPPORTED)
 
 
 def _provenance(

@@ -64,14 +64,12 @@ class Segment:
     line: int  # 1-based position in the message, for error locations
     message: Message = field(repr=False)
     _reps: dict[int, list[str]] = field(default_factory=dict, repr=False, compare=False)
+    _read: set[int] = field(default_factory=set, repr=False, compare=False)
 
     def unread(self) -> list[int]:
         """The fields holding a value that nothing has read: what conversion did not carry."""
-        return [
-            n
-            for n in range(1, len(self.fields))
-            if n not in self._reps and self.fields[n] and self.fields[n] != NULL
-        ]
+        fields, read = self.fields, self._read
+        return [n for n, v in enumerate(fields) if n and v and n not in read and v != NULL]
 
     def raw(self, n: int) -> str:
         """The raw text of field n ("" when the segment has fewer fields)."""
@@ -79,6 +77,7 @@ class Segment:
 
     def _repetitions_of(self, n: int) -> list[str]:
         """Field n split into its raw repetitions, once per segment."""
+        self._read.add(n)
         reps = self._reps.get(n)
         if reps is None:
             text = self.fields[n] if 0 <= n < len(self.fields) else ""
@@ -92,11 +91,15 @@ class Segment:
         return reps
 
     def _leaf(self, n: int, rep: int, comp: int, sub: int) -> str:
-        reps = self._repetitions_of(n)
-        text = reps[rep - 1] if 0 < rep <= len(reps) else ""
+        fields = self.fields
+        text = fields[n] if 0 <= n < len(fields) else ""
+        self._read.add(n)
         if not text or (self.name == "MSH" and n <= 2):
-            return text if comp == 1 and sub == 1 else ""
+            return text if comp == 1 and sub == 1 and rep == 1 else ""
         d = self.message.delimiters
+        if rep != 1 or d.repetition in text:  # split once: reading every one stays linear
+            reps = self._reps.get(n) or self._repetitions_of(n)
+            text = reps[rep - 1] if 0 < rep <= len(reps) else ""
         if comp != 1 or d.component in text:
             comps = text.split(d.component, comp)
             text = comps[comp - 1] if comp <= len(comps) else ""
@@ -118,11 +121,30 @@ class Segment:
     def get(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> str | None:
         """The unescaped value at a position without padding, or None when it is empty,
         blank or an explicit null."""
-        text = self._value(n, rep, comp, sub)
-        if text is None:
+        # _leaf and _value, inlined: this is the converter's hottest call.
+        fields = self.fields
+        text = fields[n] if 0 <= n < len(fields) else ""
+        self._read.add(n)
+        if not text:
             return None
         if self.name == "MSH" and n <= 2:
-            return text
+            return text if comp == 1 and sub == 1 and rep == 1 and text != NULL else None
+        d = self.message.delimiters
+        if rep != 1 or d.repetition in text:
+            reps = self._reps.get(n) or self._repetitions_of(n)
+            text = reps[rep - 1] if 0 < rep <= len(reps) else ""
+        if comp != 1 or d.component in text:
+            comps = text.split(d.component, comp)
+            text = comps[comp - 1] if comp <= len(comps) else ""
+        if sub != 1 or d.subcomponent in text:
+            subs = text.split(d.subcomponent, sub)
+            text = subs[sub - 1] if sub <= len(subs) else ""
+        if not text or text == NULL:
+            return None
+        if d.escape in text:
+            text = unescape(text, d, self.message.charset)
+        if not text.isprintable():
+            text = _ODD_SPACE.sub(" ", text)
         return text.strip() or None
 
     def text(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> str | None:

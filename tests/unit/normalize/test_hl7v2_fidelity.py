@@ -188,9 +188,8 @@ def test_every_field_with_a_value_no_conversion_reads_is_reported_by_position() 
     issues = {i.location: i for i in convert_hl7v2(message, CTX).issues}
     not_carried = {k: i.diagnostics for k, i in issues.items() if "does not carry" in i.diagnostics}
     assert not_carried == {
-        "PID-12": "a value this conversion does not carry",
-        "PID-26": "a value this conversion does not carry",
-        "OBX-15": "a value this conversion does not carry (in 2 segments)",
+        "PID": "values this conversion does not carry: PID-12, PID-26",
+        "OBX": "values this conversion does not carry: OBX-15 (in 2)",
     }
     assert "C-77" not in str(issues) and "LAB-1" not in str(issues)  # positions, not values
 
