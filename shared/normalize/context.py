@@ -27,12 +27,18 @@ class ConversionContext:
     source: str | None = None  # where the raw payload is kept, e.g. "raw/p1/2026/..."
     received: datetime = field(default_factory=lambda: datetime.now(UTC))
     code_systems: Mapping[str, str] = field(default_factory=dict)  # partner's names -> URIs
+    key_zone: tzinfo | None = None  # the zone times are read in for ids (see hl7v2)
 
     @property
     def local_zone(self) -> tzinfo:
         """The zone times sent without an offset are read in: the configured one, else UTC
         (an HL7 v2 message first puts the offset its MSH-7 carries here)."""
         return self.zone or UTC
+
+    @property
+    def id_zone(self) -> tzinfo:
+        """The zone a time is read in where an id hashes it: ``key_zone`` when set."""
+        return self.key_zone or self.local_zone
 
 
 @dataclass

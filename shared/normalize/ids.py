@@ -62,7 +62,12 @@ _WELL_KNOWN = {
 
 
 def authority_system(
-    namespace: str | None, universal_id: str | None, id_type: str | None, partner: str
+    namespace: str | None,
+    universal_id: str | None,
+    id_type: str | None,
+    partner: str,
+    *,
+    well_known: bool = True,
 ) -> str | None:
     """Identifier.system from an HD (assigning authority: namespace, universal id, type).
 
@@ -79,7 +84,7 @@ def authority_system(
             return uid
     if namespace:
         ns = namespace.strip()
-        known = _WELL_KNOWN.get(ns.upper())
+        known = _WELL_KNOWN.get(ns.upper()) if well_known else None
         if known:
             return known
         if _OID.match(ns):

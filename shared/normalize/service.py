@@ -85,7 +85,10 @@ def _convert_hl7_stream(data: bytes, ctx: ConversionContext) -> Conversion:
     text, _, _ = decode(data)  # the first header's MSH-18 decides for the whole stream
     messages = split_messages(text)
     if len(messages) == 1 and not _too_large(messages[0]):
-        return convert_hl7v2(messages[0] if messages[0].startswith("MSH") else data, ctx)
+        # One message after all ("MSH" was text, or a batch header around one): its own
+        # bytes keep the character set its MSH-18 names.
+        header_first = not data.lstrip(b"\xef\xbb\xbf\x0b\r\n\t ").startswith((b"FHS", b"BHS"))
+        return convert_hl7v2(data if header_first else messages[0], ctx)
     out = BundleBuilder()
     rejected: list[Rejection] = []
     issues: list[Issue] = []

@@ -14,7 +14,9 @@ the message was sent) and reports what only the sender can put right.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 __all__ = ["VITAL_SIGNS", "conform_vital_signs"]
@@ -61,14 +63,59 @@ _OXYGEN_SATURATION = {
 }
 
 
+def _text(value: Any) -> str:
+    """A value of any FHIR type as the text a person reads (for the note it moves to)."""
+    if not isinstance(value, dict):
+        return str(value)
+    if "coding" in value or "text" in value:
+        codes = " ".join(str(c.get("code")) for c in value.get("coding", []) if c.get("code"))
+        return str(value.get("text") or codes)
+    if "value" in value:
+        return " ".join(
+            str(x) for x in (value.get("comparator"), value["value"], value.get("unit")) if x
+        )
+    parts = [
+        (k, value[k])
+        for k in ("low", "high", "numerator", "denominator", "start", "end")
+        if k in value
+    ]
+    separator = (
+        {"low": " - ", "numerator": "/", "start": " to "}.get(parts[0][0], " ") if parts else " "
+    )
+    return separator.join(_text(v) for _, v in parts)
+
+
 def _sent_value(observation: dict[str, Any]) -> str:
     key = next(k for k in observation if k.startswith("value"))
-    value = observation.pop(key)
-    if isinstance(value, dict):
-        value = value.get("text") or " ".join(
-            str(c.get("code")) for c in value.get("coding", []) if c.get("code")
-        )
-    return str(value)
+    return _text(observation.pop(key))
+
+
+_BP = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
+_SYSTOLIC = {"system": _LOINC, "code": "8480-6", "display": "Systolic blood pressure"}
+_DIASTOLIC = {"system": _LOINC, "code": "8462-4", "display": "Diastolic blood pressure"}
+
+
+def _blood_pressure_components(observation: dict[str, Any]) -> bool:
+    """A blood pressure panel sent as one value (120/80, a ratio or text) becomes the
+    systolic and diastolic components its profile requires; False when it cannot."""
+    ratio = observation.get("valueRatio")
+    if ratio and "value" in ratio.get("numerator", {}) and "value" in ratio.get("denominator", {}):
+        pair = (ratio["numerator"]["value"], ratio["denominator"]["value"])
+    else:
+        found = _BP.match(str(observation.get("valueString", "")))
+        if not found:
+            return False
+        pair = (Decimal(found[1]), Decimal(found[2]))
+    for key in [k for k in observation if k.startswith("value")]:
+        del observation[key]
+    observation["component"] = [
+        {
+            "code": {"coding": [dict(code)]},
+            "valueQuantity": {"value": value, "unit": "mmHg", "system": _UCUM, "code": "mm[Hg]"},
+        }
+        for code, value in ((_SYSTOLIC, pair[0]), (_DIASTOLIC, pair[1]))
+    ]
+    return True
 
 
 def _conform(observation: dict[str, Any], sent: str | None) -> list[str]:
@@ -91,6 +138,20 @@ def _conform(observation: dict[str, Any], sent: str | None) -> list[str]:
         codings.append(dict(_OXYGEN_SATURATION))
     allowed = frozenset().union(*(VITAL_SIGNS[code] for code in signs))
     has_value = any(key.startswith("value") for key in observation)
+    if "85354-9" in signs and has_value and not observation.get("component"):
+        if _blood_pressure_components(observation):
+            problems.append("a blood pressure sent as one value: written as its components")
+            has_value = False
+        else:  # the panel takes components only: the value as sent is kept as a note
+            observation.setdefault("note", []).append(
+                {"text": f"value as sent: {_sent_value(observation)}"}
+            )
+            observation["component"] = [
+                {"code": {"coding": [dict(code)]}, "dataAbsentReason": _ERROR}
+                for code in (_SYSTOLIC, _DIASTOLIC)
+            ]
+            problems.append("a blood pressure value that is no pair of numbers; kept as a note")
+            has_value = False
     if allowed and has_value and "valueQuantity" not in observation:
         # The profile takes a Quantity only: the value as sent is kept as a note.
         observation.setdefault("note", []).append(

@@ -15,6 +15,7 @@ the ingestion's status, which ``$purge`` does not erase, and the partner has its
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from datetime import tzinfo
 from typing import Any
@@ -83,15 +84,17 @@ def unconverted_type_reason(code: str | None) -> str | None:
     )
 
 
+_SENT_OFFSET = re.compile(r"[+-][0-9]{4}\Z")
+
+
 def _local_zone(message: Message, ctx: ConversionContext, out: BundleBuilder) -> tzinfo:
     """The zone this message's times without an offset are read in (see the module)."""
     if ctx.zone is not None:
         return ctx.zone
-    sent = (message.msh.get(7, 1) or "").strip()
-    if len(sent) >= 5 and sent[-5] in "+-" and sent[-4:].isdigit():
-        offset = utc_offset(sent[-5:])
-        if offset is not None:
-            return offset
+    sent = _SENT_OFFSET.search(message.msh.get(7, 1) or "")
+    offset = utc_offset(sent[0]) if sent else None
+    if offset is not None:
+        return offset
     out.warn(
         "MSH-7",
         "times without an offset are read as UTC: the partner has no time zone configured "
@@ -135,7 +138,9 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
             "MSH-9", refused, IssueCode.REQUIRED if not code else IssueCode.NOT_SUPPORTED
         )
     code = (code or "").upper()
-    ctx = dataclasses.replace(ctx, zone=_local_zone(message, ctx, out))
+    # Ids that hash a time keep hashing it in the partner's zone (else UTC), as before
+    # MSH-7's offset was read: a resend after a change of offset updates, never duplicates.
+    ctx = dataclasses.replace(ctx, zone=_local_zone(message, ctx, out), key_zone=ctx.local_zone)
     if not message.control_id:
         out.warn("MSH-10", "no message control id: a resend cannot be told from a new message")
     kind = "^".join(x for x in (code, event, structure) if x)
@@ -311,7 +316,8 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
 # the header's, the Set IDs (a segment's sequence number), EVN-1 (MSH-9.2 again), and
 # segments about the sending software.
 _NOT_DATA = (
-    {("MSH", n) for n in (1, 2, 3, 5, 6, 8, 11, 12, 13, 14, 15, 16, 17)}
+    {("MSH", n) for n in (1, 2, 3, 5, 6, 8, 11, 12, 13, 14, 15, 16, 17, 18)}
+    | {("RXA", 1), ("RXA", 2)}  # sub-id counters
     | {("MSH", n) for n in range(19, 26)}
     | {("EVN", 1)}
 )

@@ -32,13 +32,15 @@ __all__ = [
     "ends_before_start",
     "human_name",
     "identifier",
+    "local_date",
     "quantity_value",
     "utc_offset",
 ]
 
 _DTM = re.compile(
     r"^(?P<y>\d{4})(?P<mo>\d{2})?(?P<d>\d{2})?(?P<h>\d{2})?(?P<mi>\d{2})?(?P<s>\d{2})?"
-    r"(?:\.(?P<f>\d{1,4}))?(?P<tz>[+-]\d{4})?\Z"
+    r"(?:\.(?P<f>\d{1,4}))?(?P<tz>[+-]\d{4})?\Z",
+    re.ASCII,
 )
 
 DateTimeResult = str
@@ -101,7 +103,10 @@ def dtm(value: str | None, zone: tzinfo) -> DateTimeResult | None:
     shift = stamp.utcoffset()
     mean_time = shift is not None and shift.seconds % 60 != 0
     if mean_time:
-        stamp = stamp.astimezone(UTC)
+        try:
+            stamp = stamp.astimezone(UTC)
+        except OverflowError:  # year 1 east of Greenwich: before the first UTC instant
+            return None
     fraction = f".{found['f']}" if found["f"] else ""
     text = stamp.isoformat(timespec="seconds")
     if text.endswith("+00:00") and (not tz or mean_time):
@@ -109,14 +114,25 @@ def dtm(value: str | None, zone: tzinfo) -> DateTimeResult | None:
     return text[:19] + fraction + text[19:]
 
 
+def local_date(value: str | None) -> str | None:
+    """The date part of a DTM as the sender wrote it (``YYYY[-MM[-DD]]``): a birth or an
+    expiry date is the local one, whatever instant the time of day makes it in UTC."""
+    found = _DTM.match((value or "").strip())
+    if not found or found["y"] == "0000":
+        return None
+    return dtm("".join(found[k] or "" for k in ("y", "mo", "d")), UTC)
+
+
 def ends_before_start(start: str | None, end: str | None) -> bool:
-    """Whether a period's end is before its start (both of a date's or a time's precision;
-    FHIR does not order values of different precision, and neither does this)."""
-    if not start or not end or (len(start) > 10) != (len(end) > 10):
+    """Whether a period's end is before its start. Two times compare as instants; a date
+    and anything else compare at the precision both have (FHIRPath orders values that
+    differ at a shared precision: 2026-03-02 is after 2026-03-01T10:00)."""
+    if not start or not end:
         return False
-    if len(start) <= 10:
-        return len(start) == len(end) and end < start
-    return datetime.fromisoformat(end) < datetime.fromisoformat(start)
+    if len(start) > 10 and len(end) > 10:
+        return datetime.fromisoformat(end) < datetime.fromisoformat(start)
+    shared = min(len(start), len(end), 10)
+    return end[:shared] < start[:shared]
 
 
 def coding(
@@ -167,9 +183,10 @@ def codeable_concept(
 
 
 def identifier(
-    seg: Segment, n: int, rep: int = 1, *, ctx: ConversionContext
+    seg: Segment, n: int, rep: int = 1, *, ctx: ConversionContext, well_known: bool = True
 ) -> dict[str, Any] | None:
-    """CX to Identifier: CX.1 value, CX.4 assigning authority to system, CX.5 type."""
+    """CX to Identifier: CX.1 value, CX.4 assigning authority to system, CX.5 type
+    (``well_known=False``: a USSSA or NPI authority as the partner's own, as ids key it)."""
 
     value = seg.get(n, 1, rep=rep)
     if not value:
@@ -180,7 +197,11 @@ def identifier(
         known = published_coding(v2_table_system("0203"), id_type)
         result["type"] = {"coding": [known]} if known else {"text": id_type}
     system = authority_system(
-        seg.get(n, 4, 1, rep=rep), seg.get(n, 4, 2, rep=rep), seg.get(n, 4, 3, rep=rep), ctx.partner
+        seg.get(n, 4, 1, rep=rep),
+        seg.get(n, 4, 2, rep=rep),
+        seg.get(n, 4, 3, rep=rep),
+        ctx.partner,
+        well_known=well_known,
     )
     if system:
         result["system"] = system

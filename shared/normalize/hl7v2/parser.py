@@ -24,6 +24,19 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _MLLP_START, _MLLP_END = "\x0b", "\x1c"
 _SEGMENT_ID = re.compile(r"^[A-Z][A-Z0-9]{2}\Z")
 _HEADERS = {"MSH", "FHS", "BHS"}
+# Segment ids of v2.x (2.3 to 2.8) and Z-segments: after a lone LF in a CR-ended message,
+# only one of these starts a segment (a report line that begins "HIV|" or "CBC " does not).
+_SEGMENT_IDS = (
+    "ACC ADD ADJ AFF AIG AIL AIP AIS AL1 APR ARQ ARV AUT BHS BLC BLG BPO BPX BTS BTX BUI "
+    "CDM CDO CER CM0 CM1 CM2 CNS CON CSP CSR CSS CTD CTI DB1 DG1 DMI DON DPS DRG DSC DSP "
+    "ECD ECR EDU EQP EQU ERR EVN FAC FHS FT1 FTS GOL GP1 GP2 GT1 IAM IAR IIM ILT IN1 IN2 "
+    "IN3 INV IPC IPR ISD ITM IVC IVT LAN LCC LCH LDP LOC LRL MFA MFE MFI MRG MSA MSH NCK "
+    "NDS NK1 NPU NSC NST NTE OBR OBX ODS ODT OM1 OM2 OM3 OM4 OM5 OM6 OM7 ORC ORG OVR PAC "
+    "PCE PCR PD1 PDA PDC PEO PES PID PKG PMT PR1 PRA PRB PRC PRD PRT PSG PSH PSL PSS PTH "
+    "PV1 PV2 PYE QAK QID QPD QRD QRF QRI RCP RDF RDT REL RF1 RFI RGS RMI ROL RQ1 RQD RXA "
+    "RXC RXD RXE RXG RXO RXR RXV SAC SCD SCH SCP SDD SFT SGH SGT SHP SID SLT SPM STF STZ "
+    "TCC TCD TQ1 TQ2 TXA UAC UB1 UB2 URD URS VAR VND"
+)
 # ``^~\\&``: the standard encoding characters with the escape doubled, as a string
 # literal escaped twice writes them (seen in engines' configurations and test suites).
 _DOUBLED_ESCAPE = "^~\\\\&"
@@ -102,15 +115,20 @@ def decode(data: bytes) -> tuple[str, str, list[str]]:
 
 
 def message_code(data: bytes) -> str | None:
-    """MSH-9.1 of a payload that starts with an MSH, read from its first line only (""
-    when MSH-9 is empty); None when it starts with anything else (a batch, or no HL7)."""
-    head = (
-        data[:4096].removeprefix(b"\xef\xbb\xbf").decode("latin-1").lstrip(_MLLP_START + "\r\n\t ")
-    )
+    """MSH-9.1 of a payload that is one message, read from its first line only ("" when
+    MSH-9 is empty); None when it is not one message starting with an MSH (a batch,
+    several messages, no HL7), or MSH-9 lies past the bytes read."""
+    if data.count(b"MSH") > 1:  # several messages: each is checked as it is converted
+        return None
+    head = data[:4096].removeprefix(b"\xef\xbb\xbf").decode("latin-1")
+    head = head.lstrip(_MLLP_START + "\r\n\t ")
     if not head.startswith("MSH") or len(head) < 8:
         return None
-    fields = head.split("\r", 1)[0].split("\n", 1)[0].split(head[3], 9)
-    return fields[8].split(head[4], 1)[0].strip() if len(fields) > 8 else ""
+    line = head.split("\r", 1)[0] if "\r" in head else head.split("\n", 1)[0]
+    fields = line.split(head[3], 9)
+    if len(fields) > 8:
+        return fields[8].split(head[4], 1)[0].strip()
+    return "" if ("\r" in head or "\n" in head) else None
 
 
 def _lines(text: str) -> list[str]:
@@ -121,7 +139,8 @@ def _lines(text: str) -> list[str]:
     sep = text[3] if len(text) > 3 and text[:3] in _HEADERS else "|"
     if "\n" not in text:
         return text.split("\r")
-    return re.split(r"\r\n?|\n(?=[A-Z][A-Z0-9]{2}" + re.escape(sep) + ")", text)
+    known = _SEGMENT_IDS.replace(" ", "|")
+    return re.split(r"\r\n?|\n(?=(?:" + known + r"|Z[A-Z0-9]{2})" + re.escape(sep) + ")", text)
 
 
 def _strip_framing(text: str) -> str:

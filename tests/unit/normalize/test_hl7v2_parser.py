@@ -241,3 +241,16 @@ def test_msh2_with_the_escape_character_doubled_is_read_with_a_warning() -> None
     assert message.warnings == [
         ("MSH-2", "MSH-2 doubles the escape character (^~\\\\&); read as ^~\\&")
     ]
+
+
+def test_message_code_reads_msh9_of_one_message_and_leaves_the_rest_to_conversion() -> None:
+    from shared.normalize.hl7v2.parser import message_code
+
+    ack = b"MSH|^~\\&|A|B|C|D|20260101||ACK^A01|1|P|2.5\rMSA|AA|X\r"
+    adt = b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|2|P|2.5\rPID|1||7^^^H^MR\r"
+    assert message_code(ack) == "ACK"
+    assert message_code(b"\xef\xbb\xbf\x0b" + adt) == "ADT"
+    assert message_code(ack + adt) is None  # several: the ADT converts, the ACK is refused
+    assert message_code(b"MSH|^~\\&|A|B|C|D|20260101||\rPID|1\r") == ""
+    assert message_code(b"MSH|^~\\&|" + b"x" * 5000 + b"|B||ADT^A01|1") is None  # past 4 KB
+    assert message_code(b"BHS|^~\\&|A\r" + adt) is None

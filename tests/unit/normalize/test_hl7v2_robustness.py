@@ -208,3 +208,107 @@ def test_a_batchs_repeated_issues_are_one_issue_with_a_count() -> None:
     result = conversion.convert_payload(body.encode(), NO_ZONE, PayloadFormat.HL7V2)
     (county,) = [i for i in result.issues if i.location == "PID"]
     assert county.diagnostics == "values this conversion does not carry: PID-12 (3 messages)"
+
+
+# A hostile review of this change found the following; each test failed before its fix.
+
+
+def _pid_only(identifiers: str) -> str:
+    return f"PID|1||{identifiers}||Doe^John||19800101|M\r"
+
+
+def test_pid3_a_patient_known_only_by_an_ssn_keeps_one_id_across_messages() -> None:
+    ids = {
+        _only(
+            convert_hl7v2(
+                _msh("ADT^A08").replace("C1", c) + _pid_only("123456789^^^USSSA^SS"), NO_ZONE
+            ).bundle,
+            "Patient",
+        )["id"]
+        for c in ("C1", "C2")
+    }
+    assert len(ids) == 1
+
+
+def test_rxa3_an_immunizations_id_does_not_move_with_msh7s_offset() -> None:
+    rxa = "RXA|0|1|20250110103000||08^HepB^CVX|0.5|mL^^UCUM\r"
+    ids = {
+        _only(
+            convert_hl7v2(_msh("VXU^V04", f"20260301101500{o}") + PID + rxa, NO_ZONE).bundle,
+            "Immunization",
+        )["id"]
+        for o in ("-0500", "-0400")
+    }
+    assert len(ids) == 1
+
+
+def test_a_lone_lf_before_three_capitals_that_are_no_segment_stays_text() -> None:
+    obx = "OBX|1|TX|11526-1^Path^LN||Tests ordered: CBC, BMP\nHIV||||||F\r"
+    observation = _only(convert_hl7v2(_msh() + PID + obx, NO_ZONE).bundle, "Observation")
+    assert observation["valueString"] == "Tests ordered: CBC, BMP\nHIV"
+    assert observation["status"] == "final"
+
+
+def test_dtm_year_one_east_of_greenwich_and_msh7_odd_digits_do_not_crash() -> None:
+    kolkata = ConversionContext(partner="p1", zone=ZoneInfo("Asia/Kolkata"))
+    bundle = convert_hl7v2(
+        _msh("ADT^A01") + "PID|1||123^^^H^MR||Doe^J||000101010000|M\r", kolkata
+    ).bundle
+    _valid(bundle)
+    odd = _msh("ADT^A01", "20260301103000-\u00b9\u00b2\u00b3\u2074") + PID
+    _valid(convert_hl7v2(odd, NO_ZONE).bundle)
+    pid25 = _msh("ADT^A01") + "PID|1||M1^^^H^MR||Doe^J||19700101|F" + "|" * 16 + "Y|\u00b2\r"
+    _valid(convert_hl7v2(pid25, NO_ZONE).bundle)
+
+
+def test_obr8_an_end_before_a_start_of_another_precision_is_left_out() -> None:
+    obr = "OBR|1|P1||X^Y^L|||20260302|202603011000\r"
+    report = _only(_valid(convert_hl7v2(_msh() + PID + obr, NO_ZONE).bundle), "DiagnosticReport")
+    assert report.get("effectiveDateTime") == "2026-03-02" and "effectivePeriod" not in report
+
+
+def test_obx5_nr_with_its_low_above_its_high_is_text_not_an_invalid_range() -> None:
+    obx = "OBX|1|NR|2345-7^Glu^LN||10^5|mg/dL^^UCUM|||||F\r"
+    observation = _only(_valid(convert_hl7v2(_msh() + PID + obx, NO_ZONE).bundle), "Observation")
+    assert observation["valueString"] == "10-5"
+
+
+def test_vital_signs_a_range_moved_to_a_note_keeps_its_text_and_bp_as_one_value_is_split() -> None:
+    message = (
+        _msh()
+        + PID
+        + "OBX|1|NR|8867-4^HR^LN||60^80|/min^^UCUM|||||F|||20260301100000\r"
+        + "OBX|2|SN|85354-9^BP^LN||^120^/^80|mm[Hg]^^UCUM|||||F|||20260301100000\r"
+    )
+    result = conversion.convert_payload(message.encode(), NO_ZONE, PayloadFormat.HL7V2)
+    rate, pressure = [
+        e["resource"]
+        for e in _valid(result.bundle)["entry"][:3]
+        if e["resource"]["resourceType"] == "Observation"
+    ]
+    assert rate["note"] == [{"text": "value as sent: 60 /min - 80 /min"}]
+    assert [c["valueQuantity"]["value"] for c in pressure["component"]] == [120, 80]
+    assert "valueRatio" not in pressure
+
+
+def test_msh18_a_single_message_holding_the_letters_msh_keeps_its_character_set() -> None:
+    message = (
+        "MSH|^~\\&|S|F|R|RF|20260301101500||ADT^A01|C1|P|2.5.1||||||8859/1\r"
+        "PID|1||M1^^^H^MR||HAMSHER^Ren\\XE9\\e||19700101|F\r"  # \XE9\: in 8859/1
+    ).encode("latin-1")
+    result = conversion.convert_payload(message, NO_ZONE, PayloadFormat.HL7V2)
+    assert _only(result.bundle, "Patient")["name"][0]["given"] == ["Ren\xe9e"]
+
+
+def test_pid7_a_birth_date_is_the_local_date_even_in_local_mean_time() -> None:
+    monrovia = ConversionContext(partner="p1", zone=ZoneInfo("Africa/Monrovia"))
+    message = _msh("ADT^A01") + "PID|1||M1^^^H^MR||Doe^J||196005152330|F\r"
+    assert _only(convert_hl7v2(message, monrovia).bundle, "Patient")["birthDate"] == "1960-05-15"
+
+
+def test_obx5_ed_in_hex_is_the_bytes_it_spells() -> None:
+    message = (
+        _msh() + PID + "OBR|1|P1||X^Y^L\rOBX|1|ED|PDF^Report^L||^AP^PDF^Hex^255044462D|||||F\r"
+    )
+    (form,) = _only(convert_hl7v2(message, NO_ZONE).bundle, "DiagnosticReport")["presentedForm"]
+    assert base64.b64decode(form["data"]) == b"%PDF-"

@@ -8,7 +8,7 @@ from ...context import BundleBuilder, ConversionContext
 from ...ids import resource_id
 from ..datatypes import codeable_concept, dtm, ends_before_start, identifier
 from ..message import Segment
-from .people import organization, organization_named, practitioner
+from .people import organization, organization_id, organization_named, practitioner
 
 __all__ = ["allergy", "condition", "coverage", "procedure"]
 
@@ -134,7 +134,11 @@ def procedure(
     resource: dict[str, Any] = {
         "resourceType": "Procedure",
         "id": resource_id(
-            ctx.partner, "Procedure", patient["reference"], _concept_key(code), performed or ""
+            ctx.partner,
+            "Procedure",
+            patient["reference"],
+            _concept_key(code),
+            dtm(pr1.get(5, 1), ctx.id_zone) or "",
         ),
         "status": "completed",
         "code": code,
@@ -180,7 +184,14 @@ def coverage(
     resource: dict[str, Any] = {
         "resourceType": "Coverage",
         "id": resource_id(
-            ctx.partner, "Coverage", patient["reference"], (insurer or {}).get("reference"), policy
+            ctx.partner,
+            "Coverage",
+            patient["reference"],
+            # keyed as before IN1-3 named the insurer: a resend updates its Coverage
+            f"Organization/{legacy}"
+            if (legacy := organization_id(in1, 4, 1, ctx))
+            else patient["reference"],
+            policy,
         ),
         "status": "active",
         "beneficiary": patient,

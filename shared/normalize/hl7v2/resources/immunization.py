@@ -6,7 +6,7 @@ from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
 from ...ids import resource_id
-from ..datatypes import codeable_concept, dtm, quantity_value
+from ..datatypes import codeable_concept, dtm, local_date, quantity_value
 from ..message import Segment
 from .people import organization_named, practitioner
 
@@ -45,7 +45,7 @@ def immunization(
             "Immunization",
             patient["reference"],
             vaccine.get("coding", [{}])[0].get("code", "") or vaccine.get("text", ""),
-            when,
+            dtm(rxa.get(3, 1), ctx.id_zone),
         ),
         "status": status,
         "vaccineCode": vaccine,
@@ -65,9 +65,9 @@ def immunization(
     lot = rxa.get(15)
     if lot:
         resource["lotNumber"] = lot
-    expires = dtm(rxa.get(16, 1), ctx.local_zone)  # RXA-16, a date
-    if expires:
-        resource["expirationDate"] = expires[:10]
+    expires = local_date(rxa.get(16, 1))  # RXA-16, a date
+    if expires and len(expires) == 10:
+        resource["expirationDate"] = expires
     source = rxa.get(9, 1)  # NIP001: 00 new record (first hand), 01-08 historical
     if source and source.isdigit():
         resource["primarySource"] = source == "00"

@@ -6,7 +6,15 @@ from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
 from ...ids import SSN_SYSTEM, is_local_system, patient_id, resource_id
-from ..datatypes import address, codeable_concept, contact_point, dtm, human_name, identifier
+from ..datatypes import (
+    address,
+    codeable_concept,
+    contact_point,
+    dtm,
+    human_name,
+    identifier,
+    local_date,
+)
 from ..message import Segment
 from ..terminology import GENDER, v2_table_system, v3_coding
 from .people import organization, practitioners
@@ -30,12 +38,14 @@ def patient_id_for(identifiers: list[dict[str, Any]], ctx: ConversionContext, fa
     return resource_id(ctx.partner, "Patient", "unidentified", fallback)
 
 
-def _identifiers(pid: Segment, ctx: ConversionContext) -> list[dict[str, Any]]:
+def _identifiers(
+    pid: Segment, ctx: ConversionContext, *, well_known: bool = True
+) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     seen: set[str] = set()
     for n in (3, 2, 4):  # PID-3 identifier list; PID-2/PID-4 (older versions)
         for rep in range(1, pid.repetitions(n) + 1):
-            ident = identifier(pid, n, rep, ctx=ctx)
+            ident = identifier(pid, n, rep, ctx=ctx, well_known=well_known)
             key = repr(sorted(ident.items())) if ident else ""
             if ident and key not in seen:
                 seen.add(key)
@@ -92,9 +102,12 @@ def patient(
 ) -> dict[str, str]:
     """A Patient from PID (and PD1); returns its reference."""
     identifiers = _identifiers(pid, ctx)
+    # The id comes from the identifiers as they were keyed before USSSA and NPI authorities
+    # were named as FHIR's systems: a patient known only by such a number keeps its id.
+    keyed = _identifiers(pid, ctx, well_known=False)
     resource: dict[str, Any] = {
         "resourceType": "Patient",
-        "id": patient_id_for(identifiers, ctx, message_key),
+        "id": patient_id_for(keyed, ctx, message_key),
     }
     if identifiers:
         resource["identifier"] = identifiers
@@ -127,7 +140,7 @@ def patient(
         out.warn(pid.location(8), "administrative sex is not in table 0001; left out")
     birth = dtm(pid.get(7, 1), ctx.local_zone)
     if birth:
-        resource["birthDate"] = birth[:10]
+        resource["birthDate"] = local_date(pid.get(7, 1)) or birth[:10]
         if len(birth) > 10:  # the time of birth, as R4's extension on birthDate keeps it
             resource["_birthDate"] = {"extension": [{"url": _BIRTH_TIME, "valueDateTime": birth}]}
     elif pid.get(7):
@@ -147,7 +160,7 @@ def patient(
         resource["maritalStatus"] = marital
     if (pid.get(24) or "").upper() in {"Y", "N"}:
         order = pid.get(25)
-        if order and order.isdigit() and 0 < int(order) <= _MAX_BIRTH_ORDER:
+        if order and order.isascii() and order.isdigit() and 0 < int(order) <= _MAX_BIRTH_ORDER:
             resource["multipleBirthInteger"] = int(order)
         else:
             resource["multipleBirthBoolean"] = pid.get(24, 1).upper() == "Y"  # type: ignore[union-attr]
@@ -193,7 +206,8 @@ def related_person(
             "RelatedPerson",
             patient_ref["reference"],
             nk1.get(1) or "",
-            str(names[0]) if names else organization_name or "",
+            # str(None) when there is no name: the key NK1 had before names repeated
+            str(names[0]) if names else organization_name or "None",
         ),
         "patient": patient_ref,
     }
@@ -214,9 +228,8 @@ def merge_patients(
     mrg: Segment, survivor: dict[str, str], ctx: ConversionContext, out: BundleBuilder
 ) -> None:
     """MRG (A40 and other merges): link the surviving patient and the one merged into it."""
-    old_ids = [
-        x for x in (identifier(mrg, 1, r, ctx=ctx) for r in range(1, mrg.repetitions(1) + 1)) if x
-    ]
+    reps = range(1, mrg.repetitions(1) + 1)
+    old_ids = [x for x in (identifier(mrg, 1, r, ctx=ctx, well_known=False) for r in reps) if x]
     if not old_ids:
         out.warn(mrg.location(1), "MRG-1 names no prior patient identifier; merge not recorded")
         return

@@ -69,6 +69,13 @@ def organization_named(
     out: BundleBuilder,
 ) -> dict[str, str] | None:
     """An Organization from a name and/or identifier."""
+    resource = _organization(name, ident, system, ctx)
+    return out.add(resource) if resource else None
+
+
+def _organization(
+    name: str | None, ident: str | None, system: str | None, ctx: ConversionContext
+) -> dict[str, Any] | None:
     if not name and not ident:
         return None
     resource: dict[str, Any] = {"resourceType": "Organization"}
@@ -82,7 +89,30 @@ def organization_named(
         resource["id"] = resource_id(ctx.partner, "Organization", "name", name)
     if name:
         resource["name"] = name
-    return out.add(resource)
+    return resource
+
+
+def _xon(seg: Segment, n: int, rep: int, ctx: ConversionContext) -> dict[str, Any] | None:
+    """XON: .1 name, .6 assigning authority, .10 id (or .3, before v2.5)."""
+    name = seg.get(n, 1, rep=rep)
+    ident = seg.get(n, 10, rep=rep) or seg.get(n, 3, rep=rep)
+    system = (
+        authority_system(
+            seg.get(n, 6, 1, rep=rep),
+            seg.get(n, 6, 2, rep=rep),
+            seg.get(n, 6, 3, rep=rep),
+            ctx.partner,
+        )
+        if ident
+        else None
+    )
+    return _organization(name, ident, system, ctx)
+
+
+def organization_id(seg: Segment, n: int, rep: int, ctx: ConversionContext) -> str | None:
+    """The id ``organization`` gives an XON field, without adding the Organization."""
+    resource = _xon(seg, n, rep, ctx)
+    return resource["id"] if resource else None
 
 
 def organization(
@@ -102,19 +132,8 @@ def organization(
             else uid
         )
         return organization_named(namespace, ident, system, ctx, out)
-    name = seg.get(n, 1, rep=rep)
-    ident = seg.get(n, 10, rep=rep) or seg.get(n, 3, rep=rep)
-    system = (
-        authority_system(
-            seg.get(n, 6, 1, rep=rep),
-            seg.get(n, 6, 2, rep=rep),
-            seg.get(n, 6, 3, rep=rep),
-            ctx.partner,
-        )
-        if ident
-        else None
-    )
-    return organization_named(name, ident, system, ctx, out)
+    resource = _xon(seg, n, rep, ctx)
+    return out.add(resource) if resource else None
 
 
 def location(

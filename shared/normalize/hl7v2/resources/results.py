@@ -263,11 +263,17 @@ def _value(
     if kind == "DR":  # a date range: DR.1 start, DR.2 end
         start, end = (dtm(obx.get(5, c, rep=rep), ctx.local_zone) for c in (1, 2))
         if ends_before_start(start, end):
+            out.warn(obx.location(5, rep), "OBX-2 is DR but it ends before it starts; end left out")
             end = None
         period = {k: v for k, v in (("start", start), ("end", end)) if v}
         return ("valuePeriod", period) if period else None
     if kind == "NR":  # a numeric range: NR.1 low, NR.2 high
         low, high = (quantity_value(obx.get(5, c, rep=rep)) for c in (1, 2))
+        if low is not None and high is not None and high < low:  # rng-2
+            out.warn(
+                obx.location(5, rep), "OBX-2 is NR but its low is above its high; kept as text"
+            )
+            return "valueString", f"{obx.get(5, 1, rep=rep)}-{obx.get(5, 2, rep=rep)}"
         units = _units(obx, ctx)
         bounds = {
             k: {"value": v, **units} for k, v in (("low", low), ("high", high)) if v is not None
@@ -297,7 +303,7 @@ def _structured_numeric(
     comparator, first, sep, second = (obx.get(5, i, rep=rep) for i in (1, 2, 3, 4))
     units = _units(obx, ctx)
     n1, n2 = quantity_value(first), quantity_value(second)
-    if sep in {"-", "+"} and n1 is not None and n2 is not None and sep == "-":
+    if sep == "-" and n1 is not None and n2 is not None and n2 >= n1:
         return "valueRange", {"low": {"value": n1, **units}, "high": {"value": n2, **units}}
     if sep in {"/", ":"} and n1 is not None and n2 is not None:
         return "valueRatio", {"numerator": {"value": n1}, "denominator": {"value": n2}}
@@ -334,7 +340,14 @@ def _attachment(obx: Segment, out: BundleBuilder) -> dict[str, str] | None:
     if media is None:
         out.warn(obx.location(5), "ED type of data and subtype are no MIME type; sent as octets")
         media = "application/octet-stream"
-    if (obx.get(5, 4) or "").upper() == "BASE64":
+    encoding = (obx.get(5, 4) or "").upper()
+    if encoding == "HEX":
+        try:
+            return {"contentType": media, "data": base64.b64encode(bytes.fromhex(data)).decode()}
+        except ValueError:
+            out.warn(obx.location(5), "ED data says Hex but is not; left out")
+            return None
+    if encoding == "BASE64":
         encoded = "".join(data.split())
         try:
             base64.b64decode(encoded, validate=True)
