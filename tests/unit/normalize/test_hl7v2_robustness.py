@@ -312,3 +312,12 @@ def test_obx5_ed_in_hex_is_the_bytes_it_spells() -> None:
     )
     (form,) = _only(convert_hl7v2(message, NO_ZONE).bundle, "DiagnosticReport")["presentedForm"]
     assert base64.b64decode(form["data"]) == b"%PDF-"
+
+
+def test_obx5_ed_every_repetition_is_kept_and_one_without_a_report_is_reported() -> None:
+    ed = "^AP^PDF^Base64^JVBERi0xLjQK"
+    message = _msh() + PID + f"OBR|1|P1||X^Y^L\rOBX|1|ED|PDF^Report^L||{ed}~{ed}|||||F\r"
+    forms = _only(convert_hl7v2(message, NO_ZONE).bundle, "DiagnosticReport")["presentedForm"]
+    assert len(forms) == 2
+    loose = convert_hl7v2(_msh("ADT^A01") + PID + f"OBX|1|ED|PDF^Report^L||{ed}|||||F\r", NO_ZONE)
+    assert any("no OBR" in i.diagnostics for i in loose.issues)

@@ -325,13 +325,13 @@ _MIME_SUBTYPE = {"OCTET-STREAM": "octet-stream", "JPEG": "jpeg", "TIFF": "tiff",
 _MIME = re.compile(r"^[a-z]+/[a-z0-9.+-]+\Z")
 
 
-def _attachment(obx: Segment, out: BundleBuilder) -> dict[str, str] | None:
+def _attachment(obx: Segment, out: BundleBuilder, rep: int = 1) -> dict[str, str] | None:
     """OBX-5 ED: .2 type of data, .3 subtype, .4 encoding, .5 data, as an Attachment with
     a real MIME type and valid base64 (text sent as A is encoded here)."""
-    data = obx.get(5, 5)
+    data = obx.get(5, 5, rep=rep)
     if not data:
         return None
-    kind, subtype = (obx.get(5, 2) or "").strip(), (obx.get(5, 3) or "").strip()
+    kind, subtype = (obx.get(5, 2, rep=rep) or "").strip(), (obx.get(5, 3, rep=rep) or "").strip()
     media = next((m.lower() for m in (kind, subtype) if _MIME.match(m.lower())), None)
     if media is None and kind.upper() in _MIME_TYPE and subtype:
         sub = _MIME_SUBTYPE.get(subtype.upper(), subtype.lower())
@@ -340,7 +340,7 @@ def _attachment(obx: Segment, out: BundleBuilder) -> dict[str, str] | None:
     if media is None:
         out.warn(obx.location(5), "ED type of data and subtype are no MIME type; sent as octets")
         media = "application/octet-stream"
-    encoding = (obx.get(5, 4) or "").upper()
+    encoding = (obx.get(5, 4, rep=rep) or "").upper()
     if encoding == "HEX":
         try:
             return {"contentType": media, "data": base64.b64encode(bytes.fromhex(data)).decode()}
@@ -432,10 +432,16 @@ def observation(
     method = codeable_concept(obx, 17, ctx=ctx)
     if method:
         resource["method"] = method
-    if (obx.get(2) or "").upper() == "ED" and report is not None:
-        attachment = _attachment(obx, out)
-        if attachment:
-            report.setdefault("presentedForm", []).append(attachment)
+    kind = (obx.get(2) or "").upper()
+    if kind == "ED" and report is not None:
+        for rep in range(1, obx.repetitions(5) + 1):
+            attachment = _attachment(obx, out, rep)
+            if attachment:
+                report.setdefault("presentedForm", []).append(attachment)
+    elif kind == "ED" and obx.get(5, 5, rep=1):
+        out.warn(obx.location(5), "an ED value with no OBR (report) to hold it; left out")
+    elif kind == "RP" and obx.get(5):
+        out.warn(obx.location(5), "RP (reference pointer) values are not converted")
     out.add(resource)
     if report is not None:
         report.setdefault("result", []).append({"reference": f"Observation/{resource['id']}"})
