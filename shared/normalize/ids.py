@@ -18,6 +18,7 @@ import uuid
 __all__ = [
     "NAMESPACE",
     "SSN_SYSTEM",
+    "WELL_KNOWN_SYSTEMS",
     "authority_system",
     "is_local_system",
     "local_system",
@@ -59,6 +60,7 @@ _WELL_KNOWN = {
     "SSA": "http://hl7.org/fhir/sid/us-ssn",
     "NPI": "http://hl7.org/fhir/sid/us-npi",
 }
+WELL_KNOWN_SYSTEMS = frozenset(_WELL_KNOWN.values())
 
 
 def authority_system(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
-from ...ids import SSN_SYSTEM, is_local_system, patient_id, resource_id
+from ...ids import SSN_SYSTEM, WELL_KNOWN_SYSTEMS, is_local_system, patient_id, resource_id
 from ..datatypes import (
     address,
     codeable_concept,
@@ -104,7 +104,8 @@ def patient(
     identifiers = _identifiers(pid, ctx)
     # The id comes from the identifiers as they were keyed before USSSA and NPI authorities
     # were named as FHIR's systems: a patient known only by such a number keeps its id.
-    keyed = _identifiers(pid, ctx, well_known=False)
+    named = any(i.get("system") in WELL_KNOWN_SYSTEMS for i in identifiers)
+    keyed = _identifiers(pid, ctx, well_known=False) if named else identifiers
     resource: dict[str, Any] = {
         "resourceType": "Patient",
         "id": patient_id_for(keyed, ctx, message_key),
