@@ -273,3 +273,24 @@ def test_obr_a_repeated_group_of_the_same_order_keeps_every_observation_in_the_r
     }
     results = {r["reference"] for r in _one(bundle, "DiagnosticReport")["result"]}
     assert len(observations) == 2 and results == observations
+
+
+def test_msh4_hd2_is_a_uri_only_when_hd3_says_so() -> None:
+    # '99NYELR999^CLIA' became a URI, and local ids were treated as global.
+    def sender(msh4: str) -> dict[str, Any]:
+        message = f"MSH|^~\\&|S|{msh4}|R|RF|20260301101500+0000||ADT^A01|C1|P|2.5.1\r{PID}\r"
+        bundle = convert_hl7v2(message, CTX).bundle
+        return _one(bundle, "Organization")["identifier"][0]
+
+    assert sender("Lab^2.16.840.1.113883.19.5^ISO") == {
+        "system": "urn:ietf:rfc:3986",
+        "value": "urn:oid:2.16.840.1.113883.19.5",
+    }
+    assert sender("Lab^99NYELR999^CLIA") == {
+        "system": "urn:oid:2.16.840.1.113883.4.7",
+        "value": "99NYELR999",
+    }
+    assert sender("Lab^LAB-7^L") == {
+        "system": "urn:fhir-intake:partner:p1:cs:HD-L",
+        "value": "LAB-7",
+    }

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
-from ...ids import authority_system, resource_id
+from ...ids import authority_system, local_system, resource_id
 from ..datatypes import human_name
 from ..message import Segment
 
@@ -115,6 +115,31 @@ def organization_id(seg: Segment, n: int, rep: int, ctx: ConversionContext) -> s
     return resource["id"] if resource else None
 
 
+# HD.3 (table 0301) types whose identifiers have a system of their own.
+_HD_SYSTEMS = {
+    "CLIA": "urn:oid:2.16.840.1.113883.4.7",
+    "NPI": "http://hl7.org/fhir/sid/us-npi",
+}
+
+
+def _hd_identifier(
+    uid: str | None, kind: str | None, ctx: ConversionContext
+) -> tuple[str | None, str | None]:
+    """HD.2 universal id as (system, value) by its HD.3 type: an OID (ISO) or a URI is
+    itself a URI (``urn:ietf:rfc:3986``); a CLIA or NPI number is a value of that
+    registry; any other type (local, DNS, ...) is a value of the partner's system for it."""
+    if not uid:
+        return None, None
+    kind = (kind or "").strip().upper()
+    if kind in {"ISO", ""} and uid[0].isdigit() and "." in uid:
+        return "urn:ietf:rfc:3986", f"urn:oid:{uid}"
+    if kind == "URI" or (not kind and uid.startswith(("http://", "https://", "urn:"))):
+        return "urn:ietf:rfc:3986", uid
+    if kind in _HD_SYSTEMS:
+        return _HD_SYSTEMS[kind], uid
+    return local_system(ctx.partner, f"HD-{kind or 'unknown'}"), uid
+
+
 def organization(
     seg: Segment, n: int, rep: int, ctx: ConversionContext, out: BundleBuilder, *, hd: bool = False
 ) -> dict[str, str] | None:
@@ -125,12 +150,7 @@ def organization(
             seg.get(n, 2, rep=rep),
             seg.get(n, 3, rep=rep),
         )
-        system = "urn:ietf:rfc:3986" if uid else None
-        ident = (
-            f"urn:oid:{uid}"
-            if (kind or "ISO").upper() == "ISO" and uid and uid[0].isdigit()
-            else uid
-        )
+        system, ident = _hd_identifier(uid, kind, ctx)
         return organization_named(namespace, ident, system, ctx, out)
     resource = _xon(seg, n, rep, ctx)
     return out.add(resource) if resource else None
