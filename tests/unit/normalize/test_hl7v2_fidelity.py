@@ -182,16 +182,17 @@ def test_every_field_with_a_value_no_conversion_reads_is_reported_by_position() 
     message = (
         "MSH|^~\\&|S|F|R|RF|20260301101500+0000||ORU^R01|C1|P|2.5.1\r"
         + pid  # PID-12 county, PID-26 citizenship
-        + "\rOBX|1|NM|X^A^L||5||||||||||LAB-1\rOBX|2|NM|Y^B^L||6||||||||||LAB-2\r"
+        + "\rOBX|1|NM|X^A^L||5||||||||||||||202603011000"  # OBX-19
+        + "\rOBX|2|NM|Y^B^L||6||||||||||||||202603011100\r"
         + "ZXT|1|kept verbatim\r"
     )
     issues = {i.location: i for i in convert_hl7v2(message, CTX).issues}
     not_carried = {k: i.diagnostics for k, i in issues.items() if "does not carry" in i.diagnostics}
     assert not_carried == {
         "PID": "values this conversion does not carry: PID-12, PID-26",
-        "OBX": "values this conversion does not carry: OBX-15 (in 2)",
+        "OBX": "values this conversion does not carry: OBX-19 (in 2)",  # time of analysis
     }
-    assert "C-77" not in str(issues) and "LAB-1" not in str(issues)  # positions, not values
+    assert "C-77" not in str(issues) and "2026" not in str(issues)  # positions, not values
 
 
 def test_obr8_the_end_of_a_collection_makes_the_report_effective_a_period() -> None:
@@ -294,3 +295,18 @@ def test_msh4_hd2_is_a_uri_only_when_hd3_says_so() -> None:
         "system": "urn:fhir-intake:partner:p1:cs:HD-L",
         "value": "LAB-7",
     }
+
+
+def test_obx23_24_25_the_performing_lab_its_address_and_director_are_performers() -> None:
+    lab = ["Acme Lab^^^^^^^^^CLIA-1", "1 Lab Way^^Town^ST^12345", "77^Chief^Ann"]
+    obx = "|".join(["OBX", "1", "NM", "X^A^L", "", "5", *[""] * 17, *lab])  # OBX-23, 24, 25
+    bundle = _convert("ORU^R01", PID, obx)
+    performers = {r["reference"].split("/")[0] for r in _one(bundle, "Observation")["performer"]}
+    assert performers == {"Organization", "Practitioner"}
+    lab = next(
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Organization"
+        and e["resource"].get("name") == "Acme Lab"
+    )
+    assert lab["address"][0]["city"] == "Town"

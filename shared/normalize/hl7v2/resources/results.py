@@ -9,7 +9,7 @@ from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
 from ...ids import authority_system, local_system, resource_id
-from ..datatypes import codeable_concept, dtm, ends_before_start, quantity_value
+from ..datatypes import address, codeable_concept, dtm, ends_before_start, quantity_value
 from ..message import Segment
 from ..terminology import (
     OBSERVATION_STATUS,
@@ -19,7 +19,7 @@ from ..terminology import (
     v2_table_system,
     v3_coding,
 )
-from .people import practitioner, practitioners
+from .people import organization, organization_named, practitioner, practitioners
 
 __all__ = ["diagnostic_report", "observation", "order_numbers", "service_request", "specimen"]
 
@@ -359,6 +359,27 @@ def _attachment(obx: Segment, out: BundleBuilder, rep: int = 1) -> dict[str, str
     return {"contentType": media, "data": encoded}
 
 
+def _performing_lab(
+    obx: Segment, ctx: ConversionContext, out: BundleBuilder
+) -> list[dict[str, str]]:
+    """OBX-23 performing organization (XON) at OBX-24's address, else OBX-15's producer
+    (CWE: id and name), and OBX-25 its medical director: performers of the result."""
+    found = []
+    lab = organization(obx, 23, 1, ctx, out)
+    if lab is None and obx.get(15):
+        lab = organization_named(obx.get(15, 2) or obx.get(15), obx.get(15), None, ctx, out)
+    if lab is not None:
+        place = address(obx, 24)
+        kept = out.get(lab)
+        if place and kept is not None:
+            kept.setdefault("address", [place])
+        found.append(lab)
+    director = practitioner(obx, 25, 1, ctx, out)
+    if director:
+        found.append(director)
+    return found
+
+
 def _interpretation(obx: Segment, rep: int, ctx: ConversionContext) -> dict[str, Any] | None:
     """OBX-8: table 0078 abnormal flags, which v3 ObservationInterpretation took over (the
     binding's code system), where it defines the code; any other flag is the sender's."""
@@ -426,7 +447,7 @@ def observation(
     effective = dtm(obx.get(14, 1), ctx.local_zone) or effective_default
     if effective:
         resource["effectiveDateTime"] = effective
-    performers = practitioners(obx, 16, ctx, out)
+    performers = practitioners(obx, 16, ctx, out) + _performing_lab(obx, ctx, out)
     if performers:
         resource["performer"] = performers
     method = codeable_concept(obx, 17, ctx=ctx)
