@@ -81,6 +81,49 @@ def test_hl7_is_stored_then_normalized_and_the_journey_is_visible(api: dict[str,
     assert stages["normalize"]["resources"] >= 3
 
 
+def test_hl7_without_a_partner_zone_takes_msh7s_offset_and_reports_what_it_leaves_out(
+    api: dict[str, Any],
+) -> None:
+    # p2 has no time zone: PV1-44 without an offset is read at MSH-7's -0500, and PID-12
+    # (county), which no converter reads, is listed on the journey by position.
+    pid = "|".join(["PID", "1", "", "MRN90^^^HOSP^MR", "", "Roe^Al", *[""] * 6, "C-77"])
+    pv1 = "PV1|1|I" + "|" * 42 + "202603010830"
+    body = (
+        f"MSH|^~\\&|LAB|ACME|EHR|HOSP|20260301101500-0500||ADT^A01|CTRL-95|P|2.5.1\r{pid}\r{pv1}\r"
+    )
+    ingestion = _post(api, body.encode(), "x-application/hl7-v2+er7", partner="p2").json()["id"]
+
+    def normalized() -> dict[str, Any] | None:
+        journey = (
+            api["client"]
+            .get(f"/ingest/{ingestion}", headers={"x-api-key": api["keys"]["p2"]})
+            .json()
+        )
+        stages = {s["stage"]: s for s in journey["stages"]}
+        return stages["normalize"] if stages.get("normalize", {}).get("status") else None
+
+    stage = wait_for(normalized, what="normalize stage")
+    assert stage["status"] == "normalized"
+    issues = {i.get("location", [None])[0]: i["diagnostics"] for i in stage["issues"]}
+    assert issues["PID"] == "values this conversion does not carry: PID-12"
+    assert "MSH-7" not in issues  # an offset was there to read
+    assert "C-77" not in json.dumps(stage)  # positions, never values
+    container = api["clients"].container(Container.NORMALIZED)
+    bundles = [
+        json.loads(container.download_blob(b.name).readall())
+        for b in container.list_blobs(name_starts_with="p2/")
+    ]
+    (encounter,) = [
+        e["resource"]
+        for bundle in bundles
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Encounter"
+        and e["resource"]["subject"]["reference"].startswith("Patient/")
+        and any("CTRL-95" in json.dumps(x) for x in bundle["entry"])
+    ]
+    assert encounter["period"]["start"] == "2026-03-01T08:30:00-05:00"
+
+
 def test_a_resend_returns_the_same_ingestion(api: dict[str, Any]) -> None:
     body = ORU.replace("CTRL-77", "CTRL-78").encode()
     first = _post(api, body, "x-application/hl7-v2+er7").json()
