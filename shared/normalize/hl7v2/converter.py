@@ -34,7 +34,13 @@ from .resources.encounter import encounter
 from .resources.immunization import immunization
 from .resources.patient import merge_patients, patient, related_person
 from .resources.people import organization
-from .resources.results import diagnostic_report, observation, service_request, specimen
+from .resources.results import (
+    diagnostic_report,
+    obr_specimen,
+    observation,
+    service_request,
+    specimen,
+)
 
 __all__ = ["CONVERTED_TYPES", "convert_hl7v2", "convert_message", "unconverted_type_reason"]
 
@@ -118,6 +124,14 @@ def _until(segments: list[Segment], index: int, name: str) -> Iterator[Segment]:
     """The segments after ``index`` up to the next one called ``name`` (its group)."""
     for seg in segments[index + 1 :]:
         if seg.name == name:
+            return
+        yield seg
+
+
+def _order_group(segments: list[Segment], index: int) -> Iterator[Segment]:
+    """The segments of the order group an OBR at ``index`` starts (to the next order)."""
+    for seg in segments[index + 1 :]:
+        if seg.name in {"OBR", "ORC", "PID", "MSH"}:
             return
         yield seg
 
@@ -231,6 +245,10 @@ def convert_message(message: Message, ctx: ConversionContext) -> Conversion:
                     seg, current_orc, subject, visit, current_order, ctx, out, key, order_index
                 )
                 last = current_report
+                if not any(s.name == "SPM" for s in _order_group(segments, index)):
+                    sample = obr_specimen(seg, subject, ctx, out, current_report)
+                    if sample and sample not in current_report.get("specimen", []):
+                        current_report.setdefault("specimen", []).append(sample)
         elif name == "OBX" and subject:
             if txa is not None:
                 text = "\n".join(

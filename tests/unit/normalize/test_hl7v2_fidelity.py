@@ -310,3 +310,121 @@ def test_obx23_24_25_the_performing_lab_its_address_and_director_are_performers(
         and e["resource"].get("name") == "Acme Lab"
     )
     assert lab["address"][0]["city"] == "Town"
+
+
+def test_spm_fields_the_ig_maps_reach_the_specimen() -> None:
+    # SPM-2.2, 7, 12, 14, 17.2, 18, 24 were lost (ReportStream inventory).
+    spm = (
+        "SPM|1|PL-1&LAB^FI-2&LAB||119297000^Blood^SCT|||"
+        "28520004^Venipuncture^SCT|368208006^Left arm^SCT||||5^mL&milliliter&UCUM||"
+        "drawn fasting~second tube|||202602281000+0000^202602281015+0000|"
+        "202602281100+0000||Y||||RC^Refrigerated^HL70493"
+    )
+    bundle = _convert("ORU^R01", PID, "OBR|1|P1||X^Y^L", spm)
+    sample = _one(bundle, "Specimen")
+    assert [(i["type"]["coding"][0]["code"], i["value"]) for i in sample["identifier"]] == [
+        ("PLAC", "PL-1"),
+        ("FILL", "FI-2"),
+    ]
+    assert sample["collection"]["method"]["coding"][0]["code"] == "28520004"
+    assert sample["collection"]["quantity"] == {
+        "value": 5,
+        "unit": "milliliter",
+        "system": "http://unitsofmeasure.org",
+        "code": "mL",
+    }
+    assert sample["collection"]["collectedPeriod"] == {
+        "start": "2026-02-28T10:00:00+00:00",
+        "end": "2026-02-28T10:15:00+00:00",
+    }
+    assert sample["receivedTime"] == "2026-02-28T11:00:00+00:00"
+    assert sample["status"] == "available"
+    assert [n["text"] for n in sample["note"]] == ["drawn fasting", "second tube"]
+    assert sample["condition"][0]["coding"][0]["code"] == "RC"
+    report = _one(bundle, "DiagnosticReport")
+    assert report["specimen"] == [{"reference": f"Specimen/{sample['id']}"}]
+
+
+def test_obr_9_10_14_15_39_describe_the_specimen_when_no_spm_does() -> None:
+    obr = (
+        "OBR|1|P1||X^Y^L|||202602281000+0000||10^mL|C7^Collector^Carl||||"
+        "202602281100+0000|BLD&Blood&HL70070^^^LA&Left arm&HL70163"
+    )
+    obr = obr + "|" * (39 - obr.count("|")) + "^hemolysed"
+    bundle = _convert("ORU^R01", PID, obr)
+    sample = _one(bundle, "Specimen")
+    assert sample["type"]["coding"][0]["code"] == "BLD"
+    assert sample["collection"]["bodySite"]["coding"][0]["code"] == "LA"
+    assert sample["collection"]["collectedDateTime"] == "2026-02-28T10:00:00+00:00"
+    assert sample["collection"]["quantity"]["value"] == 10
+    assert sample["collection"]["collector"]["reference"].startswith("Practitioner/")
+    assert sample["receivedTime"] == "2026-02-28T11:00:00+00:00"
+    assert sample["note"] == [{"text": "hemolysed"}]
+    assert (
+        _one(bundle, "DiagnosticReport")["specimen"][0]["reference"] == f"Specimen/{sample['id']}"
+    )
+
+
+def test_obr_without_specimen_fields_adds_no_specimen() -> None:
+    bundle = _convert("ORU^R01", PID, "OBR|1|P1||X^Y^L|||202602281000+0000")
+    assert not [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Specimen"]
+
+
+def test_orc21_ordering_facility_is_the_requesters_organization() -> None:
+    orc = _field("ORC|NW|P1||||||||||D1^Doctor^Dora", 21 - 12, "Good Clinic^^^^^^^^^GC-1")
+    orc += "|1 Main St^^Springfield^IL^62701|^WPN^PH^^1^217^5550100"
+    bundle = _convert("ORM^O01", PID, orc, "OBR|1|P1||X^Y^L")
+    role = _one(bundle, "PractitionerRole")
+    assert _one(bundle, "ServiceRequest")["requester"] == {
+        "reference": f"PractitionerRole/{role['id']}"
+    }
+    assert role["practitioner"]["reference"].startswith("Practitioner/")
+    (clinic,) = [
+        e["resource"]
+        for e in bundle["entry"]
+        if f"Organization/{e['resource']['id']}" == role["organization"]["reference"]
+    ]
+    assert clinic["name"] == "Good Clinic"
+    assert clinic["address"][0]["city"] == "Springfield"
+    assert clinic["telecom"][0]["value"].endswith("5550100")
+
+
+def test_in1_2_plan_id_is_an_identifier_and_in1_15_the_plan_type() -> None:
+    in1 = _field("IN1|1|PLAN-1^Gold^L|INS-77^^^PAYERS|Acme Health", 15 - 4, "HMO^HMO plan^L")
+    coverage = _one(_convert("ADT^A01", PID, in1), "Coverage")
+    assert coverage["identifier"][0]["value"] == "PLAN-1"
+    assert coverage["type"]["coding"][0]["code"] == "HMO"
+
+
+_RACE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
+_ETHNICITY = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity"
+
+
+def _parts(patient: dict[str, Any], url: str) -> dict[str, list[Any]]:
+    (extension,) = [x for x in patient["extension"] if x["url"] == url]
+    found: dict[str, list[Any]] = {}
+    for part in extension["extension"]:
+        found.setdefault(part["url"], []).append(
+            part.get("valueCoding", {}).get("code") or part.get("valueString")
+        )
+    return found
+
+
+def test_pid10_and_pid22_become_us_core_race_and_ethnicity() -> None:
+    pid = PID + "||2106-3^White^HL70005~2080-5^Native Hawaiian^CDCREC"
+    pid += "|" * (22 - 10) + "N^Not Hispanic or Latino^HL70189"
+    patient = _one(_convert("ADT^A01", pid), "Patient")
+    assert _parts(patient, _RACE) == {
+        "ombCategory": ["2106-3"],
+        "detailed": ["2080-5"],
+        "text": ["White, Native Hawaiian"],
+    }
+    assert _parts(patient, _ETHNICITY) == {
+        "ombCategory": ["2186-5"],
+        "text": ["Not Hispanic or Latino"],
+    }
+
+
+def test_pid10_a_local_race_code_is_kept_as_text_only() -> None:
+    patient = _one(_convert("ADT^A01", PID + "||W^Caucasian^LOCAL"), "Patient")
+    assert _parts(patient, _RACE) == {"text": ["Caucasian"]}

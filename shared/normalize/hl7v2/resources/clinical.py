@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
-from ...ids import resource_id
+from ...ids import local_system, resource_id
 from ..datatypes import codeable_concept, dtm, ends_before_start, identifier
 from ..message import Segment
+from ..terminology import code_system_uri
 from .people import organization, organization_id, organization_named, practitioner
 
 __all__ = ["allergy", "condition", "coverage", "procedure"]
@@ -199,9 +200,16 @@ def coverage(
     }
     if in1.get(36):
         resource["subscriberId"] = in1.get(36)
-    plan = codeable_concept(in1, 2, ctx=ctx)
+    plan = in1.get(2, 1)  # IN1-2 health plan id is an identifier; IN1-15 the plan type
     if plan:
-        resource["type"] = plan
+        named = in1.get(2, 3)
+        system = code_system_uri(named, ctx.partner, ctx.code_systems) if named else None
+        resource["identifier"] = [
+            {"system": system or local_system(ctx.partner, "health-plan"), "value": plan}
+        ]
+    kind = codeable_concept(in1, 15, ctx=ctx)
+    if kind:
+        resource["type"] = kind
     start, end = dtm(in1.get(12), ctx.local_zone), dtm(in1.get(13), ctx.local_zone)
     if ends_before_start(start, end):
         out.warn(

@@ -18,6 +18,7 @@ from ..datatypes import (
 from ..message import Segment
 from ..terminology import GENDER, v2_table_system, v3_coding
 from .people import organization, practitioners
+from .race_ethnicity import ethnicity_extension, race_extension
 
 __all__ = ["merge_patients", "patient", "patient_id_for", "related_person"]
 
@@ -121,8 +122,17 @@ def patient(
     if names:
         resource["name"] = names
     maiden = pid.get(6, 1, 1)
-    if maiden:
-        resource["extension"] = [{"url": _MAIDEN_NAME, "valueString": maiden}]
+    extensions = [
+        x
+        for x in (
+            {"url": _MAIDEN_NAME, "valueString": maiden} if maiden else None,
+            race_extension(pid),
+            ethnicity_extension(pid),
+        )
+        if x
+    ]
+    if extensions:
+        resource["extension"] = extensions
     telecom = [
         x
         for x in (

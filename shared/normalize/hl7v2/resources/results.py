@@ -9,7 +9,14 @@ from typing import Any
 
 from ...context import BundleBuilder, ConversionContext
 from ...ids import authority_system, local_system, resource_id
-from ..datatypes import address, codeable_concept, dtm, ends_before_start, quantity_value
+from ..datatypes import (
+    address,
+    codeable_concept,
+    contact_point,
+    dtm,
+    ends_before_start,
+    quantity_value,
+)
 from ..message import Segment
 from ..terminology import (
     OBSERVATION_STATUS,
@@ -21,7 +28,14 @@ from ..terminology import (
 )
 from .people import organization, organization_named, practitioner, practitioners
 
-__all__ = ["diagnostic_report", "observation", "order_numbers", "service_request", "specimen"]
+__all__ = [
+    "diagnostic_report",
+    "obr_specimen",
+    "observation",
+    "order_numbers",
+    "service_request",
+    "specimen",
+]
 
 _UCUM = "http://unitsofmeasure.org"
 _REPORT_STATUS = {
@@ -138,9 +152,44 @@ def service_request(
     requester = (practitioner(orc, 12, 1, ctx, out) if orc is not None else None) or (
         practitioner(obr, 16, 1, ctx, out) if obr is not None else None
     )
+    facility = _ordering_facility(orc, ctx, out) if orc is not None else None
+    if facility:  # ORC-21: the requester is the provider in the ordering facility's role
+        role: dict[str, Any] = {
+            "resourceType": "PractitionerRole",
+            "id": resource_id(
+                ctx.partner,
+                "PractitionerRole",
+                (requester or {}).get("reference", ""),
+                facility["reference"],
+            ),
+            "organization": facility,
+        }
+        if requester:
+            role["practitioner"] = requester
+        requester = out.add(role)
     if requester:
         resource["requester"] = requester
     return out.add(resource)
+
+
+def _ordering_facility(
+    orc: Segment, ctx: ConversionContext, out: BundleBuilder
+) -> dict[str, str] | None:
+    """ORC-21 ordering facility (XON), with ORC-22 its address and ORC-23 its phones."""
+    facility = organization(orc, 21, 1, ctx, out)
+    if facility is None:
+        return None
+    held = out.get(facility)
+    if held is not None:
+        where = [a for a in (address(orc, 22, r) for r in range(1, orc.repetitions(22) + 1)) if a]
+        phones = [
+            c for c in (contact_point(orc, 23, r) for r in range(1, orc.repetitions(23) + 1)) if c
+        ]
+        if where:
+            held.setdefault("address", where)
+        if phones:
+            held.setdefault("telecom", phones)
+    return facility
 
 
 def diagnostic_report(
@@ -469,30 +518,165 @@ def observation(
     return resource
 
 
+_SPECIMEN_AVAILABLE = {"Y": "available", "N": "unavailable"}
+
+
+def _specimen_quantity(seg: Segment, n: int, ctx: ConversionContext) -> dict[str, Any] | None:
+    """CQ (.1 quantity, .2 units as CWE) to a SimpleQuantity: UCUM only where certain."""
+    value = quantity_value(seg.get(n, 1))
+    if value is None:
+        return None
+    result: dict[str, Any] = {"value": value}
+    unit = seg.get(n, 2, 1)
+    if unit:
+        result["unit"] = seg.get(n, 2, 2) or unit
+        named = (seg.get(n, 2, 3) or "").upper()
+        if named in {"UCUM", "ANS+", "ISO+"} or unit in UCUM_SPELLINGS:
+            result |= {"system": _UCUM, "code": UCUM_SPELLINGS.get(unit, unit)}
+    return result
+
+
+def _notes(seg: Segment, n: int) -> list[dict[str, str]]:
+    found = (seg.text(n, rep=r) for r in range(1, seg.repetitions(n) + 1))
+    return [{"text": t} for t in found if t]
+
+
 def specimen(
     spm: Segment, patient: dict[str, str], ctx: ConversionContext, out: BundleBuilder, key: str
 ) -> dict[str, str]:
-    """SPM: .2 specimen id, .4 type, .8 source site, .17 collection time."""
-    ident = spm.get(2, 1, 1) or spm.get(2, 2, 1)
+    """SPM, as the v2-to-FHIR IG maps it: .2 placer and filler ids, .4 type, .6 additive,
+    .7 collection method, .8 source site, .12 amount, .14 description, .17 collection
+    time (a period when .17.2 ends it), .18 received, .20 availability, .24 condition,
+    .27 container type, .30 accession id."""
+    placer, filler = spm.get(2, 1, 1), spm.get(2, 2, 1)
+    ident = placer or filler
     resource: dict[str, Any] = {
         "resourceType": "Specimen",
         "id": resource_id(ctx.partner, "Specimen", ident or key, spm.get(1) or ""),
         "subject": patient,
     }
-    if ident:
-        resource["identifier"] = [
-            {"system": f"urn:fhir-intake:partner:{ctx.partner}:specimen", "value": ident}
-        ]
+    system = f"urn:fhir-intake:partner:{ctx.partner}:specimen"
+    identifiers = [
+        {"type": {"coding": [published_coding(v2_table_system("0203"), code)]}, "system": system}
+        | {"value": value}
+        for value, code in ((placer, "PLAC"), (filler, "FILL"))
+        if value
+    ]
+    if identifiers:
+        resource["identifier"] = identifiers
+    accession = spm.get(30, 1)
+    if accession:
+        resource["accessionIdentifier"] = {"system": system, "value": accession}
+    status = _SPECIMEN_AVAILABLE.get((spm.get(20) or "").upper())
+    if status:
+        resource["status"] = status
     kind = codeable_concept(spm, 4, ctx=ctx)
     if kind:
         resource["type"] = kind
-    collected = dtm(spm.get(17, 1, 1), ctx.local_zone)
-    site = codeable_concept(spm, 8, ctx=ctx)
+    received = dtm(spm.get(18, 1), ctx.local_zone)
+    if received:
+        resource["receivedTime"] = received
     collection: dict[str, Any] = {}
-    if collected:
-        collection["collectedDateTime"] = collected
+    start, end = dtm(spm.get(17, 1, 1), ctx.local_zone), dtm(spm.get(17, 2, 1), ctx.local_zone)
+    if ends_before_start(start, end):
+        out.warn(spm.location(17), "the collection ends before it starts (SPM-17.1); left out")
+        end = None
+    if end:
+        collection["collectedPeriod"] = {k: v for k, v in (("start", start), ("end", end)) if v}
+    elif start:
+        collection["collectedDateTime"] = start
+    amount = _specimen_quantity(spm, 12, ctx)
+    if amount:
+        collection["quantity"] = amount
+    for n, element in ((7, "method"), (8, "bodySite")):
+        concept = codeable_concept(spm, n, ctx=ctx)
+        if concept:
+            collection[element] = concept
+    if collection:
+        resource["collection"] = collection
+    container: dict[str, Any] = {}
+    for n, element in ((27, "type"), (6, "additiveCodeableConcept")):
+        concept = codeable_concept(spm, n, ctx=ctx)
+        if concept:
+            container[element] = concept
+    if container:
+        resource["container"] = [container]
+    conditions = [
+        c
+        for c in (codeable_concept(spm, 24, r, ctx=ctx) for r in range(1, spm.repetitions(24) + 1))
+        if c
+    ]
+    if conditions:
+        resource["condition"] = conditions
+    notes = _notes(spm, 14)
+    if notes:
+        resource["note"] = notes
+    return out.add(resource)
+
+
+_OBR_SPECIMEN_FIELDS = (9, 10, 14, 15, 39)
+
+
+def _sps_concept(obr: Segment, comp: int, ctx: ConversionContext) -> dict[str, Any] | None:
+    """OBR-15 (SPS) component ``comp``, a CWE whose parts are subcomponents."""
+    code, display, named = (obr.get(15, comp, i) for i in (1, 2, 3))
+    if not code and not display:
+        return None
+    concept: dict[str, Any] = {"text": display} if display else {}
+    if code:
+        system = code_system_uri(named, ctx.partner, ctx.code_systems)
+        coding = {"system": system} if system else {}
+        concept["coding"] = [coding | {"code": code} | ({"display": display} if display else {})]
+    return concept
+
+
+def obr_specimen(
+    obr: Segment,
+    patient: dict[str, str],
+    ctx: ConversionContext,
+    out: BundleBuilder,
+    report: dict[str, Any],
+) -> dict[str, str] | None:
+    """The specimen an OBR describes when no SPM does (the IG's OBR[Specimen]): .7/.8
+    collection time, .9 volume, .10 collector, .14 received, .15 source (SPS: .1 type,
+    .4 body site), .39 collector's comment; None when OBR says nothing of a specimen."""
+    if not any(obr.get(n) or obr.get(n, 1, 1) for n in _OBR_SPECIMEN_FIELDS):
+        return None
+    resource: dict[str, Any] = {
+        "resourceType": "Specimen",
+        "id": resource_id(ctx.partner, "Specimen", "obr", report["id"]),
+        "subject": patient,
+    }
+    source = _sps_concept(obr, 1, ctx)  # SPS.1 and SPS.4 are CWEs in subcomponents
+    if source:
+        resource["type"] = source
+    received = dtm(obr.get(14, 1), ctx.local_zone)
+    if received:
+        resource["receivedTime"] = received
+    collection: dict[str, Any] = {}
+    if "effectivePeriod" in report:
+        collection["collectedPeriod"] = report["effectivePeriod"]
+    elif "effectiveDateTime" in report:
+        collection["collectedDateTime"] = report["effectiveDateTime"]
+    volume = _specimen_quantity(obr, 9, ctx)
+    if volume:
+        collection["quantity"] = volume
+    collector = practitioner(obr, 10, 1, ctx, out)
+    if collector:
+        collection["collector"] = collector
+    site = _sps_concept(obr, 4, ctx)
     if site:
         collection["bodySite"] = site
     if collection:
         resource["collection"] = collection
+    notes = [
+        {"text": t}
+        for t in (
+            obr.get(39, 2, rep=r) or obr.get(39, 9, rep=r) or obr.get(39, 1, rep=r)
+            for r in range(1, obr.repetitions(39) + 1)
+        )
+        if t
+    ]
+    if notes:
+        resource["note"] = notes
     return out.add(resource)
