@@ -230,5 +230,5 @@ def test_decimals_keep_their_digits_through_to_json() -> None:
         "OBX|2|NM|718-7^Hemoglobin^LN||.50|g/dL^^UCUM|||||F\r"
     )
     text = json_codec.dumps(convert_hl7v2(message, CTX).bundle)
-    assert '"value": 5.10' in text
-    assert '"value": 0.50' in text
+    assert '"value":5.10' in text
+    assert '"value":0.50' in text
