@@ -6,6 +6,9 @@ Naive: the ``hl7`` package's parser, then ``fhir.resources`` ``model_validate`` 
 machine noise hits both alike; the best round of each is reported, with the median.
 Before timing, every output is validated once with the full R4B models.
 
+The ORU stress case (``bench/oru_stress.py``: 20 orders of 40 results, repetitions
+throughout) is measured the same way and reported on its own.
+
 Usage: python -m bench.bench_convert [--rounds N] [--corpus DIR] [--json FILE]
 """
 
@@ -26,6 +29,8 @@ from fhir.resources.R4B import get_fhir_model_class
 from shared.normalize import json_codec
 from shared.normalize.context import ConversionContext
 from shared.normalize.service import convert_payload
+
+from .oru_stress import stress_message
 
 DEFAULT_CORPUS = (
     Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "ms-fhir-converter" / "hl7v2"
@@ -54,11 +59,16 @@ def _naive(texts: list[str], outputs: list[dict[str, Any]]) -> int:
 
 
 def run(corpus: Path, rounds: int) -> dict[str, Any]:
-    """Measure both stacks; returns the figures."""
+    """Measure both stacks over the corpus, and over the ORU stress case; the figures."""
     files = sorted(corpus.glob("*.hl7"))
     if not files:
         raise SystemExit(f"no .hl7 files in {corpus}")
-    messages = [p.read_bytes() for p in files]
+    result = _measure([p.read_bytes() for p in files], rounds)
+    result["stress"] = _measure([stress_message()], rounds)
+    return result
+
+
+def _measure(messages: list[bytes], rounds: int) -> dict[str, Any]:
     texts = [m.decode("utf-8-sig").replace("\r\n", "\r").replace("\n", "\r") for m in messages]
     ctx = ConversionContext(partner="bench", received=datetime(2026, 1, 1, tzinfo=UTC))
     outputs = [convert_payload(m, ctx).bundle for m in messages]
@@ -127,6 +137,13 @@ def main() -> None:
     print(
         f"speedup: {result['speedup_best']:.1f}x best, {result['speedup_median']:.1f}x median "
         "(target: 10x)"
+    )
+    stress = result["stress"]
+    print(
+        f"ORU stress case ({stress['resources_per_pass']} resources): ours "
+        f"{stress['ours']['resources_per_s_best']:.0f} resources/s, naive "
+        f"{stress['naive']['resources_per_s_best']:.0f}; speedup {stress['speedup_best']:.1f}x "
+        f"best, {stress['speedup_median']:.1f}x median"
     )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
