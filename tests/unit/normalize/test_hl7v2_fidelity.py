@@ -428,3 +428,12 @@ def test_pid10_and_pid22_become_us_core_race_and_ethnicity() -> None:
 def test_pid10_a_local_race_code_is_kept_as_text_only() -> None:
     patient = _one(_convert("ADT^A01", PID + "||W^Caucasian^LOCAL"), "Patient")
     assert _parts(patient, _RACE) == {"text": ["Caucasian"]}
+
+
+def test_pid22_us_core_ethnicity_holds_one_omb_category_and_keeps_every_word() -> None:
+    pid = PID + "|" * (22 - 8) + "H^Hispanic^HL70189~N^Not Hispanic^HL70189"
+    patient = _one(_convert("ADT^A01", pid), "Patient")
+    assert _parts(patient, _ETHNICITY) == {
+        "ombCategory": ["2135-2"],
+        "text": ["Hispanic, Not Hispanic"],
+    }

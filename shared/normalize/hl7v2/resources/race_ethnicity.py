@@ -34,17 +34,19 @@ _UNKNOWN = {"UNK": "unknown", "ASKU": "asked but unknown", "U": "unknown"}
 
 def race_extension(pid: Segment) -> dict[str, Any] | None:
     """PID-10 (every repetition) as US Core race, or None when it is empty."""
-    return _extension(pid, 10, "us-core-race", _OMB_RACE, {})
+    return _extension(pid, 10, "us-core-race", _OMB_RACE, {}, most=6)
 
 
 def ethnicity_extension(pid: Segment) -> dict[str, Any] | None:
     """PID-22 (every repetition) as US Core ethnicity, or None when it is empty."""
-    return _extension(pid, 22, "us-core-ethnicity", _OMB_ETHNICITY, _TABLE_0189)
+    return _extension(pid, 22, "us-core-ethnicity", _OMB_ETHNICITY, _TABLE_0189, most=1)
 
 
 def _extension(
-    pid: Segment, n: int, name: str, omb: dict[str, str], table: dict[str, str]
+    pid: Segment, n: int, name: str, omb: dict[str, str], table: dict[str, str], *, most: int
 ) -> dict[str, Any] | None:
+    """``most``: how many OMB categories US Core allows (race 6, ethnicity 1); past it, or
+    once a category is known, an unknown adds none (the words stay in ``text``)."""
     parts: list[dict[str, Any]] = []
     words: list[str] = []
     for rep in range(1, pid.repetitions(n) + 1):
@@ -56,9 +58,11 @@ def _extension(
         if not code or named not in _CDC_NAMES:
             continue
         code = table.get(code.upper(), code)
-        if code in omb:
-            parts.append(_coded("ombCategory", _CDCREC, code, omb[code]))
-        elif code.upper() in _UNKNOWN and "ombCategory" not in {p["url"] for p in parts}:
+        categories = sum(p["url"] == "ombCategory" for p in parts)
+        if code in omb:  # a category past US Core's count is in the text alone
+            if categories < most:
+                parts.append(_coded("ombCategory", _CDCREC, code, omb[code]))
+        elif code.upper() in _UNKNOWN and not categories:
             flavor = "ASKU" if code.upper() == "ASKU" else "UNK"
             parts.append(_coded("ombCategory", _NULL_FLAVOR, flavor, _UNKNOWN[flavor]))
         elif _CDC_CODE.match(code):
