@@ -57,7 +57,8 @@ def _child(mode: str, name: str, env: dict[str, str]) -> dict[str, float]:
         text=True,
         check=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
 
 
 def main() -> None:

@@ -94,7 +94,7 @@ def _measure(messages: list[bytes], rounds: int) -> dict[str, Any]:
             "resources_per_s_best": resources / best,
         }
 
-    result = {
+    result: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
         f"Python {platform.python_version()}",
