@@ -13,9 +13,12 @@ __all__ = ["capability_statement"]
 # same interactions serve (rest.documentation says so).
 _TYPES = (
     "AllergyIntolerance",
+    "Appointment",
     "Condition",
     "Consent",
+    "Coverage",
     "DiagnosticReport",
+    "DocumentReference",
     "Encounter",
     "Immunization",
     "Location",
@@ -24,10 +27,12 @@ _TYPES = (
     "Organization",
     "Patient",
     "Practitioner",
+    "PractitionerRole",
     "Procedure",
     "Provenance",
     "RelatedPerson",
     "ServiceRequest",
+    "Specimen",
 )
 
 
