@@ -192,6 +192,19 @@ def _ordering_facility(
     return facility
 
 
+def _timing(
+    name: str, start: str | None, end: str | None, out: BundleBuilder, where: str, warning: str
+) -> dict[str, Any]:
+    """A FHIR ``{name}[x]`` choice: ``{name}Period`` when an end was sent (an end before
+    its start is dropped with ``warning``), ``{name}DateTime`` for a start alone."""
+    if ends_before_start(start, end):
+        out.warn(where, warning)
+        end = None
+    if end:
+        return {f"{name}Period": {k: v for k, v in (("start", start), ("end", end)) if v}}
+    return {f"{name}DateTime": start} if start else {}
+
+
 def diagnostic_report(
     obr: Segment,
     orc: Segment | None,
@@ -223,15 +236,14 @@ def diagnostic_report(
         resource["encounter"] = encounter
     if order:
         resource["basedOn"] = [order]
-    effective = dtm(obr.get(7, 1), ctx.local_zone)
-    ended = dtm(obr.get(8, 1), ctx.local_zone)  # OBR-8, the end of a collection
-    if ends_before_start(effective, ended):
-        out.warn(obr.location(8), "the observation end is before its start (OBR-7); left out")
-        ended = None
-    if ended:
-        resource["effectivePeriod"] = {k: v for k, v in (("start", effective), ("end", ended)) if v}
-    elif effective:
-        resource["effectiveDateTime"] = effective
+    resource |= _timing(
+        "effective",
+        dtm(obr.get(7, 1), ctx.local_zone),
+        dtm(obr.get(8, 1), ctx.local_zone),  # OBR-8, the end of a collection
+        out,
+        obr.location(8),
+        "the observation end is before its start (OBR-7); left out",
+    )
     issued = dtm(obr.get(22, 1), ctx.local_zone)
     if issued and len(issued) > 10:
         resource["issued"] = issued
@@ -577,14 +589,14 @@ def specimen(
     if received:
         resource["receivedTime"] = received
     collection: dict[str, Any] = {}
-    start, end = dtm(spm.get(17, 1, 1), ctx.local_zone), dtm(spm.get(17, 2, 1), ctx.local_zone)
-    if ends_before_start(start, end):
-        out.warn(spm.location(17), "the collection ends before it starts (SPM-17.1); left out")
-        end = None
-    if end:
-        collection["collectedPeriod"] = {k: v for k, v in (("start", start), ("end", end)) if v}
-    elif start:
-        collection["collectedDateTime"] = start
+    collection |= _timing(
+        "collected",
+        dtm(spm.get(17, 1, 1), ctx.local_zone),
+        dtm(spm.get(17, 2, 1), ctx.local_zone),
+        out,
+        spm.location(17),
+        "the collection ends before it starts (SPM-17.1); left out",
+    )
     amount = _specimen_quantity(spm, 12, ctx)
     if amount:
         collection["quantity"] = amount
