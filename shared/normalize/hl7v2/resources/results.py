@@ -255,14 +255,19 @@ def diagnostic_report(
     return out.get(out.add(resource)) or resource
 
 
-def _units(obx: Segment, ctx: ConversionContext) -> dict[str, Any]:
-    """OBX-6 to Quantity unit, system and code: UCUM where the unit is UCUM or a common
-    spelling of a UCUM unit, else the sender's system (kept, never guessed)."""
-    code = obx.get(6, 1)
+def _units(
+    seg: Segment, ctx: ConversionContext, n: int = 6, *, in_cq: bool = False
+) -> dict[str, Any]:
+    """A unit (OBX-6, or CQ.2 of field ``n`` with ``in_cq``, a CWE in subcomponents) to
+    Quantity unit, system and code: UCUM where the unit is UCUM or a common spelling of a
+    UCUM unit, else the sender's system (kept, never guessed)."""
+    code, display, named = (
+        (seg.get(n, 2, i) for i in (1, 2, 3)) if in_cq else (seg.get(n, i) for i in (1, 2, 3))
+    )
     if not code:
         return {}
-    unit: dict[str, Any] = {"unit": obx.get(6, 2) or code}
-    system = code_system_uri(obx.get(6, 3), ctx.partner, ctx.code_systems)
+    unit: dict[str, Any] = {"unit": display or code}
+    system = code_system_uri(named, ctx.partner, ctx.code_systems)
     ucum = UCUM_SPELLINGS.get(code.strip().lower())
     if system == _UCUM:
         unit.update(system=_UCUM, code=ucum or code)
@@ -534,18 +539,11 @@ _SPECIMEN_AVAILABLE = {"Y": "available", "N": "unavailable"}
 
 
 def _specimen_quantity(seg: Segment, n: int, ctx: ConversionContext) -> dict[str, Any] | None:
-    """CQ (.1 quantity, .2 units as CWE) to a SimpleQuantity: UCUM only where certain."""
+    """CQ (.1 quantity, .2 units as CWE) to a SimpleQuantity, units as OBX-6's are."""
     value = quantity_value(seg.get(n, 1))
     if value is None:
         return None
-    result: dict[str, Any] = {"value": value}
-    unit = seg.get(n, 2, 1)
-    if unit:
-        result["unit"] = seg.get(n, 2, 2) or unit
-        named = (seg.get(n, 2, 3) or "").upper()
-        if named in {"UCUM", "ANS+", "ISO+"} or unit in UCUM_SPELLINGS:
-            result |= {"system": _UCUM, "code": UCUM_SPELLINGS.get(unit, unit)}
-    return result
+    return {"value": value} | _units(seg, ctx, n, in_cq=True)
 
 
 def _notes(seg: Segment, n: int) -> list[dict[str, str]]:
