@@ -124,6 +124,47 @@ def test_hl7_without_a_partner_zone_takes_msh7s_offset_and_reports_what_it_leave
     assert encounter["period"]["start"] == "2026-03-01T08:30:00-05:00"
 
 
+def test_an_oru_carries_its_specimen_ordering_facility_and_race_through_the_pipeline(
+    api: dict[str, Any],
+) -> None:
+    # Issue 19: SPM-2.2/12/18, ORC-21 and PID-10 were lost; here they travel from the HTTP
+    # trigger through the normalize queue to the stored Bundle on Azurite.
+    pid = "PID|1||MRN91^^^HOSP^MR||Poe^Ed||19700101|M||2106-3^White^CDCREC"
+    orc = "|".join(["ORC", "RE", "PL-91", "", *[""] * 17, "Good Clinic^^^^^^^^^GC-1"])
+    spm = "SPM|1|PL-9&LAB^FI-9&LAB||119297000^Blood^SCT" + "|" * 8 + "5^mL&mL&UCUM"
+    spm += "|" * 6 + "202603011000-0500"
+    body = (
+        "MSH|^~\\&|LAB|ACME|EHR|HOSP|20260301101500-0500||ORU^R01|CTRL-96|P|2.5.1\r"
+        f"{pid}\r{orc}\rOBR|1|PL-91||24323-8^Panel^LN\r"
+        "OBX|1|NM|2345-7^Glucose^LN||5.1|mmol/L^^UCUM|||||F\r"
+        f"{spm}\r"
+    )
+    ingestion = _post(api, body.encode(), "x-application/hl7-v2+er7", partner="p2").json()["id"]
+    container = api["clients"].container(Container.NORMALIZED)
+
+    def stored() -> dict[str, Any] | None:
+        for blob in container.list_blobs(name_starts_with="p2/"):
+            if blob.name.endswith(f"{ingestion}.json"):
+                return json.loads(container.download_blob(blob.name).readall())
+        return None
+
+    bundle = wait_for(stored, what="normalized bundle")
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for entry in bundle["entry"]:
+        by_type.setdefault(entry["resource"]["resourceType"], []).append(entry["resource"])
+    (sample,) = by_type["Specimen"]
+    assert [i["value"] for i in sample["identifier"]] == ["PL-9", "FI-9"]
+    assert sample["collection"]["quantity"]["code"] == "mL"
+    assert sample["receivedTime"] == "2026-03-01T10:00:00-05:00"
+    (role,) = by_type["PractitionerRole"]
+    (order,) = by_type["ServiceRequest"]
+    assert order["requester"] == {"reference": f"PractitionerRole/{role['id']}"}
+    (patient,) = by_type["Patient"]
+    (race,) = patient["extension"]
+    assert race["url"].endswith("us-core-race")
+    assert race["extension"][0]["valueCoding"]["code"] == "2106-3"
+
+
 def test_a_resend_returns_the_same_ingestion(api: dict[str, Any]) -> None:
     body = ORU.replace("CTRL-77", "CTRL-78").encode()
     first = _post(api, body, "x-application/hl7-v2+er7").json()
