@@ -48,23 +48,25 @@ def _extension(
     """``most``: how many OMB categories US Core allows (race 6, ethnicity 1); past it, or
     once a category is known, an unknown adds none (the words stay in ``text``)."""
     parts: list[dict[str, Any]] = []
-    words: list[str] = []
+    words: dict[str, None] = {}  # in order, each once: linear however many repetitions
+    categories = 0
     for rep in range(1, pid.repetitions(n) + 1):
         code, display = pid.get(n, 1, rep=rep), pid.get(n, 2, rep=rep)
         named = (pid.get(n, 3, rep=rep) or "").replace(" ", "").upper()
         said = pid.get(n, 9, rep=rep) or display or code
-        if said and said not in words:
-            words.append(said)
+        if said:
+            words.setdefault(said)
         if not code or named not in _CDC_NAMES:
             continue
         code = table.get(code.upper(), code)
-        categories = sum(p["url"] == "ombCategory" for p in parts)
         if code in omb:  # a category past US Core's count is in the text alone
             if categories < most:
                 parts.append(_coded("ombCategory", _CDCREC, code, omb[code]))
+                categories += 1
         elif code.upper() in _UNKNOWN and not categories:
             flavor = "ASKU" if code.upper() == "ASKU" else "UNK"
             parts.append(_coded("ombCategory", _NULL_FLAVOR, flavor, _UNKNOWN[flavor]))
+            categories += 1
         elif _CDC_CODE.match(code):
             parts.append(_coded("detailed", _CDCREC, code, display))
     if not words:
