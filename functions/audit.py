@@ -54,7 +54,7 @@ def audit_search(req: func.HttpRequest) -> func.HttpResponse:
                 },
             )
         )
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: no 7 days before 0001-01-06
         return outcome(
             400, "value", "start and end are dates (YYYY-MM-DD), 1 to 31 days; _count 1-1000"
         )

@@ -333,5 +333,7 @@ class AuditQuery:
                 found.append(event)
                 if len(found) >= count:
                     break
+            if day == start:  # never step past it: the day before 0001-01-01 overflows
+                break
             day -= timedelta(days=1)
         return found

@@ -89,6 +89,26 @@ def test_an_auditor_finds_actions_by_agent_and_by_patient(api: dict[str, Any]) -
     assert forbidden.status_code == 403
 
 
+@pytest.mark.parametrize(
+    ("params", "status", "kind"),
+    [
+        ({"end": "0001-01-03"}, 400, "OperationOutcome"),
+        ({"start": "0001-01-01", "end": "0001-01-02"}, 200, "Bundle"),
+    ],
+    ids=["default-start-before-year-1", "range-from-year-1"],
+)
+def test_dates_at_the_calendars_start_are_answered_not_a_crash(
+    api: dict[str, Any], params: dict[str, str], status: int, kind: str
+) -> None:
+    # Found by make fuzz (the OpenAPI fuzz): 7 days before 0001-01-03, and the day
+    # before 0001-01-01, overflowed into a 500.
+    answer = api["client"].get(
+        "/audit/AuditEvent", params=params, headers={"x-api-key": api["keys"]["auditor"]}
+    )
+    assert answer.status_code == status
+    assert answer.json()["resourceType"] == kind
+
+
 def test_refusals_unlinks_and_audit_searches_leave_events(api: dict[str, Any]) -> None:
     # The review's LOW-2: none of these was in the trail.
     secret = "S" * 43
