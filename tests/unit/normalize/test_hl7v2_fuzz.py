@@ -14,6 +14,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -119,6 +120,9 @@ MESSAGE = st.builds(
 )
 
 
+# The 5 s deadline per example is what catches a hang; the whole run's limit grows with
+# the budget (about 0.25 s an example), or make fuzz's 6,000 hit the suite's 180 s.
+@pytest.mark.timeout(max(180, EXAMPLES))
 @settings(
     max_examples=EXAMPLES,
     deadline=timedelta(seconds=5),
