@@ -47,6 +47,7 @@ class CurrentVersion:
     etag: str  # the table row's ETag, for optimistic writes
     updated: datetime | None = None  # when the store wrote the current version
     source: str = ""  # the partner whose resource it is (every version is that partner's)
+    received: datetime | None = None  # when we received the message that made it (ties)
 
     @property
     def patient(self) -> str | None:

@@ -95,6 +95,7 @@ class _Store(Protocol):
         delete: bool = False,
         correlation_id: str = "",
         source: str = "",
+        received: datetime | None = None,
     ) -> Change: ...
 
     def list_in_compartments(
@@ -293,7 +294,13 @@ class StoreStage:
         def put(item: tuple[dict[str, Any], bool, tuple[str, ...]]) -> Change:
             resource, delete, patients = item
             return self._store.put(
-                resource, made, patients, delete, envelope.correlation_id, source=partner
+                resource,
+                made,
+                patients,
+                delete,
+                envelope.correlation_id,
+                source=partner,
+                received=envelope.created,
             )
 
         changes = self._each(put, owned)

@@ -2,8 +2,12 @@
 
 A write is idempotent (content already stored -> no new version) and ordered by the
 source's own time, not by arrival: a message that was made before the current version
-but arrives after it is kept in history and does not replace it. Equal source times:
-the later arrival wins (a correction sent with the same message time).
+but arrives after it is kept in history and does not replace it. Equal source times
+(MSH-7 has seconds at best; A01, A08 and A03 sent in one second share one): the message
+we received later wins, whatever order the parallel stages reach the store in, so one
+partner's messages apply in the order it sent them (an MLLP connection's order, or
+arrival over HTTP). Rows written before receipt times were kept fall back to the later
+write winning.
 """
 
 from __future__ import annotations
@@ -35,22 +39,32 @@ def content_hash(resource: Mapping[str, Any]) -> str:
     return hashlib.sha256(json_codec.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+def _older(current: CurrentVersion, source_time: datetime, received: datetime | None) -> bool:
+    """Whether content made at ``source_time`` and received at ``received`` comes before
+    the current version: by the source's time, then by when we received it."""
+    if source_time != current.source_time:
+        return source_time < current.source_time
+    return received is not None and current.received is not None and received < current.received
+
+
 def plan_write(
-    current: CurrentVersion | None, digest: str, source_time: datetime, delete: bool = False
+    current: CurrentVersion | None,
+    digest: str,
+    source_time: datetime,
+    delete: bool = False,
+    received: datetime | None = None,
 ) -> WriteOutcome:
-    """What writing content with this hash and source time does to the resource."""
+    """What writing content with this hash, source time and time of receipt does to the
+    resource."""
     if current is None:
         return WriteOutcome.UNCHANGED if delete else WriteOutcome.CREATED
     if delete:
         if current.deleted:
             return WriteOutcome.UNCHANGED
-        return (
-            WriteOutcome.DELETED
-            if source_time >= current.source_time
-            else WriteOutcome.OUT_OF_ORDER
-        )
+        older = _older(current, source_time, received)
+        return WriteOutcome.OUT_OF_ORDER if older else WriteOutcome.DELETED
     if not current.deleted and (digest == current.content_hash or digest in current.recent_hashes):
         return WriteOutcome.UNCHANGED
-    if source_time < current.source_time:
+    if _older(current, source_time, received):
         return WriteOutcome.OUT_OF_ORDER
     return WriteOutcome.CREATED if current.deleted else WriteOutcome.UPDATED

@@ -104,6 +104,7 @@ def _current(row: TableEntity) -> CurrentVersion:
         etag=str(row.metadata["etag"]),
         updated=datetime.fromisoformat(row["updated"]) if row.get("updated") else None,
         source=str(row.get("source") or ""),
+        received=datetime.fromisoformat(row["received"]) if row.get("received") else None,
     )
 
 
@@ -331,10 +332,11 @@ class BlobResourceStore:
         delete: bool = False,
         correlation_id: str = "",
         source: str = "",
+        received: datetime | None = None,
     ) -> Change:
         """Store partner ``source``'s resource (or, with ``delete``, a deletion of it) made
-        at ``source_time``, as part of ingestion ``correlation_id``; ``patients`` are the
-        ``Patient/<id>`` whose data it is.
+        at ``source_time`` and received at ``received``, as part of ingestion
+        ``correlation_id``; ``patients`` are the ``Patient/<id>`` whose data it is.
 
         A resource another partner sent is not touched: the change says ``foreign``.
 
@@ -345,7 +347,16 @@ class BlobResourceStore:
         kind, ident = str(resource["resourceType"]), str(resource["id"])
         digest = content_hash({"resourceType": kind, "id": ident} if delete else resource)
         write = _Write(
-            resource, kind, ident, digest, source_time, correlation_id, patients, delete, source
+            resource,
+            kind,
+            ident,
+            digest,
+            source_time,
+            correlation_id,
+            patients,
+            delete,
+            source,
+            received,
         )
         with storage_errors("writing the record"):
             guess_new = not delete and self._existing.get(kind, 0.0) < 0.5
@@ -371,7 +382,7 @@ class BlobResourceStore:
         current = None if assume_new else self.current(kind, ident)
         if current is not None and current.source != write.source:
             return write.change(current.version, WriteOutcome.FOREIGN, current.correlation_id)
-        outcome = plan_write(current, write.digest, write.source_time, write.delete)
+        outcome = plan_write(current, write.digest, write.source_time, write.delete, write.received)
         if outcome is WriteOutcome.UNCHANGED:
             version = current.version if current else 0
             ours = current is not None and current.correlation_id == write.correlation_id
@@ -393,6 +404,7 @@ class BlobResourceStore:
             "latest": version,
             "version": version,
             "source_time": write.source_time.isoformat(),
+            "received": write.received.isoformat() if write.received else "",
             "updated": now.isoformat(),
             "hash": write.digest,
             "recent": json.dumps(_recent(current)),
@@ -548,6 +560,7 @@ class _Write:
     patients: tuple[str, ...]
     delete: bool
     source: str
+    received: datetime | None = None
 
     def change(
         self,

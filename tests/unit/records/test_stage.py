@@ -32,6 +32,7 @@ class Store:
         delete: bool = False,
         correlation_id: str = "",
         source: str = "",
+        received: datetime | None = None,
     ) -> Change:
         ref = f"{resource['resourceType']}/{resource['id']}"
         kind, ident = ref.split("/")

@@ -73,3 +73,30 @@ def test_source_time_comes_from_the_provenance() -> None:
         datetime(2026, 3, 1, 14, 0, tzinfo=UTC),
     )
     assert message_source_time({"entry": []}, received) == (received, received)
+
+
+def test_equal_source_times_are_ordered_by_receipt_whatever_order_the_store_sees() -> None:
+    # A01, A08 and A03 sent within one second share MSH-7: the one received later wins.
+    current = CurrentVersion(
+        version=3,
+        latest=4,
+        source_time=T0,
+        content_hash="a03",
+        recent_hashes=(),
+        patients=(),
+        deleted=False,
+        correlation_id="ing-3",
+        etag="W/1",
+        received=T0 + timedelta(milliseconds=30),
+    )
+    earlier = T0 + timedelta(milliseconds=20)
+    later = T0 + timedelta(milliseconds=40)
+    assert plan_write(current, "a08", T0, received=earlier) is WriteOutcome.OUT_OF_ORDER
+    assert plan_write(current, "a08", T0, received=later) is WriteOutcome.UPDATED
+    assert plan_write(current, "d", T0, delete=True, received=earlier) is WriteOutcome.OUT_OF_ORDER
+    # The source's own time still comes first, and a row without a receipt time (written
+    # before it was kept) lets the later write win, as it did.
+    assert plan_write(current, "a08", T0 + timedelta(seconds=1), received=earlier) is (
+        WriteOutcome.UPDATED
+    )
+    assert plan_write(_current("x"), "y", T0, received=earlier) is WriteOutcome.UPDATED
