@@ -1,7 +1,8 @@
 """HTTP ingestion: POST /api/ingest stores a partner's payload; GET /api/ingest/{id} tells
 what happened to it. Function keys stay on as the outer layer; partners sign in with
 X-API-Key or an Entra ID token and need the ingest role. HL7 callers that accept ER7 get
-an HL7 ACK instead of JSON."""
+an HL7 ACK instead of JSON: the commit ACK when stored (AA, or CA in enhanced mode), and
+the application ACK from GET /api/ingest/{id}/ack once normalization and consent are done."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import logging
 import azure.functions as func
 
 from shared import wiring
+from shared.intake.acks import commit_ack
 from shared.intake.errors import SubmissionError
-from shared.intake.hl7_ack import ACK_CONTENT_TYPE, build_ack
+from shared.intake.hl7_ack import ACK_CONTENT_TYPE
+from shared.intake.hl7_header import read_header
 from shared.intake.models import Submission
 from shared.platform import StorageUnavailableError
 from shared.security.models import Role
@@ -48,7 +51,9 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
     except SubmissionError as exc:
         if wants_ack:
             return func.HttpResponse(
-                build_ack(body, "AR", exc.diagnostics, content_encoding=encoding),
+                commit_ack(
+                    body, read_header(body, encoding), refused=exc, content_encoding=encoding
+                ),
                 status_code=exc.status,
                 mimetype=ACK_CONTENT_TYPE,
             )
@@ -59,9 +64,7 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
         log.warning("ingest: storage unavailable", extra={"stage": "ingest", "outcome": "retry"})
         if wants_ack:
             return func.HttpResponse(
-                build_ack(
-                    body, "AE", "storage unavailable; resend later", content_encoding=encoding
-                ),
+                commit_ack(body, read_header(body, encoding), content_encoding=encoding),
                 status_code=503,
                 mimetype=ACK_CONTENT_TYPE,
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
@@ -70,7 +73,9 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
     location = f"/api/ingest/{receipt.ingestion_id}"
     if wants_ack:
         return func.HttpResponse(
-            build_ack(body, "AA", f"ingestion {receipt.ingestion_id}", content_encoding=encoding),
+            commit_ack(
+                body, read_header(body, encoding), receipt=receipt, content_encoding=encoding
+            ),
             status_code=202,
             mimetype=ACK_CONTENT_TYPE,
             headers={"Location": location},
@@ -103,3 +108,29 @@ def ingestion_status(req: func.HttpRequest) -> func.HttpResponse:
     if journey is None:
         return outcome(404, "not-found", "no ingestion with this id for this partner")
     return func.HttpResponse(json.dumps(journey), mimetype="application/json")
+
+
+@bp.route(route="ingest/{id:guid}/ack", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def ingestion_ack(req: func.HttpRequest) -> func.HttpResponse:
+    """The application ACK (AA, AE or AR) of one of the caller's HL7 v2 ingestions once
+    normalization and consent are done; 202 with Retry-After before; 404 for any other id."""
+    partner = partner_with_role(req, Role.INGEST)
+    if isinstance(partner, func.HttpResponse):
+        return partner
+    try:
+        known, ack = wiring.submissions().application_ack(
+            partner.id, req.route_params["id"].lower()
+        )
+    except StorageUnavailableError:
+        return outcome(503, "transient", "storage is unavailable; retry later")
+    if not known:
+        return outcome(404, "not-found", "no HL7 v2 ingestion with this id for this partner")
+    if ack is None:
+        pending = {"severity": "information", "code": "incomplete", "diagnostics": "not yet"}
+        return func.HttpResponse(
+            json.dumps({"resourceType": "OperationOutcome", "issue": [pending]}),
+            status_code=202,
+            mimetype=FHIR_JSON,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    return func.HttpResponse(ack, mimetype=ACK_CONTENT_TYPE)

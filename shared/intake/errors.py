@@ -7,6 +7,7 @@ IntakeError
     ├── EmptyBodyError                400
     ├── UnknownMappingError           400
     ├── InvalidHeaderError            400
+    ├── MissingHeaderError            400 (an HL7 v2 message without MSH, MSH-9 or MSH-10)
     ├── InvalidUploadRequestError     400 (POST /api/ingest/uploads)
     ├── UnsupportedMediaTypeError     415
     ├── UnsupportedMessageTypeError   422 (an HL7 v2 type we do not convert: ACK, QBP, ...)
@@ -24,6 +25,7 @@ __all__ = [
     "ForbiddenError",
     "InvalidHeaderError",
     "InvalidUploadRequestError",
+    "MissingHeaderError",
     "PayloadTooLargeError",
     "SubmissionError",
     "UnauthenticatedError",
@@ -38,6 +40,7 @@ class SubmissionError(IntakeError):
 
     status = 400
     code = "invalid"
+    hl7_code = "207"  # HL7 table 0357, for the ACK's ERR-3: application internal error
 
     def __init__(self, diagnostics: str, location: str | None = None) -> None:
         super().__init__(diagnostics)
@@ -90,13 +93,25 @@ class UnsupportedMessageTypeError(SubmissionError):
     """An HL7 v2 message of a type this service does not convert: refused before it is
     stored, so the sender gets an AR rather than an AA for a message nothing will use."""
 
-    status, code = 422, "not-supported"
+    status, code, hl7_code = 422, "not-supported", "200"  # unsupported message type
 
 
 class InvalidHeaderError(SubmissionError):
     """A request header we read is malformed (say, an Idempotency-Key with control bytes)."""
 
     code = "value"
+
+
+class MissingHeaderError(SubmissionError):
+    """An HL7 v2 message that does not start with an MSH, or whose MSH-9 or MSH-10 is
+    empty: refused at the door, where its ACK can still say so."""
+
+    code = "structure"
+
+    @property
+    def hl7_code(self) -> str:  # type: ignore[override]
+        """100 segment sequence error without an MSH, else 101 required field missing."""
+        return "100" if self.location == "MSH" else "101"
 
 
 class InvalidUploadRequestError(SubmissionError):

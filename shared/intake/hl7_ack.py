@@ -1,7 +1,9 @@
 """HL7 v2 acknowledgements, so interface engines keep working unchanged.
 
-AA once the message is durably stored; AR when we refuse it (size, type, no MSH); AE
-when it cannot be stored now. The ACK mirrors the incoming header (sender and receiver
+Original mode: AA once the message is durably stored; AR when we refuse it (size, type,
+no MSH); AE when it cannot be stored now. Enhanced mode (MSH-15/16 valued): the commit
+ACK (CA, CR, CE) says the same about storing, and the application ACK (AA, AR, AE) what
+normalization and consent made of it. The ACK mirrors the incoming header (sender and receiver
 swapped, same version and delimiters) and carries the reason in MSA-3 and ERR.
 
 Only the header is read, and nothing from it is echoed unchecked: a crafted MSH-9 or
@@ -13,24 +15,23 @@ hold no control character and fit their field.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
-import zlib
 from datetime import UTC, datetime
 
-from shared.normalize.errors import NormalizationError
-from shared.normalize.hl7v2 import parse_message
-from shared.normalize.hl7v2.message import Delimiters, Segment
+from shared.normalize.hl7v2.message import Delimiters
 
-__all__ = ["ACK_CONTENT_TYPE", "build_ack"]
+from .hl7_header import MessageHeader, read_header
+
+__all__ = ["ACK_CONTENT_TYPE", "build_ack", "encode_ack", "error_location"]
 
 ACK_CONTENT_TYPE = "x-application/hl7-v2+er7"
 _DEFAULT_VERSION = "2.5.1"
 _EVENT = re.compile(r"[A-Z0-9]{3}\Z")  # MSH-9.2, table 0003
 _VERSION = re.compile(r"2\.[1-9](?:\.[1-9])?\Z")  # MSH-12.1, table 0104
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# The header lies within the first bytes; reading no further bounds a gzip body's inflation.
-_HEAD_BYTES = 64 * 1024
+_LOCATION = re.compile(r"([A-Z][A-Z0-9]{2})(?:-([0-9]{1,3}))?(?:\.([0-9]{1,3}))?", re.ASCII)
 _MAX_ECHO = 199  # MSH-10 (ST) and HD fields are at most this long in v2.7
 
 
@@ -49,20 +50,15 @@ def _echo(raw: str) -> str:
     return "" if len(raw) > _MAX_ECHO or _CONTROL.search(raw) else raw
 
 
-def _header(body: bytes, content_encoding: str | None) -> Segment | None:
-    """The message's MSH segment, read from the start of the (inflated) body only."""
-    head = body[:_HEAD_BYTES]
-    if (content_encoding or "").strip().lower() in {"gzip", "x-gzip"}:
-        try:
-            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, _HEAD_BYTES)
-        except zlib.error:
-            return None
-    head = head.lstrip(b"\xef\xbb\xbf\x0b\r\n \t")
-    line = head.split(b"\r", 1)[0] if b"\r" in head else head.split(b"\n", 1)[0]
-    try:
-        return parse_message(line).msh
-    except NormalizationError:
-        return None
+def error_location(location: str | None, comp: str = "^") -> str:
+    """ERR-2 (ERL: segment^sequence^field^repetition^component) for an issue location
+    such as ``MSH-9`` or ``PID-3.4``; empty when the location is not a segment field."""
+    found = _LOCATION.fullmatch(location or "")
+    if not found:
+        return ""
+    segment, field, component = found.groups()
+    parts = [segment, "1"] + ([field] if field else []) + (["1", component] if component else [])
+    return comp.join(parts)
 
 
 def build_ack(
@@ -71,20 +67,31 @@ def build_ack(
     text: str | None = None,
     error_code: str = "207",
     content_encoding: str | None = None,
+    *,
+    location: str | None = None,
+    reference: str = "",
+    at: datetime | None = None,
+    header: MessageHeader | None = None,
 ) -> str:
-    """An ACK for ``body`` with MSA-1 ``code`` (AA, AE or AR).
+    """An ACK for ``body`` with MSA-1 ``code`` (AA, AE, AR; CA, CE, CR).
 
     Args:
         body: the message as received (it may be unreadable, or gzip-encoded).
-        code: AA, AE or AR.
+        code: the acknowledgement code, HL7 table 0008.
         text: the reason, for MSA-3 and ERR-8 (never message content).
         error_code: HL7 table 0357 (207 application error, 100 segment sequence error, ...).
         content_encoding: the body's Content-Encoding; gzip is read to find the header.
+        location: where the error is (``MSH-9``), for ERR-2.
+        reference: what the ACK answers for (the ingestion id); with ``at`` it makes the
+            ACK's own MSH-10, so a duplicate gets the original's ACK byte for byte.
+        at: the ACK's time (MSH-7); now when not given.
+        header: the message's header when the caller has read it already.
     """
     d = Delimiters()
     sender = receiver = ("", "")
     control, event, version = "", "", _DEFAULT_VERSION
-    msh = _header(body, content_encoding)
+    found = header or read_header(body, content_encoding)
+    msh = found.segment if found is not None else None
     if msh is not None:
         d = msh.message.delimiters
         sender = (_echo(msh.raw(3)), _echo(msh.raw(4)))
@@ -95,7 +102,9 @@ def build_ack(
         found_version = msh.get(12) or ""
         version = found_version if _VERSION.match(found_version) else _DEFAULT_VERSION
     sep, comp = d.field, d.component
-    now = datetime.now(UTC).strftime("%Y%m%d%H%M%S+0000")
+    moment = (at or datetime.now(UTC)).astimezone(UTC)
+    seed = f"{reference}|{code}|{control}|{moment.isoformat()}"
+    ack_id = hashlib.sha256(seed.encode()).hexdigest()[:20] if reference else uuid.uuid4().hex[:20]
     fields = [
         "MSH",
         _encoding(d),
@@ -103,16 +112,29 @@ def build_ack(
         receiver[1],
         sender[0],
         sender[1],
-        now,
+        moment.strftime("%Y%m%d%H%M%S+0000"),
         "",
         f"ACK{comp}{event}{comp}ACK" if event else "ACK",
-        uuid.uuid4().hex[:20],
+        ack_id,
         "P",
         version,
     ]
+    if msh is not None and msh.raw(18) and not _CONTROL.search(msh.raw(18)):
+        fields += ["", "", "", "", "", msh.raw(18)[:_MAX_ECHO]]  # MSH-18: its character set
     reason = _clean(text, d)
     segments = [sep.join(fields), sep.join(["MSA", code, control, reason])]
-    if code != "AA":
-        err = ["ERR", "", "", f"{error_code}{comp}{reason[:80]}{comp}HL70357", "E"]
+    if code not in ("AA", "CA"):
+        err = [
+            "ERR",
+            "",
+            error_location(location, comp),
+            f"{error_code}{comp}{reason[:80]}{comp}HL70357",
+            "E",
+        ]
         segments.append(sep.join([*err, "", "", "", reason]))
     return "\r".join(segments) + "\r"
+
+
+def encode_ack(ack: str, header: MessageHeader | None) -> bytes:
+    """The ACK's bytes in the message's character set (UTF-8 when it had no header)."""
+    return ack.encode(header.charset if header else "utf-8", errors="replace")

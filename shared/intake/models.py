@@ -32,6 +32,7 @@ class Submission:
     idempotency_key: str | None = None
     mapping: str | None = None
     traceparent: str | None = None
+    channel: str = "http"  # how it came: http, mllp or queue (on the journey, for operators)
 
     def __repr__(self) -> str:  # the body may be PHI
         return (
@@ -48,6 +49,7 @@ class Receipt:
     received: datetime
     duplicate: bool  # the same submission was stored before: nothing new was done
     raw_blob: str
+    note: str = ""  # what the ACK adds to "stored" (say, a type stored but not converted)
 
 
 class UploadRequest(BaseModel):

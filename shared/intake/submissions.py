@@ -28,7 +28,6 @@ from azure.storage.blob import ContentSettings
 from shared.normalize.csv_mapping import load_mapping
 from shared.normalize.errors import NormalizationError
 from shared.normalize.hl7v2.converter import unconverted_type_reason
-from shared.normalize.hl7v2.parser import message_code
 from shared.normalize.models import PayloadFormat
 from shared.normalize.service import CONTENT_TYPES
 from shared.pipeline.journey import IngestionLog, StageReport
@@ -38,8 +37,9 @@ from shared.platform.names import Container, Queue, Table
 from shared.platform.ports import AuditLog
 from shared.platform.storage import StorageClients
 from shared.security.audit import ingest_audit_event
-from shared.security.models import Partner, Role
+from shared.security.models import Partner, Role, UnmappedTypes
 
+from .acks import application_ack, application_outcome
 from .errors import (
     EmptyBodyError,
     ForbiddenError,
@@ -47,8 +47,8 @@ from .errors import (
     PayloadTooLargeError,
     UnknownMappingError,
     UnsupportedMediaTypeError,
-    UnsupportedMessageTypeError,
 )
+from .hl7_header import HEADER_BYTES, check_header, read_header
 from .models import Receipt, Submission
 
 __all__ = ["SubmissionService", "SweepResult"]
@@ -85,15 +85,6 @@ def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     if not inflater.eof:
         raise UnsupportedMediaTypeError("the gzip body is truncated")
     return data
-
-
-def _check_message_type(data: bytes) -> None:
-    """Refuse a single HL7 v2 message of a type normalization would refuse; a batch is
-    checked message by message there, each refusal on its journey."""
-    code = message_code(data)
-    refused = unconverted_type_reason(code) if code is not None else None
-    if refused:
-        raise UnsupportedMessageTypeError(refused, "MSH-9")
 
 
 class SubmissionService:
@@ -161,8 +152,13 @@ class SubmissionService:
         data = _decompress(submission.body, submission.content_encoding, self._max_decompressed)
         if not data:
             raise EmptyBodyError("the body is empty once decompressed")
-        if fmt is PayloadFormat.HL7V2:
-            _check_message_type(data)
+        note = ""
+        if fmt is PayloadFormat.HL7V2:  # refused here, the ACK still says AR, not AA
+            header = check_header(
+                data, refuse_unmapped=partner.unmapped_types is UnmappedTypes.REFUSE
+            )
+            unmapped = unconverted_type_reason(header.message_code) if header else None
+            note = f"stored, not converted: {unmapped}" if unmapped else ""
         digest = hashlib.sha256(data).hexdigest()
         now = datetime.now(UTC)
         key = (
@@ -175,7 +171,7 @@ class SubmissionService:
             partner.id, key, blob_name, now, by_content=not submission.idempotency_key
         )
         if claim.get("stored"):
-            return Receipt(claim["ingestion_id"], claim["created"], True, claim["raw_blob"])
+            return Receipt(claim["ingestion_id"], claim["created"], True, claim["raw_blob"], note)
         # Resuming a claim: same id; the payload is the one in hand (with an
         # Idempotency-Key the resend may differ from an attempt that never stored).
         ingestion_id, created = claim["ingestion_id"], claim["created"]
@@ -195,7 +191,11 @@ class SubmissionService:
             partner.id,
             ingestion_id,
             StageReport(
-                stage="received", outcome="stored", counts={"bytes": len(data)}, at=created
+                stage="received",
+                outcome="stored",
+                counts={"bytes": len(data)},
+                labels={"blob": blob_name, "channel": submission.channel},
+                at=created,
             ),
         )
         if self._audit is not None:  # before the 202: an accepted payload is always audited
@@ -211,10 +211,11 @@ class SubmissionService:
                 "correlation_id": ingestion_id,
                 "bytes": len(data),
                 "format": fmt.value,
+                "channel": submission.channel,
                 "outcome": "stored",
             },
         )
-        return Receipt(ingestion_id, created, False, blob_name)
+        return Receipt(ingestion_id, created, False, blob_name, note)
 
     def _claim(
         self, partner: str, key: str, blob_name: str, now: datetime, *, by_content: bool
@@ -301,6 +302,7 @@ class SubmissionService:
                         stage="received",
                         outcome="stored",
                         counts={"bytes": props.size, "swept": 1},
+                        labels={"blob": claim["raw_blob"]},
                         at=claim["created"],
                     ),
                 )
@@ -335,6 +337,33 @@ class SubmissionService:
             )
         except AzureError as exc:
             raise StorageUnavailableError(f"enqueueing failed: {type(exc).__name__}") from exc
+
+    def application_ack(self, partner: str, ingestion_id: str) -> tuple[bool, str | None]:
+        """The application ACK of one of the partner's HL7 v2 ingestions, once
+        normalization and consent are done: (known, ACK or None while pending). Unknown
+        (also another partner's id, or a payload that is not one HL7 v2 message): (False,
+        None).
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        row = self._status.get(partner, ingestion_id)
+        blob_name = str((row or {}).get("received_blob") or "")
+        if row is None or not blob_name.endswith(".hl7"):
+            return False, None
+        outcome = application_outcome(row)
+        if outcome is None:
+            return True, None
+        blob = self._clients.container(Container.RAW).get_blob_client(blob_name)
+        try:
+            head = blob.download_blob(offset=0, length=HEADER_BYTES).readall()
+        except ResourceNotFoundError:  # purged since: the journey still says what happened
+            head = b""
+        except AzureError as exc:
+            raise StorageUnavailableError(
+                f"reading a payload failed: {type(exc).__name__}"
+            ) from exc
+        return True, application_ack(head, read_header(head), outcome)
 
     def status(self, partner: str, ingestion_id: str) -> dict[str, Any] | None:
         """The journey of one of the partner's ingestions, or None (also for another

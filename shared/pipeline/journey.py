@@ -35,6 +35,7 @@ class StageReport:
     outcome: str  # e.g. "normalized", "partial", "rejected"
     counts: dict[str, int] = field(default_factory=dict)
     issues: list[dict[str, Any]] = field(default_factory=list)  # OperationOutcome issues
+    labels: dict[str, str] = field(default_factory=dict)  # ids only: blob name, channel
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -128,4 +129,5 @@ def _columns(report: StageReport) -> dict[str, Any]:
         f"{report.stage}_at": report.at,
         f"{report.stage}_issues": issues,
         **{f"{report.stage}_{name}": value for name, value in report.counts.items()},
+        **{f"{report.stage}_{name}": value for name, value in report.labels.items()},
     }

@@ -146,6 +146,13 @@ def openapi_document(server_url: str, version: str) -> dict[str, Any]:
                 [_param("id", "path", {"type": "string", "format": "uuid"})],
             )
         },
+        "/ingest/{id}/ack": {
+            "get": _op(
+                "The application ACK of an HL7 v2 ingestion, once converted (its sender only)",
+                {"200": (_HL7, {"type": "string"}), "202": (_FHIR, _RESOURCE)},
+                [_param("id", "path", {"type": "string", "format": "uuid"})],
+            )
+        },
         "/consent/$evaluate": {
             "post": _op(
                 "Decide a consent question (read or admin role)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .api_keys import IssuedKey, KeyHash, hash_secret, mint_key, parse_key, verify_secret
 from .errors import AuthenticationError, SecurityError, UnknownPartnerError
-from .models import Partner, Role
+from .models import Partner, Role, UnmappedTypes
 from .partners import (
     PartnerDirectory,
     PartnerLookup,
@@ -23,6 +23,7 @@ __all__ = [
     "SecurityError",
     "TablePartnerDirectory",
     "UnknownPartnerError",
+    "UnmappedTypes",
     "authenticate_api_key",
     "hash_secret",
     "mint_key",

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["PARTNER_ID_PATTERN", "ApiKeyInfo", "Partner", "Role"]
+__all__ = ["PARTNER_ID_PATTERN", "ApiKeyInfo", "Partner", "Role", "UnmappedTypes"]
 
 PARTNER_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"  # also a folder of ingest-drop and a key
 
@@ -24,6 +24,13 @@ class Role(StrEnum):
     CONSENT_SOURCE = "consent-source"  # its Consents count for its consent_systems' patients
     REGISTRY = "registry"  # a consent source whose opt-out registry entries count
     BREAK_GLASS = "break-glass"  # ETREAT/BTG reads beyond its relationships, always audited
+
+
+class UnmappedTypes(StrEnum):
+    """What intake does with an HL7 v2 message of a type we do not convert."""
+
+    REFUSE = "refuse"  # AR (HTTP 422) before anything is stored: the default
+    STORE = "store"  # stored, answered AA saying it is not converted; normalization reports it
 
 
 # Purposes of use a partner may state when it registered none of its own, by role.
@@ -51,6 +58,10 @@ class Partner(BaseModel):
     consent_systems: frozenset[str] = frozenset()
     # v3 ActReason purposes of use it may state (empty: its roles' defaults).
     purposes: frozenset[str] = frozenset()
+    # HL7 v2 types we do not convert: refused at the door, or stored and reported.
+    unmapped_types: UnmappedTypes = UnmappedTypes.REFUSE
+    # May internal producers submit in its name through the intake-requests queue?
+    queue_intake: bool = False
 
     @field_validator("authorities", "consent_systems")
     @classmethod

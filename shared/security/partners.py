@@ -30,7 +30,7 @@ from shared.platform.errors import StorageUnavailableError
 
 from .api_keys import IssuedKey, KeyHash, hash_secret, mint_key, parse_key, verify_secret
 from .errors import AuthenticationError, PrincipalTakenError, UnknownPartnerError
-from .models import ApiKeyInfo, Partner, Role
+from .models import ApiKeyInfo, Partner, Role, UnmappedTypes
 
 __all__ = [
     "PARTNER_CACHE_SECONDS",
@@ -79,6 +79,8 @@ def _partner(row: dict[str, Any]) -> Partner:
         authorities=frozenset(json.loads(row.get("authorities") or "[]")),
         consent_systems=frozenset(json.loads(row.get("consent_systems") or "[]")),
         purposes=frozenset(json.loads(row.get("purposes") or "[]")),
+        unmapped_types=UnmappedTypes(row.get("unmapped_types") or UnmappedTypes.REFUSE),
+        queue_intake=bool(row.get("queue_intake")),
     )
 
 
@@ -135,6 +137,8 @@ class TablePartnerDirectory:
                     "authorities": json.dumps(sorted(partner.authorities)),
                     "consent_systems": json.dumps(sorted(partner.consent_systems)),
                     "purposes": json.dumps(sorted(partner.purposes)),
+                    "unmapped_types": partner.unmapped_types.value,
+                    "queue_intake": partner.queue_intake,
                 },
                 mode=UpdateMode.REPLACE,
             )

@@ -15,7 +15,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from shared.platform.names import Container, Table
 from shared.platform.storage import StorageClients
-from shared.security import Partner, Role
+from shared.security import Partner, Role, UnmappedTypes
 from tests.e2e.conftest import product_api
 from tests.support.hostproc import REPO, HostProcess, wait_for
 
@@ -35,6 +35,7 @@ def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         Partner(id="p1", name="One", time_zone="America/New_York"),
         Partner(id="p2", name="Two"),
         Partner(id="reader", name="Reader", roles=frozenset({Role.READ})),
+        Partner(id="keeper", name="Keeps unmapped types", unmapped_types=UnmappedTypes.STORE),
     ]
     limits = {
         "INTAKE_HTTP_MAX_BYTES": "4096",
@@ -320,6 +321,86 @@ def test_an_hl7_message_type_we_do_not_convert_gets_an_ar_and_nothing_is_stored(
     raw = api["clients"].container(Container.RAW)
     stored = [raw.download_blob(b.name).readall() for b in raw.list_blobs(name_starts_with="p1/")]
     assert not [body for body in stored if b"ACK^R01" in body]
+
+
+def _ack_fields(text: str) -> list[list[str]]:
+    return [segment.split("|") for segment in text.strip("\r").split("\r")]
+
+
+def _application_ack(api: dict[str, Any], ingestion: str, partner: str) -> httpx.Response:
+    def final() -> httpx.Response | None:
+        answer = api["client"].get(
+            f"/ingest/{ingestion}/ack", headers={"x-api-key": api["keys"][partner]}
+        )
+        assert answer.status_code in (200, 202), answer.text
+        if answer.status_code == 202:
+            assert answer.headers["retry-after"]
+        return answer if answer.status_code == 200 else None
+
+    return wait_for(final, what="the application ACK")
+
+
+def test_a_body_without_msh_gets_an_ar_at_the_door_and_nothing_is_stored(
+    api: dict[str, Any],
+) -> None:
+    # The issue's reproduction: this got 202 and MSA|AA, and normalization rejected it later.
+    hl7 = "x-application/hl7-v2+er7"
+    answered = _post(api, b"PID|1||X-DOOR-1", hl7, accept=hl7)
+    assert answered.status_code == 400
+    _msh, msa, err = _ack_fields(answered.text)
+    assert msa[:3] == ["MSA", "AR", ""] and "MSH segment" in msa[3]
+    assert err[2] == "MSH^1" and err[3].startswith("100^") and err[4] == "E"
+    no_control = ORU.replace("|CTRL-77|", "||").encode()
+    lacking = _ack_fields(_post(api, no_control, hl7, accept=hl7).text)
+    assert lacking[1][1] == "AR" and lacking[2][2] == "MSH^1^10" and lacking[2][3][:4] == "101^"
+    outcome = _post(api, b"PID|1||X-DOOR-2", hl7).json()
+    assert outcome["issue"][0]["code"] == "structure" and outcome["issue"][0]["location"] == ["MSH"]
+    raw = api["clients"].container(Container.RAW)
+    stored = [raw.download_blob(b.name).readall() for b in raw.list_blobs()]
+    assert not [body for body in stored if b"X-DOOR" in body or body == no_control]
+
+
+def test_enhanced_mode_gets_a_commit_ack_then_the_application_ack_on_request(
+    api: dict[str, Any],
+) -> None:
+    hl7 = "x-application/hl7-v2+er7"
+    enhanced = ORU.replace("|CTRL-77|P|2.5.1", "|CTRL-E1|P|2.5.1|||AL|AL").encode()
+    committed = _post(api, enhanced, hl7, accept=hl7)
+    assert committed.status_code == 202
+    msa = _ack_fields(committed.text)[1]
+    assert msa[:3] == ["MSA", "CA", "CTRL-E1"]
+    ingestion = committed.headers["location"].rsplit("/", 1)[1]
+    application = _application_ack(api, ingestion, "p1")
+    assert application.headers["content-type"].startswith(hl7)
+    msh, msa = _ack_fields(application.text)
+    assert msa[:3] == ["MSA", "AA", "CTRL-E1"] and "resources permitted" in msa[3]
+    assert msh[2:6] == ["EHR", "HOSP", "LAB", "ACME"] and msh[8] == "ACK^R01^ACK"
+    # Another partner learns nothing of it; a message normalization rejects gets its AR.
+    other = api["client"].get(f"/ingest/{ingestion}/ack", headers={"x-api-key": api["keys"]["p2"]})
+    assert other.status_code == 404
+    unreadable = "MSH|^~\\&|LAB|ACME|EHR|HOSP|20260301101500||ORU^R01|CTRL-E2|P|2.5.1\r"
+    refused = _post(api, unreadable.encode(), hl7, accept=hl7)
+    assert refused.status_code == 202 and _ack_fields(refused.text)[1][1] == "AA"
+    late = _application_ack(api, refused.headers["location"].rsplit("/", 1)[1], "p1")
+    msh, msa, err = _ack_fields(late.text)
+    assert msa[:3] == ["MSA", "AR", "CTRL-E2"] and err[0] == "ERR" and err[4] == "E"
+
+
+def test_a_partner_may_choose_to_store_types_we_do_not_convert_and_is_told_so(
+    api: dict[str, Any],
+) -> None:
+    hl7 = "x-application/hl7-v2+er7"
+    query = "MSH|^~\\&|EHR|HOSP|LAB|ACME|20260301101500||QBP^Q22|CTRL-Q1|P|2.5.1\rQPD|Q22\r"
+    stored = _post(api, query.encode(), hl7, partner="keeper", accept=hl7)
+    assert stored.status_code == 202
+    msa = _ack_fields(stored.text)[1]
+    assert (
+        msa[:3] == ["MSA", "AA", "CTRL-Q1"] and "not converted: unsupported message type" in msa[3]
+    )
+    ingestion = stored.headers["location"].rsplit("/", 1)[1]
+    _msh, msa, err = _ack_fields(_application_ack(api, ingestion, "keeper").text)
+    assert msa[1] == "AR" and err[3].startswith("200^")
+    assert _post(api, query.encode(), hl7, partner="p2", accept=hl7).status_code == 422
 
 
 def test_raw_payload_is_named_by_partner_date_and_content(api: dict[str, Any]) -> None:

@@ -1,0 +1,124 @@
+"""Which HL7 ACK a message gets, the same for every channel (HTTP, MLLP).
+
+Commit (storing): AA, or CA when the message asked for enhanced mode, once the payload is
+durably stored; AR/CR with an ERR segment when refused; AE/CE when storage is down, so the
+sender resends. Application (after normalization and consent), from the ingestion's
+journey: AR when normalization rejected the message, AE when it kept only part of it, AA
+once consent decided (a consent that withholds data is the patient's choice, not the
+sender's error); nothing yet while a stage is pending or being retried.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import SubmissionError
+from .hl7_ack import build_ack
+from .hl7_header import MessageHeader
+from .models import Receipt
+
+__all__ = ["AppOutcome", "application_ack", "application_outcome", "commit_ack"]
+
+_FINAL_CONSENT = {"permitted", "partial", "denied"}
+
+
+def _code(accepted: str, header: MessageHeader | None) -> str:
+    """AA/AE/AR as CA/CE/CR when the message asked for enhanced mode."""
+    return ("C" + accepted[1]) if header is not None and header.enhanced else accepted
+
+
+def commit_ack(
+    body: bytes,
+    header: MessageHeader | None,
+    *,
+    receipt: Receipt | None = None,
+    refused: SubmissionError | None = None,
+    content_encoding: str | None = None,
+) -> str:
+    """The ACK for storing ``body``: stored (``receipt``), refused, or, with neither,
+    storage unavailable. A stored message's ACK is made of its ingestion id and receipt
+    time, so a duplicate gets the original's ACK byte for byte."""
+    if receipt is not None:
+        text = f"ingestion {receipt.ingestion_id}" + (f"; {receipt.note}" if receipt.note else "")
+        return build_ack(
+            body,
+            _code("AA", header),
+            text,
+            header=header,
+            content_encoding=content_encoding,
+            reference=receipt.ingestion_id,
+            at=receipt.received,
+        )
+    if refused is not None:
+        return build_ack(
+            body,
+            _code("AR", header),
+            refused.diagnostics,
+            refused.hl7_code,
+            content_encoding,
+            location=refused.location,
+            header=header,
+        )
+    return build_ack(
+        body,
+        _code("AE", header),
+        "storage unavailable; resend later",
+        content_encoding=content_encoding,
+        header=header,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AppOutcome:
+    """What normalization and consent made of a message, as an application ACK says it."""
+
+    code: str  # AA, AE or AR
+    text: str
+    location: str | None = None
+    error_code: str = "207"
+
+
+def _first_error(issues_json: Any) -> tuple[str, str | None]:
+    try:
+        issues = json.loads(issues_json) if isinstance(issues_json, str) and issues_json else []
+    except ValueError:
+        issues = []
+    for issue in issues:
+        if isinstance(issue, dict) and issue.get("severity") in ("error", "fatal"):
+            location = (issue.get("location") or [None])[0]
+            return str(issue.get("diagnostics") or issue.get("code") or "rejected"), location
+    return "rejected", None
+
+
+def application_outcome(row: Mapping[str, Any]) -> AppOutcome | None:
+    """The application ACK's outcome from an ingestion's journey row; None while pending."""
+    normalized = row.get("normalize_status")
+    if normalized == "rejected":
+        text, location = _first_error(row.get("normalize_issues"))
+        unsupported = text.startswith("unsupported message type")
+        return AppOutcome("AR", text, location, "200" if unsupported else "207")
+    if normalized not in ("normalized", "partial"):
+        return None
+    consent = row.get("consent_status")
+    if consent not in _FINAL_CONSENT:
+        return None
+    if normalized == "partial":
+        text, location = _first_error(row.get("normalize_issues"))
+        return AppOutcome("AE", f"converted in part: {text}", location)
+    permitted, denied = row.get("consent_permitted", 0), row.get("consent_denied", 0)
+    return AppOutcome("AA", f"converted; {permitted} resources permitted, {denied} withheld")
+
+
+def application_ack(body: bytes, header: MessageHeader | None, outcome: AppOutcome) -> str:
+    """The application ACK (MSA-1 AA, AE or AR) for a message and its outcome."""
+    return build_ack(
+        body,
+        outcome.code,
+        outcome.text,
+        outcome.error_code,
+        location=outcome.location,
+        header=header,
+    )

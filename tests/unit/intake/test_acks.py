@@ -1,0 +1,95 @@
+"""Which ACK a message gets: commit codes by mode, and the application ACK from the
+journey (synthetic messages and journey rows)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from shared.intake.acks import application_ack, application_outcome, commit_ack
+from shared.intake.errors import MissingHeaderError, UnsupportedMessageTypeError
+from shared.intake.hl7_header import read_header
+from shared.intake.models import Receipt
+
+ORIGINAL = b"MSH|^~\\&|EHR|HOSP|INTAKE|US|20260301101500||ADT^A01|C1|P|2.5.1\rPID|1\r"
+ENHANCED = b"MSH|^~\\&|EHR|HOSP|INTAKE|US|20260301101500||ADT^A01|C2|P|2.5.1|||AL|AL\rPID|1\r"
+RECEIPT = Receipt("3f1c", datetime(2026, 3, 1, 10, 15, 1, tzinfo=UTC), False, "p1/x.hl7")
+
+
+def _fields(ack: str) -> list[list[str]]:
+    return [segment.split("|") for segment in ack.strip("\r").split("\r")]
+
+
+def test_stored_is_aa_in_original_mode_and_ca_in_enhanced_mode() -> None:
+    original = _fields(commit_ack(ORIGINAL, read_header(ORIGINAL), receipt=RECEIPT))
+    assert original[1][:3] == ["MSA", "AA", "C1"] and len(original) == 2
+    assert original[0][2:6] == ["INTAKE", "US", "EHR", "HOSP"]  # sender and receiver swapped
+    assert original[0][6] == "20260301101501+0000" and original[0][8] == "ACK^A01^ACK"
+    enhanced = _fields(commit_ack(ENHANCED, read_header(ENHANCED), receipt=RECEIPT))
+    assert enhanced[1][:3] == ["MSA", "CA", "C2"]
+
+
+def test_a_duplicate_gets_the_originals_ack_byte_for_byte() -> None:
+    first = commit_ack(ORIGINAL, read_header(ORIGINAL), receipt=RECEIPT)
+    again = commit_ack(ORIGINAL, read_header(ORIGINAL), receipt=RECEIPT)
+    assert first == again
+    other = Receipt("9a9a", RECEIPT.received, False, "p1/y.hl7")
+    assert _fields(commit_ack(ORIGINAL, None, receipt=other))[0][9] != _fields(first)[0][9]
+
+
+def test_a_refusal_is_ar_or_cr_with_err_code_location_and_text() -> None:
+    refused = UnsupportedMessageTypeError("unsupported message type: QBP", "MSH-9")
+    ack = _fields(commit_ack(ORIGINAL, read_header(ORIGINAL), refused=refused))
+    assert ack[1][:4] == ["MSA", "AR", "C1", "unsupported message type: QBP"]
+    assert ack[2][0] == "ERR" and ack[2][2] == "MSH^1^9"
+    assert ack[2][3] == "200^unsupported message type: QBP^HL70357" and ack[2][4] == "E"
+    no_msh = _fields(commit_ack(b"PID|1||X", None, refused=MissingHeaderError("no MSH", "MSH")))
+    assert no_msh[1][:3] == ["MSA", "AR", ""] and no_msh[2][2] == "MSH^1"
+    assert no_msh[2][3].startswith("100^")
+    enhanced = _fields(commit_ack(ENHANCED, read_header(ENHANCED), refused=refused))
+    assert enhanced[1][1] == "CR"
+
+
+def test_storage_down_is_ae_or_ce() -> None:
+    assert _fields(commit_ack(ORIGINAL, read_header(ORIGINAL)))[1][1] == "AE"
+    assert _fields(commit_ack(ENHANCED, read_header(ENHANCED)))[1][1] == "CE"
+
+
+def _row(**columns: object) -> dict[str, object]:
+    return {"PartitionKey": "p1", "RowKey": "3f1c", "received_status": "stored", **columns}
+
+
+def test_the_application_outcome_waits_for_normalization_and_consent() -> None:
+    assert application_outcome(_row()) is None
+    assert application_outcome(_row(normalize_status="normalized")) is None
+    assert application_outcome(_row(normalize_status="failed")) is None  # being retried
+    done = application_outcome(
+        _row(
+            normalize_status="normalized",
+            consent_status="partial",
+            consent_permitted=7,
+            consent_denied=2,
+        )
+    )
+    assert done is not None and done.code == "AA" and "7 resources permitted, 2" in done.text
+
+
+def test_a_rejection_is_ar_with_the_first_errors_text_and_location() -> None:
+    issues = [
+        {"severity": "warning", "code": "value", "diagnostics": "PID-8 unknown"},
+        {"severity": "error", "code": "required", "diagnostics": "no PID", "location": ["PID"]},
+    ]
+    outcome = application_outcome(
+        _row(normalize_status="rejected", normalize_issues=json.dumps(issues))
+    )
+    assert outcome is not None and (outcome.code, outcome.text) == ("AR", "no PID")
+    ack = _fields(application_ack(ORIGINAL, read_header(ORIGINAL), outcome))
+    assert ack[1][:4] == ["MSA", "AR", "C1", "no PID"] and ack[2][2] == "PID^1"
+    partial = application_outcome(
+        _row(
+            normalize_status="partial",
+            normalize_issues=json.dumps(issues),
+            consent_status="permitted",
+        )
+    )
+    assert partial is not None and partial.code == "AE"
