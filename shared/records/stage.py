@@ -268,7 +268,8 @@ class StoreStage:
         """
         started = time.perf_counter()
         partner = envelope.partner
-        said, received = message_source_time(bundle, envelope.created)
+        arrived = envelope.received or envelope.created
+        said, received = message_source_time(bundle, arrived)
         made = bounded_source_time(said, received, self._trust)
         issues = []
         if made != said:
@@ -300,7 +301,7 @@ class StoreStage:
                 delete,
                 envelope.correlation_id,
                 source=partner,
-                received=envelope.created,
+                received=arrived,
             )
 
         changes = self._each(put, owned)
