@@ -129,6 +129,83 @@ def demo(root: Path, timeout: float) -> None:
 
 
 @main.command()
+@click.option("--port", type=int, default=None, help="TCP port to listen on (2575 is usual).")
+@click.option("--partner", "partner_id", default=None, help="The partner every frame is from.")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to bind.")  # noqa: S104
+@click.option("--tls-cert", type=click.Path(path_type=Path, exists=True), help="PEM chain.")
+@click.option("--tls-key", type=click.Path(path_type=Path, exists=True), help="PEM key.")
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(path_type=Path, exists=True),
+    help="Require sender certificates signed by this CA.",
+)
+@click.option("--enhanced", is_flag=True, help="Enhanced-mode ACKs for every message.")
+@click.option(
+    "--max-bytes", type=int, default=None, help="Frame size limit [INTAKE_HTTP_MAX_BYTES]."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help='JSON {"listeners": [{"port": ..., "partner": ...}, ...]} instead of the options.',
+)
+@settings_option
+def mllp(
+    port: int | None,
+    partner_id: str | None,
+    host: str,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_client_ca: Path | None,
+    enhanced: bool,
+    max_bytes: int | None,
+    config_file: Path | None,
+    settings: Path,
+) -> None:
+    """Listen for HL7 v2 over MLLP and submit each message as a partner (beside the app)."""
+    from pydantic import ValidationError
+
+    from devhost.config import apply_values, load_local_settings
+    from mllp_listener.config import ListenerConfig, load_listeners
+    from mllp_listener.run import run_listeners
+    from shared.platform.errors import ConfigurationError
+
+    if settings.exists():
+        apply_values(load_local_settings(settings))
+    try:
+        if config_file is not None:
+            listeners = load_listeners(config_file)
+        elif port is None or partner_id is None:
+            raise click.UsageError("give --port and --partner, or --config")
+        else:
+            listeners = [
+                ListenerConfig(
+                    port=port,
+                    partner=partner_id,
+                    host=host,
+                    tls_cert=tls_cert,
+                    tls_key=tls_key,
+                    tls_client_ca=tls_client_ca,
+                    enhanced=enhanced,
+                    max_bytes=max_bytes,
+                )
+            ]
+    except (ValueError, ValidationError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    def ready(servers: list[Any]) -> None:
+        for server, config in zip(servers, listeners, strict=True):
+            click.echo(f"mllp: listening on {config.host}:{server.port} for {config.partner}")
+
+    try:
+        asyncio.run(run_listeners(listeners, ready))
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen: {exc.strerror or exc}") from exc
+
+
+@main.command()
 @root_option
 def init(root: Path) -> None:
     """Create local.settings.json with fresh function keys (keeps an existing one)."""

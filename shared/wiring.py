@@ -29,6 +29,7 @@ from shared.intake.adapters import (
     UserDelegationUploadSigner,
 )
 from shared.intake.drops import DropProcessor, decode_drop
+from shared.intake.mllp_intake import MllpIntake
 from shared.intake.submissions import SubmissionService
 from shared.intake.uploads import UploadService, UploadSigner
 from shared.normalize.stage import NormalizeStage
@@ -198,6 +199,11 @@ def submissions() -> SubmissionService:
         dedup_window=timedelta(hours=config.dedup_window_hours),
         audit=BlobAuditLog(clients),
     )
+
+
+def mllp_intake(partner_id: str, enhanced: bool = False) -> MllpIntake:
+    """One MLLP listener's intake: frames submitted as ``partner_id``."""
+    return MllpIntake(submissions(), partners(), ingestion_log(), partner_id, enhanced=enhanced)
 
 
 @cache

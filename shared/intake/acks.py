@@ -20,14 +20,22 @@ from .hl7_ack import build_ack
 from .hl7_header import MessageHeader
 from .models import Receipt
 
-__all__ = ["AppOutcome", "application_ack", "application_outcome", "commit_ack"]
+__all__ = ["AppOutcome", "application_ack", "application_outcome", "commit_ack", "commit_code"]
 
 _FINAL_CONSENT = {"permitted", "partial", "denied"}
 
 
-def _code(accepted: str, header: MessageHeader | None) -> str:
-    """AA/AE/AR as CA/CE/CR when the message asked for enhanced mode."""
-    return ("C" + accepted[1]) if header is not None and header.enhanced else accepted
+def commit_code(
+    header: MessageHeader | None,
+    *,
+    stored: bool,
+    refused: bool,
+    enhanced: bool = False,
+) -> str:
+    """MSA-1 for storing a message: AA, AR or AE, as CA, CR or CE in enhanced mode (the
+    message asked for it, or the channel is set to it)."""
+    code = "AA" if stored else "AR" if refused else "AE"
+    return "C" + code[1] if enhanced or (header is not None and header.enhanced) else code
 
 
 def commit_ack(
@@ -37,15 +45,19 @@ def commit_ack(
     receipt: Receipt | None = None,
     refused: SubmissionError | None = None,
     content_encoding: str | None = None,
+    enhanced: bool = False,
 ) -> str:
     """The ACK for storing ``body``: stored (``receipt``), refused, or, with neither,
     storage unavailable. A stored message's ACK is made of its ingestion id and receipt
     time, so a duplicate gets the original's ACK byte for byte."""
+    code = commit_code(
+        header, stored=receipt is not None, refused=refused is not None, enhanced=enhanced
+    )
     if receipt is not None:
         text = f"ingestion {receipt.ingestion_id}" + (f"; {receipt.note}" if receipt.note else "")
         return build_ack(
             body,
-            _code("AA", header),
+            code,
             text,
             header=header,
             content_encoding=content_encoding,
@@ -55,7 +67,7 @@ def commit_ack(
     if refused is not None:
         return build_ack(
             body,
-            _code("AR", header),
+            code,
             refused.diagnostics,
             refused.hl7_code,
             content_encoding,
@@ -64,7 +76,7 @@ def commit_ack(
         )
     return build_ack(
         body,
-        _code("AE", header),
+        code,
         "storage unavailable; resend later",
         content_encoding=content_encoding,
         header=header,
