@@ -13,6 +13,7 @@ from functions import (
     fhir,
     health,
     ingest,
+    intake_requests,
     normalize,
     notify,
     store,
@@ -26,6 +27,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 for blueprint in (
     health.bp,
     ingest.bp,
+    intake_requests.bp,
     uploads.bp,
     drops.bp,
     normalize.bp,

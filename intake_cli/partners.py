@@ -72,6 +72,8 @@ def _describe(partner: Any) -> dict[str, str]:
         "authorities": " ".join(sorted(partner.authorities)),
         "consent-systems": " ".join(sorted(partner.consent_systems)),
         "purposes": ",".join(sorted(partner.allowed_purposes())),
+        "unmapped-types": partner.unmapped_types.value,
+        "queue-intake": str(partner.queue_intake).lower(),
     }
 
 
@@ -112,6 +114,16 @@ def _describe(partner: Any) -> dict[str, str]:
     multiple=True,
     help="A purpose of use it may state (v3 ActReason; default: its roles' own).",
 )
+@click.option(
+    "--unmapped-types",
+    type=click.Choice(["refuse", "store"]),
+    default="refuse",
+    show_default=True,
+    help="HL7 v2 types we do not convert: refused (AR) or stored and reported.",
+)
+@click.option(
+    "--queue-intake", is_flag=True, help="Internal producers may submit as it (intake-requests)."
+)
 @click.option("--no-key", is_flag=True, help="Do not issue an API key (Entra ID only).")
 @settings_option
 def partners_add(
@@ -124,6 +136,8 @@ def partners_add(
     authorities: tuple[str, ...],
     consent_systems: tuple[str, ...],
     purposes: tuple[str, ...],
+    unmapped_types: str,
+    queue_intake: bool,
     no_key: bool,
     settings: Path,
 ) -> None:
@@ -142,6 +156,8 @@ def partners_add(
         authorities=frozenset(authorities),
         consent_systems=frozenset(consent_systems),
         purposes=frozenset(purposes),
+        unmapped_types=unmapped_types,
+        queue_intake=queue_intake,
     )
     directory = _directory(settings)
     try:
@@ -172,6 +188,17 @@ def _changed(kept: Iterable[str], add: Iterable[str], remove: Iterable[str]) -> 
 @click.option("--remove-consent-system", multiple=True, help="No longer speaks for it.")
 @click.option("--add-purpose", multiple=True, help="A purpose of use it may state.")
 @click.option("--remove-purpose", multiple=True, help="A purpose it may no longer state.")
+@click.option(
+    "--unmapped-types",
+    type=click.Choice(["refuse", "store"]),
+    default=None,
+    help="HL7 v2 types we do not convert: refused (AR) or stored and reported.",
+)
+@click.option(
+    "--queue-intake/--no-queue-intake",
+    default=None,
+    help="Whether internal producers may submit as it (intake-requests).",
+)
 @settings_option
 def partners_update(
     partner_id: str,
@@ -183,6 +210,8 @@ def partners_update(
     remove_consent_system: tuple[str, ...],
     add_purpose: tuple[str, ...],
     remove_purpose: tuple[str, ...],
+    unmapped_types: str | None,
+    queue_intake: bool | None,
     settings: Path,
 ) -> None:
     """Change what PARTNER_ID may do; takes effect on its next request or message."""
@@ -204,6 +233,8 @@ def partners_update(
                     before.consent_systems, add_consent_system, remove_consent_system
                 ),
                 "purposes": _changed(before.purposes, add_purpose, remove_purpose),
+                "unmapped_types": unmapped_types or before.unmapped_types,
+                "queue_intake": before.queue_intake if queue_intake is None else queue_intake,
             }
         )
         directory.upsert(after)
@@ -222,6 +253,8 @@ def _show(partner: Any) -> None:
         ("purposes", sorted(partner.allowed_purposes())),
         ("identifiers", sorted(partner.identifiers)),
         ("principals", sorted(partner.principals)),
+        ("unmapped HL7 types", [partner.unmapped_types.value]),
+        ("queue intake", ["yes" if partner.queue_intake else "no"]),
     ):
         click.echo(f"  {label}: {', '.join(values) or '-'}")
 

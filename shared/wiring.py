@@ -30,6 +30,7 @@ from shared.intake.adapters import (
 )
 from shared.intake.drops import DropProcessor, decode_drop
 from shared.intake.mllp_intake import MllpIntake
+from shared.intake.queue_requests import QueueIntake
 from shared.intake.submissions import SubmissionService
 from shared.intake.uploads import UploadService, UploadSigner
 from shared.normalize.stage import NormalizeStage
@@ -199,6 +200,12 @@ def submissions() -> SubmissionService:
         dedup_window=timedelta(hours=config.dedup_window_hours),
         audit=BlobAuditLog(clients),
     )
+
+
+@cache
+def queue_intake() -> QueueIntake:
+    """Internal producers' submissions from the intake-requests queue."""
+    return QueueIntake(storage(), submissions(), partners())
 
 
 def mllp_intake(partner_id: str, enhanced: bool = False) -> MllpIntake:

@@ -25,6 +25,7 @@ var containers = [
   'exports'
   'deadletter'
   'consents'
+  'intake-requests'
   'app-package'
   'eventgrid-deadletter'
 ]
@@ -33,6 +34,8 @@ var containers = [
 var queues = [
   'blob-created'
   'blob-created-poison'
+  'intake-requests'
+  'intake-requests-poison'
   'normalize'
   'normalize-poison'
   'consent-check'

@@ -9,6 +9,7 @@ IntakeError
     ├── InvalidHeaderError            400
     ├── MissingHeaderError            400 (an HL7 v2 message without MSH, MSH-9 or MSH-10)
     ├── InvalidUploadRequestError     400 (POST /api/ingest/uploads)
+    ├── InvalidIntakeRequestError     400 (an intake-requests queue message)
     ├── UnsupportedMediaTypeError     415
     ├── UnsupportedMessageTypeError   422 (an HL7 v2 type we do not convert: ACK, QBP, ...)
     └── PayloadTooLargeError          413 (also a decompression bomb)
@@ -24,6 +25,7 @@ __all__ = [
     "EmptyBodyError",
     "ForbiddenError",
     "InvalidHeaderError",
+    "InvalidIntakeRequestError",
     "InvalidUploadRequestError",
     "MissingHeaderError",
     "PayloadTooLargeError",
@@ -118,6 +120,18 @@ class InvalidUploadRequestError(SubmissionError):
     """An upload request's body is not a JSON object with at most a ``filename``."""
 
     code = "structure"
+
+
+class InvalidIntakeRequestError(SubmissionError):
+    """An ``intake-requests`` message that is not a valid request, or names a payload we
+    cannot read (bad base64, no such blob)."""
+
+    code = "structure"
+
+    def __init__(self, diagnostics: str, location: str | None = None, code: str = "") -> None:
+        super().__init__(diagnostics, location)
+        if code:
+            self.code = code
 
 
 class PayloadTooLargeError(SubmissionError):

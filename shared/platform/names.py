@@ -42,6 +42,7 @@ class Container(StrEnum):
     EXPORTS = "exports"  # bulk export NDJSON
     DEADLETTER = "deadletter"  # webhook deliveries that ran out of attempts
     CONSENTS = "consents"  # the consent index's Consent resources, by id
+    INTAKE_REQUESTS = "intake-requests"  # payloads internal producers refer to: {partner}/...
 
 
 class PlatformContainer(StrEnum):
@@ -55,6 +56,7 @@ class Queue(StrEnum):
     """Storage queues between stages; each has a ``-poison`` twin (see ``poison_queue``)."""
 
     BLOB_CREATED = "blob-created"  # Event Grid BlobCreated events for ingest-drop
+    INTAKE_REQUESTS = "intake-requests"  # internal producers' submissions (intake-request schema)
     NORMALIZE = "normalize"
     CONSENT_CHECK = "consent-check"
     STORE = "store"  # bundle.permitted envelopes for the record store

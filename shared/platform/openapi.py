@@ -114,6 +114,13 @@ def openapi_document(server_url: str, version: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {
         "/health": {"get": _op("Storage reachability", json_ok, anonymous=True)},
         "/openapi.json": {"get": _op("This document", json_ok, anonymous=True)},
+        "/schemas/intake-request": {
+            "get": _op(
+                "The JSON Schema of an intake-requests queue message",
+                {"200": ("application/schema+json", _JSON_OBJECT)},
+                anonymous=True,
+            )
+        },
         "/ingest": {
             "post": _op(
                 "Submit a payload (ingest role)",
