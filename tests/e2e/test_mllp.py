@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import hl7.client
@@ -71,13 +73,20 @@ def stack(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
                         "tls_cert": str(cert),
                         "tls_key": str(key),
                     },
+                    {
+                        "port": 0,
+                        "host": "127.0.0.1",
+                        "partner": "lab-a",
+                        "idle_timeout": 1,
+                        "read_timeout": 1,
+                    },
                 ]
             }
         )
     )
     with product_api(azurite, tmp, partners, FUNCTION_KEY, limits) as api:
         listener = MllpProcess(["--config", str(config)], api["host"].env, tmp / "mllp.log")
-        listener.start(listeners=3)
+        listener.start(listeners=4)
         found = [port for _, port in listener.listening]
         tls = ssl.create_default_context(cafile=str(cert))
         yield {**api, "listener": listener, "ports": found, "tls": tls}
@@ -221,6 +230,41 @@ def test_plain_tcp_is_refused_on_the_tls_port(stack: dict[str, Any]) -> None:
         except ConnectionResetError:
             answer = b""
     assert b"MSA" not in answer
+
+
+def test_idle_and_stalled_connections_are_closed_after_their_time_outs(
+    stack: dict[str, Any],
+) -> None:
+    port = stack["ports"][3]  # idle and read time-outs of 1 s
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as idle:
+        started = time.monotonic()
+        assert idle.recv(100) == b""  # closed by the listener
+        assert 0.8 < time.monotonic() - started < 8
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as stalled:
+        stalled.sendall(b"\x0bMSH|^~\\&|SLOW")  # a frame begun and never finished
+        started = time.monotonic()
+        assert stalled.recv(100) == b""
+        assert 0.8 < time.monotonic() - started < 8
+    logs = wait_for(
+        lambda: (text := stack["listener"].logs()) and "read time-out" in text and text,
+        what="the time-outs logged",
+    )
+    assert "mllp: idle time-out, closing" in logs and "SLOW" not in logs
+
+
+def test_many_connections_at_once_each_answered_in_its_own_order(stack: dict[str, Any]) -> None:
+    def sender(c: int) -> list[str]:
+        with MllpClient("127.0.0.1", stack["ports"][0], timeout=60) as client:
+            return [
+                fields(client.request(adt("A01", f"CONN-{c}-{n}", f"MRN-C{c}-{n}", f"V-C{c}-{n}")))[
+                    1
+                ][2]
+                for n in range(5)
+            ]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answered = list(pool.map(sender, range(8)))
+    assert answered == [[f"CONN-{c}-{n}" for n in range(5)] for c in range(8)]
 
 
 def _encounters(stack: dict[str, Any]) -> dict[str, str]:
