@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 IAC    := .venv-iac
 THO    := .cache/tho/package
 
-.PHONY: setup run demo test lint infra-check chaos bench bench-ops bench-latency bench-pipeline bench-http bench-convert bench-batch bench-consent bench-store bench-export bench-notify fuzz clean
+.PHONY: setup run demo test lint infra-check chaos bench bench-ops bench-latency bench-pipeline bench-http bench-mllp bench-convert bench-batch bench-consent bench-store bench-export bench-notify fuzz clean
 
 setup: $(STAMP) node_modules/.bin/azurite $(THO)/package.json local.settings.json
 
@@ -100,8 +100,12 @@ bench-pipeline: setup
 bench-http: setup
 	$(BIN)/python -m bench.bench_http --json bench/http.json
 
+# MLLP to stored over 1, 8 and 32 connections, against the same messages over HTTP.
+bench-mllp: setup
+	$(BIN)/python -m bench.bench_mllp --json bench/mllp.json
+
 # Every benchmark, one after another (they share the machine; never run two at once).
-bench: bench-convert bench-batch bench-consent bench-store bench-export bench-notify bench-ops bench-latency bench-pipeline bench-http
+bench: bench-convert bench-batch bench-consent bench-store bench-export bench-notify bench-ops bench-latency bench-pipeline bench-http bench-mllp
 
 clean:
 	rm -rf $(VENV) $(IAC) .cache node_modules .azurite .intake .pytest_cache .mypy_cache .ruff_cache

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench import bench_consent, bench_export, bench_notify, bench_reader, bench_store
+from bench import (
+    bench_consent,
+    bench_export,
+    bench_mllp,
+    bench_notify,
+    bench_reader,
+    bench_store,
+)
 from tests.support.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.azurite
@@ -27,6 +34,13 @@ def test_bench_export_runs(storage_env) -> None:  # type: ignore[no-untyped-def]
     result = bench_export.run(records=20, rounds=1)
     assert result["resources_exported"] == 21  # every stored resource, in both settings
     assert result["sequential"]["resources_per_s_best"] > 0
+
+
+def test_bench_mllp_runs(storage_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = bench_mllp.run(messages=8, work=tmp_path)
+    assert [case["acks"] for case in result["mllp"]] == [{"AA": 8}] * 3
+    assert [case["acks"] for case in result["http"]] == [{"AA": 8}] * 3
+    assert result["on_record"] == {"mllp": 64, "http": 64}  # 40 warm-up and 3 x 8 each
 
 
 def test_bench_notify_runs(storage_env, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

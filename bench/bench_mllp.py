@@ -1,0 +1,218 @@
+"""MLLP intake under load: HL7 v2 messages to stored over 1, 8 and 32 connections through
+``intake mllp``, against the same messages over ``POST /api/ingest`` in the same run, with
+ACK latency p50/p99.
+
+Each connection (MLLP socket or HTTP client) sends one message, waits for its ACK, then
+sends the next, as interface engines do; every message is different (MSH-10, PID-3). The
+later stages are switched off (``AzureWebJobs.<fn>.Disabled``) so the figure is intake's
+own: the accepted messages wait in the ``normalize`` queue. Afterwards every AA counted
+must have its ingestion on record (nothing acknowledged was lost).
+
+Usage: python -m bench.bench_mllp [--messages N] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.figures import machine_facts
+from bench.host import FUNCTION_KEY, REPO, product_host
+from bench.storage import bench_storage
+
+CONNECTIONS = (1, 8, 32)
+DOWNSTREAM = ("normalize", "consent_check", "store", "notify", "deliver", "process_drop")
+_LISTENING = re.compile(rb"mllp: listening on [^:\s]+:(\d+)")
+
+
+def message(n: int) -> bytes:
+    """The n-th load message (synthetic)."""
+    return (
+        f"MSH|^~\\&|LOAD|LOADHOSP|INTAKE|INTAKE|20260301101500||ADT^A01^ADT_A01|L-{n}|P|2.5.1\r"
+        "EVN|A01|20260301101500\r"
+        f"PID|1||L-{n}^^^&2.16.840.1.113883.19.5&ISO^MR||Load^Test||19700101|F\r"
+        "PV1|1|I|WARD-1^1^A^LOADHOSP|||||||MED\r"
+    ).encode()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _drive(
+    connections: int, numbers: list[int], send: Callable[[int, Any], str], open_: Callable[[], Any]
+) -> dict[str, Any]:
+    """Send ``numbers`` over ``connections`` senders; rate, latency and ACK codes."""
+    latencies: list[float] = []
+    codes: dict[str, int] = {}
+    lock = threading.Lock()
+    shares = [numbers[c::connections] for c in range(connections)]
+
+    def sender(share: list[int]) -> None:
+        channel = open_()
+        try:
+            for n in share:
+                started = time.perf_counter()
+                code = send(n, channel)
+                took = time.perf_counter() - started
+                with lock:
+                    latencies.append(took)
+                    codes[code] = codes.get(code, 0) + 1
+        finally:
+            channel.close()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=connections) as pool:
+        list(pool.map(sender, shares))
+    elapsed = time.perf_counter() - started
+    return {
+        "connections": connections,
+        "messages": len(numbers),
+        "messages_per_s": len(numbers) / elapsed,
+        "ack_latency_ms": {
+            "p50": round(statistics.median(latencies) * 1000, 1),
+            "p99": round(_percentile(latencies, 0.99) * 1000, 1),
+        },
+        "acks": codes,
+    }
+
+
+def _start_listener(env: dict[str, str], work: Path) -> tuple[subprocess.Popen[bytes], int]:
+    log = (work / "mllp.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from intake_cli.main import main; main()", "mllp",
+         "--port", "0", "--host", "127.0.0.1", "--partner", "load",
+         "--settings", str(work / "none.json")],
+        cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = _LISTENING.search((work / "mllp.log").read_bytes())
+        if found:
+            return process, int(found[1])
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"the listener did not start; see {work / 'mllp.log'}")
+
+
+def run(messages: int, work: Path) -> dict[str, Any]:
+    from mllp_listener.client import MllpClient
+    from shared import wiring
+    from shared.platform.names import Setting, Table
+    from shared.platform.provision import provision_storage
+    from shared.security import Partner, TablePartnerDirectory
+
+    env = {
+        Setting.STORAGE: os.environ[Setting.STORAGE],
+        Setting.STORAGE_PREFIX: os.environ[Setting.STORAGE_PREFIX],
+        "INTAKE_ENVIRONMENT": "development",
+        "INTAKE_SWEEP_SCHEDULE": "0 */5 * * * *",
+        **{f"AzureWebJobs.{name}.Disabled": "true" for name in DOWNSTREAM},
+    }
+    os.environ.update(env)
+    wiring.reset_caches()
+    provision_storage(wiring.storage())
+    directory = TablePartnerDirectory(wiring.storage().table_client(Table.PARTNERS))
+    directory.upsert(Partner(id="load", name="Load"))
+    key = directory.issue_key("load").token
+    listener, port = _start_listener(env, work)
+    results: dict[str, list[dict[str, Any]]] = {"mllp": [], "http": []}
+    counter = iter(range(10**9))
+    try:
+        with product_host(env, work) as base:
+
+            def mllp_send(n: int, client: MllpClient) -> str:
+                return client.request(message(n)).split(b"\r")[1].split(b"|")[1].decode()
+
+            def http_send(n: int, client: httpx.Client) -> str:
+                answer = client.post("/ingest", content=message(n))
+                return answer.text.split("\r")[1].split("|")[1]
+
+            def http_open() -> httpx.Client:
+                return httpx.Client(
+                    base_url=base,
+                    timeout=60,
+                    headers={
+                        "x-functions-key": FUNCTION_KEY,
+                        "x-api-key": key,
+                        "content-type": "x-application/hl7-v2+er7",
+                        "accept": "x-application/hl7-v2+er7",
+                    },
+                )
+
+            def mllp_open() -> MllpClient:
+                return MllpClient("127.0.0.1", port, timeout=60)
+
+            _drive(4, [next(counter) for _ in range(40)], mllp_send, mllp_open)  # warm up
+            _drive(4, [next(counter) for _ in range(40)], http_send, http_open)
+            for connections in CONNECTIONS:  # alternated, so both see the same machine
+                results["mllp"].append(
+                    _drive(
+                        connections, [next(counter) for _ in range(messages)], mllp_send, mllp_open
+                    )
+                )
+                results["http"].append(
+                    _drive(
+                        connections, [next(counter) for _ in range(messages)], http_send, http_open
+                    )
+                )
+    finally:
+        listener.terminate()
+        listener.wait(30)
+    table = wiring.storage().table_client(Table.INGESTIONS)
+    rows = table.query_entities("PartitionKey eq 'load'", select=["received_channel"])
+    on_record: dict[str, int] = {}
+    for row in rows:
+        channel = str(row.get("received_channel") or "")
+        on_record[channel] = on_record.get(channel, 0) + 1
+    return {**machine_facts(), "messages_per_case": messages, **results, "on_record": on_record}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=600, help="per connection count")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    with bench_storage("mllp"), tempfile.TemporaryDirectory(prefix="bench-mllp-") as tmp:
+        result = run(args.messages, Path(tmp))
+    acked = {"mllp": 0, "http": 0}
+    for channel in ("mllp", "http"):
+        for case in result[channel]:
+            lat = case["ack_latency_ms"]
+            acked[channel] += case["acks"].get("AA", 0)
+            print(
+                f"{channel:4} x{case['connections']:<2}: {case['messages_per_s']:7.1f} msg/s, "
+                f"ACK p50 {lat['p50']} ms, p99 {lat['p99']} ms; ACKs {case['acks']}"
+            )
+    for mllp_case, http_case in zip(result["mllp"], result["http"], strict=True):
+        ratio = mllp_case["messages_per_s"] / http_case["messages_per_s"]
+        print(f"x{mllp_case['connections']:<2}: MLLP/HTTP {ratio:.2f}")
+    # Warm-up messages are on record too (40 each); every AA must be.
+    print(f"on record {result['on_record']}; acknowledged AA {acked}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    lost = any(result["on_record"].get(c, 0) < acked[c] for c in acked)
+    others = any(set(case["acks"]) != {"AA"} for c in ("mllp", "http") for case in result[c])
+    if lost or others:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
