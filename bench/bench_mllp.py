@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,10 +31,10 @@ import httpx
 from bench.figures import machine_facts
 from bench.host import FUNCTION_KEY, REPO, product_host
 from bench.storage import bench_storage
+from intake_cli.child_host import start_child_listener, stop_child_host
 
 CONNECTIONS = (1, 8, 32)
 DOWNSTREAM = ("normalize", "consent_check", "store", "notify", "deliver", "process_drop")
-_LISTENING = re.compile(rb"mllp: listening on [^:\s]+:(\d+)")
 
 
 def message(n: int) -> bytes:
@@ -92,26 +90,6 @@ def _drive(
     }
 
 
-def _start_listener(env: dict[str, str], work: Path) -> tuple[subprocess.Popen[bytes], int]:
-    log = (work / "mllp.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from intake_cli.main import main; main()", "mllp",
-         "--port", "0", "--host", "127.0.0.1", "--partner", "load",
-         "--settings", str(work / "none.json")],
-        cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        found = _LISTENING.search((work / "mllp.log").read_bytes())
-        if found:
-            return process, int(found[1])
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"the listener did not start; see {work / 'mllp.log'}")
-
-
 def run(messages: int, work: Path) -> dict[str, Any]:
     from mllp_listener.client import MllpClient
     from shared import wiring
@@ -132,7 +110,7 @@ def run(messages: int, work: Path) -> dict[str, Any]:
     directory = TablePartnerDirectory(wiring.storage().table_client(Table.PARTNERS))
     directory.upsert(Partner(id="load", name="Load"))
     key = directory.issue_key("load").token
-    listener, port = _start_listener(env, work)
+    listener, port = start_child_listener(REPO, work, env, "load")
     results: dict[str, list[dict[str, Any]]] = {"mllp": [], "http": []}
     counter = iter(range(10**9))
     try:
@@ -174,8 +152,7 @@ def run(messages: int, work: Path) -> dict[str, Any]:
                     )
                 )
     finally:
-        listener.terminate()
-        listener.wait(30)
+        stop_child_host(listener)
     table = wiring.storage().table_client(Table.INGESTIONS)
     rows = table.query_entities("PartitionKey eq 'load'", select=["received_channel"])
     on_record: dict[str, int] = {}

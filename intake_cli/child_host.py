@@ -1,11 +1,13 @@
 """The product on the local host as a child process (``intake dev``), for the demo and the
 benchmarks: a settings file of its own (app settings, function key), a free port, and a
-SIGTERM at the end, so running work finishes."""
+SIGTERM at the end, so running work finishes. The MLLP listener (``intake mllp``) the same
+way, on a port it picks."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,7 +18,15 @@ import httpx
 
 from devhost.private_files import write_private
 
-__all__ = ["free_port", "start_child_host", "stop_child_host", "wait_healthy"]
+__all__ = [
+    "free_port",
+    "start_child_host",
+    "start_child_listener",
+    "stop_child_host",
+    "wait_healthy",
+]
+
+_LISTENING = re.compile(rb"mllp: listening on [^:\s]+:(\d+)")
 
 
 def free_port() -> int:
@@ -80,3 +90,35 @@ def stop_child_host(process: subprocess.Popen[bytes], timeout: float = 30) -> No
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def start_child_listener(
+    root: Path, work: Path, values: dict[str, str], partner: str, timeout: float = 60
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``intake mllp`` on 127.0.0.1 for ``partner`` with these app settings; the
+    process and the port it listens on (output in ``work/mllp.log``).
+
+    Raises:
+        RuntimeError: it did not start listening within ``timeout`` seconds.
+    """
+    args = [sys.executable, "-m", "intake_cli", "mllp", "--port", "0", "--host", "127.0.0.1"]
+    args += ["--partner", partner, "--settings", str(work / "mllp.settings.none")]
+    log_path = work / "mllp.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            args,
+            cwd=root,
+            env={**os.environ, **values},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        found = _LISTENING.search(log_path.read_bytes())
+        if found:
+            return process, int(found[1])
+        time.sleep(0.05)
+    stop_child_host(process)
+    raise RuntimeError(f"the MLLP listener did not start; see {log_path}")

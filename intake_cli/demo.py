@@ -2,7 +2,8 @@
 
 Starts its own Azurite (fresh data in a temporary folder, on free ports), the local host
 and a webhook receiver; registers a partner with two subscriptions (admissions, and heart
-rates over 120/min); sends an opt-out list, an HL7 ADT A01 and ORU R01 over HTTP, then
+rates over 120/min); starts the MLLP listener for the partner; sends an opt-out list over
+HTTP, an HL7 ADT A01 over MLLP (as an ADT feed arrives) and an ORU R01 over HTTP, then
 uploads an NDJSON batch and a remote-monitoring CSV as a partner does (a URL from
 ``POST /api/ingest/uploads``, the file PUT to ``ingest-drop`` with it); waits for every
 ingestion to finish; prints each journey, the admitted patient's ``$everything``, what
@@ -28,13 +29,20 @@ import httpx
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devhost.azurite import AzuriteError, AzuriteProcess, start_azurite_on_free_ports
+from mllp_listener.client import MllpClient
 from shared.platform.names import Container, Setting, Table
 from shared.platform.provision import provision_storage
 from shared.platform.settings import Settings, development_connection_string
 from shared.platform.storage import StorageClients, build_storage_clients
 from shared.security import Partner, Role, TablePartnerDirectory
 
-from .child_host import free_port, start_child_host, stop_child_host, wait_healthy
+from .child_host import (
+    free_port,
+    start_child_host,
+    start_child_listener,
+    stop_child_host,
+    wait_healthy,
+)
 from .client import UploadFailedError, put_file, request_upload
 from .receiver import Receiver, webhook_receiver
 
@@ -62,12 +70,18 @@ class Sent:
     content_type: str
     mapping: str = ""
     drop_name: str = ""  # set: a batch upload, with this file name suggested
+    mllp: bool = False  # sent over MLLP to the listener instead of over HTTP
 
 
 SAMPLES = Path("docs/samples")
 OPT_OUT = Sent("opt-out list (CSV)", SAMPLES / "demo/opt-out.csv", "text/csv", "opt-out-registry")
 INPUTS = (
-    Sent("ADT A01 admission (HL7 v2)", SAMPLES / "adt-a01.hl7", "x-application/hl7-v2+er7"),
+    Sent(
+        "ADT A01 admission (HL7 v2)",
+        SAMPLES / "adt-a01.hl7",
+        "x-application/hl7-v2+er7",
+        mllp=True,
+    ),
     Sent(
         "ORU R01 vitals (HL7 v2)",
         SAMPLES / "demo/oru-r01-heart-rate.hl7",
@@ -107,6 +121,7 @@ def run_demo(root: Path, timeout: float = 120.0, out: TextIO = sys.stdout) -> in
         work = Path(tmp)
         azurite: AzuriteProcess | None = None
         host: subprocess.Popen[bytes] | None = None
+        listener: subprocess.Popen[bytes] | None = None
         try:
             azurite = start_azurite_on_free_ports(
                 root, work / "azurite", log_file=work / "azurite.log"
@@ -132,11 +147,13 @@ def run_demo(root: Path, timeout: float = 120.0, out: TextIO = sys.stdout) -> in
             ):
                 if not wait_healthy(base, host):
                     raise DemoError("the host did not become healthy")
+                listener, mllp_port = start_child_listener(root, work, values, PARTNER.id)
                 print(f"  host      {base}", file=out)
+                print(f"  mllp      127.0.0.1:{mllp_port} (HL7 v2 over MLLP)", file=out)
                 print(f"  receiver  {receiver.url} (webhooks)\n", file=out)
                 outcome = Outcome()
-                _Demo(root, api, clients, receiver, timeout, out, outcome).run()
-        except (DemoError, AzuriteError, httpx.HTTPError, OSError) as exc:
+                _Demo(root, api, clients, receiver, timeout, out, outcome, mllp_port).run()
+        except (DemoError, AzuriteError, httpx.HTTPError, OSError, RuntimeError) as exc:
             print(f"\ndemo failed: {exc}", file=out)
             log = work / "host.log"
             if log.exists():  # the folder goes away with the demo: show the end here
@@ -144,6 +161,8 @@ def run_demo(root: Path, timeout: float = 120.0, out: TextIO = sys.stdout) -> in
                 print("last lines of the host's log:", *tail, sep="\n  ", file=out)
             return 1
         finally:
+            if listener is not None:
+                stop_child_host(listener)
             if host is not None:
                 stop_child_host(host)
             if azurite is not None:
@@ -171,8 +190,10 @@ class _Demo:
         timeout: float,
         out: TextIO,
         outcome: Outcome,
+        mllp_port: int,
     ) -> None:
         self.root, self.api, self.clients, self.receiver = root, api, clients, receiver
+        self.mllp_port = mllp_port
         self.timeout, self.out, self.outcome = timeout, out, outcome
         self.secrets: dict[str, str] = {}
         self.ingestions: dict[str, list[str]] = {}  # label -> ingestion ids
@@ -236,6 +257,15 @@ class _Demo:
                 raise DemoError(f"{sent.path.name}: {exc.message}") from exc
             self.uploads[sent.label] = str(issued["blob"])
             self.say(f"   {sent.label:<30} uploaded as ingest-drop/{issued['blob']}")
+            return
+        if sent.mllp:
+            with MllpClient("127.0.0.1", self.mllp_port, timeout=60) as client:
+                msa = client.request(data).decode("latin-1").split("\r")[1].split("|")
+            if msa[1] != "AA" or not msa[3].startswith("ingestion "):
+                raise DemoError(f"{sent.path.name}: MLLP answered {'|'.join(msa)[:300]}")
+            ingestion = msa[3].split()[1].rstrip(";")
+            self.ingestions[sent.label] = [ingestion]
+            self.say(f"   {sent.label:<30} MLLP -> MSA|AA|{msa[2]}, ingestion {ingestion}")
             return
         answer = self.api.post(
             "/ingest",

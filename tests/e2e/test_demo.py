@@ -1,5 +1,6 @@
-"""``intake demo`` as a user runs it: its own Azurite, host and receiver, the samples sent
-over HTTP and as batch uploads, and a verdict; nothing it started is left running."""
+"""``intake demo`` as a user runs it: its own Azurite, host, MLLP listener and receiver, the
+samples sent over HTTP, over MLLP and as batch uploads, and a verdict; nothing it started
+is left running."""
 
 from __future__ import annotations
 
@@ -24,12 +25,13 @@ def _demo(*args: str) -> tuple[int, str]:
 
 
 def _ports(output: str) -> tuple[int, ...]:
-    """The ports the demo said it used: Azurite's three and the host's."""
+    """The ports the demo said it used: Azurite's three, the host's and the listener's."""
     storage = re.search(r"Azurite on 127\.0\.0\.1:(\d+)-(\d+)", output)
     host = re.search(r"host +http://127\.0\.0\.1:(\d+)/api", output)
     assert storage and host, output
     first, last = int(storage[1]), int(storage[2])
-    return (*range(first, last + 1), int(host[1]))
+    mllp = re.search(r"mllp +127\.0\.0\.1:(\d+)", output)
+    return (*range(first, last + 1), int(host[1]), *([int(mllp[1])] if mllp else []))
 
 
 def test_the_demo_runs_the_whole_flow_and_checks_it() -> None:
@@ -39,6 +41,8 @@ def test_the_demo_runs_the_whole_flow_and_checks_it() -> None:
     # The batch files went up through upload URLs, into the partner's own folder.
     uploaded = re.findall(r"uploaded as ingest-drop/demo-hospital/uploads/[0-9a-f]{32}/", output)
     assert len(uploaded) == 2, output
+    # The admission came over MLLP and was acknowledged once stored.
+    assert re.search(r"ADT A01 admission .* MLLP -> MSA\|AA\|DEMO-0001, ingestion ", output)
     # Five ingestions reached the store; the opted-out patient's rows were held back.
     assert len(re.findall(r"-> store stored", output)) == 5, output
     assert re.search(r"consent partial \(resources \d+, permitted \d+, denied [1-9]", output)
