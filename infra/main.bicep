@@ -149,6 +149,26 @@ param fhirServerUrl string = ''
 ])
 param fhirServerAuth string = 'managed-identity'
 
+@description('Principal ids of internal producers that submit through the intake-requests queue.')
+param queueProducerPrincipalIds array = []
+
+// The MLLP listener (intake mllp) on Container Apps with TCP ingress, when an image is
+// given (docker build -f infra/mllp/Dockerfile; README, "HL7 v2 over MLLP").
+param mllpImage string = ''
+@description('The image\'s registry (the app identity needs AcrPull there); empty: public.')
+param mllpRegistryServer string = ''
+@description('One entry per port: {"port": 2575, "partner": "lab-a"} (mllp_listener/config.py).')
+param mllpListeners array = [
+  {
+    port: 2575
+    partner: 'mllp-sender'
+  }
+]
+@description('Sender addresses (CIDR) the listener accepts; empty: any.')
+param mllpAllowedIpRanges array = []
+@description('A Key Vault secret with the listener\'s PEM certificate and key, at /config/tls.pem.')
+param mllpTlsSecretName string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -248,6 +268,7 @@ module roles 'modules/roles.bicep' = {
     appPrincipalId: identity.outputs.principalId
     operatorPrincipalId: principalId
     operatorPrincipalType: principalType
+    producerPrincipalIds: queueProducerPrincipalIds
   }
 }
 
@@ -330,6 +351,32 @@ module app 'modules/functionapp.bicep' = {
   ]
 }
 
+module mllp 'modules/mllp.bicep' = if (!empty(mllpImage)) {
+  name: 'mllp'
+  scope: rg
+  params: {
+    name: 'ca-mllp-${resourceToken}'
+    location: location
+    tags: tags
+    image: mllpImage
+    registryServer: mllpRegistryServer
+    listeners: mllpListeners
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    keyVaultUri: keyVault.outputs.uri
+    workspaceId: monitoring.outputs.workspaceId
+    httpMaxBytes: httpMaxBytes
+    subnetId: enablePrivateNetworking ? network.outputs.mllpSubnetId : ''
+    allowedIpRanges: mllpAllowedIpRanges
+    tlsSecretName: mllpTlsSecretName
+  }
+  dependsOn: [
+    roles
+    privateEndpoints
+  ]
+}
+
 module alerts 'modules/alerts.bicep' = {
   name: 'alerts'
   scope: rg
@@ -367,3 +414,4 @@ output AZURE_STORAGE_QUEUE_ENDPOINT string = storage.outputs.queueEndpoint
 output AZURE_STORAGE_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
 output AZURE_KEY_VAULT_URL string = keyVault.outputs.uri
 output AZURE_APP_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output INTAKE_MLLP_ADDRESS string = empty(mllpImage) ? '' : mllp!.outputs.address

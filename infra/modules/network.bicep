@@ -1,5 +1,6 @@
 // Private networking (enablePrivateNetworking): a VNet with one subnet the function app
-// integrates with (delegated as Flex Consumption requires) and one for private endpoints,
+// integrates with (delegated as Flex Consumption requires), one for private endpoints and
+// one for the MLLP listener's Container Apps environment (used only when it is deployed),
 // plus the private DNS zones that make storage and Key Vault names resolve inside it.
 param name string
 param location string
@@ -20,6 +21,12 @@ resource appNsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
 
 resource endpointsNsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
   name: '${name}-pe-nsg'
+  location: location
+  tags: tags
+}
+
+resource mllpNsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
+  name: '${name}-mllp-nsg'
   location: location
   tags: tags
 }
@@ -62,6 +69,23 @@ resource vnet 'Microsoft.Network/virtualNetworks@2024-05-01' = {
           privateEndpointNetworkPolicies: 'Enabled'
         }
       }
+      {
+        name: 'mllp'
+        properties: {
+          addressPrefix: '10.40.3.0/27'
+          networkSecurityGroup: {
+            id: mllpNsg.id
+          }
+          delegations: [
+            {
+              name: 'container-apps'
+              properties: {
+                serviceName: 'Microsoft.App/environments'
+              }
+            }
+          ]
+        }
+      }
     ]
   }
 }
@@ -87,3 +111,4 @@ resource zoneLinks 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-0
 
 output appSubnetId string = vnet.properties.subnets[0].id
 output endpointsSubnetId string = vnet.properties.subnets[1].id
+output mllpSubnetId string = vnet.properties.subnets[2].id

@@ -12,12 +12,17 @@ param appInsightsName string
 param appPrincipalId string
 param operatorPrincipalId string
 param operatorPrincipalType string
+// Internal producers (service principals or managed identities) that submit through the
+// intake-requests queue: they may add messages to that queue and write payloads to the
+// intake-requests container, nothing else (README, "Internal producers").
+param producerPrincipalIds array = []
 
 var role = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageBlobDelegator: 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
@@ -39,6 +44,46 @@ var operatorStorageRoles = [
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
+  parent: account
+  name: 'default'
+}
+
+resource requestQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+  parent: queueService
+  name: 'intake-requests'
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: account
+  name: 'default'
+}
+
+resource requestContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: blobService
+  name: 'intake-requests'
+}
+
+resource producerQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for producer in producerPrincipalIds: {
+  name: guid(requestQueue.id, producer, role.storageQueueDataMessageSender)
+  scope: requestQueue
+  properties: {
+    principalId: producer
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.storageQueueDataMessageSender)
+  }
+}]
+
+resource producerBlobs 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for producer in producerPrincipalIds: {
+  name: guid(requestContainer.id, producer, role.storageBlobDataContributor)
+  scope: requestContainer
+  properties: {
+    principalId: producer
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.storageBlobDataContributor)
+  }
+}]
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName

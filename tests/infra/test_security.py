@@ -3,6 +3,7 @@ TLS 1.2, RBAC on Key Vault, immutable audit, diagnostics everywhere that holds d
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -204,17 +205,30 @@ _TOPIC_IDENTITY: dict[str, Any] = {
 
 def test_only_the_app_the_operator_and_event_grid_hold_roles() -> None:
     # Partners write ingest-drop only with the upload URLs the app signs (MEDIUM-4): no
-    # template grants anyone else a role, on the account or on a container.
-    holders = [
-        assignment["properties"]["principalId"]
+    # template grants anyone else a role, on the account or on a container. Internal
+    # producers get two roles, scoped to the intake-requests queue and container alone.
+    assignments = [
+        assignment
         for path in bicep_files()
         for assignment in resources(
             parsed(path), "Microsoft.Authorization/roleAssignments"
         ).values()
     ]
+    holders = [a["properties"]["principalId"] for a in assignments]
+    producers = [a for a in assignments if a["properties"]["principalId"] == "producer"]
     assert holders and all(
-        h in ("appPrincipalId", "operatorPrincipalId", _TOPIC_IDENTITY) for h in holders
+        h in ("appPrincipalId", "operatorPrincipalId", "producer", _TOPIC_IDENTITY) for h in holders
     ), holders
+    assert sorted(a["scope"] for a in producers) == ["requestContainer", "requestQueue"]
+    granted = sorted(
+        json.dumps(a["properties"]["roleDefinitionId"], sort_keys=True) for a in producers
+    )
+    assert "storageQueueDataMessageSender" in granted[0] + granted[1]
+    assert "storageBlobDataContributor" in granted[0] + granted[1]
+    roles = module_doc("roles")
+    assert variable(roles, "role")["storageQueueDataMessageSender"] == (
+        "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a"
+    )
 
 
 @pytest.mark.parametrize("name", ["roles", "eventgrid", "fhir-access"])
