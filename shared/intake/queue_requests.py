@@ -219,7 +219,6 @@ class QueueIntake:
                 "stage": "ingest",
                 "partner": partner,
                 "outcome": "refused",
-                "code": refused.code,
             },
         )
         return QueueOutcome(False, report=name)

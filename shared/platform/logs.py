@@ -59,6 +59,8 @@ _SAFE_STRINGS = frozenset(
         "span_id",
         "job",
         "kind",
+        "channel",  # http, mllp, queue
+        "peer",  # an interface engine's address and port (a system's, not a person's)
     }
 )
 # LogRecord's own attributes: everything else on a record came in through ``extra``.
