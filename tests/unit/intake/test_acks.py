@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from shared.intake.acks import application_ack, application_outcome, commit_ack
 from shared.intake.errors import MissingHeaderError, UnsupportedMessageTypeError
+from shared.intake.hl7_ack import encode_ack
 from shared.intake.hl7_header import read_header
 from shared.intake.models import Receipt
 
@@ -93,3 +94,17 @@ def test_a_rejection_is_ar_with_the_first_errors_text_and_location() -> None:
         )
     )
     assert partial is not None and partial.code == "AE"
+
+
+def test_the_ack_is_written_in_the_messages_character_set_and_echoes_msh_18() -> None:
+    # MSH-3 holds a non-ASCII byte in ISO 8859-1; the ACK echoes it in the same encoding.
+    latin = b"MSH|^~\\&|KLINIK-M\xdcNCHEN|H|INTAKE|US|2026||ADT^A01|L1|P|2.5.1||||||8859/1\rPID|1\r"
+    header = read_header(latin)
+    ack = encode_ack(commit_ack(latin, header, receipt=RECEIPT), header)
+    msh = ack.split(b"\r")[0].split(b"|")
+    assert msh[4] == b"KLINIK-M\xdcNCHEN" and msh[17] == b"8859/1"
+    utf8 = latin.replace(b"\xdc", "Ü".encode()).replace(b"8859/1", b"UNICODE UTF-8")
+    header = read_header(utf8)
+    assert encode_ack(commit_ack(utf8, header, receipt=RECEIPT), header).split(b"|")[4] == (
+        "KLINIK-MÜNCHEN".encode()
+    )
