@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 @bp.route(route="ingest", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def ingest(req: func.HttpRequest) -> func.HttpResponse:
     """202 with the ingestion id once the payload is stored; 4xx OperationOutcome (or an
-    AR ACK) when refused; 503 with Retry-After when storage is down."""
+    AE ACK) when refused; 409 (the same submission being stored now) and 503 (storage
+    down) with Retry-After (an AR ACK: resend unchanged)."""
     wants_ack = ACK_CONTENT_TYPE in (req.headers.get("accept") or "")
     body = req.get_body()
     encoding = req.headers.get("content-encoding")
@@ -49,6 +50,7 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
             ),
         )
     except SubmissionError as exc:
+        retry = {"Retry-After": "1"} if exc.retryable else None
         if wants_ack:
             return func.HttpResponse(
                 commit_ack(
@@ -56,9 +58,13 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
                 ),
                 status_code=exc.status,
                 mimetype=ACK_CONTENT_TYPE,
+                headers=retry,
             )
         return func.HttpResponse(
-            json.dumps(exc.to_operation_outcome()), status_code=exc.status, mimetype=FHIR_JSON
+            json.dumps(exc.to_operation_outcome()),
+            status_code=exc.status,
+            mimetype=FHIR_JSON,
+            headers=retry,
         )
     except StorageUnavailableError:
         log.warning("ingest: storage unavailable", extra={"stage": "ingest", "outcome": "retry"})
@@ -112,7 +118,7 @@ def ingestion_status(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="ingest/{id:guid}/ack", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def ingestion_ack(req: func.HttpRequest) -> func.HttpResponse:
-    """The application ACK (AA, AE or AR) of one of the caller's HL7 v2 ingestions once
+    """The application ACK (AA or AE) of one of the caller's HL7 v2 ingestions once
     normalization and consent are done; 202 with Retry-After before; 404 for any other id."""
     partner = partner_with_role(req, Role.INGEST)
     if isinstance(partner, func.HttpResponse):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from shared import wiring
+from shared.platform.errors import ConfigurationError
 
 from .config import ListenerConfig
 from .server import MllpServer
@@ -22,8 +23,19 @@ log = logging.getLogger(__name__)
 async def start_listeners(
     listeners: list[ListenerConfig], workers: ThreadPoolExecutor
 ) -> list[MllpServer]:
-    """Bind every listener (wired from the app settings in the environment)."""
+    """Bind every listener (wired from the app settings in the environment).
+
+    Raises:
+        ConfigurationError: a listener's ``max_bytes`` is over INTAKE_HTTP_MAX_BYTES, which
+            the submission service holds every message to.
+    """
     max_bytes = wiring.settings().http_max_bytes
+    for config in listeners:
+        if config.max_bytes is not None and config.max_bytes > max_bytes:
+            raise ConfigurationError(
+                f"listener on port {config.port}: max_bytes {config.max_bytes} is over "
+                f"INTAKE_HTTP_MAX_BYTES ({max_bytes}), which every submission is held to"
+            )
     servers = [
         MllpServer(c, wiring.mllp_intake(c.partner, c.enhanced), workers, max_bytes)
         for c in listeners

@@ -1,11 +1,14 @@
 """Which HL7 ACK a message gets, the same for every channel (HTTP, MLLP).
 
-Commit (storing): AA, or CA when the message asked for enhanced mode, once the payload is
-durably stored; AR/CR with an ERR segment when refused; AE/CE when storage is down, so the
-sender resends. Application (after normalization and consent), from the ingestion's
-journey: AR when normalization rejected the message, AE when it kept only part of it, AA
-once consent decided (a consent that withholds data is the patient's choice, not the
-sender's error); nothing yet while a stage is pending or being retried.
+Codes as HL7 v2 chapter 2 (2.9.2.2) gives them: AE is an error in the message (correct it
+before resending), AR a failure unrelated to its content or format (system down: the same
+message is likely accepted later, so the sender may resend it unchanged). Commit
+(storing): AA, or CA when the message asked for enhanced mode, once the payload is
+durably stored; AE/CR with an ERR segment when we refuse it; AR/CE when storage is down
+or the same message is being stored right now. Application (after normalization and
+consent), from the ingestion's journey: AE when normalization rejected the message or kept
+only part of it, AA once consent decided (a consent that withholds data is the patient's
+choice, not the sender's error); nothing yet while a stage is pending or being retried.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ def commit_code(
     refused: bool,
     enhanced: bool = False,
 ) -> str:
-    """MSA-1 for storing a message: AA, AR or AE, as CA, CR or CE in enhanced mode (the
-    message asked for it, or the channel is set to it)."""
-    code = "AA" if stored else "AR" if refused else "AE"
-    return "C" + code[1] if enhanced or (header is not None and header.enhanced) else code
+    """MSA-1 for storing a message: AA stored, AE refused, AR not stored for now (as CA, CR
+    and CE in enhanced mode: the message asked for it, or the channel is set to it)."""
+    if enhanced or (header is not None and header.enhanced):
+        return "CA" if stored else "CR" if refused else "CE"
+    return "AA" if stored else "AE" if refused else "AR"
 
 
 def commit_ack(
@@ -50,9 +54,8 @@ def commit_ack(
     """The ACK for storing ``body``: stored (``receipt``), refused, or, with neither,
     storage unavailable. A stored message's ACK is made of its ingestion id and receipt
     time, so a duplicate gets the original's ACK byte for byte."""
-    code = commit_code(
-        header, stored=receipt is not None, refused=refused is not None, enhanced=enhanced
-    )
+    permanent = refused is not None and not refused.retryable
+    code = commit_code(header, stored=receipt is not None, refused=permanent, enhanced=enhanced)
     if receipt is not None:
         text = f"ingestion {receipt.ingestion_id}" + (f"; {receipt.note}" if receipt.note else "")
         return build_ack(
@@ -87,7 +90,7 @@ def commit_ack(
 class AppOutcome:
     """What normalization and consent made of a message, as an application ACK says it."""
 
-    code: str  # AA, AE or AR
+    code: str  # AA or AE
     text: str
     location: str | None = None
     error_code: str = "207"
@@ -111,7 +114,7 @@ def application_outcome(row: Mapping[str, Any]) -> AppOutcome | None:
     if normalized == "rejected":
         text, location = _first_error(row.get("normalize_issues"))
         unsupported = text.startswith("unsupported message type")
-        return AppOutcome("AR", text, location, "200" if unsupported else "207")
+        return AppOutcome("AE", text, location, "200" if unsupported else "207")
     if normalized not in ("normalized", "partial"):
         return None
     consent = row.get("consent_status")
@@ -125,7 +128,7 @@ def application_outcome(row: Mapping[str, Any]) -> AppOutcome | None:
 
 
 def application_ack(body: bytes, header: MessageHeader | None, outcome: AppOutcome) -> str:
-    """The application ACK (MSA-1 AA, AE or AR) for a message and its outcome."""
+    """The application ACK (MSA-1 AA or AE) for a message and its outcome."""
     return build_ack(
         body,
         outcome.code,

@@ -8,6 +8,7 @@ IntakeError
     ├── UnknownMappingError           400
     ├── InvalidHeaderError            400
     ├── MissingHeaderError            400 (an HL7 v2 message without MSH, MSH-9 or MSH-10)
+    ├── SubmissionInProgressError     409 retryable: the same submission is being stored now
     ├── InvalidUploadRequestError     400 (POST /api/ingest/uploads)
     ├── InvalidIntakeRequestError     400 (an intake-requests queue message)
     ├── UnsupportedMediaTypeError     415
@@ -30,6 +31,7 @@ __all__ = [
     "MissingHeaderError",
     "PayloadTooLargeError",
     "SubmissionError",
+    "SubmissionInProgressError",
     "UnauthenticatedError",
     "UnknownMappingError",
     "UnsupportedMediaTypeError",
@@ -43,6 +45,7 @@ class SubmissionError(IntakeError):
     status = 400
     code = "invalid"
     hl7_code = "207"  # HL7 table 0357, for the ACK's ERR-3: application internal error
+    retryable = False  # True: the same request may succeed later unchanged
 
     def __init__(self, diagnostics: str, location: str | None = None) -> None:
         super().__init__(diagnostics)
@@ -93,7 +96,7 @@ class UnsupportedMediaTypeError(SubmissionError):
 
 class UnsupportedMessageTypeError(SubmissionError):
     """An HL7 v2 message of a type this service does not convert: refused before it is
-    stored, so the sender gets an AR rather than an AA for a message nothing will use."""
+    stored, so the sender gets an AE rather than an AA for a message nothing will use."""
 
     status, code, hl7_code = 422, "not-supported", "200"  # unsupported message type
 
@@ -105,15 +108,23 @@ class InvalidHeaderError(SubmissionError):
 
 
 class MissingHeaderError(SubmissionError):
-    """An HL7 v2 message that does not start with an MSH, or whose MSH-9 or MSH-10 is
-    empty: refused at the door, where its ACK can still say so."""
+    """An HL7 v2 message that does not start with an MSH, whose MSH-9 or MSH-10 is empty
+    or cannot be echoed, or (over MLLP) a frame holding more than one message: refused at
+    the door, where its ACK can still say so."""
 
     code = "structure"
 
-    @property
-    def hl7_code(self) -> str:  # type: ignore[override]
-        """100 segment sequence error without an MSH, else 101 required field missing."""
-        return "100" if self.location == "MSH" else "101"
+    def __init__(self, diagnostics: str, location: str | None = None, hl7_code: str = "") -> None:
+        super().__init__(diagnostics, location)
+        # 100 segment sequence error without an MSH, else 101 required field missing.
+        self.hl7_code = hl7_code or ("100" if location == "MSH" else "101")
+
+
+class SubmissionInProgressError(SubmissionError):
+    """The same submission (Idempotency-Key or content) is being stored by another request
+    right now: resend in a moment, and that resend gets its ingestion."""
+
+    status, code, retryable = 409, "conflict", True
 
 
 class InvalidUploadRequestError(SubmissionError):

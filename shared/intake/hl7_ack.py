@@ -1,9 +1,8 @@
 """HL7 v2 acknowledgements, so interface engines keep working unchanged.
 
-Original mode: AA once the message is durably stored; AR when we refuse it (size, type,
-no MSH); AE when it cannot be stored now. Enhanced mode (MSH-15/16 valued): the commit
-ACK (CA, CR, CE) says the same about storing, and the application ACK (AA, AR, AE) what
-normalization and consent made of it. The ACK mirrors the incoming header (sender and receiver
+Which code a message gets is ``acks.py``'s to say (AA stored, AE refused, AR not stored
+for now; CA, CR, CE in enhanced mode; the application ACK's AA or AE later); this module
+writes the ACK. The ACK mirrors the incoming header (sender and receiver
 swapped, same version and delimiters) and carries the reason in MSA-3 and ERR.
 
 Only the header is read, and nothing from it is echoed unchecked: a crafted MSH-9 or
@@ -89,7 +88,7 @@ def build_ack(
     """
     d = Delimiters()
     sender = receiver = ("", "")
-    control, event, version = "", "", _DEFAULT_VERSION
+    control, event, version, processing = "", "", _DEFAULT_VERSION, "P"
     found = header or read_header(body, content_encoding)
     msh = found.segment if found is not None else None
     if msh is not None:
@@ -99,6 +98,8 @@ def build_ack(
         control = _echo(msh.raw(10))  # MSA-2 is MSH-10 byte for byte
         found_event = msh.get(9, 2) or ""
         event = found_event if _EVENT.match(found_event) else ""
+        found_processing = (msh.get(11) or "").strip()  # MSH-11 is copied (ch. 2.9.2.2)
+        processing = found_processing if found_processing in ("P", "T", "D") else "P"
         found_version = msh.get(12) or ""
         version = found_version if _VERSION.match(found_version) else _DEFAULT_VERSION
     sep, comp = d.field, d.component
@@ -116,7 +117,7 @@ def build_ack(
         "",
         f"ACK{comp}{event}{comp}ACK" if event else "ACK",
         ack_id,
-        "P",
+        processing,
         version,
     ]
     if msh is not None and msh.raw(18) and not _CONTROL.search(msh.raw(18)):

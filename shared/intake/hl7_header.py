@@ -1,7 +1,7 @@
 """The HL7 v2 header read at the door, so an ACK never says AA for a message we refuse.
 
 Every channel (HTTP, MLLP) reads the MSH of a single message before storing it: no MSH,
-an empty MSH-9 or MSH-10, or a type we do not convert is refused there with an AR and an
+an empty MSH-9 or MSH-10, or a type we do not convert is refused there with an AE and an
 ERR segment, instead of an AA followed by a rejection nobody sees. MSH-15/16 say whether
 the sender asked for enhanced-mode acknowledgements, MSH-18 which character set the ACK
 must be written in. A batch (FHS/BHS) is checked message by message when it is converted.
@@ -21,10 +21,18 @@ from shared.normalize.hl7v2.message import Delimiters, Segment
 
 from .errors import MissingHeaderError, UnsupportedMessageTypeError
 
-__all__ = ["HEADER_BYTES", "AckCondition", "MessageHeader", "check_header", "read_header"]
+__all__ = [
+    "HEADER_BYTES",
+    "AckCondition",
+    "MessageHeader",
+    "check_header",
+    "check_one_message",
+    "read_header",
+]
 
 # The header lies within the first bytes; reading no further bounds a gzip body's inflation.
 HEADER_BYTES = 64 * 1024
+_CONTROL_ID = re.compile(r"[^\x00-\x1f\x7f]{1,199}\Z")  # what an ACK can echo in MSA-2
 _BATCH = re.compile(rb"^(?:\xef\xbb\xbf)?[\x0b\r\n\t ]*(?:FHS|BHS)")
 
 
@@ -122,7 +130,28 @@ def check_header(data: bytes, *, refuse_unmapped: bool = True) -> MessageHeader 
         raise MissingHeaderError("the message type (MSH-9) is empty", "MSH-9")
     if not header.control_id.strip():
         raise MissingHeaderError("the message control id (MSH-10) is empty", "MSH-10")
+    if not _CONTROL_ID.match(header.control_id):
+        raise MissingHeaderError(
+            "the message control id (MSH-10) is over 199 characters or holds control "
+            "characters, so no ACK could name it",
+            "MSH-10",
+            "102",
+        )
     refused = unconverted_type_reason(header.message_code)
     if refused and refuse_unmapped:
         raise UnsupportedMessageTypeError(refused, "MSH-9")
     return header
+
+
+def check_one_message(data: bytes) -> None:
+    """An MLLP frame carries one message: its ACK answers for that one alone.
+
+    Raises:
+        MissingHeaderError: a batch header, or a second MSH segment, in the frame.
+    """
+    if _BATCH.match(data) or b"\rMSH" in data or b"\nMSH" in data:
+        raise MissingHeaderError(
+            "one MLLP frame carries one message: this one holds a batch or a second MSH; "
+            "send each message in its own frame, or batches as uploads",
+            "MSH",
+        )

@@ -4,8 +4,10 @@ The reader never holds more than the size limit: a frame past it is reported onc
 oversized with its first bytes (enough for the header, so the refusal's ACK still names
 the message) and the rest is skipped to its end. Bytes outside a frame are counted and
 skipped, and a start block inside a frame ends the broken frame before it, so one bad
-sender's noise never swallows the next message. A lone ``0x1C`` ends a frame too (some
-senders leave out the ``0x0D``).
+sender's noise never swallows the next message. A frame ends at ``0x1C 0x0D``; also at a
+``0x1C`` followed by the next frame's ``0x0B`` or by nothing yet (senders that leave out
+the ``0x0D`` wait for their ACK there). Any other ``0x1C`` is content, kept: cutting the
+message there would store it short and acknowledge it whole.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ __all__ = ["END", "START", "Broken", "Frame", "FrameReader", "Garbage", "Oversiz
 
 START = b"\x0b"
 END = b"\x1c\x0d"
-_FS = 0x1C
 _VT = 0x0B
 _CR = 0x0D
 _HEAD = 64 * 1024  # what an oversized frame keeps: its header, for the refusal's ACK
@@ -114,10 +115,15 @@ class FrameReader:
             if end < 0:
                 self._take(chunk[i:])
                 break
+            after = chunk[end + 1] if end + 1 < n else None
+            if after is not None and after not in (_CR, _VT):  # a 0x1C inside the message
+                self._take(chunk[i : end + 1])
+                i = end + 1
+                continue
             self._take(chunk[i:end])
             events.append(self._finish())
-            self._pending_cr = True
-            i = end + 1
+            self._pending_cr = after is None  # its 0x0D may come in the next chunk
+            i = end + 2 if after == _CR else end + 1
         return events
 
     def _take(self, part: bytes) -> None:

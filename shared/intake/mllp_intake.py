@@ -2,11 +2,13 @@
 the listener is configured for, answered only once the payload is durably stored.
 
 The socket server (``mllp_listener``) calls this from a worker thread per message, one
-message at a time per connection. Original mode: AA once stored, AR with ERR when
-refused, AE when storage is down (the sender resends; a resend of a stored message is a
-duplicate and gets the original's ACK). Enhanced mode (MSH-15/16 valued, or a listener
-set to it): the commit ACK (CA/CR/CE) as MSH-15 asks, then the application ACK (AA/AE/AR)
-as MSH-16 asks, once normalization and consent are done, on the same connection.
+message at a time per connection; one frame is one message. Original mode: AA once
+stored, AE with ERR when refused, AR when it cannot be stored now (storage down, or the
+same message being stored by another connection: the sender resends it unchanged; a
+resend of a stored message is a duplicate and gets the original's ACK). Enhanced mode
+(MSH-15/16 valued, or a listener set to it): the commit ACK (CA/CR/CE) as MSH-15 asks,
+then the application ACK (AA/AE) as MSH-16 asks once normalization and consent are done;
+the server sends that one to the partner's return address, or on the connection.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from shared.security.models import Partner, Role
 from .acks import application_ack, application_outcome, commit_ack, commit_code
 from .errors import ForbiddenError, PayloadTooLargeError, SubmissionError
 from .hl7_ack import ACK_CONTENT_TYPE, encode_ack
-from .hl7_header import AckCondition, MessageHeader, read_header
+from .hl7_header import AckCondition, MessageHeader, check_one_message, read_header
 from .models import Receipt, Submission
 
 __all__ = ["MllpIntake", "PendingApplicationAck", "Received"]
@@ -44,7 +46,7 @@ class PendingApplicationAck:
 
     partner: str
     ingestion_id: str
-    data: bytes
+    head: bytes  # the message's MSH segment alone: all its ACK needs
     header: MessageHeader | None
     condition: AckCondition
 
@@ -54,13 +56,16 @@ class PendingApplicationAck:
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """What to answer a frame with: the commit ACK (None when MSH-15 asks for none) and
-    the application ACK still to come (None in original mode, or when refused)."""
+    """What to answer a frame with: the commit ACK (None when MSH-15 asks for none), the
+    application ACK still to come (None in original mode, or when refused), and whether
+    it was not stored for now (the server then closes the connection, so the sender's
+    resend comes before the messages it pipelined after it)."""
 
     ack: bytes | None
     code: str
     ingestion_id: str | None
     pending: PendingApplicationAck | None
+    transient: bool = False
 
 
 class MllpIntake:
@@ -94,6 +99,7 @@ class MllpIntake:
         receipt: Receipt | None = None
         refused: SubmissionError | None = None
         try:
+            check_one_message(data)
             partner = self._partners.get(self._partner_id)
             if partner is None or Role.INGEST not in partner.roles:
                 raise ForbiddenError("this listener's partner may not submit data (role ingest)")
@@ -108,25 +114,32 @@ class MllpIntake:
                 extra={"stage": "ingest", "partner": self._partner_id, "outcome": "retry"},
             )
         ack = commit_ack(data, header, receipt=receipt, refused=refused, enhanced=enhanced)
-        code = commit_code(
-            header, stored=receipt is not None, refused=refused is not None, enhanced=enhanced
-        )
+        permanent = refused is not None and not refused.retryable
+        transient = receipt is None and not permanent
+        code = commit_code(header, stored=receipt is not None, refused=permanent, enhanced=enhanced)
         if not enhanced:
-            return Received(encode_ack(ack, header), code, _id(receipt), None)
+            return Received(encode_ack(ack, header), code, _id(receipt), None, transient)
         accept = (header.accept_ack if header else None) or AckCondition.ALWAYS
         application = (header.application_ack if header else None) or AckCondition.ALWAYS
         send = accept.wanted(success=receipt is not None)
+        head = data.split(b"\r", 1)[0].split(b"\n", 1)[0]
         pending = (
-            PendingApplicationAck(self._partner_id, receipt.ingestion_id, data, header, application)
+            PendingApplicationAck(self._partner_id, receipt.ingestion_id, head, header, application)
             if receipt is not None and application is not AckCondition.NEVER
             else None
         )
-        return Received(encode_ack(ack, header) if send else None, code, _id(receipt), pending)
+        ack_bytes = encode_ack(ack, header) if send else None
+        return Received(ack_bytes, code, _id(receipt), pending, transient)
 
-    def refuse_oversized(self, head: bytes, size: int, limit: int) -> bytes:
-        """The AR (CR in enhanced mode) for a frame over the size limit, from its head."""
+    def refuse_oversized(self, head: bytes, size: int, limit: int) -> bytes | None:
+        """The AE (CR in enhanced mode) for a frame over the size limit, from its head; None
+        when MSH-15 asks for no ACK of a refusal."""
         header = read_header(head)
         enhanced = self._enhanced or (header is not None and header.enhanced)
+        if enhanced:
+            accept = (header.accept_ack if header else None) or AckCondition.ALWAYS
+            if not accept.wanted(success=False):
+                return None
         refused = PayloadTooLargeError(
             f"the message is {size} bytes, over this listener's limit of {limit}; send large "
             "files as batch uploads (POST /api/ingest/uploads)"
@@ -146,7 +159,7 @@ class MllpIntake:
             return False, None
         if not pending.condition.wanted(success=outcome.code == "AA"):
             return True, None
-        ack = application_ack(pending.data, pending.header, outcome)
+        ack = application_ack(pending.head, pending.header, outcome)
         return True, encode_ack(ack, pending.header)
 
 

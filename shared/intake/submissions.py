@@ -45,6 +45,7 @@ from .errors import (
     ForbiddenError,
     InvalidHeaderError,
     PayloadTooLargeError,
+    SubmissionInProgressError,
     UnknownMappingError,
     UnsupportedMediaTypeError,
 )
@@ -56,6 +57,10 @@ __all__ = ["SubmissionService", "SweepResult"]
 log = logging.getLogger(__name__)
 _MAPPING = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}\Z")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # printable ASCII, no spaces
+# A claim not yet done belongs to the request that made it for this long; a resend in that
+# time is told to come back (two requests storing one submission at once would enqueue it
+# twice); after it, the claim is taken as abandoned (a crash) and the resend resumes it.
+CLAIM_LEASE = timedelta(seconds=10)
 _EXTENSIONS = {PayloadFormat.HL7V2: "hl7", PayloadFormat.FHIR: "json", PayloadFormat.CSV: "csv"}
 
 
@@ -153,7 +158,7 @@ class SubmissionService:
         if not data:
             raise EmptyBodyError("the body is empty once decompressed")
         note = ""
-        if fmt is PayloadFormat.HL7V2:  # refused here, the ACK still says AR, not AA
+        if fmt is PayloadFormat.HL7V2:  # refused here, the ACK still says AE, not AA
             header = check_header(
                 data, refuse_unmapped=partner.unmapped_types is UnmappedTypes.REFUSE
             )
@@ -167,9 +172,13 @@ class SubmissionService:
             else f"sha-{digest}"
         )
         blob_name = f"{partner.id}/{now:%Y/%m/%d}/{digest}.{_EXTENSIONS[fmt]}"
-        claim = self._claim(
+        claim, ours = self._claim(
             partner.id, key, blob_name, now, by_content=not submission.idempotency_key
         )
+        if not ours and not claim.get("stored") and now - claim["created"] < CLAIM_LEASE:
+            raise SubmissionInProgressError(
+                "the same submission is being stored by another request; resend in a moment"
+            )
         if claim.get("stored"):
             return Receipt(claim["ingestion_id"], claim["created"], True, claim["raw_blob"], note)
         # Resuming a claim: same id; the payload is the one in hand (with an
@@ -219,7 +228,8 @@ class SubmissionService:
 
     def _claim(
         self, partner: str, key: str, blob_name: str, now: datetime, *, by_content: bool
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], bool]:
+        """The claim of this submission, and whether this request made it."""
         row = {
             "PartitionKey": partner,
             "RowKey": key,
@@ -230,7 +240,7 @@ class SubmissionService:
         }
         try:
             self._claims.create_entity(row)
-            return row
+            return row, True
         except ResourceExistsError:
             pass
         except AzureError as exc:
@@ -241,7 +251,7 @@ class SubmissionService:
             raise StorageUnavailableError(f"reading a claim failed: {type(exc).__name__}") from exc
         expired = by_content and existing.get("stored") and now - existing["created"] > self._window
         if not expired:
-            return dict(existing)
+            return dict(existing), False
         try:  # the same content again after the window: a new ingestion
             self._claims.update_entity(
                 row,
@@ -251,7 +261,7 @@ class SubmissionService:
             )
         except AzureError as exc:
             raise StorageUnavailableError(f"renewing a claim failed: {type(exc).__name__}") from exc
-        return row
+        return row, True
 
     def _store(self, name: str, data: bytes, media: str, metadata: dict[str, str]) -> None:
         blob = self._clients.container(Container.RAW).get_blob_client(name)

@@ -75,6 +75,7 @@ class Case:
 CASES = [
     Case("health", "GET", "/health", None),
     Case("openapi", "GET", "/openapi.json", None),
+    Case("intake_request_schema_document", "GET", "/schemas/intake-request", None),
     Case("fhir_metadata", "GET", "/fhir/metadata", None),
     Case("cds_discovery", "GET", "/cds-services", None),
     Case(
@@ -86,6 +87,9 @@ CASES = [
         headers={"content-type": "x-application/hl7-v2+er7"},
     ),
     Case("ingestion_status", "GET", "/ingest/{ingestion}", frozenset({"ingest"}), owner="ingester"),
+    Case(
+        "ingestion_ack", "GET", "/ingest/{ingestion}/ack", frozenset({"ingest"}), owner="ingester"
+    ),
     Case(
         "ingest_upload",
         "POST",

@@ -288,10 +288,10 @@ def test_hl7_callers_get_acks(api: dict[str, Any]) -> None:
     refused = _post(api, b"x" * 5000, "x-application/hl7-v2+er7", accept="x-application/hl7-v2+er7")
     assert refused.status_code == 413
     msa = refused.text.split("\r")[1].split("|")
-    assert msa[1] == "AR" and "ingest-drop" in msa[3]
+    assert msa[1] == "AE" and "ingest-drop" in msa[3]  # an error in the message: AE
     assert refused.text.split("\r")[2].startswith("ERR|")
     # The review's LOW-1, as reproduced there: an escaped segment in MSH-12 became a first
-    # "MSA|AA" before the real AR; and MSA-2 of a gzip body was empty.
+    # "MSA|AA" before the real refusal; and MSA-2 of a gzip body was empty.
     inject = r"\X0D\MSA\F\AA\F\C2\F\accepted"
     crafted = f"MSH|^~\\&|S|F|R|RF|20260101||ADT^A01|C2|P|2.5.1{inject}\rPID|1||X^^^FAC^MR\r"
     ack = ("x-application/hl7-v2+er7", "x-application/hl7-v2+er7")
@@ -299,13 +299,13 @@ def test_hl7_callers_get_acks(api: dict[str, Any]) -> None:
     assert forged.status_code == 415
     lines = re.split(r"[\r\n]+", forged.text.strip())
     assert [line[:3] for line in lines] == ["MSH", "MSA", "ERR"]
-    assert lines[1].startswith("MSA|AR|C2|Content-Encoding 'br' is not supported")
+    assert lines[1].startswith("MSA|AE|C2|Content-Encoding 'br' is not supported")
     zipped = gzip.compress(ORU.replace("CTRL-77", "CTRL-83").encode())
     gz = _post(api, zipped, ack[0], accept=ack[1], **{"content-encoding": "gzip"})
     assert gz.status_code == 202 and gz.text.split("\r")[1].startswith("MSA|AA|CTRL-83|")
 
 
-def test_an_hl7_message_type_we_do_not_convert_gets_an_ar_and_nothing_is_stored(
+def test_an_hl7_message_type_we_do_not_convert_gets_an_ae_and_nothing_is_stored(
     api: dict[str, Any],
 ) -> None:
     ack = "MSH|^~\\&|EHR|HOSP|LAB|ACME|20260301101500||ACK^R01|CTRL-90|P|2.5.1\rMSA|AA|CTRL-77\r"
@@ -313,7 +313,7 @@ def test_an_hl7_message_type_we_do_not_convert_gets_an_ar_and_nothing_is_stored(
     answered = _post(api, ack.encode(), hl7, accept=hl7)
     assert answered.status_code == 422
     lines = answered.text.strip("\r").split("\r")
-    assert lines[1].startswith("MSA|AR|CTRL-90|unsupported message type")
+    assert lines[1].startswith("MSA|AE|CTRL-90|unsupported message type")
     assert lines[2].startswith("ERR|")
     outcome = _post(api, ack.replace("CTRL-90", "CTRL-91").encode(), hl7).json()
     assert outcome["issue"][0]["code"] == "not-supported"
@@ -340,7 +340,7 @@ def _application_ack(api: dict[str, Any], ingestion: str, partner: str) -> httpx
     return wait_for(final, what="the application ACK")
 
 
-def test_a_body_without_msh_gets_an_ar_at_the_door_and_nothing_is_stored(
+def test_a_body_without_msh_gets_an_ae_at_the_door_and_nothing_is_stored(
     api: dict[str, Any],
 ) -> None:
     # The issue's reproduction: this got 202 and MSA|AA, and normalization rejected it later.
@@ -348,11 +348,11 @@ def test_a_body_without_msh_gets_an_ar_at_the_door_and_nothing_is_stored(
     answered = _post(api, b"PID|1||X-DOOR-1", hl7, accept=hl7)
     assert answered.status_code == 400
     _msh, msa, err = _ack_fields(answered.text)
-    assert msa[:3] == ["MSA", "AR", ""] and "MSH segment" in msa[3]
+    assert msa[:3] == ["MSA", "AE", ""] and "MSH segment" in msa[3]
     assert err[2] == "MSH^1" and err[3].startswith("100^") and err[4] == "E"
     no_control = ORU.replace("|CTRL-77|", "||").encode()
     lacking = _ack_fields(_post(api, no_control, hl7, accept=hl7).text)
-    assert lacking[1][1] == "AR" and lacking[2][2] == "MSH^1^10" and lacking[2][3][:4] == "101^"
+    assert lacking[1][1] == "AE" and lacking[2][2] == "MSH^1^10" and lacking[2][3][:4] == "101^"
     outcome = _post(api, b"PID|1||X-DOOR-2", hl7).json()
     assert outcome["issue"][0]["code"] == "structure" and outcome["issue"][0]["location"] == ["MSH"]
     raw = api["clients"].container(Container.RAW)
@@ -375,7 +375,7 @@ def test_enhanced_mode_gets_a_commit_ack_then_the_application_ack_on_request(
     msh, msa = _ack_fields(application.text)
     assert msa[:3] == ["MSA", "AA", "CTRL-E1"] and "resources permitted" in msa[3]
     assert msh[2:6] == ["EHR", "HOSP", "LAB", "ACME"] and msh[8] == "ACK^R01^ACK"
-    # Another partner learns nothing of it; a message normalization rejects gets its AR.
+    # Another partner learns nothing of it; a message normalization rejects gets its AE.
     other = api["client"].get(f"/ingest/{ingestion}/ack", headers={"x-api-key": api["keys"]["p2"]})
     assert other.status_code == 404
     unreadable = "MSH|^~\\&|LAB|ACME|EHR|HOSP|20260301101500||ORU^R01|CTRL-E2|P|2.5.1\r"
@@ -383,7 +383,7 @@ def test_enhanced_mode_gets_a_commit_ack_then_the_application_ack_on_request(
     assert refused.status_code == 202 and _ack_fields(refused.text)[1][1] == "AA"
     late = _application_ack(api, refused.headers["location"].rsplit("/", 1)[1], "p1")
     msh, msa, err = _ack_fields(late.text)
-    assert msa[:3] == ["MSA", "AR", "CTRL-E2"] and err[0] == "ERR" and err[4] == "E"
+    assert msa[:3] == ["MSA", "AE", "CTRL-E2"] and err[0] == "ERR" and err[4] == "E"
 
 
 def test_a_partner_may_choose_to_store_types_we_do_not_convert_and_is_told_so(
@@ -399,7 +399,7 @@ def test_a_partner_may_choose_to_store_types_we_do_not_convert_and_is_told_so(
     )
     ingestion = stored.headers["location"].rsplit("/", 1)[1]
     _msh, msa, err = _ack_fields(_application_ack(api, ingestion, "keeper").text)
-    assert msa[1] == "AR" and err[3].startswith("200^")
+    assert msa[1] == "AE" and err[3].startswith("200^")
     assert _post(api, query.encode(), hl7, partner="p2", accept=hl7).status_code == 422
 
 

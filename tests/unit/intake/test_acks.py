@@ -7,7 +7,11 @@ import json
 from datetime import UTC, datetime
 
 from shared.intake.acks import application_ack, application_outcome, commit_ack
-from shared.intake.errors import MissingHeaderError, UnsupportedMessageTypeError
+from shared.intake.errors import (
+    MissingHeaderError,
+    SubmissionInProgressError,
+    UnsupportedMessageTypeError,
+)
 from shared.intake.hl7_ack import encode_ack
 from shared.intake.hl7_header import read_header
 from shared.intake.models import Receipt
@@ -38,22 +42,29 @@ def test_a_duplicate_gets_the_originals_ack_byte_for_byte() -> None:
     assert _fields(commit_ack(ORIGINAL, None, receipt=other))[0][9] != _fields(first)[0][9]
 
 
-def test_a_refusal_is_ar_or_cr_with_err_code_location_and_text() -> None:
+def test_a_refusal_is_ae_or_cr_with_err_code_location_and_text() -> None:
+    # HL7 v2 ch. 2.9.2.2: AE, an error in the message (correct it before resending).
     refused = UnsupportedMessageTypeError("unsupported message type: QBP", "MSH-9")
     ack = _fields(commit_ack(ORIGINAL, read_header(ORIGINAL), refused=refused))
-    assert ack[1][:4] == ["MSA", "AR", "C1", "unsupported message type: QBP"]
+    assert ack[1][:4] == ["MSA", "AE", "C1", "unsupported message type: QBP"]
     assert ack[2][0] == "ERR" and ack[2][2] == "MSH^1^9"
     assert ack[2][3] == "200^unsupported message type: QBP^HL70357" and ack[2][4] == "E"
     no_msh = _fields(commit_ack(b"PID|1||X", None, refused=MissingHeaderError("no MSH", "MSH")))
-    assert no_msh[1][:3] == ["MSA", "AR", ""] and no_msh[2][2] == "MSH^1"
+    assert no_msh[1][:3] == ["MSA", "AE", ""] and no_msh[2][2] == "MSH^1"
     assert no_msh[2][3].startswith("100^")
     enhanced = _fields(commit_ack(ENHANCED, read_header(ENHANCED), refused=refused))
     assert enhanced[1][1] == "CR"
 
 
-def test_storage_down_is_ae_or_ce() -> None:
-    assert _fields(commit_ack(ORIGINAL, read_header(ORIGINAL)))[1][1] == "AE"
+def test_storage_down_or_a_submission_in_progress_is_ar_or_ce() -> None:
+    # Ch. 2.9.2.2 (c): AR, a failure unrelated to content or format (system down): the
+    # same message is likely accepted later, so the sender may resend it unchanged.
+    assert _fields(commit_ack(ORIGINAL, read_header(ORIGINAL)))[1][1] == "AR"
     assert _fields(commit_ack(ENHANCED, read_header(ENHANCED)))[1][1] == "CE"
+    busy = SubmissionInProgressError("being stored by another request")
+    ack = _fields(commit_ack(ORIGINAL, read_header(ORIGINAL), refused=busy))
+    assert ack[1][:4] == ["MSA", "AR", "C1", "being stored by another request"]
+    assert _fields(commit_ack(ENHANCED, read_header(ENHANCED), refused=busy))[1][1] == "CE"
 
 
 def _row(**columns: object) -> dict[str, object]:
@@ -75,7 +86,7 @@ def test_the_application_outcome_waits_for_normalization_and_consent() -> None:
     assert done is not None and done.code == "AA" and "7 resources permitted, 2" in done.text
 
 
-def test_a_rejection_is_ar_with_the_first_errors_text_and_location() -> None:
+def test_a_rejection_is_ae_with_the_first_errors_text_and_location() -> None:
     issues = [
         {"severity": "warning", "code": "value", "diagnostics": "PID-8 unknown"},
         {"severity": "error", "code": "required", "diagnostics": "no PID", "location": ["PID"]},
@@ -83,9 +94,9 @@ def test_a_rejection_is_ar_with_the_first_errors_text_and_location() -> None:
     outcome = application_outcome(
         _row(normalize_status="rejected", normalize_issues=json.dumps(issues))
     )
-    assert outcome is not None and (outcome.code, outcome.text) == ("AR", "no PID")
+    assert outcome is not None and (outcome.code, outcome.text) == ("AE", "no PID")
     ack = _fields(application_ack(ORIGINAL, read_header(ORIGINAL), outcome))
-    assert ack[1][:4] == ["MSA", "AR", "C1", "no PID"] and ack[2][2] == "PID^1"
+    assert ack[1][:4] == ["MSA", "AE", "C1", "no PID"] and ack[2][2] == "PID^1"
     partial = application_outcome(
         _row(
             normalize_status="partial",

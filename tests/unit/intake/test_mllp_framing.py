@@ -63,3 +63,17 @@ def test_a_frame_without_the_final_cr_still_ends_and_a_partial_one_is_pending() 
     reader = FrameReader(max_bytes=1000)
     assert reader.feed(b"\x0b" + A + b"\x1c" + frame(B)) == [Frame(A), Frame(B)]
     assert reader.feed(b"\x0bMSH|") == [] and reader.in_frame and reader.partial == 4
+
+
+def test_a_lone_0x1c_inside_a_message_is_content_not_its_end() -> None:
+    # The review's reproduction: a stray 0x1C in an NTE cut the message short, and the
+    # part before it was stored and acknowledged as if it were whole.
+    message = A + b"NTE|1||scanned \x1c note\rOBX|1|NM|8867-4^HR^LN||72\r"
+    assert FrameReader(max_bytes=1000).feed(frame(message) + frame(B)) == [
+        Frame(message),
+        Frame(B),
+    ]
+    # Split right after the 0x1C: it ends the frame only if nothing follows in time...
+    reader = FrameReader(max_bytes=1000)
+    first = reader.feed(b"\x0b" + A + b"\x1c")
+    assert first == [Frame(A)] and reader.feed(b"\r" + frame(B)) == [Frame(B)]
