@@ -6,7 +6,9 @@ Each connection (MLLP socket or HTTP client) sends one message, waits for its AC
 sends the next, as interface engines do; every message is different (MSH-10, PID-3). The
 later stages are switched off (``AzureWebJobs.<fn>.Disabled``) so the figure is intake's
 own: the accepted messages wait in the ``normalize`` queue. Afterwards every AA counted
-must have its ingestion on record (nothing acknowledged was lost).
+must have its ingestion on record (nothing acknowledged was lost). Last, a second
+listener whose storage goes through the counting proxy of ``bench-ops`` sends
+``COUNTED`` messages over one connection: the storage requests and bytes per message.
 
 Usage: python -m bench.bench_mllp [--messages N] [--json FILE]
 """
@@ -34,6 +36,7 @@ from bench.storage import bench_storage
 from intake_cli.child_host import start_child_listener, stop_child_host
 
 CONNECTIONS = (1, 8, 32)
+COUNTED = 100
 DOWNSTREAM = ("normalize", "consent_check", "store", "notify", "deliver", "process_drop")
 
 
@@ -151,6 +154,7 @@ def run(messages: int, work: Path) -> dict[str, Any]:
                         connections, [next(counter) for _ in range(messages)], http_send, http_open
                     )
                 )
+            counted = _count_requests(env, work, counter)
     finally:
         stop_child_host(listener)
     table = wiring.storage().table_client(Table.INGESTIONS)
@@ -159,7 +163,49 @@ def run(messages: int, work: Path) -> dict[str, Any]:
     for row in rows:
         channel = str(row.get("received_channel") or "")
         on_record[channel] = on_record.get(channel, 0) + 1
-    return {**machine_facts(), "messages_per_case": messages, **results, "on_record": on_record}
+    return {
+        **machine_facts(),
+        "messages_per_case": messages,
+        **results,
+        "on_record": on_record,
+        "storage_per_message": counted,
+    }
+
+
+def _count_requests(env: dict[str, str], work: Path, counter: Any) -> dict[str, Any]:
+    """Storage requests and bytes per MLLP message, through the counting proxy."""
+    from bench.ops_proxy import CountingProxy
+    from devhost.azurite import DEFAULT_PORTS
+    from mllp_listener.client import MllpClient
+    from shared.platform.settings import development_connection_string
+
+    count_dir = work / "counted"
+    count_dir.mkdir()
+    with CountingProxy(DEFAULT_PORTS, env["INTAKE_STORAGE_PREFIX"]) as proxy:
+        proxied = {
+            **env,
+            "AzureWebJobsStorage": development_connection_string(blob_port=proxy.ports[0]),
+        }
+        listener, port = start_child_listener(REPO, count_dir, proxied, "load")
+        try:
+            with MllpClient("127.0.0.1", port, timeout=60) as client:
+                client.request(message(next(counter)))  # the partner row, then cached
+                proxy.take()
+                for _ in range(COUNTED):
+                    client.request(message(next(counter)))
+                requests = [r for r in proxy.take() if r.operation != "receive-empty"]
+        finally:
+            stop_child_host(listener)
+    by_operation: dict[str, float] = {}
+    for r in requests:
+        key = f"{r.service} {r.operation}"
+        by_operation[key] = by_operation.get(key, 0) + 1 / COUNTED
+    return {
+        "messages": COUNTED,
+        "requests": len(requests) / COUNTED,
+        "bytes": sum(r.sent + r.received for r in requests) / COUNTED,
+        "by_operation": dict(sorted(by_operation.items())),
+    }
 
 
 def main() -> None:
@@ -183,6 +229,11 @@ def main() -> None:
         print(f"x{mllp_case['connections']:<2}: MLLP/HTTP {ratio:.2f}")
     # Warm-up messages are on record too (40 each); every AA must be.
     print(f"on record {result['on_record']}; acknowledged AA {acked}")
+    counted = result["storage_per_message"]
+    print(
+        f"storage per MLLP message: {counted['requests']:.2f} requests, "
+        f"{counted['bytes']:.0f} bytes; {counted['by_operation']}"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     lost = any(result["on_record"].get(c, 0) < acked[c] for c in acked)

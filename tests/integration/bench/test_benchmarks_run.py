@@ -40,7 +40,11 @@ def test_bench_mllp_runs(storage_env, tmp_path) -> None:  # type: ignore[no-unty
     result = bench_mllp.run(messages=8, work=tmp_path)
     assert [case["acks"] for case in result["mllp"]] == [{"AA": 8}] * 3
     assert [case["acks"] for case in result["http"]] == [{"AA": 8}] * 3
-    assert result["on_record"] == {"mllp": 64, "http": 64}  # 40 warm-up and 3 x 8 each
+    counted = bench_mllp.COUNTED + 1  # and the counted phase's, after its first message
+    assert result["on_record"] == {"mllp": 64 + counted, "http": 64}  # 40 warm-up, 3 x 8
+    per_message = result["storage_per_message"]
+    assert 4 <= per_message["requests"] <= 10, per_message  # claim, blob, journey, audit...
+    assert per_message["by_operation"]
 
 
 def test_bench_notify_runs(storage_env, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
