@@ -146,7 +146,8 @@ def coding(
 ) -> dict[str, Any] | None:
     """One coding triplet of a CWE/CE/CNE field (components 1-3, or 4-6 with offset 3);
     ``table`` is the HL7 table the field's codes are from when CWE.3 does not say."""
-    code = seg.get(n, 1 + offset, rep=rep)
+    # Coding.code holds no run of white space (R4's code pattern): one space keeps it.
+    code = " ".join((seg.get(n, 1 + offset, rep=rep) or "").split())
     display = seg.get(n, 2 + offset, rep=rep)
     if not code:
         return None

@@ -321,3 +321,11 @@ def test_obx5_ed_every_repetition_is_kept_and_one_without_a_report_is_reported()
     assert len(forms) == 2
     loose = convert_hl7v2(_msh("ADT^A01") + PID + f"OBX|1|ED|PDF^Report^L||{ed}|||||F\r", NO_ZONE)
     assert any("no OBR" in i.diagnostics for i in loose.issues)
+
+
+def test_a_code_with_a_run_of_spaces_keeps_one_space_as_r4s_code_pattern_requires() -> None:
+    # Found by the fuzz test: OBX-3.4 "A  B" made Coding.code invalid R4.
+    message = _msh() + PID + "OBR|1|P1||X^Y^L\rOBX|1|NM|8867-4^HR^LN^A  B^alt^L||72|||||F\r"
+    observation = _only(convert_hl7v2(message, NO_ZONE).bundle, "Observation")
+    assert [c["code"] for c in observation["code"]["coding"]] == ["8867-4", "A B"]
+    get_fhir_model_class("Observation").model_validate(observation)
