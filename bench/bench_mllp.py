@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -175,13 +176,15 @@ def run(messages: int, work: Path) -> dict[str, Any]:
 def _count_requests(env: dict[str, str], work: Path, counter: Any) -> dict[str, Any]:
     """Storage requests and bytes per MLLP message, through the counting proxy."""
     from bench.ops_proxy import CountingProxy
-    from devhost.azurite import DEFAULT_PORTS
     from mllp_listener.client import MllpClient
+    from shared.platform.names import Setting
     from shared.platform.settings import development_connection_string
 
     count_dir = work / "counted"
     count_dir.mkdir()
-    with CountingProxy(DEFAULT_PORTS, env["INTAKE_STORAGE_PREFIX"]) as proxy:
+    found = [int(p) for p in re.findall(r"Endpoint=https?://[^:/]+:(\d+)", env[Setting.STORAGE])]
+    upstream = (found[0], found[1], found[2])  # blob, queue, table, as the string names them
+    with CountingProxy(upstream, env["INTAKE_STORAGE_PREFIX"]) as proxy:
         proxied = {
             **env,
             "AzureWebJobsStorage": development_connection_string(blob_port=proxy.ports[0]),
