@@ -94,9 +94,6 @@ class Envelope(BaseModel):
     kind: EnvelopeKind
     blob: BlobRef | None = None
     created: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
-    # When intake received the payload; kept by every stage (``created`` is per message),
-    # so the store orders one partner's messages of equal source time as they came.
-    received: AwareDatetime | None = None
     attempt: int = Field(default=0, ge=0)
     traceparent: str | None = Field(default=None, max_length=55)
     subscription: str | None = Field(default=None, pattern=r"^[a-z0-9]{32}$")  # deliveries
@@ -125,7 +122,6 @@ class Envelope(BaseModel):
             partner=partner,
             kind=EnvelopeKind.RAW_RECEIVED,
             created=created,
-            received=created,
             blob=BlobRef(container=Container.RAW, name=raw_blob),
             # One trace per ingestion: the caller's, if it sent a valid one, else a new one.
             traceparent=traceparent if trace_ids(traceparent) else new_traceparent(),

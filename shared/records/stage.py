@@ -42,7 +42,7 @@ from .forwarding import FhirForwarder
 from .ingestions import ingestion_ref
 from .models import Change, IngestionRef, WriteOutcome
 
-__all__ = ["StoreOutcome", "StoreStage", "message_source_time", "with_source"]
+__all__ = ["StoreOutcome", "StoreStage", "message_source_time", "receipt_time", "with_source"]
 
 log = logging.getLogger(__name__)
 _CHANGES_BYTES = 36 * 1024  # of an envelope's 48 KiB: the rest is its header
@@ -133,6 +133,24 @@ def message_source_time(bundle: Mapping[str, Any], fallback: datetime) -> tuple[
             if name == "recorded" and moment is not None:
                 received = min(received, moment)
     return said or fallback, received
+
+
+def receipt_time(bundle: Mapping[str, Any], partner: str) -> datetime | None:
+    """When intake received the payload, as our own Provenance records it (milliseconds):
+    what orders one partner's messages of equal source time, whatever order the parallel
+    stages bring them to the store in. Ours names the payload by a
+    ``urn:fhir-intake:partner:<partner>:message`` identifier; a partner's own Provenance
+    (in a FHIR Bundle) does not count."""
+    system = f"urn:fhir-intake:partner:{partner}:message"
+    for entry in bundle.get("entry") or ():
+        resource = entry.get("resource") or {}
+        if resource.get("resourceType") != "Provenance":
+            continue
+        for entity in resource.get("entity") or ():
+            what = (entity.get("what") or {}).get("identifier") or {}
+            if what.get("system") == system:
+                return _instant(resource.get("recorded"))
+    return None
 
 
 def _instant(value: Any) -> datetime | None:
@@ -268,7 +286,7 @@ class StoreStage:
         """
         started = time.perf_counter()
         partner = envelope.partner
-        arrived = envelope.received or envelope.created
+        arrived = receipt_time(bundle, envelope.partner) or envelope.created
         said, received = message_source_time(bundle, arrived)
         made = bounded_source_time(said, received, self._trust)
         issues = []

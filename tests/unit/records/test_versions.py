@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from shared.records import CurrentVersion, WriteOutcome, content_hash, plan_write
-from shared.records.stage import message_source_time
+from shared.records.stage import message_source_time, receipt_time
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 OBS = {"resourceType": "Observation", "id": "o1", "status": "final", "valueQuantity": {"value": 72}}
@@ -100,3 +100,16 @@ def test_equal_source_times_are_ordered_by_receipt_whatever_order_the_store_sees
         WriteOutcome.UPDATED
     )
     assert plan_write(_current("x"), "y", T0, received=earlier) is WriteOutcome.UPDATED
+
+
+def test_the_receipt_time_is_our_provenances_not_one_the_partner_wrote() -> None:
+    ours = {
+        "resourceType": "Provenance",
+        "recorded": "2026-03-01T10:15:00.123Z",
+        "entity": [{"what": {"identifier": {"system": "urn:fhir-intake:partner:p1:message"}}}],
+    }
+    theirs = {"resourceType": "Provenance", "recorded": "2026-03-01T09:00:00Z", "entity": []}
+    bundle = {"entry": [{"resource": theirs}, {"resource": ours}]}
+    assert receipt_time(bundle, "p1") == datetime(2026, 3, 1, 10, 15, 0, 123000, tzinfo=UTC)
+    assert receipt_time(bundle, "p2") is None  # another partner's naming does not count
+    assert receipt_time({"entry": [{"resource": theirs}]}, "p1") is None
