@@ -50,7 +50,8 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
             ),
         )
     except SubmissionError as exc:
-        retry = {"Retry-After": "1"} if exc.retryable else None
+        wait = getattr(exc, "retry_after", 1)
+        retry = {"Retry-After": str(wait)} if exc.retryable else None
         if wants_ack:
             return func.HttpResponse(
                 commit_ack(

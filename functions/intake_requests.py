@@ -20,7 +20,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 def intake_request(msg: func.QueueMessage) -> None:
     """Submit one request; one we cannot accept goes to intake-requests-poison with a
     report at once; a storage failure raises, so the queue retries it."""
-    wiring.queue_intake().handle(msg.get_body(), msg.id or "")
+    wiring.queue_intake().handle(msg.get_body(), msg.id or "", msg.dequeue_count or 1)
 
 
 @bp.route(route="schemas/intake-request", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

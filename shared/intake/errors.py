@@ -122,9 +122,13 @@ class MissingHeaderError(SubmissionError):
 
 class SubmissionInProgressError(SubmissionError):
     """The same submission (Idempotency-Key or content) is being stored by another request
-    right now: resend in a moment, and that resend gets its ingestion."""
+    right now: resend in ``retry_after`` seconds, and that resend gets its ingestion."""
 
     status, code, retryable = 409, "conflict", True
+
+    def __init__(self, diagnostics: str, location: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(diagnostics, location)
+        self.retry_after = retry_after
 
 
 class InvalidUploadRequestError(SubmissionError):

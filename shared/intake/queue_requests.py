@@ -6,13 +6,16 @@ The producer's identity is the queue's own access control (Storage Queue Data Me
 Sender on that queue); the partner it names must exist, have the ingest role and allow
 queue intake. A message we cannot accept is moved to ``intake-requests-poison`` at once,
 with the reason (an OperationOutcome, never the payload) on a report blob; storage being
-down raises, so the queue retries the message.
+down, or the same submission being stored by another message right now, raises, so the
+queue retries the message; on its last attempt the report is written first, so a message
+the runtime parks in the poison queue is explained too.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ from typing import Any, Literal, Protocol
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shared.pipeline.runner import MAX_DEQUEUE_COUNT
 from shared.platform.errors import StorageUnavailableError
 from shared.platform.names import Container, Queue, poison_queue
 from shared.platform.storage import StorageClients
@@ -32,6 +36,7 @@ from .errors import (
     InvalidIntakeRequestError,
     PayloadTooLargeError,
     SubmissionError,
+    SubmissionInProgressError,
 )
 from .models import Receipt, Submission
 
@@ -78,8 +83,11 @@ class IntakeRequest(BaseModel):
         given = [x for x in (self.payload, self.payload_base64, self.blob) if x is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of payload, payload_base64 and blob")
-        if self.blob is not None and not self.blob.startswith(f"{self.partner}/"):
-            raise ValueError("blob must lie in the partner's folder: {partner}/...")
+        if self.blob is not None and (
+            not self.blob.startswith(f"{self.partner}/")
+            or any(part in ("", ".", "..") for part in self.blob.split("/"))
+        ):
+            raise ValueError("blob must lie in the partner's folder: {partner}/... (no . or ..)")
         return self
 
     def __repr__(self) -> str:  # the payload is PHI
@@ -127,12 +135,22 @@ class QueueIntake:
         self._submissions = submissions
         self._partners = partners
 
-    def handle(self, body: bytes, message_id: str) -> QueueOutcome:
-        """Submit one message, or move it to the poison queue with a report.
+    def handle(self, body: bytes, message_id: str, attempt: int = 1) -> QueueOutcome:
+        """Submit one message (``attempt`` of ``MAX_DEQUEUE_COUNT``), or move it to the
+        poison queue with a report.
 
         Raises:
-            StorageUnavailableError: storage failed; the queue retries the message.
+            StorageUnavailableError, SubmissionInProgressError: retry later; the queue
+                retries the message (on the last attempt, after writing its report).
         """
+        try:
+            return self._handle(body, message_id)
+        except (StorageUnavailableError, SubmissionInProgressError) as exc:
+            if attempt >= MAX_DEQUEUE_COUNT:
+                self._report_last_attempt(message_id, type(exc).__name__, attempt)
+            raise
+
+    def _handle(self, body: bytes, message_id: str) -> QueueOutcome:
         partner_id = "-"
         try:
             request = _parse(body)
@@ -154,6 +172,8 @@ class QueueIntake:
                 ),
             )
         except SubmissionError as exc:
+            if exc.retryable:
+                raise
             return self._refuse(body, message_id, partner_id, exc)
         log.info(
             "intake-requests: submitted",
@@ -187,6 +207,18 @@ class QueueIntake:
         except AzureError as exc:
             raise StorageUnavailableError(f"reading a request blob: {type(exc).__name__}") from exc
 
+    def _report_last_attempt(self, message_id: str, error: str, attempt: int) -> None:
+        """The report of a message the runtime is about to park in the poison queue (its
+        last attempt failed too); best effort, since storage may be what failed."""
+        refused = InvalidIntakeRequestError(
+            f"attempt {attempt} failed ({error}); the runtime keeps the message in "
+            f"{poison_queue(Queue.INTAKE_REQUESTS)}: 'intake replay intake-requests' sends "
+            "it back once storage is healthy",
+            code="transient",
+        )
+        with contextlib.suppress(StorageUnavailableError):
+            self._write_report(message_id, "-", refused)
+
     def _refuse(
         self,
         body: bytes,
@@ -196,6 +228,19 @@ class QueueIntake:
     ) -> QueueOutcome:
         """Report why, then park the message in the poison queue (report first: a crash
         in between leaves the message to be retried and refused again, never unexplained)."""
+        name = self._write_report(message_id, partner, refused)
+        try:
+            self._clients.queue_client(poison_queue(Queue.INTAKE_REQUESTS)).send_message(body)
+        except AzureError as exc:
+            raise StorageUnavailableError(f"refusing a request: {type(exc).__name__}") from exc
+        log.warning(
+            "intake-requests: refused",
+            extra={"stage": "ingest", "partner": partner, "outcome": "refused"},
+        )
+        return QueueOutcome(False, report=name)
+
+    def _write_report(self, message_id: str, partner: str, refused: SubmissionError) -> str:
+        """The report blob of a refused message: ids and the OperationOutcome only."""
         now = datetime.now(UTC)
         safe_id = "".join(c for c in message_id if c.isalnum() or c == "-")[:64] or "unknown"
         name = f"{Queue.INTAKE_REQUESTS.value}/{now:%Y/%m/%d}/{safe_id}.json"
@@ -210,18 +255,9 @@ class QueueIntake:
             self._clients.container(Container.REPORTS).upload_blob(
                 name, json.dumps(report, indent=2).encode(), overwrite=True
             )
-            self._clients.queue_client(poison_queue(Queue.INTAKE_REQUESTS)).send_message(body)
         except AzureError as exc:
-            raise StorageUnavailableError(f"refusing a request: {type(exc).__name__}") from exc
-        log.warning(
-            "intake-requests: refused",
-            extra={
-                "stage": "ingest",
-                "partner": partner,
-                "outcome": "refused",
-            },
-        )
-        return QueueOutcome(False, report=name)
+            raise StorageUnavailableError(f"reporting a request: {type(exc).__name__}") from exc
+        return name
 
 
 def _parse(body: bytes) -> IntakeRequest:

@@ -10,10 +10,13 @@ and what was stored is never orphaned.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import math
 import re
+import time
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -21,7 +24,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import TableClient, UpdateMode
 from azure.storage.blob import ContentSettings
 
@@ -57,10 +65,12 @@ __all__ = ["SubmissionService", "SweepResult"]
 log = logging.getLogger(__name__)
 _MAPPING = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}\Z")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # printable ASCII, no spaces
-# A claim not yet done belongs to the request that made it for this long; a resend in that
-# time is told to come back (two requests storing one submission at once would enqueue it
-# twice); after it, the claim is taken as abandoned (a crash) and the resend resumes it.
-CLAIM_LEASE = timedelta(seconds=10)
+# A claim not yet done is leased to the request working on it (``lease_until``): a resend
+# in that time is told to come back, since two requests storing one submission would
+# enqueue it twice. Once the lease ran out (a crash), one resend (or the sweeper) takes it
+# over with a conditional write, so only one of several resumes. A request that ran past
+# its own lease checks it still holds it before enqueueing.
+CLAIM_LEASE = timedelta(seconds=15)
 _EXTENSIONS = {PayloadFormat.HL7V2: "hl7", PayloadFormat.FHIR: "json", PayloadFormat.CSV: "csv"}
 
 
@@ -172,14 +182,11 @@ class SubmissionService:
             else f"sha-{digest}"
         )
         blob_name = f"{partner.id}/{now:%Y/%m/%d}/{digest}.{_EXTENSIONS[fmt]}"
-        claim, ours = self._claim(
+        started = time.monotonic()
+        claim, etag = self._claim(
             partner.id, key, blob_name, now, by_content=not submission.idempotency_key
         )
-        if not ours and not claim.get("stored") and now - claim["created"] < CLAIM_LEASE:
-            raise SubmissionInProgressError(
-                "the same submission is being stored by another request; resend in a moment"
-            )
-        if claim.get("stored"):
+        if claim.get("stored") and etag is None:
             return Receipt(claim["ingestion_id"], claim["created"], True, claim["raw_blob"], note)
         # Resuming a claim: same id; the payload is the one in hand (with an
         # Idempotency-Key the resend may differ from an attempt that never stored).
@@ -211,7 +218,10 @@ class SubmissionService:
             self._audit.write(
                 ingest_audit_event(partner.id, ingestion_id, blob_name, len(data), created)
             )
-        self._enqueue(partner.id, key, ingestion_id, created, blob_name, submission.traceparent)
+        if time.monotonic() - started > CLAIM_LEASE.total_seconds() / 2:
+            etag = self._still_ours(partner.id, key, etag)
+        if etag is not None:
+            self._enqueue(partner.id, key, ingestion_id, created, blob_name, submission.traceparent)
         log.info(
             "ingest: stored",
             extra={
@@ -228,8 +238,14 @@ class SubmissionService:
 
     def _claim(
         self, partner: str, key: str, blob_name: str, now: datetime, *, by_content: bool
-    ) -> tuple[dict[str, Any], bool]:
-        """The claim of this submission, and whether this request made it."""
+    ) -> tuple[dict[str, Any], str | None]:
+        """The claim of this submission, and its ETag when this request holds its lease
+        (None: a stored submission's claim, whose receipt is the answer).
+
+        Raises:
+            SubmissionInProgressError: another request holds the lease.
+            StorageUnavailableError: storage failed.
+        """
         row = {
             "PartitionKey": partner,
             "RowKey": key,
@@ -237,10 +253,11 @@ class SubmissionService:
             "created": now,
             "raw_blob": blob_name,
             "stored": False,
+            "lease_until": now + CLAIM_LEASE,
         }
         try:
-            self._claims.create_entity(row)
-            return row, True
+            made = self._claims.create_entity(row)
+            return row, str(made["etag"])
         except ResourceExistsError:
             pass
         except AzureError as exc:
@@ -249,19 +266,83 @@ class SubmissionService:
             existing = self._claims.get_entity(partner, key)
         except (ResourceNotFoundError, AzureError) as exc:
             raise StorageUnavailableError(f"reading a claim failed: {type(exc).__name__}") from exc
-        expired = by_content and existing.get("stored") and now - existing["created"] > self._window
+        if not existing.get("stored"):
+            return self._take_over(existing, now)
+        expired = by_content and now - existing["created"] > self._window
         if not expired:
-            return dict(existing), False
+            return dict(existing), None
         try:  # the same content again after the window: a new ingestion
-            self._claims.update_entity(
+            renewed = self._claims.update_entity(
                 row,
                 mode=UpdateMode.REPLACE,
                 etag=existing.metadata["etag"],
                 match_condition=MatchConditions.IfNotModified,
             )
+        except ResourceModifiedError as exc:
+            raise SubmissionInProgressError(
+                "the same submission is being stored by another request; resend in a moment"
+            ) from exc
         except AzureError as exc:
             raise StorageUnavailableError(f"renewing a claim failed: {type(exc).__name__}") from exc
-        return row, True
+        return row, str(renewed["etag"])
+
+    def _take_over(self, existing: Any, now: datetime) -> tuple[dict[str, Any], str]:
+        """The lease of a claim not yet done, when it ran out (its holder crashed or is
+        stuck); a conditional write, so of several takers only one wins.
+
+        Raises:
+            SubmissionInProgressError: the lease holds, or another taker won.
+            StorageUnavailableError: storage failed.
+        """
+        lease = existing.get("lease_until") or existing["created"] + CLAIM_LEASE
+        busy = SubmissionInProgressError(
+            "the same submission is being stored by another request; resend in a moment",
+            retry_after=max(1, math.ceil((lease - now).total_seconds())),
+        )
+        if lease > now:
+            raise busy
+        update = {
+            "PartitionKey": existing["PartitionKey"],
+            "RowKey": existing["RowKey"],
+            "lease_until": now + CLAIM_LEASE,
+        }
+        try:
+            taken = self._claims.update_entity(
+                update,
+                mode=UpdateMode.MERGE,
+                etag=existing.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError) as exc:
+            raise busy from exc
+        except AzureError as exc:
+            raise StorageUnavailableError(f"taking a claim failed: {type(exc).__name__}") from exc
+        return {**dict(existing), **update}, str(taken["etag"])
+
+    def _still_ours(self, partner: str, key: str, etag: str | None) -> str | None:
+        """Renew our lease before enqueueing after a slow request: the new ETag, or None
+        when another request took the claim over (it enqueues; the payload is stored).
+
+        Raises:
+            StorageUnavailableError: storage failed, or the sweeper dropped the claim (the
+                caller resends, and the stored payload is found again).
+        """
+        try:
+            renewed = self._claims.update_entity(
+                {
+                    "PartitionKey": partner,
+                    "RowKey": key,
+                    "lease_until": datetime.now(UTC) + CLAIM_LEASE,
+                },
+                mode=UpdateMode.MERGE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceModifiedError:
+            return None
+        except (ResourceNotFoundError, AzureError) as exc:
+            raise StorageUnavailableError(f"renewing a lease failed: {type(exc).__name__}") from exc
+        return str(renewed["etag"])
 
     def _store(self, name: str, data: bytes, media: str, metadata: dict[str, str]) -> None:
         blob = self._clients.container(Container.RAW).get_blob_client(name)
@@ -297,13 +378,23 @@ class SubmissionService:
                     "stored eq false and created lt @cutoff", parameters={"cutoff": cutoff}
                 )
             )
-            for claim in stale:
+            for stale_claim in stale:
+                try:  # a request still at work holds the lease: leave it to it
+                    claim, etag = self._take_over(stale_claim, datetime.now(UTC))
+                except SubmissionInProgressError:
+                    continue
                 blob = self._clients.container(Container.RAW).get_blob_client(claim["raw_blob"])
                 try:
                     props = blob.get_blob_properties()
                 except ResourceNotFoundError:
-                    self._claims.delete_entity(claim["PartitionKey"], claim["RowKey"])
-                    result.dropped += 1
+                    with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+                        self._claims.delete_entity(
+                            claim["PartitionKey"],
+                            claim["RowKey"],
+                            etag=etag,
+                            match_condition=MatchConditions.IfNotModified,
+                        )
+                        result.dropped += 1
                     continue
                 self._status.record(
                     claim["PartitionKey"],
