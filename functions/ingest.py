@@ -14,8 +14,8 @@ import azure.functions as func
 from shared import wiring
 from shared.intake.acks import commit_ack
 from shared.intake.errors import SubmissionError
-from shared.intake.hl7_ack import ACK_CONTENT_TYPE
-from shared.intake.hl7_header import read_header
+from shared.intake.hl7_ack import ACK_CONTENT_TYPE, encode_ack
+from shared.intake.hl7_header import MessageHeader, read_header
 from shared.intake.models import Submission
 from shared.platform import StorageUnavailableError
 from shared.security.models import Role
@@ -26,6 +26,15 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
 
 
+def _ack(
+    ack: str, header: MessageHeader | None, status: int, headers: dict[str, str] | None
+) -> func.HttpResponse:
+    """An HL7 ACK as the response, in the message's character set."""
+    return func.HttpResponse(
+        encode_ack(ack, header), status_code=status, mimetype=ACK_CONTENT_TYPE, headers=headers
+    )
+
+
 @bp.route(route="ingest", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def ingest(req: func.HttpRequest) -> func.HttpResponse:
     """202 with the ingestion id once the payload is stored; 4xx OperationOutcome (or an
@@ -34,6 +43,7 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
     wants_ack = ACK_CONTENT_TYPE in (req.headers.get("accept") or "")
     body = req.get_body()
     encoding = req.headers.get("content-encoding")
+    header = read_header(body, encoding) if wants_ack else None
     partner = partner_with_role(req, Role.INGEST)
     if isinstance(partner, func.HttpResponse):
         return partner
@@ -53,14 +63,8 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
         wait = getattr(exc, "retry_after", 1)
         retry = {"Retry-After": str(wait)} if exc.retryable else None
         if wants_ack:
-            return func.HttpResponse(
-                commit_ack(
-                    body, read_header(body, encoding), refused=exc, content_encoding=encoding
-                ),
-                status_code=exc.status,
-                mimetype=ACK_CONTENT_TYPE,
-                headers=retry,
-            )
+            ack = commit_ack(body, header, refused=exc, content_encoding=encoding)
+            return _ack(ack, header, exc.status, retry)
         return func.HttpResponse(
             json.dumps(exc.to_operation_outcome()),
             status_code=exc.status,
@@ -70,23 +74,13 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
     except StorageUnavailableError:
         log.warning("ingest: storage unavailable", extra={"stage": "ingest", "outcome": "retry"})
         if wants_ack:
-            return func.HttpResponse(
-                commit_ack(body, read_header(body, encoding), content_encoding=encoding),
-                status_code=503,
-                mimetype=ACK_CONTENT_TYPE,
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            )
+            ack = commit_ack(body, header, content_encoding=encoding)
+            return _ack(ack, header, 503, {"Retry-After": RETRY_AFTER_SECONDS})
         return outcome(503, "transient", "storage is unavailable; resend later")
     location = f"/api/ingest/{receipt.ingestion_id}"
     if wants_ack:
-        return func.HttpResponse(
-            commit_ack(
-                body, read_header(body, encoding), receipt=receipt, content_encoding=encoding
-            ),
-            status_code=202,
-            mimetype=ACK_CONTENT_TYPE,
-            headers={"Location": location},
-        )
+        ack = commit_ack(body, header, receipt=receipt, content_encoding=encoding)
+        return _ack(ack, header, 202, {"Location": location})
     return func.HttpResponse(
         json.dumps(
             {

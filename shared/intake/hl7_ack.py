@@ -125,9 +125,14 @@ def build_ack(
     reason = _clean(text, d)
     segments = [sep.join(fields), sep.join(["MSA", code, control, reason])]
     if code not in ("AA", "CA"):
+        # ERR-1 (ELD: segment^sequence^field^code) is how v2.1 to v2.4 say it, and
+        # required there; v2.5 replaced it with ERR-2 and ERR-3, which come always.
+        where = error_location(location, comp).split(comp)[:3]
+        eld = comp.join([*where, *[""] * (3 - len(where))]) if where != [""] else comp * 2
+        code_ce = d.subcomponent.join([error_code, _clean(reason[:80], d), "HL70357"])
         err = [
             "ERR",
-            "",
+            f"{eld}{comp}{code_ce}" if version < "2.5" else "",
             error_location(location, comp),
             f"{error_code}{comp}{reason[:80]}{comp}HL70357",
             "E",

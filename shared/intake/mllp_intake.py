@@ -116,7 +116,7 @@ class MllpIntake:
         ack = commit_ack(data, header, receipt=receipt, refused=refused, enhanced=enhanced)
         permanent = refused is not None and not refused.retryable
         transient = receipt is None and not permanent
-        code = commit_code(header, stored=receipt is not None, refused=permanent, enhanced=enhanced)
+        code = commit_code(header, stored=receipt is not None, refused=refused, enhanced=enhanced)
         if not enhanced:
             return Received(encode_ack(ack, header), code, _id(receipt), None, transient)
         accept = (header.accept_ack if header else None) or AckCondition.ALWAYS

@@ -57,6 +57,7 @@ from .errors import (
     UnknownMappingError,
     UnsupportedMediaTypeError,
 )
+from .hl7_ack import encode_ack
 from .hl7_header import HEADER_BYTES, check_header, read_header
 from .models import Receipt, Submission
 
@@ -439,7 +440,7 @@ class SubmissionService:
         except AzureError as exc:
             raise StorageUnavailableError(f"enqueueing failed: {type(exc).__name__}") from exc
 
-    def application_ack(self, partner: str, ingestion_id: str) -> tuple[bool, str | None]:
+    def application_ack(self, partner: str, ingestion_id: str) -> tuple[bool, bytes | None]:
         """The application ACK of one of the partner's HL7 v2 ingestions, once
         normalization and consent are done: (known, ACK or None while pending). Unknown
         (also another partner's id, or a payload that is not one HL7 v2 message): (False,
@@ -450,7 +451,8 @@ class SubmissionService:
         """
         row = self._status.get(partner, ingestion_id)
         blob_name = str((row or {}).get("received_blob") or "")
-        if row is None or not blob_name.endswith(".hl7"):
+        several = int((row or {}).get("normalize_records") or 1) > 1  # a batch: no one ACK
+        if row is None or not blob_name.endswith(".hl7") or several:
             return False, None
         outcome = application_outcome(row)
         if outcome is None:
@@ -464,7 +466,8 @@ class SubmissionService:
             raise StorageUnavailableError(
                 f"reading a payload failed: {type(exc).__name__}"
             ) from exc
-        return True, application_ack(head, read_header(head), outcome)
+        header = read_header(head)
+        return True, encode_ack(application_ack(head, header, outcome), header)
 
     def status(self, partner: str, ingestion_id: str) -> dict[str, Any] | None:
         """The journey of one of the partner's ingestions, or None (also for another

@@ -46,6 +46,7 @@ def failed_attempt(stage: str, queue: str, error: str, attempt: int) -> StageRep
     return StageReport(
         stage=stage,
         outcome="failed",
+        counts={"attempt": attempt},  # at the last, the message waits in the poison queue
         issues=[
             {
                 "severity": "error",

@@ -75,15 +75,46 @@ def test_the_application_outcome_waits_for_normalization_and_consent() -> None:
     assert application_outcome(_row()) is None
     assert application_outcome(_row(normalize_status="normalized")) is None
     assert application_outcome(_row(normalize_status="failed")) is None  # being retried
-    done = application_outcome(
+    decided = {
+        "normalize_status": "normalized",
+        "consent_status": "partial",
+        "consent_permitted": 7,
+        "consent_denied": 2,
+    }
+    assert application_outcome(_row(**decided)) is None  # permitted, not yet in the record
+    done = application_outcome(_row(**decided, store_status="stored"))
+    assert done is not None and done.code == "AA" and "7 resources permitted, 2" in done.text
+    nothing_permitted = {**decided, "consent_status": "denied", "consent_permitted": 0}
+    withheld = application_outcome(_row(**nothing_permitted))
+    assert withheld is not None and withheld.code == "AA"  # the patient's choice: no store
+
+
+def test_what_the_record_or_consent_could_not_take_is_an_ae_and_a_parked_stage_an_ar() -> None:
+    base = {"normalize_status": "normalized", "consent_status": "permitted", "consent_permitted": 3}
+    foreign = [
+        {"severity": "error", "code": "forbidden", "diagnostics": "Patient/x: another partner's"}
+    ]
+    stored_in_part = application_outcome(
+        _row(**base, store_status="stored", store_issues=json.dumps(foreign))
+    )
+    assert stored_in_part is not None and stored_in_part.code == "AE"
+    assert "another partner's" in stored_in_part.text
+    unplaced = [
+        {"severity": "error", "code": "processing", "diagnostics": "no patient; not stored"}
+    ]
+    placed_in_part = application_outcome(
         _row(
-            normalize_status="normalized",
-            consent_status="partial",
-            consent_permitted=7,
-            consent_denied=2,
+            **base,
+            store_status="stored",
+            consent_unplaced=1,
+            consent_issues=json.dumps(unplaced),
         )
     )
-    assert done is not None and done.code == "AA" and "7 resources permitted, 2" in done.text
+    assert placed_in_part is not None and placed_in_part.code == "AE"
+    retrying = _row(normalize_status="failed", normalize_attempt=2)
+    assert application_outcome(retrying) is None
+    parked = application_outcome(_row(**base, store_status="failed", store_attempt=5))
+    assert parked is not None and parked.code == "AR" and "store" in parked.text
 
 
 def test_a_rejection_is_ae_with_the_first_errors_text_and_location() -> None:
@@ -119,3 +150,24 @@ def test_the_ack_is_written_in_the_messages_character_set_and_echoes_msh_18() ->
     assert encode_ack(commit_ack(utf8, header, receipt=RECEIPT), header).split(b"|")[4] == (
         "KLINIK-MÜNCHEN".encode()
     )
+
+
+def test_enhanced_mode_rejects_only_a_header_it_cannot_take_and_errs_on_the_rest() -> None:
+    # CR is for an interaction, version or processing id we do not take; every other
+    # refusal of the message is a CE (with its ERR saying which).
+    header = read_header(ENHANCED)
+    typed = UnsupportedMessageTypeError("unsupported message type: QBP", "MSH-9")
+    assert _fields(commit_ack(ENHANCED, header, refused=typed))[1][1] == "CR"
+    empty = MissingHeaderError("the message control id (MSH-10) is empty", "MSH-10")
+    ack = _fields(commit_ack(ENHANCED, header, refused=empty))
+    assert ack[1][1] == "CE" and ack[2][3].startswith("101^")
+
+
+def test_before_v2_5_the_err_segment_says_it_in_err_1_too() -> None:
+    old = ORIGINAL.replace(b"|2.5.1\r", b"|2.3.1\r")
+    typed = UnsupportedMessageTypeError("unsupported message type: QBP", "MSH-9")
+    err = _fields(commit_ack(old, read_header(old), refused=typed))[2]
+    assert err[1] == "MSH^1^9^200&unsupported message type: QBP&HL70357"
+    assert err[2] == "MSH^1^9" and err[3].startswith("200^")
+    current = _fields(commit_ack(ORIGINAL, read_header(ORIGINAL), refused=typed))[2]
+    assert current[1] == ""
