@@ -8,6 +8,7 @@ param location string
 param tags object
 param image string
 // [{ "port": 2575, "partner": "lab-a", "enhanced": false }, ...] (mllp_listener/config.py)
+@minLength(1)
 param listeners array
 param identityId string
 param identityClientId string

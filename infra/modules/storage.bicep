@@ -197,6 +197,30 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
           }
         }
         {
+          // Payloads internal producers referred to from intake-requests messages: copied
+          // to raw/ when submitted, so kept only as long as a message may wait and retry.
+          name: 'intake-request-payloads'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                'intake-requests/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: 7
+                }
+              }
+            }
+          }
+        }
+        {
           name: 'export-expiry'
           enabled: true
           type: 'Lifecycle'

@@ -81,7 +81,8 @@ class IntakeRequest(BaseModel):
     @model_validator(mode="after")
     def _one_payload(self) -> IntakeRequest:
         given = [x for x in (self.payload, self.payload_base64, self.blob) if x is not None]
-        if len(given) != 1:
+        named = {"payload", "payload_base64", "blob"} & self.model_fields_set
+        if len(given) != 1 or len(named) != 1:  # as the schema's oneOf: a null counts too
             raise ValueError("give exactly one of payload, payload_base64 and blob")
         if self.blob is not None and (
             not self.blob.startswith(f"{self.partner}/")

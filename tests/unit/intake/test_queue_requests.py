@@ -45,6 +45,7 @@ def test_the_published_schema_is_the_one_the_code_validates_with() -> None:
         ({"partner": "lab-a", "content_type": HL7, "payload": "x", "extra": 1}, False),
         ({"version": 2, "partner": "lab-a", "content_type": HL7, "payload": "x"}, False),
         ({"partner": "lab-a", "content_type": "", "payload": "x"}, False),
+        ({"partner": "lab-a", "content_type": HL7, "payload": "x", "blob": None}, False),
     ],
 )
 def test_schema_and_model_agree(message: dict[str, object], valid: bool) -> None:
