@@ -180,11 +180,20 @@ def _count_requests(env: dict[str, str], work: Path, counter: Any) -> dict[str, 
     from shared.platform.names import Setting
     from shared.platform.settings import development_connection_string
 
-    count_dir = work / "counted"
-    count_dir.mkdir()
     found = [int(p) for p in re.findall(r"Endpoint=https?://[^:/]+:(\d+)", env[Setting.STORAGE])]
     upstream = (found[0], found[1], found[2])  # blob, queue, table, as the string names them
-    with CountingProxy(upstream, env["INTAKE_STORAGE_PREFIX"]) as proxy:
+    for attempt in range(3):  # the free ports it picks may be taken before it binds them
+        proxy = CountingProxy(upstream, env["INTAKE_STORAGE_PREFIX"])
+        try:
+            proxy.__enter__()
+            break
+        except OSError:
+            proxy.__exit__(None, None, None)
+            if attempt == 2:
+                raise
+    count_dir = work / "counted"
+    count_dir.mkdir()
+    try:
         proxied = {
             **env,
             "AzureWebJobsStorage": development_connection_string(blob_port=proxy.ports[0]),
@@ -199,10 +208,12 @@ def _count_requests(env: dict[str, str], work: Path, counter: Any) -> dict[str, 
                 requests = [r for r in proxy.take() if r.operation != "receive-empty"]
         finally:
             stop_child_host(listener)
+    finally:
+        proxy.__exit__(None, None, None)
     by_operation: dict[str, float] = {}
     for r in requests:
         key = f"{r.service} {r.operation}"
-        by_operation[key] = by_operation.get(key, 0) + 1 / COUNTED
+        by_operation[key] = round(by_operation.get(key, 0) + 1 / COUNTED, 6)
     return {
         "messages": COUNTED,
         "requests": len(requests) / COUNTED,
