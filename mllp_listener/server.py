@@ -166,6 +166,12 @@ class MllpServer:
             log.info(f"mllp: closing: {why}", extra={"stage": "mllp", "peer": peer})
         except (ConnectionError, ssl.SSLError):
             pass
+        except Exception as exc:  # noqa: BLE001 - the boundary: one connection, never the listener
+            # The type only: a message's text may quote the message.
+            log.error(
+                "mllp: connection failed; closing it",
+                extra={"stage": "mllp", "peer": peer, "outcome": type(exc).__name__},
+            )
         finally:
             self._open.discard(task)
             self._per_peer[host] -= 1

@@ -132,7 +132,7 @@ class MllpIntake:
         return Received(ack_bytes, code, _id(receipt), pending, transient)
 
     def refuse_oversized(self, head: bytes, size: int, limit: int) -> bytes | None:
-        """The AE (CR in enhanced mode) for a frame over the size limit, from its head; None
+        """The AE (CE in enhanced mode) for a frame over the size limit, from its head; None
         when MSH-15 asks for no ACK of a refusal."""
         header = read_header(head)
         enhanced = self._enhanced or (header is not None and header.enhanced)
