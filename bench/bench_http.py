@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.figures import machine_facts
-from bench.host import FUNCTION_KEY, REPO, product_host
+from bench.host import FUNCTION_KEY, REPO, intake_only_with_partner, product_host
 from bench.storage import bench_storage
 
 AUTOCANNON = REPO / "node_modules" / ".bin" / "autocannon"
@@ -64,23 +63,9 @@ def _figures(report: dict[str, Any]) -> dict[str, Any]:
 
 def run(requests: int, connections: int, work: Path) -> dict[str, Any]:
     from shared import wiring
-    from shared.platform.names import Setting, Table
-    from shared.platform.provision import provision_storage
-    from shared.security import Partner, TablePartnerDirectory
+    from shared.platform.names import Table
 
-    env = {
-        Setting.STORAGE: os.environ[Setting.STORAGE],
-        Setting.STORAGE_PREFIX: os.environ[Setting.STORAGE_PREFIX],
-        "INTAKE_ENVIRONMENT": "development",
-        "INTAKE_SWEEP_SCHEDULE": "0 */5 * * * *",
-        **{f"AzureWebJobs.{name}.Disabled": "true" for name in DOWNSTREAM},
-    }
-    os.environ.update(env)
-    wiring.reset_caches()
-    provision_storage(wiring.storage())
-    directory = TablePartnerDirectory(wiring.storage().table_client(Table.PARTNERS))
-    directory.upsert(Partner(id="load", name="Load"))
-    key = directory.issue_key("load").token
+    env, key = intake_only_with_partner(DOWNSTREAM, "load")
     with product_host(env, work) as base:
         _autocannon(f"{base}/openapi.json", connections, 200)  # warm up
         baseline = _autocannon(f"{base}/openapi.json", connections, requests)

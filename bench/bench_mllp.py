@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import sys
@@ -32,7 +31,7 @@ from typing import Any
 import httpx
 
 from bench.figures import machine_facts
-from bench.host import FUNCTION_KEY, REPO, product_host
+from bench.host import FUNCTION_KEY, REPO, intake_only_with_partner, product_host
 from bench.storage import bench_storage
 from intake_cli.child_host import start_child_listener, stop_child_host
 
@@ -97,23 +96,9 @@ def _drive(
 def run(messages: int, work: Path) -> dict[str, Any]:
     from mllp_listener.client import MllpClient
     from shared import wiring
-    from shared.platform.names import Setting, Table
-    from shared.platform.provision import provision_storage
-    from shared.security import Partner, TablePartnerDirectory
+    from shared.platform.names import Table
 
-    env = {
-        Setting.STORAGE: os.environ[Setting.STORAGE],
-        Setting.STORAGE_PREFIX: os.environ[Setting.STORAGE_PREFIX],
-        "INTAKE_ENVIRONMENT": "development",
-        "INTAKE_SWEEP_SCHEDULE": "0 */5 * * * *",
-        **{f"AzureWebJobs.{name}.Disabled": "true" for name in DOWNSTREAM},
-    }
-    os.environ.update(env)
-    wiring.reset_caches()
-    provision_storage(wiring.storage())
-    directory = TablePartnerDirectory(wiring.storage().table_client(Table.PARTNERS))
-    directory.upsert(Partner(id="load", name="Load"))
-    key = directory.issue_key("load").token
+    env, key = intake_only_with_partner(DOWNSTREAM, "load")
     listener, port = start_child_listener(REPO, work, env, "load")
     results: dict[str, list[dict[str, Any]]] = {"mllp": [], "http": []}
     counter = iter(range(10**9))

@@ -60,8 +60,7 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
             ),
         )
     except SubmissionError as exc:
-        wait = getattr(exc, "retry_after", 1)
-        retry = {"Retry-After": str(wait)} if exc.retryable else None
+        retry = {"Retry-After": str(exc.retry_after)} if exc.retryable else None
         if wants_ack:
             ack = commit_ack(body, header, refused=exc, content_encoding=encoding)
             return _ack(ack, header, exc.status, retry)

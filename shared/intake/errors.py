@@ -46,6 +46,7 @@ class SubmissionError(IntakeError):
     code = "invalid"
     hl7_code = "207"  # HL7 table 0357, for the ACK's ERR-3: application internal error
     retryable = False  # True: the same request may succeed later unchanged
+    retry_after = 1  # seconds, for Retry-After, when retryable
 
     def __init__(self, diagnostics: str, location: str | None = None) -> None:
         super().__init__(diagnostics)
@@ -128,7 +129,7 @@ class SubmissionInProgressError(SubmissionError):
 
     def __init__(self, diagnostics: str, location: str | None = None, retry_after: int = 1) -> None:
         super().__init__(diagnostics, location)
-        self.retry_after = retry_after
+        self.retry_after = max(1, retry_after)
 
 
 class InvalidUploadRequestError(SubmissionError):

@@ -15,29 +15,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
 
 from shared.pipeline.journey import IngestionLog
 from shared.platform.errors import StorageUnavailableError
-from shared.security.models import Partner, Role
+from shared.security.models import Role
+from shared.security.partners import PartnerLookup
 
 from .acks import application_ack, application_outcome, commit_ack, commit_code
 from .errors import ForbiddenError, PayloadTooLargeError, SubmissionError
 from .hl7_ack import ACK_CONTENT_TYPE, encode_ack
 from .hl7_header import AckCondition, MessageHeader, check_one_message, read_header
 from .models import Receipt, Submission
+from .submissions import Submitter
 
 __all__ = ["MllpIntake", "PendingApplicationAck", "Received"]
 
 log = logging.getLogger(__name__)
-
-
-class _Submitter(Protocol):
-    def submit(self, partner: Partner, submission: Submission) -> Receipt: ...
-
-
-class _Partners(Protocol):
-    def get(self, partner_id: str) -> Partner | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +66,8 @@ class MllpIntake:
 
     def __init__(
         self,
-        submissions: _Submitter,
-        partners: _Partners,
+        submissions: Submitter,
+        partners: PartnerLookup,
         journeys: IngestionLog,
         partner_id: str,
         *,

@@ -20,7 +20,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -29,7 +29,8 @@ from shared.pipeline.runner import MAX_DEQUEUE_COUNT
 from shared.platform.errors import StorageUnavailableError
 from shared.platform.names import Container, Queue, poison_queue
 from shared.platform.storage import StorageClients
-from shared.security.models import PARTNER_ID_PATTERN, Partner, Role
+from shared.security.models import PARTNER_ID_PATTERN, Role
+from shared.security.partners import PartnerLookup
 
 from .errors import (
     ForbiddenError,
@@ -38,7 +39,8 @@ from .errors import (
     SubmissionError,
     SubmissionInProgressError,
 )
-from .models import Receipt, Submission
+from .models import Submission
+from .submissions import Submitter
 
 __all__ = ["IntakeRequest", "QueueIntake", "QueueOutcome", "intake_request_schema"]
 
@@ -109,14 +111,6 @@ def intake_request_schema() -> dict[str, Any]:
     }
 
 
-class _Submitter(Protocol):
-    def submit(self, partner: Partner, submission: Submission) -> Receipt: ...
-
-
-class _Partners(Protocol):
-    def get(self, partner_id: str) -> Partner | None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class QueueOutcome:
     """What became of one queue message (ids only)."""
@@ -130,7 +124,7 @@ class QueueIntake:
     """Runs ``intake-requests`` messages through the submission service."""
 
     def __init__(
-        self, clients: StorageClients, submissions: _Submitter, partners: _Partners
+        self, clients: StorageClients, submissions: Submitter, partners: PartnerLookup
     ) -> None:
         self._clients = clients
         self._submissions = submissions

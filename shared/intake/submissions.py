@@ -21,7 +21,7 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -61,7 +61,7 @@ from .hl7_ack import encode_ack
 from .hl7_header import HEADER_BYTES, check_header, read_header
 from .models import Receipt, Submission
 
-__all__ = ["SubmissionService", "SweepResult"]
+__all__ = ["SubmissionService", "Submitter", "SweepResult"]
 
 log = logging.getLogger(__name__)
 _MAPPING = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}\Z")
@@ -73,6 +73,13 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # printable ASCII, no s
 # its own lease checks it still holds it before enqueueing.
 CLAIM_LEASE = timedelta(seconds=15)
 _EXTENSIONS = {PayloadFormat.HL7V2: "hl7", PayloadFormat.FHIR: "json", PayloadFormat.CSV: "csv"}
+
+
+class Submitter(Protocol):
+    """Port: what the other channels (MLLP, the intake-requests queue) submit through."""
+
+    def submit(self, partner: Partner, submission: Submission) -> Receipt:
+        """Store and enqueue a submission, or return the receipt of the same one."""
 
 
 @dataclass

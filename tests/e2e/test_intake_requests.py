@@ -45,21 +45,19 @@ def _put(api: dict[str, Any], message: dict[str, Any] | bytes) -> None:
     api["clients"].queue_client(Queue.INTAKE_REQUESTS).send_message(body)
 
 
+def _inline(n: int, key: str | None = None) -> dict[str, Any]:
+    """A valid request with ADT ``n`` inline (and an idempotency key, when given)."""
+    request = {"partner": "internal", "content_type": HL7, "payload": ADT.format(n=n)}
+    return {**request, "idempotency_key": key} if key else request
+
+
 def _queue_rows(api: dict[str, Any]) -> list[dict[str, Any]]:
     table = api["clients"].table_client(Table.INGESTIONS)
     return [dict(r) for r in table.query_entities("received_channel eq 'queue'")]
 
 
 def test_inline_and_blob_requests_are_stored_and_normalized(api: dict[str, Any]) -> None:
-    _put(
-        api,
-        {
-            "partner": "internal",
-            "content_type": HL7,
-            "payload": ADT.format(n=1),
-            "idempotency_key": "q-1",
-        },
-    )
+    _put(api, _inline(1, "q-1"))
     blob = "internal/2026/03/01/adt-2.hl7"
     api["clients"].container(Container.INTAKE_REQUESTS).upload_blob(blob, ADT.format(n=2).encode())
     _put(api, {"partner": "internal", "content_type": HL7, "blob": blob})
@@ -78,16 +76,8 @@ def test_inline_and_blob_requests_are_stored_and_normalized(api: dict[str, Any])
     stored = sorted(raw.download_blob(r["received_blob"]).readall() for r in rows)
     assert stored == sorted([ADT.format(n=1).encode(), ADT.format(n=2).encode()])
     # The same idempotency key again is the same ingestion, as over HTTP.
-    _put(
-        api,
-        {
-            "partner": "internal",
-            "content_type": HL7,
-            "payload": ADT.format(n=1),
-            "idempotency_key": "q-1",
-        },
-    )
-    _put(api, {"partner": "internal", "content_type": HL7, "payload": ADT.format(n=3)})
+    _put(api, _inline(1, "q-1"))
+    _put(api, _inline(3))
     wait_for(lambda: len(_queue_rows(api)) == 3, timeout=60, what="the third submission")
     assert len(_queue_rows(api)) == 3
 
