@@ -135,13 +135,20 @@ def message_source_time(bundle: Mapping[str, Any], fallback: datetime) -> tuple[
     return said or fallback, received
 
 
-def receipt_time(bundle: Mapping[str, Any], partner: str) -> datetime | None:
+def receipt_time(
+    bundle: Mapping[str, Any], partner: str, latest: datetime | None = None
+) -> datetime | None:
     """When intake received the payload, as our own Provenance records it (milliseconds):
     what orders one partner's messages of equal source time, whatever order the parallel
-    stages bring them to the store in. Ours names the payload by a
-    ``urn:fhir-intake:partner:<partner>:message`` identifier; a partner's own Provenance
-    (in a FHIR Bundle) does not count."""
+    stages bring them to the store in.
+
+    Ours names the payload by a ``urn:fhir-intake:partner:<partner>:message`` identifier
+    and is the last such Provenance (the converter adds it after everything the partner
+    sent), so one a partner wrote with that identifier earlier in its Bundle does not
+    count; and the time is never later than ``latest`` (when this stage got the Bundle),
+    so no Provenance can pin a version for ever with a far-future time."""
     system = f"urn:fhir-intake:partner:{partner}:message"
+    found: datetime | None = None
     for entry in bundle.get("entry") or ():
         resource = entry.get("resource") or {}
         if resource.get("resourceType") != "Provenance":
@@ -149,8 +156,10 @@ def receipt_time(bundle: Mapping[str, Any], partner: str) -> datetime | None:
         for entity in resource.get("entity") or ():
             what = (entity.get("what") or {}).get("identifier") or {}
             if what.get("system") == system:
-                return _instant(resource.get("recorded"))
-    return None
+                found = _instant(resource.get("recorded")) or found
+    if found is not None and latest is not None:
+        found = min(found, latest)
+    return found
 
 
 def _instant(value: Any) -> datetime | None:
@@ -286,7 +295,7 @@ class StoreStage:
         """
         started = time.perf_counter()
         partner = envelope.partner
-        arrived = receipt_time(bundle, envelope.partner) or envelope.created
+        arrived = receipt_time(bundle, envelope.partner, envelope.created) or envelope.created
         said, received = message_source_time(bundle, arrived)
         made = bounded_source_time(said, received, self._trust)
         issues = []

@@ -113,3 +113,11 @@ def test_the_receipt_time_is_our_provenances_not_one_the_partner_wrote() -> None
     assert receipt_time(bundle, "p1") == datetime(2026, 3, 1, 10, 15, 0, 123000, tzinfo=UTC)
     assert receipt_time(bundle, "p2") is None  # another partner's naming does not count
     assert receipt_time({"entry": [{"resource": theirs}]}, "p1") is None
+    # Found by a hostile review: a partner's FHIR Bundle named its own Provenance with
+    # our identifier and a far-future time, ahead of ours, to pin its versions for ever.
+    forged = {**ours, "recorded": "9999-12-31T00:00:00Z"}
+    hostile = {"entry": [{"resource": forged}, {"resource": ours}]}
+    assert receipt_time(hostile, "p1") == datetime(2026, 3, 1, 10, 15, 0, 123000, tzinfo=UTC)
+    last_forged = {"entry": [{"resource": ours}, {"resource": forged}]}
+    bound = datetime(2026, 3, 1, 10, 16, tzinfo=UTC)  # when the stage got the Bundle
+    assert receipt_time(last_forged, "p1", bound) == bound
