@@ -28,6 +28,7 @@ class ConversionContext:
     received: datetime = field(default_factory=lambda: datetime.now(UTC))
     code_systems: Mapping[str, str] = field(default_factory=dict)  # partner's names -> URIs
     key_zone: tzinfo | None = None  # the zone times are read in for ids (see hl7v2)
+    ccda_strict: bool = False  # refuse a C-CDA document any part of which cannot convert
 
     @property
     def local_zone(self) -> tzinfo:

@@ -36,7 +36,7 @@ from .models import Conversion, Rejection
 from .payload import read_utf8
 from .provenance import add_provenance
 
-__all__ = ["MAX_FHIR_BYTES", "convert_fhir_json"]
+__all__ = ["MAX_FHIR_BYTES", "convert_fhir_json", "validate_resource"]
 
 MAX_FHIR_BYTES = 64 * 1024 * 1024
 _RELATIVE = re.compile(
@@ -196,6 +196,13 @@ def _check(resource: Any, path: str) -> tuple[dict[str, Any] | None, list[Issue]
         return _refused(IssueCode.TOO_COSTLY, path, "resource nested too deeply")
     issues = _binding_issues(resource, path)
     return (None, issues) if issues else (resource, [])
+
+
+def validate_resource(resource: Any, path: str) -> tuple[dict[str, Any] | None, list[Issue]]:
+    """One resource checked with the full R4B model and our required bindings, with its
+    strings trimmed and systems canonical: (the resource, []) or (None, why not).
+    Other converters whose output is not valid by construction use it too (C-CDA)."""
+    return _check(resource, path)
 
 
 def _refused(code: IssueCode, location: str, text: str) -> tuple[None, list[Issue]]:

@@ -17,6 +17,7 @@ class PayloadFormat(StrEnum):
     HL7V2 = "hl7v2"
     FHIR = "fhir"
     CSV = "csv"
+    CCDA = "ccda"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class Conversion:
     message_type: str = ""
     control_id: str | None = None
     records: int = 1
+    sections: tuple[dict[str, Any], ...] = ()  # a C-CDA document's per-section report
 
     @property
     def resource_count(self) -> int:
@@ -60,4 +62,4 @@ class Conversion:
             "resources": self.resource_count,
             "by_type": kinds,
             "warnings": len(self.issues),
-        }
+        } | ({"sections": list(self.sections)} if self.sections else {})

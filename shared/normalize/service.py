@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from .ccda.converter import convert_ccda
+from .ccda.xml_safety import is_clinical_document
 from .checks import check_bundle
 from .context import BundleBuilder, ConversionContext
 from .csv_mapping import convert_csv, load_mapping
@@ -26,7 +28,9 @@ CONTENT_TYPES = {
     "application/fhir+ndjson": PayloadFormat.FHIR,
     "application/ndjson": PayloadFormat.FHIR,
     "text/csv": PayloadFormat.CSV,
+    "application/cda+xml": PayloadFormat.CCDA,
 }
+_GENERIC_XML = {"text/xml", "application/xml"}  # C-CDA when the root is a ClinicalDocument
 
 
 def detect_format(data: bytes, content_type: str | None = None) -> PayloadFormat:
@@ -35,10 +39,18 @@ def detect_format(data: bytes, content_type: str | None = None) -> PayloadFormat
     Raises:
         NormalizationError: neither says what the payload is.
     """
-    if content_type:
-        known = CONTENT_TYPES.get(content_type.split(";")[0].strip().lower())
-        if known:
-            return known
+    media = content_type.split(";")[0].strip().lower() if content_type else ""
+    known = CONTENT_TYPES.get(media)
+    if known:
+        return known
+    if media in _GENERIC_XML or data[:64].lstrip(b"\xef\xbb\xbf\r\n\t ").startswith(b"<"):
+        if is_clinical_document(data):
+            return PayloadFormat.CCDA
+        raise NormalizationError.at(
+            None,
+            "XML is accepted only as a C-CDA document (a ClinicalDocument root in urn:hl7-org:v3)",
+            IssueCode.NOT_SUPPORTED,
+        )
     head = data[:1024].lstrip(b"\xef\xbb\xbf\x0b\r\n\t ")
     if head.startswith((b"MSH", b"FHS", b"BHS")):
         return PayloadFormat.HL7V2
@@ -50,7 +62,7 @@ def detect_format(data: bytes, content_type: str | None = None) -> PayloadFormat
     raise NormalizationError.at(
         None,
         "cannot tell the format: send HL7 v2 (starting with MSH), "
-        "FHIR JSON or CSV, or name it in Content-Type",
+        "FHIR JSON, C-CDA XML or CSV, or name it in Content-Type",
         IssueCode.NOT_SUPPORTED,
     )
 
@@ -137,6 +149,8 @@ def convert_payload(
         result = _convert_hl7_stream(data, ctx)
     elif fmt is PayloadFormat.FHIR:
         result = convert_fhir_json(data, ctx)
+    elif fmt is PayloadFormat.CCDA:
+        result = convert_ccda(data, ctx, strict=ctx.ccda_strict)
     elif not mapping:
         raise NormalizationError.at(
             "mapping", "a CSV payload needs a mapping name (?mapping=...)", IssueCode.REQUIRED

@@ -86,6 +86,7 @@ class NormalizeStage:
             source=f"{envelope.blob.container}/{envelope.blob.name}",
             received=envelope.created,
             code_systems=partner.code_systems,
+            ccda_strict=partner.ccda_strict,
         )
         named = metadata.get("format", "")
         fmt = PayloadFormat(named) if named in PayloadFormat._value2member_map_ else None
