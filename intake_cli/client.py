@@ -34,6 +34,9 @@ CONTENT_TYPES_BY_SUFFIX = {
     ".ndjson": "application/x-ndjson",
     ".jsonl": "application/x-ndjson",
     ".csv": "text/csv",
+    ".xml": "application/cda+xml",
+    ".ccda": "application/cda+xml",
+    ".cda": "application/cda+xml",
 }
 
 
@@ -44,6 +47,7 @@ def content_type_for(path: Path, fmt: str | None) -> str:
         "fhir": "application/fhir+json",
         "ndjson": "application/x-ndjson",
         "csv": "text/csv",
+        "ccda": "application/cda+xml",
     }
     if fmt:
         return by_format[fmt]

@@ -236,7 +236,7 @@ def provision(settings: Path) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "hl7v2", "fhir", "csv"]),
+    type=click.Choice(["auto", "hl7v2", "fhir", "csv", "ccda"]),
     default="auto",
     show_default=True,
 )
@@ -291,7 +291,7 @@ def convert(file: BinaryIO, fmt: str, mapping: str | None, partner: str, zone: s
 @click.option("--url", help="API base URL [default: from .intake/dev.json].")
 @click.option("--key", help="Partner API key [default: from .intake/dev.json].")
 @click.option("--function-key", help="Function key [default: from .intake/dev.json].")
-@click.option("--format", "fmt", type=click.Choice(["hl7v2", "fhir", "ndjson", "csv"]))
+@click.option("--format", "fmt", type=click.Choice(["hl7v2", "fhir", "ndjson", "csv", "ccda"]))
 @click.option("--mapping", help="CSV mapping name.")
 @click.option(
     "--drop-over",

@@ -74,6 +74,7 @@ def _describe(partner: Any) -> dict[str, str]:
         "purposes": ",".join(sorted(partner.allowed_purposes())),
         "unmapped-types": partner.unmapped_types.value,
         "queue-intake": str(partner.queue_intake).lower(),
+        "ccda-strict": str(partner.ccda_strict).lower(),
     }
 
 
@@ -124,6 +125,11 @@ def _describe(partner: Any) -> dict[str, str]:
 @click.option(
     "--queue-intake", is_flag=True, help="Internal producers may submit as it (intake-requests)."
 )
+@click.option(
+    "--ccda-strict",
+    is_flag=True,
+    help="Refuse a C-CDA document whole when any part of it cannot be converted.",
+)
 @click.option("--no-key", is_flag=True, help="Do not issue an API key (Entra ID only).")
 @settings_option
 def partners_add(
@@ -138,6 +144,7 @@ def partners_add(
     purposes: tuple[str, ...],
     unmapped_types: str,
     queue_intake: bool,
+    ccda_strict: bool,
     no_key: bool,
     settings: Path,
 ) -> None:
@@ -158,6 +165,7 @@ def partners_add(
         purposes=frozenset(purposes),
         unmapped_types=unmapped_types,
         queue_intake=queue_intake,
+        ccda_strict=ccda_strict,
     )
     directory = _directory(settings)
     try:
@@ -199,6 +207,11 @@ def _changed(kept: Iterable[str], add: Iterable[str], remove: Iterable[str]) -> 
     default=None,
     help="Whether internal producers may submit as it (intake-requests).",
 )
+@click.option(
+    "--ccda-strict/--no-ccda-strict",
+    default=None,
+    help="Whether a C-CDA document any part of which cannot convert is refused whole.",
+)
 @settings_option
 def partners_update(
     partner_id: str,
@@ -212,6 +225,7 @@ def partners_update(
     remove_purpose: tuple[str, ...],
     unmapped_types: str | None,
     queue_intake: bool | None,
+    ccda_strict: bool | None,
     settings: Path,
 ) -> None:
     """Change what PARTNER_ID may do; takes effect on its next request or message."""
@@ -235,6 +249,7 @@ def partners_update(
                 "purposes": _changed(before.purposes, add_purpose, remove_purpose),
                 "unmapped_types": unmapped_types or before.unmapped_types,
                 "queue_intake": before.queue_intake if queue_intake is None else queue_intake,
+                "ccda_strict": before.ccda_strict if ccda_strict is None else ccda_strict,
             }
         )
         directory.upsert(after)
@@ -255,6 +270,7 @@ def _show(partner: Any) -> None:
         ("principals", sorted(partner.principals)),
         ("unmapped HL7 types", [partner.unmapped_types.value]),
         ("queue intake", ["yes" if partner.queue_intake else "no"]),
+        ("C-CDA strict", ["yes" if partner.ccda_strict else "no"]),
     ):
         click.echo(f"  {label}: {', '.join(values) or '-'}")
 

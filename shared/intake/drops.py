@@ -41,6 +41,7 @@ from azure.data.tables import UpdateMode
 from azure.storage.blob import BlobClient, BlobType, ContentSettings, StorageStreamDownloader
 
 from shared.normalize import json_codec
+from shared.normalize.ccda import is_clinical_document
 from shared.normalize.csv_mapping import load_mapping
 from shared.normalize.errors import IssueCode, NormalizationError
 from shared.normalize.ids import NAMESPACE
@@ -51,6 +52,7 @@ from shared.platform.errors import IntakeError, StorageUnavailableError
 from shared.platform.names import Container, Queue, Table
 from shared.platform.storage import StorageClients
 
+from .documents import DocumentLimits, documents
 from .models import AdmissionBasis
 from .uploads import UploadService
 
@@ -72,7 +74,14 @@ _SUBJECT = re.compile(
     r"^/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<name>.+)\Z"
 )
 _HL7_FRAME_BYTES = re.compile(rb"[\x0b\x1c]")
-_SUFFIX = {PayloadFormat.FHIR: "ndjson", PayloadFormat.HL7V2: "hl7", PayloadFormat.CSV: "csv"}
+_SUFFIX = {
+    PayloadFormat.FHIR: "ndjson",
+    PayloadFormat.HL7V2: "hl7",
+    PayloadFormat.CSV: "csv",
+    PayloadFormat.CCDA: "xml",
+}
+_ZIP = b"PK\x03\x04"
+_DOCUMENT_SUFFIXES = (".xml", ".ccda", ".cda", ".zip")
 
 
 class DropError(IntakeError):
@@ -215,6 +224,12 @@ def _detect(name: str, head: bytes) -> PayloadFormat:
         return PayloadFormat.HL7V2
     if lowered.endswith((".csv", ".tsv")):
         return PayloadFormat.CSV
+    if (
+        lowered.endswith(_DOCUMENT_SUFFIXES)
+        or start.startswith(_ZIP)
+        or is_clinical_document(start)
+    ):
+        return PayloadFormat.CCDA
     raise DropError("cannot tell the file's format from its name or first bytes")
 
 
@@ -395,7 +410,15 @@ class DropProcessor:
                 )
                 return
         ndjson = event.name.lower().removesuffix(".gz").endswith((".ndjson", ".jsonl"))
-        groups = _records(fmt, stream, report, max_record_bytes=self._max_record, ndjson=ndjson)
+        if fmt is PayloadFormat.CCDA:
+            groups = documents(
+                stream,
+                lambda where, text, code: report.rejected.append(_issue(where, text, code)),
+                zipped=head.startswith(_ZIP),
+                limits=DocumentLimits(self._max_record, self._max_inflated, self._max_ratio),
+            )
+        else:
+            groups = _records(fmt, stream, report, max_record_bytes=self._max_record, ndjson=ndjson)
         for number, (payload, count) in enumerate(self._chunked(fmt, groups), start=1):
             report.records += count
             report.chunks = number
@@ -415,6 +438,9 @@ class DropProcessor:
         header = b""
         if fmt is PayloadFormat.CSV:
             header = next(groups, (b"", 0))[0]
+        if fmt is PayloadFormat.CCDA:  # a document is an ingestion of its own
+            yield from ((record, 1) for record, _ in groups)
+            return
         batch: list[bytes] = []
         size = 0
         for record, _ in groups:
@@ -442,6 +468,7 @@ class DropProcessor:
             "fhir": "application/x-ndjson",
             "hl7v2": "x-application/hl7-v2+er7",
             "csv": "text/csv",
+            "ccda": "application/cda+xml",
         }[fmt.value]
         self._clients.container(Container.RAW).get_blob_client(name).upload_blob(
             payload,

@@ -8,6 +8,7 @@ IntakeError
     ├── UnknownMappingError           400
     ├── InvalidHeaderError            400
     ├── MissingHeaderError            400 (an HL7 v2 message without MSH, MSH-9 or MSH-10)
+    ├── InvalidDocumentError          400 (XML that is unsafe, malformed or not a C-CDA)
     ├── SubmissionInProgressError     409 retryable: the same submission is being stored now
     ├── InvalidUploadRequestError     400 (POST /api/ingest/uploads)
     ├── InvalidIntakeRequestError     400 (an intake-requests queue message)
@@ -25,6 +26,7 @@ from shared.platform.errors import IntakeError
 __all__ = [
     "EmptyBodyError",
     "ForbiddenError",
+    "InvalidDocumentError",
     "InvalidHeaderError",
     "InvalidIntakeRequestError",
     "InvalidUploadRequestError",
@@ -119,6 +121,17 @@ class MissingHeaderError(SubmissionError):
         super().__init__(diagnostics, location)
         # 100 segment sequence error without an MSH, else 101 required field missing.
         self.hl7_code = hl7_code or ("100" if location == "MSH" else "101")
+
+
+class InvalidDocumentError(SubmissionError):
+    """A C-CDA document refused at the door: a DTD or entity declaration, not well-formed,
+    over the size, depth or element limits, or not a ClinicalDocument."""
+
+    code = "structure"
+
+    def __init__(self, diagnostics: str, location: str | None = None, code: str = "") -> None:
+        super().__init__(diagnostics, location)
+        self.code = code or self.code
 
 
 class SubmissionInProgressError(SubmissionError):

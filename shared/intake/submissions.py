@@ -33,6 +33,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, UpdateMode
 from azure.storage.blob import ContentSettings
 
+from shared.normalize.ccda import parse_document
 from shared.normalize.csv_mapping import load_mapping
 from shared.normalize.errors import NormalizationError
 from shared.normalize.hl7v2.converter import unconverted_type_reason
@@ -51,6 +52,7 @@ from .acks import application_ack, application_outcome
 from .errors import (
     EmptyBodyError,
     ForbiddenError,
+    InvalidDocumentError,
     InvalidHeaderError,
     PayloadTooLargeError,
     SubmissionInProgressError,
@@ -72,7 +74,13 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # printable ASCII, no s
 # over with a conditional write, so only one of several resumes. A request that ran past
 # its own lease checks it still holds it before enqueueing.
 CLAIM_LEASE = timedelta(seconds=15)
-_EXTENSIONS = {PayloadFormat.HL7V2: "hl7", PayloadFormat.FHIR: "json", PayloadFormat.CSV: "csv"}
+_EXTENSIONS = {
+    PayloadFormat.HL7V2: "hl7",
+    PayloadFormat.FHIR: "json",
+    PayloadFormat.CSV: "csv",
+    PayloadFormat.CCDA: "xml",
+}
+_GENERIC_XML = frozenset({"text/xml", "application/xml"})  # C-CDA when the root says so
 
 
 class Submitter(Protocol):
@@ -88,6 +96,20 @@ class SweepResult:
 
     resumed: int = 0
     dropped: int = 0
+
+
+def _check_document(data: bytes) -> None:
+    """A C-CDA document is read once at the door with the hardened parser, so XML that
+    is unsafe, malformed or not a ClinicalDocument is a 400 now, not a quarantine later.
+
+    Raises:
+        InvalidDocumentError: the first issue the parser found.
+    """
+    try:
+        parse_document(data)
+    except NormalizationError as exc:
+        first = exc.issues[0]
+        raise InvalidDocumentError(first.diagnostics, first.location, first.code.value) from exc
 
 
 def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
@@ -149,11 +171,11 @@ class SubmissionService:
                 "(container ingest-drop)"
             )
         media = (submission.content_type or "").split(";")[0].strip().lower()
-        fmt = CONTENT_TYPES.get(media)
+        fmt = CONTENT_TYPES.get(media) or (PayloadFormat.CCDA if media in _GENERIC_XML else None)
         if fmt is None:
             raise UnsupportedMediaTypeError(
                 f"Content-Type {media or 'none'!r} is not supported; send "
-                f"{', '.join(sorted(CONTENT_TYPES))}"
+                f"{', '.join(sorted(CONTENT_TYPES | dict.fromkeys(_GENERIC_XML)))}"
             )
         if submission.mapping is not None and not _MAPPING.match(submission.mapping):
             raise UnknownMappingError(
@@ -182,6 +204,8 @@ class SubmissionService:
             )
             unmapped = unconverted_type_reason(header.message_code) if header else None
             note = f"stored, not converted: {unmapped}" if unmapped else ""
+        elif fmt is PayloadFormat.CCDA:
+            _check_document(data)
         digest = hashlib.sha256(data).hexdigest()
         now = datetime.now(UTC)
         key = (

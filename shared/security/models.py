@@ -62,6 +62,8 @@ class Partner(BaseModel):
     unmapped_types: UnmappedTypes = UnmappedTypes.REFUSE
     # May internal producers submit in its name through the intake-requests queue?
     queue_intake: bool = False
+    # A C-CDA document any part of which cannot be converted is refused whole.
+    ccda_strict: bool = False
 
     @field_validator("authorities", "consent_systems")
     @classmethod

@@ -81,6 +81,7 @@ def _partner(row: dict[str, Any]) -> Partner:
         purposes=frozenset(json.loads(row.get("purposes") or "[]")),
         unmapped_types=UnmappedTypes(row.get("unmapped_types") or UnmappedTypes.REFUSE),
         queue_intake=bool(row.get("queue_intake")),
+        ccda_strict=bool(row.get("ccda_strict")),
     )
 
 
@@ -139,6 +140,7 @@ class TablePartnerDirectory:
                     "purposes": json.dumps(sorted(partner.purposes)),
                     "unmapped_types": partner.unmapped_types.value,
                     "queue_intake": partner.queue_intake,
+                    "ccda_strict": partner.ccda_strict,
                 },
                 mode=UpdateMode.REPLACE,
             )
