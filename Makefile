@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 IAC    := .venv-iac
 THO    := .cache/tho/package
 
-.PHONY: setup run demo test lint infra-check chaos bench bench-ops bench-latency bench-pipeline bench-http bench-mllp bench-convert bench-batch bench-consent bench-store bench-export bench-notify fuzz clean
+.PHONY: setup run demo test lint infra-check chaos bench bench-ops bench-latency bench-pipeline bench-http bench-mllp bench-convert bench-ccda bench-batch bench-consent bench-store bench-export bench-notify fuzz clean
 
 setup: $(STAMP) node_modules/.bin/azurite $(THO)/package.json local.settings.json
 
@@ -63,6 +63,10 @@ infra-check: setup $(IAC)/.installed
 bench-convert: setup
 	$(BIN)/python -m bench.bench_convert --json bench/convert.json
 
+# C-CDA: documents/s and resources/s over the 22 samples, against the library alone.
+bench-ccda: setup
+	$(BIN)/python -m bench.bench_ccda --json bench/ccda.json
+
 bench-batch: setup
 	$(BIN)/python -m bench.bench_batch --size-mb 1024 --json bench/batch.json
 
@@ -105,7 +109,7 @@ bench-mllp: setup
 	$(BIN)/python -m bench.bench_mllp --json bench/mllp.json
 
 # Every benchmark, one after another (they share the machine; never run two at once).
-bench: bench-convert bench-batch bench-consent bench-store bench-export bench-notify bench-ops bench-latency bench-pipeline bench-http bench-mllp
+bench: bench-convert bench-ccda bench-batch bench-consent bench-store bench-export bench-notify bench-ops bench-latency bench-pipeline bench-http bench-mllp
 
 clean:
 	rm -rf $(VENV) $(IAC) .cache node_modules .azurite .intake .pytest_cache .mypy_cache .ruff_cache

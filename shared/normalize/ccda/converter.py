@@ -24,7 +24,7 @@ from ..fhir_json import validate_resource
 from ..models import Conversion, Rejection
 from ..provenance import add_provenance
 from .identity import assign_ids, rewrite_references
-from .library import convert_tree
+from .library import check_tree, convert_tree
 from .sections import SectionReport, convert_isolating, inventory
 from .unstructured import document_reference
 from .xml_safety import parse_document
@@ -175,7 +175,7 @@ def convert_ccda(data: bytes, ctx: ConversionContext, *, strict: bool = False) -
     """
     root = parse_document(data)
     reports = inventory(root)
-    result = convert_isolating(root, convert_tree, reports)
+    result = convert_isolating(root, convert_tree, check_tree, reports)
     metadata = result.get("metadata") or {}
     resources = [e["resource"] for e in result["bundle"].get("entry", []) if "resource" in e]
     if resources and resources[0]["resourceType"] == "Composition":

@@ -30,10 +30,11 @@ from ccda_to_fhir.exceptions import CCDAConversionError
 from lxml import etree
 from pydantic import ValidationError
 
-__all__ = ["LibraryRefusal", "convert_tree"]
+__all__ = ["LibraryRefusal", "check_tree", "convert_tree", "refusal_from"]
 
 _LOGGER_PREFIX = "ccda_to_fhir"
 _LOCK = threading.Lock()
+_KNOWN_LOGGERS = -1  # how many loggers Python had when the library's were last silenced
 _ERRORS = (
     _parser.CDAParserError,
     CCDAConversionError,
@@ -66,12 +67,16 @@ def _silence() -> None:
     """Every ``ccda_to_fhir`` logger drops everything: a level above CRITICAL, no
     propagation, and a NullHandler so its ``ConversionLogger`` never adds its stdout one
     (it does when a logger has no handler, and resets the level to INFO)."""
+    global _KNOWN_LOGGERS
+    if len(logging.root.manager.loggerDict) == _KNOWN_LOGGERS:
+        return  # no logger made since the last time (the check is cheap, the walk is not)
     made = [n for n in logging.root.manager.loggerDict if n.startswith(_LOGGER_PREFIX + ".")]
     for name in {_LOGGER_PREFIX, *_MODULES, *made}:
         logger = logging.getLogger(name)
         logger.handlers[:] = [logging.NullHandler()]
         logger.setLevel(logging.CRITICAL + 1)
         logger.propagate = False
+    _KNOWN_LOGGERS = len(logging.root.manager.loggerDict)
 
 
 def _complete_models() -> None:
@@ -112,6 +117,22 @@ def refusal_from(exc: BaseException) -> LibraryRefusal:
     if isinstance(exc, RecursionError):
         return LibraryRefusal("the document nests too deeply for the mapper")
     return LibraryRefusal(f"the mapper could not read this part ({type(exc).__name__})")
+
+
+def check_tree(root: etree._Element) -> None:
+    """Build the library's model of a tree and drop it: where its SHALL checks refuse a
+    document, they refuse it here (the part-by-part retry tries parts with this, which
+    costs a tenth of a conversion).
+
+    Raises:
+        LibraryRefusal: the library's models refused the tree.
+    """
+    with _LOCK:
+        _silence()
+        try:
+            _parser._parse_element(root, ClinicalDocument)
+        except _ERRORS as exc:
+            raise refusal_from(exc) from None
 
 
 def convert_tree(root: etree._Element) -> dict[str, Any]:

@@ -24,9 +24,9 @@ from .library import LibraryRefusal
 
 __all__ = ["MAX_ATTEMPTS", "SectionReport", "Skip", "convert_isolating", "inventory"]
 
-MAX_ATTEMPTS = 64  # each is one conversion of the header plus a part (~5-50 ms)
+MAX_ATTEMPTS = 64  # each builds the model of the header plus a part (~1-10 ms)
 
-Attempt = Callable[[etree._Element], dict[str, Any]]
+Attempt = Callable[[etree._Element], object]  # raises LibraryRefusal when a tree fails
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,16 +172,19 @@ def _bad_entries(
 
 
 def convert_isolating(
-    root: etree._Element, attempt: Attempt, reports: list[SectionReport]
+    root: etree._Element,
+    convert: Callable[[etree._Element], dict[str, Any]],
+    attempt: Attempt,
+    reports: list[SectionReport],
 ) -> dict[str, Any]:
-    """The library's result for the whole document or, if it refuses that, for every
-    part that converts; ``reports`` gain a Skip for each part left out.
+    """``convert``'s result for the whole document or, if it refuses that, for every part
+    that ``attempt`` accepts; ``reports`` gain a Skip for each part left out.
 
     Raises:
         NormalizationError: the header itself cannot be converted.
     """
     try:
-        return attempt(root)
+        return convert(root)
     except LibraryRefusal as whole:
         first_refusal = whole
     body, namespace = _body(root)
@@ -218,7 +221,7 @@ def convert_isolating(
         else:
             kept.append(trimmed)
     try:
-        return attempt(_with_sections(skeleton, kept))
+        return convert(_with_sections(skeleton, kept))
     except LibraryRefusal as refusal:  # parts that convert alone but not together
         raise _refused(refusal) from None
 
