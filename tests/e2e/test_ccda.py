@@ -65,6 +65,8 @@ def test_a_ccd_over_http_is_stored_linked_and_consent_checked(api: dict[str, Any
     ingestion = post_ingest(api, SENDER, document().encode(), "application/cda+xml")
     row = wait_stage(api, SENDER, ingestion, "store")
     assert row["store_status"] == "stored", row
+    report = [i["diagnostics"] for i in json.loads(row["normalize_issues"])]
+    assert any(line.startswith("section 1 (LOINC 11450-4, template") for line in report), report
     expected = patient_id(SENDER, f"urn:oid:{MRN_OID}", "MRN-1001")
     assert f"Patient/{expected}" in _stored(api, "Patient")
     adt = (

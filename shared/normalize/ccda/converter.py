@@ -119,6 +119,17 @@ def _report_issues(
 ) -> list[Issue]:
     issues: list[Issue] = []
     for report in reports:
+        line = report.as_dict()
+        issues.append(
+            Issue(
+                IssueCode.INFORMATIONAL,
+                f"section {report.number} (LOINC {report.code or 'none'}, template "
+                f"{report.template or 'none'}): {line['converted']} of {report.entries} "
+                "entries converted",
+                f"section[{report.number}]",
+                Severity.INFORMATION,
+            )
+        )
         for skip in report.skipped:
             where = f"section[{skip.section}]" + (f".entry[{skip.entry}]" if skip.entry else "")
             issues.append(

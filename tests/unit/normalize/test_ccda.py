@@ -229,6 +229,15 @@ def test_a_bad_entry_is_left_out_and_reported_and_the_rest_converts() -> None:
     ]
     (warning,) = [i for i in result.issues if i.severity == "warning"]
     assert warning.location == "section[2].entry[1]"
+    lines = [i.diagnostics for i in result.issues if i.severity == "information"]
+    assert (
+        "section 2 (LOINC 29762-2, template 2.16.840.1.113883.10.20.22.2.17): "
+        "0 of 1 entries converted"
+    ) in lines
+    assert (
+        "section 3 (LOINC 30954-2, template 2.16.840.1.113883.10.20.22.2.3.1): "
+        "1 of 1 entries converted"
+    ) in lines
 
 
 def test_strict_mode_refuses_the_whole_document() -> None:
