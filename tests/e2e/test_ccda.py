@@ -20,7 +20,7 @@ from shared.platform.names import Container
 from shared.security import Partner, Role
 from tests.e2e.conftest import post_ingest, product_api, wait_stage
 from tests.support.ccda_documents import MRN_OID, document
-from tests.support.consents import action_provision, privacy_consent
+from tests.support.consents import deny_partner_access
 from tests.support.hostproc import wait_for
 
 pytestmark = pytest.mark.azurite
@@ -86,14 +86,8 @@ def test_a_ccd_over_http_is_stored_linked_and_consent_checked(api: dict[str, Any
         95,
         "2345-7",
     )
-    reader = {"identifier": {"system": "urn:fhir-intake:partner", "value": "reader"}}
-    consent = privacy_consent(
-        "no-reader",
-        {"identifier": {"system": f"urn:oid:{MRN_OID}", "value": "MRN-1001"}},
-        "2024-01-06",
-        provision=action_provision(
-            "deny", "access", actor=[{"role": {"coding": [{"code": "PRCP"}]}, "reference": reader}]
-        ),
+    consent = deny_partner_access(
+        "no-reader", {"system": f"urn:oid:{MRN_OID}", "value": "MRN-1001"}, "2024-01-06", "reader"
     )
     done = post_ingest(api, SENDER, json.dumps(consent).encode(), "application/fhir+json")
     wait_stage(api, SENDER, done, "store")

@@ -17,7 +17,7 @@ from shared.platform.names import Container
 from shared.security import Partner
 from shared.security.models import Role
 from tests.e2e.conftest import post_ingest, product_api, wait_stage
-from tests.support.consents import action_provision, privacy_consent
+from tests.support.consents import deny_partner_access
 from tests.support.hostproc import REPO
 
 pytestmark = pytest.mark.azurite
@@ -116,14 +116,8 @@ def test_consent_withholds_a_resource_exactly_like_an_absent_one(api: dict[str, 
     obs = _stored_observation(api)
     assert _get(api, obs).status_code == 200
     absent = _get(api, "Observation/does-not-exist")
-    clinic = {"identifier": {"system": "urn:fhir-intake:partner", "value": "clinic"}}
-    consent = privacy_consent(
-        "no-clinic-7",
-        {"identifier": {"system": f"urn:oid:{OID}", "value": "MRN-7"}},
-        "2026-03-02",
-        provision=action_provision(
-            "deny", "access", actor=[{"role": {"coding": [{"code": "PRCP"}]}, "reference": clinic}]
-        ),
+    consent = deny_partner_access(
+        "no-clinic-7", {"system": f"urn:oid:{OID}", "value": "MRN-7"}, "2026-03-02", "clinic"
     )
     _ingest(api, json.dumps(consent).encode(), "application/fhir+json")
     withheld = _get(api, obs)

@@ -39,3 +39,20 @@ def privacy_consent(
 def action_provision(rule: str, action: str, **more: Any) -> dict[str, Any]:
     """A provision of ``rule`` (permit/deny) for one consent action (collect, access, use...)."""
     return {"type": rule, "action": [{"coding": [{"system": _ACTION, "code": action}]}], **more}
+
+
+def deny_partner_access(
+    consent_id: str, patient_identifier: dict[str, str], date: str, partner: str
+) -> dict[str, Any]:
+    """A patient's Consent denying one partner (as recipient, PRCP) access to their data."""
+    recipient = {"identifier": {"system": "urn:fhir-intake:partner", "value": partner}}
+    return privacy_consent(
+        consent_id,
+        {"identifier": patient_identifier},
+        date,
+        provision=action_provision(
+            "deny",
+            "access",
+            actor=[{"role": {"coding": [{"code": "PRCP"}]}, "reference": recipient}],
+        ),
+    )
