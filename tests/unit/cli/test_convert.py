@@ -51,3 +51,16 @@ def test_csv_needs_and_uses_a_mapping() -> None:
 def test_unknown_time_zone_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["convert", "-", "--tz", "Mars/Olympus"], input=ORU)
     assert result.exit_code == 2 and "unknown time zone" in result.output
+
+
+def test_a_ccda_document_converts_and_a_hostile_one_exits_2() -> None:
+    from tests.support.ccda_documents import document
+
+    result = CliRunner().invoke(main, ["convert", "-"], input=document())
+    assert result.exit_code == 0, result.output
+    kinds = [e["resource"]["resourceType"] for e in json.loads(result.stdout)["entry"]]
+    assert kinds[0] == "Composition" and "Observation" in kinds
+    hostile = '<!DOCTYPE x [<!ENTITY e "e">]><ClinicalDocument xmlns="urn:hl7-org:v3"/>'
+    refused = CliRunner().invoke(main, ["convert", "-", "--format", "ccda"], input=hostile)
+    assert refused.exit_code == 2
+    assert "DTD or entity declaration" in json.loads(refused.stdout)["issue"][0]["diagnostics"]
