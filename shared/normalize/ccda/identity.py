@@ -97,14 +97,21 @@ def assign_ids(
         else:
             if identifiers:
                 first = identifiers[0]
-                key: tuple[str, ...] = (kind, "ccda", first.get("system") or "", first["value"])
+                system = first.get("system") or ""
+                # Master entities keyed as the HL7 v2 path keys them (an NPI is one
+                # Practitioner whichever format named it); the rest in a C-CDA space.
+                key: tuple[str, ...] = (
+                    (kind, system, first["value"])
+                    if kind in _MASTERS
+                    else (kind, "ccda", system, first["value"])
+                )
             elif kind in _MASTERS:
                 key = (kind, "content", _content_key(resource))
             else:
                 key = (kind, "document", document_key)
             count = seen.get(key, 0)
             seen[key] = count + 1
-            reused = key[1] == "document" or (count and kind not in _MASTERS)
+            reused = key[1] == "document" or bool(count and kind not in _MASTERS)
             parts = [*key[1:], str(count)] if reused else list(key[1:])
             our = resource_id(ctx.partner, kind, *parts)
         old = resource.get("id")

@@ -307,3 +307,19 @@ def test_malformed_documents_fail_with_an_issue_never_a_crash(
         assert "Testpatient" not in str(exc.to_operation_outcome())
     else:
         assert result.resource_count >= 1
+
+
+def test_a_practitioner_by_npi_is_the_one_hl7_v2_makes() -> None:
+    adt = (
+        "MSH|^~\\&|EHR|CLINIC|INTAKE|HUB|20240101120000||ADT^A01^ADT_A01|M2|P|2.5.1\r"
+        "EVN|A01|20240101120000\r"
+        f"PID|1||MRN-1001^^^&{MRN_OID}&ISO^MR||Testpatient^Alex\r"
+        "PV1|1|I||||||1234567893^Doctor^Sam^^^^^^NPI\r"
+    ).encode()
+    from_v2 = {p["id"] for p in _of(convert_payload(adt, _ctx()).bundle, "Practitioner")}
+    (author,) = _of(convert_ccda(document().encode(), _ctx()).bundle, "Practitioner")
+    assert author["identifier"][0] == {
+        "system": "http://hl7.org/fhir/sid/us-npi",
+        "value": "1234567893",
+    }
+    assert author["id"] in from_v2
