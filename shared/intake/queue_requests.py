@@ -62,7 +62,7 @@ class IntakeRequest(BaseModel):
         min_length=1,
         max_length=100,
         description="As for POST /api/ingest: x-application/hl7-v2+er7, application/fhir+json, "
-        "application/fhir+ndjson or text/csv (with mapping).",
+        "application/fhir+ndjson, text/csv (with mapping) or application/cda+xml.",
     )
     payload: str | None = Field(None, description="The payload inline, as text.")
     payload_base64: str | None = Field(None, description="The payload inline, base64.")

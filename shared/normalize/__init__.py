@@ -1,4 +1,4 @@
-"""Normalization: partner formats (HL7 v2, FHIR JSON, CSV) into FHIR R4."""
+"""Normalization: partner formats (HL7 v2, FHIR JSON, C-CDA, CSV) into FHIR R4."""
 
 from __future__ import annotations
 

@@ -130,7 +130,12 @@ def openapi_document(server_url: str, version: str) -> dict[str, Any]:
                     _param("Idempotency-Key", "header", {"type": "string", "maxLength": 200}),
                     _param("traceparent", "header", {"type": "string", "maxLength": 200}),
                 ],
-                {_HL7: {"type": "string"}, _FHIR: _JSON_OBJECT, "text/csv": {"type": "string"}},
+                {
+                    _HL7: {"type": "string"},
+                    _FHIR: _JSON_OBJECT,
+                    "text/csv": {"type": "string"},
+                    "application/cda+xml": {"type": "string"},
+                },
             )
         },
         "/ingest/uploads": {
