@@ -11,7 +11,9 @@ content beyond the number (file names can carry patient names).
 from __future__ import annotations
 
 import io
+import lzma
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -82,7 +84,15 @@ def documents(
         try:
             with archive.open(member) as opened:  # read no further than the sizes allow
                 body = opened.read(min(limits.record_bytes, budget) + 1)
-        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError):
+        except (
+            zipfile.BadZipFile,
+            NotImplementedError,
+            RuntimeError,
+            OSError,
+            EOFError,
+            zlib.error,
+            lzma.LZMAError,
+        ):
             refuse(where, "the member cannot be read (corrupt or encrypted)", IssueCode.INVALID)
             continue
         budget -= len(body)

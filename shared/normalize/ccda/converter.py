@@ -25,7 +25,7 @@ from ..models import Conversion, Rejection
 from ..provenance import add_provenance
 from .identity import assign_ids, rewrite_references
 from .library import check_tree, convert_tree
-from .sections import SectionReport, convert_isolating, inventory
+from .sections import SectionReport, convert_isolating, inventory, safe_code, safe_oid
 from .unstructured import document_reference
 from .xml_safety import parse_document
 
@@ -33,6 +33,7 @@ __all__ = ["convert_ccda"]
 
 _DATE_ONLY = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?\Z", re.ASCII)
 _ZONED = re.compile(r"(Z|[+-]\d{2}:\d{2})\Z")
+_ERROR_TYPE = re.compile(r"[^A-Za-z0-9_]")  # a Python exception's class name, nothing else
 
 
 def _document_key(root: etree._Element, data: bytes) -> tuple[str, str | None]:
@@ -55,9 +56,8 @@ def _document_type(root: etree._Element) -> str:
     """The document's LOINC type name, for the ingestion's message type."""
     namespace = etree.QName(root).namespace
     code = root.find(f"{{{namespace}}}code" if namespace else "code")
-    if code is None:
-        return "C-CDA"
-    return f"C-CDA {code.get('code') or ''}".strip()
+    shown = safe_code(code.get("code")) if code is not None else None
+    return f"C-CDA {shown}" if shown and shown != "other" else "C-CDA"
 
 
 def _fix_times(
@@ -144,8 +144,8 @@ def _report_issues(
         issues.append(
             Issue(
                 IssueCode.INVALID,
-                f"an entry of template {error.get('template_id') or 'none'} could not be "
-                f"mapped ({error.get('error_type') or 'error'})",
+                f"an entry of template {safe_oid(error.get('template_id')) or 'none'} could "
+                f"not be mapped ({_ERROR_TYPE.sub('', str(error.get('error_type')))[:60]})",
                 None,
                 Severity.WARNING,
             )
@@ -154,7 +154,7 @@ def _report_issues(
         issues.append(
             Issue(
                 IssueCode.NOT_SUPPORTED,
-                f"template {template} has no FHIR mapping here "
+                f"template {safe_oid(template)} has no FHIR mapping here "
                 f"({info.get('count', 1)} entr{'y' if info.get('count', 1) == 1 else 'ies'})",
                 None,
                 Severity.INFORMATION,
@@ -189,8 +189,9 @@ def convert_ccda(data: bytes, ctx: ConversionContext, *, strict: bool = False) -
     result = convert_isolating(root, convert_tree, check_tree, reports)
     metadata = result.get("metadata") or {}
     resources = [e["resource"] for e in result["bundle"].get("entry", []) if "resource" in e]
+    unstructured_issues: list[Issue] = []
     if resources and resources[0]["resourceType"] == "Composition":
-        unstructured = document_reference(root, resources[0])
+        unstructured = document_reference(root, resources[0], unstructured_issues)
         if unstructured is not None:
             resources[0] = unstructured
     key, own_id = _document_key(root, data)
@@ -201,7 +202,11 @@ def convert_ccda(data: bytes, ctx: ConversionContext, *, strict: bool = False) -
     renamed = {name: ours for name, ours in renamed.items() if ours in kept}
     rewrite_references(resources, renamed)
     _drop_dangling_entries(resources)
-    issues = _report_issues(reports, metadata, rejected)
+    out = BundleBuilder()
+    for resource in resources:
+        out.add(resource)
+    issues = _report_issues(reports, metadata, rejected) + unstructured_issues + out.issues
+    out.issues.clear()
     if strict and (rejected or any(i.severity is Severity.WARNING for i in issues)):
         raise NormalizationError(
             [
@@ -214,9 +219,6 @@ def convert_ccda(data: bytes, ctx: ConversionContext, *, strict: bool = False) -
                 *(i for i in issues if i.severity is Severity.WARNING),
             ]
         )
-    out = BundleBuilder()
-    for resource in resources:
-        out.add(resource)
     add_provenance(
         out,
         ctx,

@@ -62,6 +62,11 @@ def _identifiers(resource: dict[str, Any]) -> list[dict[str, Any]]:
     return [i for i in items if isinstance(i, dict) and i.get("value")]
 
 
+def _keyed(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """The identifiers a resource may be keyed by (never an SSN)."""
+    return [i for i in _identifiers(resource) if i.get("system") != SSN_SYSTEM]
+
+
 def _without_references(value: Any) -> Any:
     """A resource's content without its own id, meta and any reference (the library's
     are random): what an unidentified master entity is known by."""
@@ -89,9 +94,15 @@ def assign_ids(
     renamed: dict[str, str] = {}
     seen: dict[tuple[str, ...], int] = {}
     for resource in resources:
-        kind = resource["resourceType"]
         fix_identifiers(resource)
-        identifiers = [i for i in _identifiers(resource) if i.get("system") != SSN_SYSTEM]
+    # A document is about one patient; its clinical resources are keyed under that
+    # patient, so an identifier another patient's document reuses (the samples do) never
+    # names this patient's Condition.
+    patients = [r for r in resources if r["resourceType"] == "Patient"]
+    subject = patient_id_for(_keyed(patients[0]), ctx, f"ccda|{document_key}") if patients else ""
+    for resource in resources:
+        kind = resource["resourceType"]
+        identifiers = _keyed(resource)
         if kind == "Patient":
             our = patient_id_for(identifiers, ctx, f"ccda|{document_key}")
         else:
@@ -103,12 +114,12 @@ def assign_ids(
                 key: tuple[str, ...] = (
                     (kind, system, first["value"])
                     if kind in _MASTERS
-                    else (kind, "ccda", system, first["value"])
+                    else (kind, "ccda", subject, json_codec.dumps([system, first["value"]]))
                 )
             elif kind in _MASTERS:
                 key = (kind, "content", _content_key(resource))
             else:
-                key = (kind, "document", document_key)
+                key = (kind, "document", subject, document_key)
             count = seen.get(key, 0)
             seen[key] = count + 1
             reused = key[1] == "document" or bool(count and kind not in _MASTERS)

@@ -13,6 +13,7 @@ cap, a failing section is left out whole.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from .library import LibraryRefusal
 __all__ = ["MAX_ATTEMPTS", "SectionReport", "Skip", "convert_isolating", "inventory"]
 
 MAX_ATTEMPTS = 64  # each builds the model of the header plus a part (~1-10 ms)
+WORK_FACTOR = 4  # all attempts together read at most 4x the document's elements
 
 Attempt = Callable[[etree._Element], object]  # raises LibraryRefusal when a tree fails
 
@@ -65,6 +67,25 @@ class SectionReport:
         }
 
 
+_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]{0,15})){1,40}\Z", re.ASCII)
+_LOINC = re.compile(r"^[0-9]{1,7}-[0-9]\Z", re.ASCII)  # C-CDA codes sections and documents so
+
+
+def safe_oid(value: str | None) -> str | None:
+    """A template id as it may be shown: an OID, else "other" (a document can put any
+    text, a patient's name too, where an OID belongs; reports outlive ``$purge``)."""
+    if value is None:
+        return None
+    return value if _OID.match(value) else "other"
+
+
+def safe_code(value: str | None) -> str | None:
+    """A section or document code as it may be shown (a LOINC code), else "other"."""
+    if value is None:
+        return None
+    return value if _LOINC.match(value) else "other"
+
+
 def _q(name: str, namespace: str | None) -> str:
     return f"{{{namespace}}}{name}" if namespace else name
 
@@ -80,7 +101,7 @@ def _components(body: etree._Element, namespace: str | None) -> list[etree._Elem
 
 def _first_template(element: etree._Element, namespace: str | None) -> str | None:
     template = element.find(_q("templateId", namespace))
-    return template.get("root") if template is not None else None
+    return safe_oid(template.get("root")) if template is not None else None
 
 
 def _entry_template(entry: etree._Element, namespace: str | None) -> str | None:
@@ -102,7 +123,7 @@ def inventory(root: etree._Element) -> list[SectionReport]:
         reports.append(
             SectionReport(
                 number=number,
-                code=code.get("code") if code is not None else None,
+                code=safe_code(code.get("code")) if code is not None else None,
                 template=_first_template(section, namespace),
                 entries=len(section.findall(_q("entry", namespace))),
             )
@@ -111,12 +132,19 @@ def inventory(root: etree._Element) -> list[SectionReport]:
 
 
 class _Budget:
-    def __init__(self, attempt: Attempt) -> None:
+    """Attempts left, bounded in number and in the elements they read together (a header
+    of 40,000 elements copied into every attempt would otherwise cost minutes)."""
+
+    def __init__(self, attempt: Attempt, elements: int) -> None:
         self.attempt, self.left = attempt, MAX_ATTEMPTS
+        self.elements = WORK_FACTOR * elements
 
     def passes(self, tree: etree._Element) -> LibraryRefusal | None:
         """None when the tree converts, else why not."""
         self.left -= 1
+        self.elements -= int(tree.xpath("count(//*)"))
+        if self.elements < 0:
+            self.left = 0
         try:
             self.attempt(tree)
         except LibraryRefusal as refusal:
@@ -196,7 +224,7 @@ def convert_isolating(
     assert skeleton_body is not None
     for component in list(skeleton_body):
         skeleton_body.remove(component)
-    budget = _Budget(attempt)
+    budget = _Budget(attempt, int(root.xpath("count(//*)")))
     header = budget.passes(skeleton)
     if header is not None:
         raise _refused(header)

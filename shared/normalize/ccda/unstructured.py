@@ -14,11 +14,14 @@ from typing import Any
 
 from lxml import etree
 
-from ..errors import NormalizationError
+from ..errors import Issue, IssueCode, NormalizationError, Severity
 
 __all__ = ["document_reference"]
 
 _SPACE = re.compile(rb"\s+")
+_MIME_PART = r"[a-z0-9][a-z0-9!#$&^_.+\-]{0,63}"
+_MEDIA_TYPE = re.compile(rf"^{_MIME_PART}/{_MIME_PART}\Z", re.IGNORECASE)
+_WEB_URL = re.compile(r"^https?://[^\s/]+(/\S*)?\Z")
 
 
 def _body_text(root: etree._Element) -> etree._Element | None:
@@ -27,13 +30,20 @@ def _body_text(root: etree._Element) -> etree._Element | None:
     return root.find(f"{q('component')}/{q('nonXMLBody')}/{q('text')}")
 
 
-def _attachment(text: etree._Element) -> dict[str, Any]:
+def _attachment(text: etree._Element, issues: list[Issue]) -> dict[str, Any]:
     """DocumentReference.content.attachment from ``nonXMLBody/text`` (ED)."""
     media = text.get("mediaType") or "text/plain"
+    if not _MEDIA_TYPE.match(media):
+        issues.append(_warning("mediaType is not a media type; application/octet-stream kept"))
+        media = "application/octet-stream"
     attachment: dict[str, Any] = {"contentType": media}
     reference = next((c for c in text if etree.QName(c).localname == "reference"), None)
     if reference is not None and reference.get("value"):
-        attachment["url"] = reference.get("value")
+        url = str(reference.get("value"))
+        if _WEB_URL.match(url):
+            attachment["url"] = url
+        else:  # file:, data:, javascript: ... name nothing a reader should follow
+            issues.append(_warning("the content's reference is not an http(s) URL; left out"))
         return attachment
     raw = (text.text or "").encode()
     if (text.get("representation") or "TXT").upper() == "B64":
@@ -51,7 +61,15 @@ def _attachment(text: etree._Element) -> dict[str, Any]:
     return attachment
 
 
-def document_reference(root: etree._Element, composition: dict[str, Any]) -> dict[str, Any] | None:
+def _warning(text: str) -> Issue:
+    return Issue(
+        IssueCode.VALUE, text, "ClinicalDocument/component/nonXMLBody/text", Severity.WARNING
+    )
+
+
+def document_reference(
+    root: etree._Element, composition: dict[str, Any], issues: list[Issue]
+) -> dict[str, Any] | None:
     """The DocumentReference for an unstructured document, built from its body and the
     header the library mapped into ``composition``; None for a structured document."""
     text = _body_text(root)
@@ -62,7 +80,7 @@ def document_reference(root: etree._Element, composition: dict[str, Any]) -> dic
         "id": composition.get("id"),
         "status": "current",
         "docStatus": "final" if composition.get("status") == "final" else "preliminary",
-        "content": [{"attachment": _attachment(text)}],
+        "content": [{"attachment": _attachment(text, issues)}],
     }
     if composition.get("identifier"):
         reference["masterIdentifier"] = composition["identifier"]

@@ -29,13 +29,24 @@ CDA_NAMESPACE = "urn:hl7-org:v3"
 MAX_CCDA_BYTES = 16 * 1024 * 1024  # a CCD is ~50-250 kB; an embedded PDF makes it MBs
 MAX_DEPTH = 100  # the deepest of the 22 sample documents nests 16
 MAX_ELEMENTS = 50_000  # 16x the largest sample (3,096); the mapper takes ~3 s for that
+MAX_ATTRIBUTES = 32  # on one element (CDA's most is ~10); the mapper reads them quadratically
+MAX_ALL_ATTRIBUTES = 150_000  # in the document (3 per element at the element limit)
 _PROLOG_SCAN = 64 * 1024
 _DECLARATION = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 _ROOT = re.compile(rb"<([A-Za-z_][\w.\-]*:)?ClinicalDocument[\s>/]")
 
 
+class _NothingResolver(etree.Resolver):  # type: ignore[misc]
+    """Every external reference (a parameter entity's SYSTEM file, a DTD) resolves to
+    nothing: libxml2 opens external parameter entities even with entities and DTDs off,
+    and a DOCTYPE in UTF-16 gets past the byte scan."""
+
+    def resolve(self, system_url: str, public_id: str, context: object) -> object:
+        return self.resolve_string("", context)
+
+
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
+    parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -44,7 +55,10 @@ def _parser() -> etree.XMLParser:
         remove_comments=True,
         remove_pis=True,
         collect_ids=False,
+        attribute_defaults=False,
     )
+    parser.resolvers.add(_NothingResolver())
+    return parser
 
 
 def is_clinical_document(head: bytes) -> bool:
@@ -94,6 +108,15 @@ def parse_document(data: bytes) -> etree._Element:
     if root.xpath("count(//*)") > MAX_ELEMENTS:
         raise NormalizationError.at(
             None, f"the document has over {MAX_ELEMENTS} elements", IssueCode.TOO_COSTLY
+        )
+    if root.xpath(f"boolean(//*[count(@*) > {MAX_ATTRIBUTES}])") or (
+        root.xpath("count(//@*)") > MAX_ALL_ATTRIBUTES
+    ):
+        raise NormalizationError.at(
+            None,
+            f"the document has an element with over {MAX_ATTRIBUTES} attributes, or over "
+            f"{MAX_ALL_ATTRIBUTES} in all",
+            IssueCode.TOO_COSTLY,
         )
     name = etree.QName(root)
     if name.localname != "ClinicalDocument" or name.namespace not in {CDA_NAMESPACE, None}:

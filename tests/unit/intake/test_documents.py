@@ -68,3 +68,13 @@ def test_a_member_lying_about_its_size_is_read_no_further_than_the_limit() -> No
 
 def test_not_a_zip_is_a_report_line() -> None:
     assert _run(b"PK\x03\x04 broken", zipped=True) == ([], [("file", IssueCode.INVALID)])
+
+
+def test_a_corrupt_deflate_member_is_a_report_line_and_the_rest_goes_on() -> None:
+    good = document().encode()
+    data = bytearray(_zip({"a.xml": good, "b.xml": good}))
+    start = data.index(b"a.xml") + len("a.xml") + 40  # inside a.xml's deflate stream
+    data[start : start + 40] = bytes(40)
+    numbers, refused = _run(bytes(data), zipped=True)
+    assert numbers == [2]
+    assert refused == [("member 1", IssueCode.INVALID)]

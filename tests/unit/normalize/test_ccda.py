@@ -323,3 +323,52 @@ def test_a_practitioner_by_npi_is_the_one_hl7_v2_makes() -> None:
         "value": "1234567893",
     }
     assert author["id"] in from_v2
+
+
+# --- found by the hostile review -----------------------------------------------------
+
+
+def test_an_external_parameter_entity_in_utf16_opens_nothing_and_is_refused() -> None:
+    declared = '<!DOCTYPE ClinicalDocument [<!ENTITY % p SYSTEM "file:///dev/zero"> %p;]>'
+    body = document().split("?>", 1)[1]
+    data = ('<?xml version="1.0" encoding="UTF-16"?>' + declared + body).encode("utf-16")
+    assert "DTD" in _refused(data).issues[0].diagnostics  # before: read /dev/zero for ever
+
+
+def test_attributes_are_bounded() -> None:
+    many = " ".join(f'a{i}="1"' for i in range(100))
+    data = document().replace("<ClinicalDocument ", f"<ClinicalDocument {many} ").encode()
+    assert "attributes" in _refused(data).issues[0].diagnostics
+
+
+def test_two_patients_documents_reusing_an_entry_id_never_share_a_resource() -> None:
+    one = convert_ccda(document(mrn="MRN-A").encode(), _ctx()).bundle
+    two = convert_ccda(document(mrn="MRN-B").encode(), _ctx()).bundle
+    clinical = {"Condition", "Observation", "DiagnosticReport", "Composition"}
+    ids = [
+        {e["request"]["url"] for e in b["entry"] if e["resource"]["resourceType"] in clinical}
+        for b in (one, two)
+    ]
+    assert ids[0] and not ids[0] & ids[1]
+
+
+def test_text_where_an_oid_or_code_belongs_never_reaches_the_report() -> None:
+    canary = "JOHN-SMITH-MRN-1001"
+    bad = PROBLEMS.replace('root="2.16.840.1.113883.10.20.22.2.5.1"', f'root="{canary}"')
+    bad = bad.replace('code="11450-4"', f'code="{canary}"')
+    bad_smoking = SMOKING_WITHOUT_ID.replace("2.16.840.1.113883.10.20.22.4.78", canary)
+    result = convert_ccda(document(bad + bad_smoking).encode(), _ctx())
+    shown = str([i.to_fhir() for i in result.issues]) + str(result.summary()) + result.message_type
+    assert canary not in shown
+    assert result.sections[0]["template"] == "other" and result.sections[0]["code"] == "other"
+
+
+def test_an_unstructured_reference_outside_the_web_is_left_out() -> None:
+    data = document(
+        body='<component><nonXMLBody><text mediaType="text plain">'
+        '<reference value="file:///etc/passwd"/></text></nonXMLBody></component>'
+    ).encode()
+    result = convert_ccda(data, _ctx())
+    (reference,) = _of(result.bundle, "DocumentReference")
+    assert reference["content"][0]["attachment"] == {"contentType": "application/octet-stream"}
+    assert len([i for i in result.issues if i.severity == "warning"]) == 2
