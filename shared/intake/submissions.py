@@ -38,7 +38,7 @@ from shared.normalize.csv_mapping import load_mapping
 from shared.normalize.errors import NormalizationError
 from shared.normalize.hl7v2.converter import unconverted_type_reason
 from shared.normalize.models import PayloadFormat
-from shared.normalize.service import CONTENT_TYPES
+from shared.normalize.service import CONTENT_TYPES, XML_CONTENT_TYPES
 from shared.pipeline.journey import IngestionLog, StageReport
 from shared.platform.envelope import Envelope
 from shared.platform.errors import StorageUnavailableError
@@ -80,7 +80,6 @@ _EXTENSIONS = {
     PayloadFormat.CSV: "csv",
     PayloadFormat.CCDA: "xml",
 }
-_GENERIC_XML = frozenset({"text/xml", "application/xml"})  # C-CDA when the root says so
 
 
 class Submitter(Protocol):
@@ -171,11 +170,13 @@ class SubmissionService:
                 "(container ingest-drop)"
             )
         media = (submission.content_type or "").split(";")[0].strip().lower()
-        fmt = CONTENT_TYPES.get(media) or (PayloadFormat.CCDA if media in _GENERIC_XML else None)
+        fmt = CONTENT_TYPES.get(media) or (
+            PayloadFormat.CCDA if media in XML_CONTENT_TYPES else None
+        )
         if fmt is None:
             raise UnsupportedMediaTypeError(
                 f"Content-Type {media or 'none'!r} is not supported; send "
-                f"{', '.join(sorted(CONTENT_TYPES | dict.fromkeys(_GENERIC_XML)))}"
+                f"{', '.join(sorted(CONTENT_TYPES | dict.fromkeys(XML_CONTENT_TYPES)))}"
             )
         if submission.mapping is not None and not _MAPPING.match(submission.mapping):
             raise UnknownMappingError(

@@ -16,7 +16,7 @@ from .hl7v2.converter import convert_hl7v2
 from .hl7v2.parser import MAX_MESSAGE_BYTES, decode, split_messages
 from .models import Conversion, PayloadFormat, Rejection
 
-__all__ = ["CONTENT_TYPES", "convert_payload", "detect_format"]
+__all__ = ["CONTENT_TYPES", "XML_CONTENT_TYPES", "convert_payload", "detect_format"]
 
 CONTENT_TYPES = {
     "x-application/hl7-v2+er7": PayloadFormat.HL7V2,
@@ -30,7 +30,7 @@ CONTENT_TYPES = {
     "text/csv": PayloadFormat.CSV,
     "application/cda+xml": PayloadFormat.CCDA,
 }
-_GENERIC_XML = {"text/xml", "application/xml"}  # C-CDA when the root is a ClinicalDocument
+XML_CONTENT_TYPES = frozenset({"text/xml", "application/xml"})  # C-CDA when the root says so
 
 
 def detect_format(data: bytes, content_type: str | None = None) -> PayloadFormat:
@@ -43,7 +43,7 @@ def detect_format(data: bytes, content_type: str | None = None) -> PayloadFormat
     known = CONTENT_TYPES.get(media)
     if known:
         return known
-    if media in _GENERIC_XML or data[:64].lstrip(b"\xef\xbb\xbf\r\n\t ").startswith(b"<"):
+    if media in XML_CONTENT_TYPES or data[:64].lstrip(b"\xef\xbb\xbf\r\n\t ").startswith(b"<"):
         if is_clinical_document(data):
             return PayloadFormat.CCDA
         raise NormalizationError.at(

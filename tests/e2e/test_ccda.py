@@ -16,7 +16,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.normalize.ids import patient_id
-from shared.platform.names import Container
+from shared.platform.names import Container, Queue, Table
 from shared.security import Partner, Role
 from tests.e2e.conftest import post_ingest, product_api, wait_stage
 from tests.support.ccda_documents import MRN_OID, document
@@ -30,7 +30,12 @@ SENDER = "ehr"
 @pytest.fixture(scope="module")
 def api(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     partners = [
-        Partner(id=SENDER, name="EHR", authorities=frozenset({f"urn:oid:{MRN_OID}"})),
+        Partner(
+            id=SENDER,
+            name="EHR",
+            authorities=frozenset({f"urn:oid:{MRN_OID}"}),
+            queue_intake=True,
+        ),
         Partner(id="reader", name="Reader", roles=frozenset({Role.READ})),
     ]
     env = {"INTAKE_DIRECT_DROP_PARTNERS": SENDER}
@@ -160,3 +165,30 @@ def test_a_zip_of_documents_dropped_is_one_ingestion_per_document(api: dict[str,
     patients = _stored(api, "Patient")
     for mrn in ("MRN-2001", "MRN-2002"):
         assert f"Patient/{patient_id(SENDER, f'urn:oid:{MRN_OID}', mrn)}" in patients
+
+
+def test_an_internal_producer_sends_a_document_through_the_intake_queue(
+    api: dict[str, Any],
+) -> None:
+    request = {
+        "partner": SENDER,
+        "content_type": "application/cda+xml",
+        "payload": document(mrn="MRN-3001", set_id="queued"),
+    }
+    api["clients"].queue_client(Queue.INTAKE_REQUESTS).send_message(json.dumps(request).encode())
+    table = api["clients"].table_client(Table.INGESTIONS)
+    row = wait_for(
+        lambda: next(
+            (
+                dict(r)
+                for r in table.query_entities("received_channel eq 'queue'")
+                if r.get("store_status")
+            ),
+            None,
+        ),
+        what="the queued document stored",
+        timeout=60,
+    )
+    assert (row["normalize_status"], row["store_status"]) == ("normalized", "stored"), row
+    expected = patient_id(SENDER, f"urn:oid:{MRN_OID}", "MRN-3001")
+    assert f"Patient/{expected}" in _stored(api, "Patient")

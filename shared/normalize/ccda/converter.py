@@ -27,7 +27,7 @@ from .identity import assign_ids, rewrite_references
 from .library import check_tree, convert_tree
 from .sections import SectionReport, convert_isolating, inventory, safe_code, safe_oid
 from .unstructured import document_reference
-from .xml_safety import parse_document
+from .xml_safety import cda_path, parse_document
 
 __all__ = ["convert_ccda"]
 
@@ -39,11 +39,9 @@ _ERROR_TYPE = re.compile(r"[^A-Za-z0-9_]")  # a Python exception's class name, n
 def _document_key(root: etree._Element, data: bytes) -> tuple[str, str | None]:
     """What the document is known by across resends (its setId, the series a replacing
     document shares, else its id), and its id for the Provenance (``root^extension``)."""
-    namespace = etree.QName(root).namespace
-    q = (lambda n: f"{{{namespace}}}{n}") if namespace else (lambda n: n)
 
     def ii(name: str) -> str | None:
-        found = root.find(q(name))
+        found = root.find(cda_path(root, name))
         if found is None or not found.get("root"):
             return None
         return "^".join(v for v in (found.get("root"), found.get("extension")) if v)
@@ -54,8 +52,7 @@ def _document_key(root: etree._Element, data: bytes) -> tuple[str, str | None]:
 
 def _document_type(root: etree._Element) -> str:
     """The document's LOINC type name, for the ingestion's message type."""
-    namespace = etree.QName(root).namespace
-    code = root.find(f"{{{namespace}}}code" if namespace else "code")
+    code = root.find(cda_path(root, "code"))
     shown = safe_code(code.get("code")) if code is not None else None
     return f"C-CDA {shown}" if shown and shown != "other" else "C-CDA"
 
@@ -67,8 +64,7 @@ def _fix_times(
     time as it is and, with no time at all, its own clock without a zone. A date is read
     as midnight in the partner's zone; the library's clock becomes our receipt time."""
     received = ctx.received.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    namespace = etree.QName(root).namespace
-    dated = root.find(f"{{{namespace}}}effectiveTime" if namespace else "effectiveTime")
+    dated = root.find(cda_path(root, "effectiveTime"))
     for resource in resources:
         if resource["resourceType"] == "Provenance":
             recorded = resource.get("recorded")

@@ -15,6 +15,7 @@ from typing import Any
 from lxml import etree
 
 from ..errors import Issue, IssueCode, NormalizationError, Severity
+from .xml_safety import cda_path
 
 __all__ = ["document_reference"]
 
@@ -25,9 +26,7 @@ _WEB_URL = re.compile(r"^https?://[^\s/]+(/\S*)?\Z")
 
 
 def _body_text(root: etree._Element) -> etree._Element | None:
-    namespace = etree.QName(root).namespace
-    q = (lambda n: f"{{{namespace}}}{n}") if namespace else (lambda n: n)
-    return root.find(f"{q('component')}/{q('nonXMLBody')}/{q('text')}")
+    return root.find(cda_path(root, "component", "nonXMLBody", "text"))
 
 
 def _attachment(text: etree._Element, issues: list[Issue]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ __all__ = [
     "MAX_CCDA_BYTES",
     "MAX_DEPTH",
     "MAX_ELEMENTS",
+    "cda_path",
     "is_clinical_document",
     "parse_document",
 ]
@@ -59,6 +60,12 @@ def _parser() -> etree.XMLParser:
     )
     parser.resolvers.add(_NothingResolver())
     return parser
+
+
+def cda_path(root: etree._Element, *names: str) -> str:
+    """An ElementPath to ``names`` in the document's own namespace (CDA's, or none)."""
+    namespace = etree.QName(root).namespace
+    return "/".join(f"{{{namespace}}}{n}" if namespace else n for n in names)
 
 
 def is_clinical_document(head: bytes) -> bool:
