@@ -74,6 +74,7 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # printable ASCII, no s
 # over with a conditional write, so only one of several resumes. A request that ran past
 # its own lease checks it still holds it before enqueueing.
 CLAIM_LEASE = timedelta(seconds=15)
+MESSAGE_ID_CHARS = 100  # of MSH-10 kept on the journey (ids that long are unheard of)
 _EXTENSIONS = {
     PayloadFormat.HL7V2: "hl7",
     PayloadFormat.FHIR: "json",
@@ -199,12 +200,18 @@ class SubmissionService:
         if not data:
             raise EmptyBodyError("the body is empty once decompressed")
         note = ""
+        source: dict[str, str] = {}  # the message's own ids, which the console searches by
         if fmt is PayloadFormat.HL7V2:  # refused here, the ACK still says AE, not AA
             header = check_header(
                 data, refuse_unmapped=partner.unmapped_types is UnmappedTypes.REFUSE
             )
             unmapped = unconverted_type_reason(header.message_code) if header else None
             note = f"stored, not converted: {unmapped}" if unmapped else ""
+            if header is not None:  # MSH-10 and MSH-9.1: ids and codes, never PHI
+                source = {
+                    "message_id": header.control_id[:MESSAGE_ID_CHARS],
+                    "message_type": header.message_code[:16],
+                }
         elif fmt is PayloadFormat.CCDA:
             _check_document(data)
         digest = hashlib.sha256(data).hexdigest()
@@ -243,7 +250,7 @@ class SubmissionService:
                 stage="received",
                 outcome="stored",
                 counts={"bytes": len(data)},
-                labels={"blob": blob_name, "channel": submission.channel},
+                labels={"blob": blob_name, "channel": submission.channel, **source},
                 at=created,
             ),
         )
@@ -518,6 +525,8 @@ def journey(row: dict[str, Any]) -> dict[str, Any]:
         entry = stages.setdefault(stage, {})
         if field_name == "issues":
             entry["issues"] = json.loads(value) if value else []
+        elif column == "store_written":  # the versions written, by id
+            entry["written"] = json.loads(value) if value else []
         elif isinstance(value, datetime):
             entry[field_name] = value.isoformat()
         else:

@@ -20,6 +20,7 @@ lost between storing and enqueueing; the notify stage de-duplicates by version.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -47,6 +48,7 @@ __all__ = ["StoreOutcome", "StoreStage", "message_source_time", "receipt_time", 
 log = logging.getLogger(__name__)
 _CHANGES_BYTES = 36 * 1024  # of an envelope's 48 KiB: the rest is its header
 _NOTIFIED = {WriteOutcome.CREATED, WriteOutcome.UPDATED, WriteOutcome.DELETED}
+WRITTEN_LISTED = 100  # versions a journey row lists by id (the console links them)
 _EVENTS: dict[WriteOutcome, Literal["created", "updated", "deleted"]] = {
     WriteOutcome.CREATED: "created",
     WriteOutcome.UPDATED: "updated",
@@ -364,7 +366,18 @@ class StoreStage:
         notified = len(due)
         counts = Counter(c.outcome for c in changes)  # names, not values: table columns
         result = StoreOutcome({o.name.lower(): counts.get(o, 0) for o in WriteOutcome}, notified)
-        stored = StageReport(stage="store", outcome="stored", counts=result.counts, issues=issues)
+        written = [  # ids only (ours, never the partner's): Type/id/_history/version
+            f"{c.reference}/_history/{c.version}"
+            for c in changes
+            if c.outcome is not WriteOutcome.FOREIGN and c.version
+        ]
+        stored = StageReport(
+            stage="store",
+            outcome="stored",
+            counts=result.counts,
+            issues=issues,
+            labels={"written": json.dumps(written[:WRITTEN_LISTED])},
+        )
         self._status.record(partner, envelope.correlation_id, *filter(None, (before, stored)))
         log.info(
             "store: stored",
