@@ -8,6 +8,7 @@ import azure.functions as func
 from functions import (
     audit,
     consent,
+    console,
     drops,
     export,
     fhir,
@@ -39,5 +40,6 @@ for blueprint in (
     export.bp,
     sweeper.bp,
     audit.bp,
+    console.bp,
 ):
     app.register_functions(blueprint)

@@ -7,7 +7,7 @@ environment. Constructors do no I/O, so importing the app never touches storage.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,10 @@ from shared.consent.questions import QuestionGate
 from shared.consent.service import ConsentService
 from shared.consent.stage import ConsentStage
 from shared.consent.vocabulary import ACT_REASON, DEFAULT_SENSITIVE_LABELS
+from shared.console import ConsoleSessions, Figures, IngestionDetail, IngestionSearch, PipelineView
+from shared.console.adapters.storage import StorageConsoleReader, TableIngestionRows
+from shared.console.adapters.table_sessions import TableSessionStore
+from shared.console.models import DeadLetterGroup
 from shared.intake.adapters import (
     AccountKeyUploadSigner,
     TableUploadLog,
@@ -30,6 +34,7 @@ from shared.intake.adapters import (
 )
 from shared.intake.drops import DropProcessor, decode_drop
 from shared.intake.mllp_intake import MllpIntake
+from shared.intake.operations import replay_poison
 from shared.intake.queue_requests import QueueIntake
 from shared.intake.submissions import SubmissionService
 from shared.intake.uploads import UploadService, UploadSigner
@@ -40,7 +45,11 @@ from shared.notify.adapters import (
     TableDeliveryLog,
     TableSubscriptionStore,
 )
+from shared.notify.criteria import parse_criteria
 from shared.notify.delivery import DeliveryStage
+from shared.notify.errors import SubscriptionInvalidError
+from shared.notify.models import SubscriptionStatus
+from shared.notify.replay import replay_dead_letters
 from shared.notify.schedule import RetrySchedule
 from shared.notify.stage import NotifyStage
 from shared.notify.subscriptions import SubscriptionService
@@ -87,6 +96,11 @@ __all__ = [
     "consent_policy",
     "consent_service",
     "consent_stage",
+    "console_detail",
+    "console_figures",
+    "console_pipeline",
+    "console_search",
+    "console_sessions",
     "dead_letters",
     "deliveries",
     "delivery_stage",
@@ -588,6 +602,94 @@ def health() -> HealthReport:
     return check_health(_probe_clients())
 
 
+@cache
+def console_sessions() -> ConsoleSessions:
+    """Console sign-ins, kept in their own table."""
+    return ConsoleSessions(
+        TableSessionStore(storage().table_client(Table.CONSOLE_SESSIONS)), partners().get
+    )
+
+
+@cache
+def _console_rows() -> TableIngestionRows:
+    return TableIngestionRows(storage().table_client(Table.INGESTIONS))
+
+
+@cache
+def console_search() -> IngestionSearch:
+    """Ingestions by partner, time, status, message id or patient identifier."""
+    return IngestionSearch(
+        _console_rows(),
+        person_index().holders,
+        record_store().ingestions_of,
+        audit_log(),
+        lambda: datetime.now(UTC),
+    )
+
+
+def _subscription_types() -> list[tuple[str, str]]:
+    """(id, resource type) of every subscription whose criteria can be read."""
+    found = []
+    for sub in subscription_store().list():
+        try:
+            found.append((sub.id, parse_criteria(sub.criteria).resource_type))
+        except SubscriptionInvalidError:
+            continue  # the notify stage says so on the subscription
+    return found
+
+
+@cache
+def console_detail() -> IngestionDetail:
+    """One ingestion's journey, and its payload for operators."""
+    return IngestionDetail(
+        _console_rows(),
+        submissions().application_ack,
+        _subscription_types,
+        deliveries().get,
+        StorageConsoleReader(storage()),
+        audit_log(),
+        lambda: datetime.now(UTC),
+    )
+
+
+def _dead_letter_groups() -> list[DeadLetterGroup]:
+    reader = StorageConsoleReader(storage())
+    return [
+        DeadLetterGroup(
+            sub.id, sub.owner, len(reader.names(Container.DEADLETTER, f"{sub.id}/", 10_000))
+        )
+        for sub in subscription_store().list()
+    ]
+
+
+def _redeliver(subscription_id: str) -> int | None:
+    """Replay a subscription's dead letters as ``$replay`` does; None if it is gone or off."""
+    sub = subscription_store().get(subscription_id)
+    if sub is None or sub.status is SubscriptionStatus.OFF:
+        return None
+    return replay_dead_letters(sub.id, dead_letters(), deliveries(), envelope_sender())
+
+
+@cache
+def console_pipeline() -> PipelineView:
+    """Poison queues and dead letters, and their replays."""
+    return PipelineView(
+        poison_depths,
+        StorageConsoleReader(storage()),
+        lambda queue: replay_poison(storage(), queue),
+        _dead_letter_groups,
+        _redeliver,
+        audit_log(),
+        lambda: datetime.now(UTC),
+    )
+
+
+@cache
+def console_figures() -> Figures:
+    """Per-partner figures for the last hour and day."""
+    return Figures(_console_rows(), lambda: datetime.now(UTC))
+
+
 def queue_stage(queue: Queue) -> QueueStage[Any]:
     """How one queue's messages are run (``shared.pipeline.runner``); the stages
     themselves are built on first use."""
@@ -656,5 +758,11 @@ def reset_caches() -> None:
         notify_stage,
         delivery_stage,
         ingestion_log,
+        console_sessions,
+        _console_rows,
+        console_search,
+        console_detail,
+        console_pipeline,
+        console_figures,
     ):
         factory.cache_clear()

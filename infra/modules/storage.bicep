@@ -64,6 +64,7 @@ var tables = [
   'exportjobs'
   'deliveries'
   'uploads'
+  'consolesessions'
 ]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {

@@ -80,6 +80,7 @@ class Table(StrEnum):
     EXPORT_JOBS = "exportjobs"  # (partner, job id): bulk export requests and their state
     DELIVERIES = "deliveries"  # (subscription id, type|id|version): one event and its attempts
     UPLOADS = "uploads"  # (partner, upload id): batch uploads issued, ids and times only
+    CONSOLE_SESSIONS = "consolesessions"  # (hash of the session token, ""): console sign-ins
     DEVHOST_BLOB_EVENTS = "devhostblobevents"  # local host only: blobs already announced
 
 

@@ -10,7 +10,7 @@ the entities by reference; details are counts and ids, never content. Consent de
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -53,6 +53,10 @@ class AdminAction(StrEnum):
     PATIENT_LINK = "patient-link"  # two partners' Patients became one person
     PATIENT_UNLINK = "patient-unlink"  # an operator kept two Patients apart
     AUDIT_SEARCH = "audit-search"  # an auditor searched the trail (the search is audited too)
+    CONSOLE_SIGNIN = "console-signin"  # a partner or operator signed in to the console
+    CONSOLE_SEARCH = "console-search"  # ingestions looked up by a patient identifier
+    CONSOLE_PAYLOAD_VIEW = "console-payload-view"  # an operator opened a payload (PHI)
+    QUEUE_REPLAY = "queue-replay"  # a poison queue's messages sent back to their stage
 
 
 _ACTION_CODE = {
@@ -66,6 +70,9 @@ _ACTION_CODE = {
     "link": "C",
     "unlink": "D",
     "search": "R",
+    "view": "R",
+    "replay": "E",
+    "signin": "E",
 }
 
 
@@ -240,8 +247,11 @@ def admin_audit_event(
     target: str,
     recorded: datetime,
     details: Mapping[str, str] | None = None,
+    patients: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """An administrative action by ``partner`` on ``target`` (``Subscription/<id>``...)."""
+    """An administrative action by ``partner`` on ``target`` (``Subscription/<id>``...);
+    ``patients`` (our Patient ids) are named as entities too, so the auditor's search by
+    patient finds the action."""
     verb = action.value.rsplit("-", 1)[-1]
     entity: dict[str, Any] = {
         "what": {"reference": target},
@@ -254,7 +264,16 @@ def admin_audit_event(
         _ACTION_CODE.get(verb, "E"),
         recorded,
         partner,
-        [entity],
+        [
+            entity,
+            *(
+                {
+                    "what": {"reference": f"Patient/{p}"},
+                    "type": {"system": _ENTITY_TYPE, "code": "1"},
+                }
+                for p in patients
+            ),
+        ],
         "fhir-intake admin",
         f"{partner}|{target}",
     )

@@ -24,6 +24,16 @@ BELOW: dict[str, set[str]] = {
     "records": {"platform", "pipeline", "security", "normalize", "consent"},
     "notify": {"platform", "pipeline", "security", "normalize", "consent", "records"},
     "intake": {"platform", "pipeline", "security", "normalize"},
+    "console": {
+        "platform",
+        "pipeline",
+        "security",
+        "normalize",
+        "consent",
+        "records",
+        "notify",
+        "intake",
+    },
 }
 UPWARD = {
     ("security", "normalize"): "trust.py uses normalize.ids (FHIR primitives, for shared/fhir/)",
