@@ -7,6 +7,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 IAC    := .venv-iac
 THO    := .cache/tho/package
+# The console's browser tests drive Debian's Chromium (Playwright's own browser download
+# reaches a site this network does not); installed here when missing.
+CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser || echo /usr/bin/chromium)
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup run demo test lint infra-check chaos bench bench-ops bench-latency bench-pipeline bench-http bench-mllp bench-convert bench-ccda bench-batch bench-consent bench-store bench-export bench-notify fuzz clean
 
@@ -53,8 +57,13 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: setup $(IAC)/.installed lint
-	$(BIN)/pytest
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "the browser tests need Chromium: install it, or set CHROMIUM=/path/to/chromium"; exit 1; }
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
+test: setup $(IAC)/.installed $(CHROMIUM) lint
+	CHROMIUM=$(CHROMIUM) $(BIN)/pytest
 
 # The Bicep checks alone (syntax, structure, consistency with the code, checkov): offline.
 infra-check: setup $(IAC)/.installed
