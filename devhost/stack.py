@@ -95,6 +95,7 @@ def _banner(state: dict[str, Any]) -> str:
             f"  Function key:   {key}   (header x-functions-key)",
             f"  Demo partner:   {partner['id']}, API key {partner['api_key']}   (header X-API-Key)",
             f"  Operator:       {state['admin']['id']}, API key {state['admin']['api_key']}",
+            f"  Console:        {base}/console   (sign in with the operator's API key)",
             "  Written to .intake/dev.json for scripts.",
             "",
             "Try it (the health check, a sample admission, then its journey):",

@@ -55,6 +55,7 @@ PARTNER = Partner(
     roles=frozenset({Role.INGEST, Role.READ, Role.REGISTRY}),
     time_zone="America/Chicago",
 )
+OPERATOR = Partner(id="demo-operator", name="Demo operator", roles=frozenset({Role.ADMIN}))
 FUNCTION_KEY = "demo-function-key"
 HEART_RATE = "Observation?code=http://loinc.org|8867-4&value-quantity=gt120"
 OPTED_OUT_MRN = "RPM-1002"  # docs/samples/demo/opt-out.csv
@@ -134,6 +135,8 @@ def run_demo(root: Path, timeout: float = 120.0, out: TextIO = sys.stdout) -> in
             directory = TablePartnerDirectory(clients.table_client(Table.PARTNERS))
             directory.upsert(PARTNER)
             api_key = directory.issue_key(PARTNER.id).token
+            directory.upsert(OPERATOR)
+            operator_key = directory.issue_key(OPERATOR.id).token
             port = free_port()
             host = start_child_host(root, work, values, port, FUNCTION_KEY)
             base = f"http://127.0.0.1:{port}/api"
@@ -150,9 +153,15 @@ def run_demo(root: Path, timeout: float = 120.0, out: TextIO = sys.stdout) -> in
                 listener, mllp_port = start_child_listener(root, work, values, PARTNER.id)
                 print(f"  host      {base}", file=out)
                 print(f"  mllp      127.0.0.1:{mllp_port} (HL7 v2 over MLLP)", file=out)
-                print(f"  receiver  {receiver.url} (webhooks)\n", file=out)
+                print(f"  receiver  {receiver.url} (webhooks)", file=out)
+                print(f"  console   {base}/console (operator API key {operator_key})\n", file=out)
                 outcome = Outcome()
-                _Demo(root, api, clients, receiver, timeout, out, outcome, mllp_port).run()
+                _Demo(
+                    root, api, clients, receiver, timeout, out, outcome, mllp_port, operator_key
+                ).run()
+                if sys.stdin.isatty():  # someone watching: let them look around first
+                    print(f"\nThe console is at {base}/console; press Enter to stop.", file=out)
+                    sys.stdin.readline()
         except (DemoError, AzuriteError, httpx.HTTPError, OSError, RuntimeError) as exc:
             print(f"\ndemo failed: {exc}", file=out)
             log = work / "host.log"
@@ -191,9 +200,10 @@ class _Demo:
         out: TextIO,
         outcome: Outcome,
         mllp_port: int,
+        operator_key: str,
     ) -> None:
         self.root, self.api, self.clients, self.receiver = root, api, clients, receiver
-        self.mllp_port = mllp_port
+        self.mllp_port, self.operator_key = mllp_port, operator_key
         self.timeout, self.out, self.outcome = timeout, out, outcome
         self.secrets: dict[str, str] = {}
         self.ingestions: dict[str, list[str]] = {}  # label -> ingestion ids
@@ -216,6 +226,7 @@ class _Demo:
         self.everything()
         self.quarantined()
         self.notifications()
+        self.console()
 
     def subscribe(self) -> None:
         self.say(
@@ -410,6 +421,24 @@ class _Demo:
         self.outcome.expect(
             sum(verified.values()) == len(got), "a notification failed its signature check"
         )
+
+    def console(self) -> None:
+        """Sign in to the console as the operator and find the MLLP admission by MSH-10,
+        as a person would with the form."""
+        self.say("7. The operator console")
+        base = f"{self.api.base_url}".rstrip("/") + "/console"
+        with httpx.Client(timeout=30, follow_redirects=True) as browser:
+            form = browser.get(f"{base}/signin").text
+            login = form.split('name="login" value="', 1)[-1].split('"', 1)[0]
+            found = browser.post(
+                f"{base}/signin", data={"credential": self.operator_key, "login": login}
+            )
+            csrf = found.text.split('name="csrf" value="', 1)[-1].split('"', 1)[0]
+            page = browser.post(base, data={"csrf": csrf, "message": "DEMO-0001"})
+        rows = page.text.count("<tr>") - 1  # the header's
+        stored = "s-stored" in page.text
+        self.say(f"   {base}: MSH-10 DEMO-0001 -> {rows} ingestion, {'stored' if stored else '?'}")
+        self.outcome.expect(page.status_code == 200 and rows == 1 and stored, "console search")
 
     def admitted_patient(self) -> str | None:
         for received in self.receiver.snapshot():

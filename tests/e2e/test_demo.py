@@ -38,6 +38,9 @@ def test_the_demo_runs_the_whole_flow_and_checks_it() -> None:
     code, output = _demo()
     assert code == 0, output
     assert "Everything matched" in output
+    assert re.search(
+        r"console +http://127\.0\.0\.1:\d+/api/console \(operator API key fik_", output
+    )
     # The batch files went up through upload URLs, into the partner's own folder.
     uploaded = re.findall(r"uploaded as ingest-drop/demo-hospital/uploads/[0-9a-f]{32}/", output)
     assert len(uploaded) == 2, output
