@@ -29,6 +29,7 @@ from shared.console.sessions import IDLE, LIFETIME, new_login_token
 from shared.platform.errors import StorageUnavailableError
 from shared.platform.names import Queue
 from shared.security import AuthenticationError
+from shared.security.api_keys import parse_key
 from shared.security.audit import AccessRefusal, AdminAction, admin_audit_event
 from shared.security.errors import SecurityUnavailableError
 
@@ -156,10 +157,11 @@ def console_signin(req: func.HttpRequest) -> func.HttpResponse:
     if not expected or form.get("login") != expected or (origin and origin != _origin(req)):
         return _redirect(f"{BASE}/signin")
     credential = form.get("credential", "").strip()
-    bearer = None if credential.startswith("fik_") else f"Bearer {credential}"
+    key = parse_key(credential)
+    bearer = None if key else f"Bearer {credential}"
     try:
-        partner = wiring.authenticator().authenticate(bearer, credential if not bearer else None)
-        token, session = wiring.console_sessions().sign_in(partner)
+        partner = wiring.authenticator().authenticate(bearer, credential if key else None)
+        token, session = wiring.console_sessions().sign_in(partner, key[0] if key else "")
     except AuthenticationError as exc:
         route = f"{req.method} {urlsplit(req.url).path}"
         wiring.access_audit().refused(

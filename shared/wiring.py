@@ -606,7 +606,9 @@ def health() -> HealthReport:
 def console_sessions() -> ConsoleSessions:
     """Console sign-ins, kept in their own table."""
     return ConsoleSessions(
-        TableSessionStore(storage().table_client(Table.CONSOLE_SESSIONS)), partners().get
+        TableSessionStore(storage().table_client(Table.CONSOLE_SESSIONS)),
+        partners().get,
+        partners().key_live,
     )
 
 

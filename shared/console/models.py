@@ -55,6 +55,7 @@ class Session:
 
     partner: str
     roles: frozenset[Role]
+    key: str  # the API key id it signed in with ("" for an Entra token)
     csrf: str  # the token every state-changing form carries
     created: datetime
     expires: datetime  # absolute end of the session

@@ -5,8 +5,8 @@ a signed cookie would need a signing key to provision and rotate. A row per sess
 by the token's SHA-256 needs none, and signing out (or an operator deleting the row) ends
 a session at once. The token is 256 random bits; the table never holds it. Sessions end
 after ``IDLE`` without use and after ``LIFETIME`` in any case (automatic logoff, HIPAA
-§164.312(a)(2)(iii)); every request re-reads the partner, so roles taken away, or the
-partner removed, take effect with the next page.
+§164.312(a)(2)(iii)); every request re-reads the partner and the key it signed in with,
+so roles taken away, the partner removed or the key revoked end it with the next page.
 """
 
 from __future__ import annotations
@@ -70,14 +70,17 @@ class ConsoleSessions:
         self,
         store: SessionStore,
         partners: Callable[[str], Partner | None],
+        key_live: Callable[[str], bool],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._partners = partners
+        self._key_live = key_live
         self._clock = clock
 
-    def sign_in(self, partner: Partner) -> tuple[str, Session]:
-        """A new session for an authenticated partner: (cookie token, session).
+    def sign_in(self, partner: Partner, key: str = "") -> tuple[str, Session]:
+        """A new session for an authenticated partner, with the id of the API key it
+        presented ("" for a token): (cookie token, session).
 
         Raises:
             StorageUnavailableError: the session could not be kept.
@@ -87,6 +90,7 @@ class ConsoleSessions:
         session = Session(
             partner=partner.id,
             roles=partner.roles,
+            key=key,
             csrf=secrets.token_urlsafe(24),
             created=now,
             expires=now + LIFETIME,
@@ -114,9 +118,9 @@ class ConsoleSessions:
             raise SignInRequiredError("the session has ended; sign in again")
         partner = self._partners(session.partner)
         roles = session.roles & partner.roles if partner is not None else frozenset()
-        if not roles:
+        if not roles or (session.key and not self._key_live(session.key)):
             self._store.delete(key)
-            raise SignInRequiredError("this sign-in no longer holds any role; sign in again")
+            raise SignInRequiredError("this sign-in no longer holds; sign in again")
         if roles != session.roles or now - session.seen >= _TOUCH:
             session = replace(session, roles=roles, seen=now)
             self._store.save(key, session)

@@ -230,6 +230,12 @@ class TablePartnerDirectory:
                 if kept is not None:
                     self._cache[(_KEY, key_id)] = (kept[0], {**kept[1], "last_used": now})
 
+    def key_live(self, key_id: str) -> bool:
+        """Whether a key exists and is not revoked (a console session opened with it ends
+        once it is not, within ``cache_seconds``)."""
+        row = self._row(_KEY, key_id)
+        return row is not None and not row.get("revoked")
+
     def by_principal(self, principal: str) -> Partner | None:
         """The partner an Entra app id or user object id is registered to, or None."""
         row = self._row(_PRINCIPAL, principal)

@@ -19,10 +19,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from shared.platform.envelope import Envelope
-from shared.platform.names import Container, Queue, poison_queue
+from shared.platform.names import Container, Queue, Table, poison_queue
 from shared.records.models import version_blob
 from shared.security import Partner
 from shared.security.models import Role
+from shared.security.partners import TablePartnerDirectory
 from tests.e2e.conftest import post_ingest, product_api, wait_stage
 from tests.support.browser import LAUNCH_ARGS, chromium, screenshot_path
 
@@ -47,7 +48,10 @@ HL7 = "x-application/hl7-v2+er7"
 @pytest.fixture(scope="module")
 def console(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The product with three partners and one admission from each clinic, stored."""
-    with product_api(azurite, tmp_path_factory.mktemp("console"), PARTNERS, "fk") as api:
+    # Partner and key rows read afresh on every request: revocation shows at once.
+    fresh = {"INTAKE_PARTNER_CACHE_SECONDS": "0"}
+    tmp = tmp_path_factory.mktemp("console")
+    with product_api(azurite, tmp, PARTNERS, "fk", extra_env=fresh) as api:
         ids = {}
         for partner, control, family in (
             ("clinic-a", "CONSOLE-A-1", "CANARYFAMILY"),
@@ -305,3 +309,8 @@ def test_sessions_forms_and_headers(console: dict[str, Any]) -> None:
         own = console["ids"]["clinic-b"]
         payload = partner.post(f"/ingestions/clinic-b/{own}/payload", data={"csrf": csrf})
         assert payload.status_code == 403 and "OTHERFAMILY" not in payload.text
+        # Revoking the key it signed in with ends the session at the next page.
+        key_id = console["keys"]["clinic-b"].split("_")[1]
+        directory = TablePartnerDirectory(console["clients"].table_client(Table.PARTNERS))
+        assert directory.revoke_key(key_id) == "clinic-b"
+        assert partner.get("").headers["location"] == "/api/console/signin"

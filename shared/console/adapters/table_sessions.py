@@ -30,6 +30,7 @@ class TableSessionStore:
                     "RowKey": "",
                     "partner": session.partner,
                     "roles": " ".join(sorted(session.roles)),
+                    "key": session.key,
                     "csrf": session.csrf,
                     "created": session.created,
                     "expires": session.expires,
@@ -50,6 +51,7 @@ class TableSessionStore:
         return Session(
             partner=str(row["partner"]),
             roles=roles,
+            key=str(row.get("key") or ""),
             csrf=str(row["csrf"]),
             created=_aware(row["created"]),
             expires=_aware(row["expires"]),

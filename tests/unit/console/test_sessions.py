@@ -42,12 +42,16 @@ class Clock:
 OPS = Partner(id="ops", name="Ops", roles=frozenset({Role.ADMIN, Role.INGEST}))
 
 
+REVOKED: set[str] = set()
+
+
 def _sessions(
     partners: dict[str, Partner] | None = None,
 ) -> tuple[ConsoleSessions, MemorySessions, Clock]:
     store, clock = MemorySessions(), Clock()
     known = partners if partners is not None else {"ops": OPS}
-    return ConsoleSessions(store, known.get, clock), store, clock
+    sessions = ConsoleSessions(store, known.get, lambda k: k not in REVOKED, clock)
+    return sessions, store, clock
 
 
 def test_the_table_keeps_the_tokens_hash_never_the_token() -> None:
@@ -101,6 +105,17 @@ def test_roles_taken_away_take_effect_at_the_next_page() -> None:
     del partners["ops"]
     with pytest.raises(SignInRequiredError):
         sessions.resolve(token)
+
+
+def test_revoking_the_key_it_signed_in_with_ends_the_session() -> None:
+    sessions, _, _ = _sessions()
+    with_key, _ = sessions.sign_in(OPS, "k-1")
+    with_token, _ = sessions.sign_in(OPS)  # an Entra token: no key to revoke
+    sessions.resolve(with_key)
+    REVOKED.add("k-1")
+    with pytest.raises(SignInRequiredError):
+        sessions.resolve(with_key)
+    assert sessions.resolve(with_token).partner == "ops"
 
 
 def test_unknown_missing_and_signed_out_tokens_sign_nobody_in() -> None:
