@@ -139,8 +139,9 @@ def _query(partner: str | None, wanted: IngestionFilter) -> tuple[str, dict[str,
     if wanted.until:
         parts.append("received_at lt @until")
         parameters["until"] = wanted.until
-    if wanted.message_id:
-        parts.append("received_message_id eq @message")
+    if wanted.message_id:  # as the door read it (HL7 v2), or as normalization did (any)
+        # Spaced out: the SDK finds parameters by splitting the filter at spaces.
+        parts.append("( received_message_id eq @message or normalize_source_id eq @message )")
         parameters["message"] = wanted.message_id.strip()
     return " and ".join(parts), parameters
 
@@ -152,8 +153,17 @@ def _matches(row: Mapping[str, Any], partner: str | None, wanted: IngestionFilte
         (partner is None or row.get("PartitionKey") == partner)
         and (wanted.since is None or (isinstance(received, datetime) and received >= wanted.since))
         and (wanted.until is None or (isinstance(received, datetime) and received < wanted.until))
-        and (not wanted.message_id or row.get("received_message_id") == wanted.message_id.strip())
+        and (
+            not wanted.message_id
+            or wanted.message_id.strip()
+            in (row.get("received_message_id"), row.get("normalize_source_id"))
+        )
     )
+
+
+def _message_id(row: Mapping[str, Any]) -> str:
+    """The sender's id of the payload: MSH-10 as the door read it, else as normalized."""
+    return str(row.get("received_message_id") or row.get("normalize_source_id") or "")
 
 
 def _summary(row: Mapping[str, Any]) -> IngestionSummary:
@@ -165,8 +175,10 @@ def _summary(row: Mapping[str, Any]) -> IngestionSummary:
         received=received if isinstance(received, datetime) else None,
         status=ingestion_status(row),
         channel=str(row.get("received_channel") or ""),
-        message_id=str(row.get("received_message_id") or ""),
-        message_type=str(row.get("received_message_type") or ""),
+        message_id=_message_id(row),
+        message_type=str(
+            row.get("normalize_message_type") or row.get("received_message_type") or ""
+        ),
         resources=resources if isinstance(resources, int) else None,
     )
 

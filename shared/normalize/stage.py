@@ -31,6 +31,7 @@ __all__ = ["RAW_METADATA", "NormalizeOutcome", "NormalizeStage"]
 
 log = logging.getLogger(__name__)
 RAW_METADATA = ("format", "mapping")  # raw blob metadata the stage reads
+SOURCE_ID_CHARS = 100  # of the sender's payload id and type kept on the journey
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,12 @@ class NormalizeStage:
                     "records": summary["records"],
                     "rejected": summary["rejected"],
                     "resources": summary["resources"],
+                },
+                # The sender's own id and type of the payload, which the console searches
+                # by on every channel (MSH-10, a Bundle's id, a document's id): ids only.
+                labels={
+                    "source_id": (conversion.control_id or "")[:SOURCE_ID_CHARS],
+                    "message_type": conversion.message_type[:SOURCE_ID_CHARS],
                 },
             ),
         )

@@ -294,6 +294,15 @@ def test_sessions_forms_and_headers(console: dict[str, Any]) -> None:
         assert other.status_code == 403
         done = ops.post("/pipeline/replay", data={"queue": "normalize", "csrf": csrf})
         assert done.status_code == 303
+        # A payload's own id is searchable on every format: a FHIR resource's, here.
+        patient = {"resourceType": "Patient", "id": "console-fhir-1", "gender": "female"}
+        posted = post_ingest(
+            console, "clinic-a", json.dumps(patient).encode(), "application/fhir+json"
+        )
+        wait_stage(console, "clinic-a", posted, "store")
+        found = ops.post("", data={"csrf": csrf, "message": "console-fhir-1"})
+        assert found.status_code == 200 and posted in found.text
+        assert found.text.count(f"/ingestions/clinic-a/{posted}") == 1
         # Signing out ends the session on the server: the old cookie is worth nothing.
         cookie = ops.cookies.get("fik_console")
         assert ops.post("/signout", data={"csrf": csrf}).status_code == 303

@@ -40,6 +40,7 @@ ROWS = [
     _row("clinic-a", "a1", 5, received_message_id="M-1", store_status="stored"),
     _row("clinic-a", "a2", 50, received_message_id="M-2", normalize_status="rejected"),
     _row("clinic-b", "b1", 1, received_message_id="M-1", store_status="stored"),
+    _row("clinic-b", "b2", 2, normalize_source_id="doc-9", normalize_message_type="CCD"),
 ]
 
 
@@ -99,10 +100,11 @@ def _search() -> tuple[IngestionSearch, Rows, Audit]:
 def test_an_operator_sees_every_partner_newest_first() -> None:
     search, rows, _ = _search()
     found = search.search(OPERATOR, IngestionFilter())
-    assert [(i.partner, i.id) for i in found.items] == [
-        ("clinic-b", "b1"),
-        ("clinic-a", "a1"),
-        ("clinic-a", "a2"),
+    assert [(i.partner, i.id, i.message_id) for i in found.items] == [
+        ("clinic-b", "b1", "M-1"),
+        ("clinic-b", "b2", "doc-9"),  # a document's own id, as normalization read it
+        ("clinic-a", "a1", "M-1"),
+        ("clinic-a", "a2", "M-2"),
     ]
     assert rows.queries == [("", {})]
 
@@ -112,7 +114,10 @@ def test_a_partner_sees_its_own_whatever_it_asks() -> None:
     found = search.search(CLINIC_A, IngestionFilter(message_id="M-1"))
     assert [i.id for i in found.items] == ["a1"]
     query, parameters = rows.queries[0]
-    assert query == "PartitionKey eq @partner and received_message_id eq @message"
+    assert query == (
+        "PartitionKey eq @partner and "
+        "( received_message_id eq @message or normalize_source_id eq @message )"
+    )
     assert parameters == {"partner": "clinic-a", "message": "M-1"}
     with pytest.raises(ConsoleForbiddenError):
         search.search(CLINIC_A, IngestionFilter(partner="clinic-b"))
@@ -124,6 +129,8 @@ def test_status_and_time_narrow_the_search() -> None:
     found = search.search(OPERATOR, IngestionFilter(since=since, status=IngestionStatus.STORED))
     assert {i.id for i in found.items} == {"a1", "b1"}
     assert rows.queries[0] == ("received_at ge @since", {"since": since})
+    by_document = search.search(OPERATOR, IngestionFilter(message_id="doc-9"))
+    assert [(i.id, i.message_type) for i in by_document.items] == [("b2", "CCD")]
     rejected = search.search(OPERATOR, IngestionFilter(status=IngestionStatus.REJECTED))
     assert [i.id for i in rejected.items] == ["a2"]
 
