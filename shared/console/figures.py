@@ -64,7 +64,7 @@ class Figures:
         if not viewer.operator:
             query += " and PartitionKey eq @partner"
             parameters["partner"] = viewer.partner
-        rows = self._rows.find(query, parameters, FIGURE_ROWS)
+        rows, complete = self._rows.find(query, parameters, FIGURE_ROWS)
         counts: dict[str, StageFigures] = defaultdict(lambda: StageFigures(""))
         for row in rows:
             partner = str(row["PartitionKey"])
@@ -80,4 +80,4 @@ class Figures:
                 resources=line.resources + (resources if isinstance(resources, int) else 0),
                 **{field: getattr(line, field) + 1},
             )
-        return Window(label, [counts[p] for p in sorted(counts)], len(rows) >= FIGURE_ROWS)
+        return Window(label, [counts[p] for p in sorted(counts)], not complete)

@@ -35,8 +35,11 @@ PATIENT_INGESTIONS = 200  # ingestions of the Patients one identifier finds, at 
 class IngestionRows(Protocol):
     """Port: journey rows (``TableIngestionRows``)."""
 
-    def find(self, query: str, parameters: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:
-        """Rows matching an OData filter, at most ``limit``."""
+    def find(
+        self, query: str, parameters: Mapping[str, Any], limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Rows matching an OData filter, at most ``limit``, read within the adapter's
+        time budget; and whether that was all of them."""
 
     def get(self, partner: str, ingestion_id: str) -> dict[str, Any] | None:
         """One row, or None."""
@@ -97,8 +100,8 @@ class IngestionSearch:
                 )
             )
         else:
-            rows = self._rows.find(*_query(partner, wanted), SCAN_LIMIT)
-            truncated = len(rows) >= SCAN_LIMIT
+            rows, complete = self._rows.find(*_query(partner, wanted), SCAN_LIMIT)
+            truncated = not complete
         found = [
             s
             for s in (_summary(r) for r in rows if _matches(r, partner, wanted))

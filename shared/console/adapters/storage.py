@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,23 +16,39 @@ from azure.data.tables import TableClient
 from shared.platform.names import Container, Queue, poison_queue
 from shared.platform.storage import StorageClients, storage_errors
 
-__all__ = ["StorageConsoleReader", "TableIngestionRows"]
+__all__ = ["SCAN_SECONDS", "StorageConsoleReader", "TableIngestionRows"]
+
+SCAN_SECONDS = 10.0  # a search's or a window's reading, at most (a page must come back)
 
 
 class TableIngestionRows:
-    """``IngestionRows`` on the ``ingestions`` table."""
+    """``IngestionRows`` on the ``ingestions`` table.
 
-    def __init__(self, table: TableClient) -> None:
+    A filter on anything but the partition makes the Table service scan every partition,
+    answering in pages (and, on a large table, empty pages with a continuation) until it
+    is done; a page view stops reading after ``budget`` seconds and says it did.
+    """
+
+    def __init__(self, table: TableClient, budget: float = SCAN_SECONDS) -> None:
         self._table = table
+        self._budget = budget
 
-    def find(self, query: str, parameters: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:
+    def find(
+        self, query: str, parameters: Mapping[str, Any], limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        deadline = time.monotonic() + self._budget
+        found: list[dict[str, Any]] = []
         with storage_errors("searching ingestions"):
             rows = (
                 self._table.query_entities(query, parameters=dict(parameters), results_per_page=500)
                 if query
                 else self._table.list_entities(results_per_page=500)
             )
-            return [dict(r) for r in itertools.islice(rows, limit)]
+            for page in rows.by_page():
+                found.extend(dict(r) for r in page)
+                if len(found) >= limit or time.monotonic() > deadline:
+                    return found[:limit], False
+        return found, True
 
     def get(self, partner: str, ingestion_id: str) -> dict[str, Any] | None:
         with storage_errors("reading an ingestion"):
@@ -53,9 +70,12 @@ class StorageConsoleReader:
         with storage_errors("reading a payload"):
             try:
                 downloader = blob.download_blob(offset=0, length=limit)
-                return downloader.readall(), int(downloader.properties.size or 0)
+                data = downloader.readall()
             except ResourceNotFoundError:
                 return None
+        # A ranged read's size is the range's; the whole blob's is after the slash.
+        whole = str(downloader.properties.content_range or "").rpartition("/")[2]
+        return data, int(whole) if whole.isdigit() else len(data)
 
     def names(self, container: Container, prefix: str, limit: int) -> list[str]:
         """The first ``limit`` blob names under a prefix."""

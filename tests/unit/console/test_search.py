@@ -50,9 +50,11 @@ class Rows:
     def __init__(self) -> None:
         self.queries: list[tuple[str, dict[str, Any]]] = []
 
-    def find(self, query: str, parameters: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:
+    def find(
+        self, query: str, parameters: Mapping[str, Any], limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
         self.queries.append((query, dict(parameters)))
-        return [dict(r) for r in ROWS][:limit]
+        return [dict(r) for r in ROWS][:limit], True
 
     def get(self, partner: str, ingestion_id: str) -> dict[str, Any] | None:
         return next(
