@@ -5,10 +5,10 @@ session themselves). Operators see every partner; a partner sees its own ingesti
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from http.cookies import CookieError, SimpleCookie
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import azure.functions as func
@@ -18,6 +18,7 @@ from shared.console import (
     ActionRefusedError,
     ConsoleForbiddenError,
     FormExpiredError,
+    FormUnreadableError,
     IngestionFilter,
     IngestionStatus,
     Session,
@@ -25,6 +26,7 @@ from shared.console import (
     check_form,
 )
 from shared.console.pages import SECURITY_HEADERS, asset, render
+from shared.console.pipeline import DEAD_COUNTED
 from shared.console.sessions import IDLE, LIFETIME, new_login_token
 from shared.platform.errors import StorageUnavailableError
 from shared.platform.names import Queue
@@ -41,6 +43,7 @@ BASE = "/api/console"
 SESSION_COOKIE = "fik_console"
 LOGIN_COOKIE = "fik_console_login"  # the sign-in form's own token (login CSRF)
 MAX_FORM_BYTES = 16 * 1024
+MAX_FORM_FIELDS = 20
 ANONYMOUS = func.AuthLevel.ANONYMOUS
 _REPLAYABLE = {q.value: q for q in Queue}
 
@@ -51,13 +54,16 @@ def _origin(req: func.HttpRequest) -> str:
 
 
 def _cookie(req: func.HttpRequest, name: str) -> str | None:
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(req.headers.get("cookie") or "")
-    except CookieError:
-        return None
-    morsel = jar.get(name)
-    return morsel.value if morsel else None
+    """One cookie's value, read by hand: a malformed cookie of someone else's on the same
+    origin must not hide ours (``SimpleCookie`` stops at the first), and two of ours (one
+    tossed in at another path) mean neither is trusted."""
+    found = [
+        value.strip()
+        for part in (req.headers.get("cookie") or "").split(";")
+        for key, eq, value in [part.strip().partition("=")]
+        if eq and key == name
+    ]
+    return found[0] if len(found) == 1 and found[0] else None
 
 
 def _set_cookie(req: func.HttpRequest, name: str, value: str, seconds: int) -> str:
@@ -101,38 +107,53 @@ def _notice(session: Session | None, status: int, title: str, text: str) -> func
 
 
 def _form(req: func.HttpRequest) -> dict[str, str]:
-    body = req.get_body()[: MAX_FORM_BYTES + 1]
+    """A urlencoded form's fields (the first value of each).
+
+    Raises:
+        FormUnreadableError: over ``MAX_FORM_BYTES`` or ``MAX_FORM_FIELDS`` fields.
+    """
+    body = req.get_body()
     if len(body) > MAX_FORM_BYTES:
-        return {}
-    parsed = parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
+        raise FormUnreadableError(f"a form is at most {MAX_FORM_BYTES // 1024} KiB")
+    try:
+        parsed = parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
+    except ValueError as exc:
+        raise FormUnreadableError(f"a form has at most {MAX_FORM_FIELDS} fields") from exc
     return {k: v[0] for k, v in parsed.items()}
 
 
 def _signed_in(
     req: func.HttpRequest,
-    work: Callable[[Session], func.HttpResponse],
+    work: Callable[[Session, dict[str, str]], func.HttpResponse],
     *,
-    form: dict[str, str] | None = None,
+    posted: bool = False,
 ) -> func.HttpResponse:
-    """Run ``work`` for the request's live session (checking a form's token for a POST);
-    refusals become pages: sign in again, 403 (audited), 503."""
+    """Run ``work`` for the request's live session with the form it posted (its token and
+    origin checked) or {}; refusals become pages: sign in again, 400, 403 (audited), 503."""
     session: Session | None = None
     try:
         session = wiring.console_sessions().resolve(_cookie(req, SESSION_COOKIE))
-        if form is not None:
+        form = _form(req) if posted else {}
+        if posted:
             check_form(session, form.get("csrf"), req.headers.get("origin"), _origin(req))
-        return work(session)
+        return work(session, form)
     except SignInRequiredError:
         return _redirect(f"{BASE}/signin")
+    except FormUnreadableError as exc:
+        return _notice(session, 413, "Not read", str(exc))
     except (ConsoleForbiddenError, FormExpiredError) as exc:
         partner = session.partner if session else "unknown"
-        route = f"{req.method} {urlsplit(req.url).path}"[:300]
-        wiring.access_audit().refused(AccessRefusal.AUTHORIZATION, partner, route)
+        wiring.console_access_audit().refused(AccessRefusal.AUTHORIZATION, partner, _route(req))
         return _notice(session, 403, "Not allowed", str(exc))
     except ActionRefusedError as exc:
         return _notice(session, 409, "Not done", str(exc))
     except StorageUnavailableError:
         return _notice(session, 503, "Try again shortly", "Storage is unavailable right now.")
+
+
+def _route(req: func.HttpRequest) -> str:
+    """Method and path, for the audit trail (never the query)."""
+    return f"{req.method} {urlsplit(req.url).path}"[:300]
 
 
 def _context(session: Session, section: str, notice: str = "") -> dict[str, object]:
@@ -147,29 +168,34 @@ def _context(session: Session, section: str, notice: str = "") -> dict[str, obje
 
 @bp.route(route="console/signin", methods=["GET", "POST"], auth_level=ANONYMOUS)
 def console_signin(req: func.HttpRequest) -> func.HttpResponse:
-    """The sign-in form; a valid API key or Entra token starts a session."""
+    """The sign-in form; a valid API key or Entra token starts a session (and ends the
+    one this browser had)."""
     if req.method == "GET":
-        login = new_login_token()
-        return _page(_signin_page(login), cookie=_set_cookie(req, LOGIN_COOKIE, login, 600))
-    form = _form(req)
+        return _signin_form(req)
+    try:
+        form = _form(req)
+    except FormUnreadableError as exc:
+        return _signin_form(req, str(exc), 413)
     expected = _cookie(req, LOGIN_COOKIE)
     origin = req.headers.get("origin")
-    if not expected or form.get("login") != expected or (origin and origin != _origin(req)):
-        return _redirect(f"{BASE}/signin")
+    if not expected or not hmac.compare_digest(form.get("login", ""), expected):
+        return _signin_form(req, "The sign-in form expired; sign in again.", 400)
+    if origin and origin != _origin(req):
+        return _signin_form(req, "Sign in from this site's own page.", 400)
     credential = form.get("credential", "").strip()
     key = parse_key(credential)
     bearer = None if key else f"Bearer {credential}"
+    sessions = wiring.console_sessions()
     try:
         partner = wiring.authenticator().authenticate(bearer, credential if key else None)
-        token, session = wiring.console_sessions().sign_in(partner, key[0] if key else "")
+        sessions.sign_out(_cookie(req, SESSION_COOKIE))  # no second session beside it
+        token, session = sessions.sign_in(partner, key[0] if key else "")
     except AuthenticationError as exc:
-        route = f"{req.method} {urlsplit(req.url).path}"
-        wiring.access_audit().refused(
-            AccessRefusal.AUTHENTICATION, exc.credential, route, authenticated=False
+        # Anonymous: its own refusal budget, so a flood here cannot crowd the API's out.
+        wiring.console_access_audit().refused(
+            AccessRefusal.AUTHENTICATION, exc.credential, _route(req), authenticated=False
         )
-        login = new_login_token()
-        page = _signin_page(login, "That credential is not valid here.")
-        return _page(page, 401, _set_cookie(req, LOGIN_COOKIE, login, 600))
+        return _signin_form(req, "That credential is not valid here.", 401)
     except (SecurityUnavailableError, StorageUnavailableError):
         return _notice(None, 503, "Try again shortly", "Credentials cannot be checked now.")
     wiring.audit_log().write(
@@ -179,6 +205,12 @@ def console_signin(req: func.HttpRequest) -> func.HttpResponse:
     )
     # The sign-in form's cookie is left to expire (ten minutes): one cookie per answer.
     return _redirect(BASE, _set_cookie(req, SESSION_COOKIE, token, int(LIFETIME.total_seconds())))
+
+
+def _signin_form(req: func.HttpRequest, error: str = "", status: int = 200) -> func.HttpResponse:
+    """The form, with a fresh login token in its cookie and hidden field."""
+    login = new_login_token()
+    return _page(_signin_page(login, error), status, _set_cookie(req, LOGIN_COOKIE, login, 600))
 
 
 def _signin_page(login: str, error: str = "") -> str:
@@ -198,14 +230,17 @@ def _signin_page(login: str, error: str = "") -> str:
 
 @bp.route(route="console/signout", methods=["POST"], auth_level=ANONYMOUS)
 def console_signout(req: func.HttpRequest) -> func.HttpResponse:
-    """End the session and forget its cookie."""
+    """End the session; the cookie is forgotten even when the session had ended."""
     token = _cookie(req, SESSION_COOKIE)
 
-    def work(session: Session) -> func.HttpResponse:
+    def work(session: Session, form: dict[str, str]) -> func.HttpResponse:
         wiring.console_sessions().sign_out(token)
         return _redirect(f"{BASE}/signin", _set_cookie(req, SESSION_COOKIE, "", 0))
 
-    return _signed_in(req, work, form=_form(req))
+    answer = _signed_in(req, work, posted=True)
+    if answer.status_code == 303 and "Set-Cookie" not in answer.headers:
+        answer.headers["Set-Cookie"] = _set_cookie(req, SESSION_COOKIE, "", 0)
+    return answer
 
 
 def _when(text: str | None) -> datetime | None:
@@ -214,9 +249,9 @@ def _when(text: str | None) -> datetime | None:
         return None
     try:
         found = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError("times are YYYY-MM-DDTHH:MM") from exc
-    return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+        return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # year 1 at +01:00 is before year 1 in UTC
+        raise ValueError("times are YYYY-MM-DDTHH:MM, within years 1 to 9999") from exc
 
 
 @bp.route(route="console", methods=["GET", "POST"], auth_level=ANONYMOUS)
@@ -224,20 +259,21 @@ def console_ingestions(req: func.HttpRequest) -> func.HttpResponse:
     """The search page; with no criteria, the last day's ingestions. The form is POSTed,
     so a patient identifier never lands in a URL (history, proxies, request logs); a GET
     takes the same fields in its query, for links by partner or message id."""
-    form = _form(req) if req.method == "POST" else None
-    fields = form if form is not None else {k: req.params.get(k) or "" for k in _SEARCH_FIELDS}
+    posted = req.method == "POST"
 
-    def work(session: Session) -> func.HttpResponse:
+    def work(session: Session, form: dict[str, str]) -> func.HttpResponse:
         viewer = session.viewer
+        fields = form if posted else {k: req.params.get(k) or "" for k in _SEARCH_FIELDS}
         query = {k: (fields.get(k) or "").strip() for k in _SEARCH_FIELDS}
         context = _context(session, "ingestions")
         error, result = "", None
         try:
+            if query["patient"] and not posted:  # it would sit in URLs and request logs
+                raise ValueError("search by patient identifier with the form, not a link")
             status = query["status"]
             wanted = IngestionFilter(
                 partner=query["partner"] or None,
-                since=_when(query["since"])
-                or (None if any(query.values()) else datetime.now(UTC) - timedelta(days=1)),
+                since=_when(query["since"]),
                 until=_when(query["until"]),
                 status=IngestionStatus(status) if status else None,
                 message_id=query["message"] or None,
@@ -256,10 +292,11 @@ def console_ingestions(req: func.HttpRequest) -> func.HttpResponse:
             statuses=[s.value for s in IngestionStatus],
             result=result,
             error=error,
+            searched=posted,
         )
         return _page(html, 400 if error else 200)
 
-    return _signed_in(req, work, form=form)
+    return _signed_in(req, work, posted=posted)
 
 
 _SEARCH_FIELDS = ("partner", "since", "until", "status", "message", "patient")
@@ -269,7 +306,7 @@ _SEARCH_FIELDS = ("partner", "since", "until", "status", "message", "patient")
 def console_ingestion(req: func.HttpRequest) -> func.HttpResponse:
     """One ingestion's journey; the same 404 for an unknown id and another partner's."""
 
-    def work(session: Session) -> func.HttpResponse:
+    def work(session: Session, form: dict[str, str]) -> func.HttpResponse:
         partner, ingestion = req.route_params["partner"], req.route_params["id"].lower()
         item = wiring.console_detail().view(session.viewer, partner, ingestion)
         if item is None:
@@ -290,7 +327,7 @@ def console_ingestion(req: func.HttpRequest) -> func.HttpResponse:
 def console_payload(req: func.HttpRequest) -> func.HttpResponse:
     """The payload and quarantine records (operators; audited before they are shown)."""
 
-    def work(session: Session) -> func.HttpResponse:
+    def work(session: Session, form: dict[str, str]) -> func.HttpResponse:
         partner, ingestion = req.route_params["partner"], req.route_params["id"].lower()
         view = wiring.console_detail().payload(session.viewer, partner, ingestion)
         if view is None:
@@ -305,22 +342,25 @@ def console_payload(req: func.HttpRequest) -> func.HttpResponse:
         )
         return _page(html)
 
-    return _signed_in(req, work, form=_form(req))
+    return _signed_in(req, work, posted=True)
 
 
 @bp.route(route="console/pipeline", methods=["GET"], auth_level=ANONYMOUS)
 def console_pipeline(req: func.HttpRequest) -> func.HttpResponse:
     """Poison queues and dead letters, with their replay buttons (operators)."""
 
-    def work(session: Session) -> func.HttpResponse:
+    def work(session: Session, form: dict[str, str]) -> func.HttpResponse:
         pipeline = wiring.console_pipeline()
         poison = pipeline.poison(session.viewer)
         dead = pipeline.dead_letters(session.viewer)
-        done = req.params.get("done", "")
-        moved = req.params.get("moved", "")
+        done, moved = req.params.get("done", ""), req.params.get("moved", "")
+        more = " More wait: replay again." if req.params.get("more") == "1" else ""
         notice = (
-            f"{int(moved)} sent back to {done}."
-            if moved.isdigit() and (done in _REPLAYABLE or done == "deliver")
+            f"{int(moved)} sent back to {done}.{more}"
+            if moved.isascii()
+            and moved.isdigit()
+            and len(moved) <= 9
+            and (done in _REPLAYABLE or done == "deliver")
             else ""
         )
         html = render(
@@ -329,6 +369,7 @@ def console_pipeline(req: func.HttpRequest) -> func.HttpResponse:
             title="Pipeline",
             poison=poison,
             dead=dead,
+            dead_counted=DEAD_COUNTED,
         )
         return _page(html)
 
@@ -337,39 +378,39 @@ def console_pipeline(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="console/pipeline/replay", methods=["POST"], auth_level=ANONYMOUS)
 def console_replay(req: func.HttpRequest) -> func.HttpResponse:
-    """Send a poison queue's messages back to their stage (``intake replay``)."""
-    form = _form(req)
+    """Send a poison queue's messages back to their stage (``intake replay``), a bounded
+    number per press."""
 
-    def work(session: Session) -> func.HttpResponse:
+    def work(session: Session, form: dict[str, str]) -> func.HttpResponse:
         queue = _REPLAYABLE.get(form.get("queue", ""))
         if queue is None:
             return _notice(session, 400, "Not done", "No such queue.")
-        moved = wiring.console_pipeline().replay_queue(session.viewer, queue)
-        return _redirect(f"{BASE}/pipeline?{urlencode({'done': queue.value, 'moved': moved})}")
+        moved, more = wiring.console_pipeline().replay_queue(session.viewer, queue)
+        done = {"done": queue.value, "moved": moved, "more": int(more)}
+        return _redirect(f"{BASE}/pipeline?{urlencode(done)}")
 
-    return _signed_in(req, work, form=form)
+    return _signed_in(req, work, posted=True)
 
 
 @bp.route(route="console/pipeline/redeliver", methods=["POST"], auth_level=ANONYMOUS)
 def console_redeliver(req: func.HttpRequest) -> func.HttpResponse:
     """Deliver a subscription's dead letters again (``$replay``)."""
-    form = _form(req)
 
-    def work(session: Session) -> func.HttpResponse:
+    def work(session: Session, form: dict[str, str]) -> func.HttpResponse:
         subscription = form.get("subscription", "")
         if not subscription.isalnum() or len(subscription) != 32:
             return _notice(session, 400, "Not done", "No such subscription.")
         queued = wiring.console_pipeline().replay_subscription(session.viewer, subscription)
         return _redirect(f"{BASE}/pipeline?{urlencode({'done': 'deliver', 'moved': queued})}")
 
-    return _signed_in(req, work, form=form)
+    return _signed_in(req, work, posted=True)
 
 
 @bp.route(route="console/figures", methods=["GET"], auth_level=ANONYMOUS)
 def console_figures(req: func.HttpRequest) -> func.HttpResponse:
     """Per-partner figures for the last hour and day."""
 
-    def work(session: Session) -> func.HttpResponse:
+    def work(session: Session, form: dict[str, str]) -> func.HttpResponse:
         windows = wiring.console_figures().windows(session.viewer)
         html = render(
             "figures.html", **_context(session, "figures"), title="Figures", windows=windows

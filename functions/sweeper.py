@@ -1,5 +1,6 @@
-"""Timer: finish HTTP submissions that stopped between storing and enqueueing, and report
-poison queues that hold messages (the poison-depth alert reads that line)."""
+"""Timer: finish HTTP submissions that stopped between storing and enqueueing, remove
+console sessions that have ended, and report poison queues that hold messages (the
+poison-depth alert reads that line)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ def sweep_submissions(timer: func.TimerRequest) -> None:
             "sweep: done",
             extra={"stage": "sweep", "resumed": result.resumed, "dropped": result.dropped},
         )
+    try:
+        ended = wiring.console_sessions().sweep()
+    except StorageUnavailableError:
+        ended = 0  # the next sweep removes them
+    if ended:
+        log.info("sweep: console sessions ended", extra={"stage": "sweep", "sessions": ended})
     try:
         depths = wiring.poison_depths()
     except StorageUnavailableError:

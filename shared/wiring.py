@@ -27,6 +27,7 @@ from shared.console import ConsoleSessions, Figures, IngestionDetail, IngestionS
 from shared.console.adapters.storage import StorageConsoleReader, TableIngestionRows
 from shared.console.adapters.table_sessions import TableSessionStore
 from shared.console.models import DeadLetterGroup
+from shared.console.pipeline import DEAD_COUNTED
 from shared.intake.adapters import (
     AccountKeyUploadSigner,
     TableUploadLog,
@@ -96,6 +97,7 @@ __all__ = [
     "consent_policy",
     "consent_service",
     "consent_stage",
+    "console_access_audit",
     "console_detail",
     "console_figures",
     "console_pipeline",
@@ -592,6 +594,14 @@ def access_audit() -> AccessAudit:
 
 
 @cache
+def console_access_audit() -> AccessAudit:
+    """Refusals at the console, on a budget of their own: its sign-in is anonymous to the
+    Functions host, and a flood of bad credentials there must not use up the refusal
+    events the API's 401s and 403s are written with."""
+    return AccessAudit(audit_log())
+
+
+@cache
 def audit_query() -> AuditQuery:
     """The auditor's search over the audit trail."""
     return AuditQuery(BlobAuditLog(storage()))
@@ -629,12 +639,12 @@ def console_search() -> IngestionSearch:
     )
 
 
-def _subscription_types() -> list[tuple[str, str]]:
-    """(id, resource type) of every subscription whose criteria can be read."""
+def _subscription_types() -> list[tuple[str, str, str]]:
+    """(id, owner, resource type) of every subscription whose criteria can be read."""
     found = []
     for sub in subscription_store().list():
         try:
-            found.append((sub.id, parse_criteria(sub.criteria).resource_type))
+            found.append((sub.id, sub.owner, parse_criteria(sub.criteria).resource_type))
         except SubscriptionInvalidError:
             continue  # the notify stage says so on the subscription
     return found
@@ -658,7 +668,7 @@ def _dead_letter_groups() -> list[DeadLetterGroup]:
     reader = StorageConsoleReader(storage())
     return [
         DeadLetterGroup(
-            sub.id, sub.owner, len(reader.names(Container.DEADLETTER, f"{sub.id}/", 10_000))
+            sub.id, sub.owner, len(reader.names(Container.DEADLETTER, f"{sub.id}/", DEAD_COUNTED))
         )
         for sub in subscription_store().list()
     ]
@@ -678,7 +688,7 @@ def console_pipeline() -> PipelineView:
     return PipelineView(
         poison_depths,
         StorageConsoleReader(storage()),
-        lambda queue: replay_poison(storage(), queue),
+        lambda queue, limit: replay_poison(storage(), queue, limit),
         _dead_letter_groups,
         _redeliver,
         audit_log(),
@@ -761,6 +771,7 @@ def reset_caches() -> None:
         delivery_stage,
         ingestion_log,
         console_sessions,
+        console_access_audit,
         _console_rows,
         console_search,
         console_detail,

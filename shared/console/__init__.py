@@ -13,6 +13,7 @@ from .errors import (
     ConsoleError,
     ConsoleForbiddenError,
     FormExpiredError,
+    FormUnreadableError,
     SignInRequiredError,
 )
 from .figures import Figures
@@ -28,6 +29,7 @@ __all__ = [
     "ConsoleSessions",
     "Figures",
     "FormExpiredError",
+    "FormUnreadableError",
     "IngestionDetail",
     "IngestionFilter",
     "IngestionSearch",

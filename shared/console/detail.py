@@ -61,7 +61,7 @@ class IngestionDetail:
         self,
         rows: IngestionRows,
         ack: Callable[[str, str], tuple[bool, bytes | None]],
-        subscriptions: Callable[[], list[tuple[str, str]]],
+        subscriptions: Callable[[], list[tuple[str, str, str]]],
         delivery: Callable[[str, str], Delivery | None],
         payloads: PayloadReader,
         audit: AuditLog,
@@ -69,7 +69,7 @@ class IngestionDetail:
     ) -> None:
         self._rows = rows
         self._ack = ack
-        self._subscriptions = subscriptions  # (id, resource type its criteria name)
+        self._subscriptions = subscriptions  # (id, owner, resource type its criteria name)
         self._delivery = delivery
         self._payloads = payloads
         self._audit = audit
@@ -104,15 +104,20 @@ class IngestionDetail:
             stages=shown["stages"],
             ack=ack.decode("utf-8", "replace") if known and ack else None,
             written=written,
-            deliveries=self._deliveries(written),
+            deliveries=self._deliveries(viewer, written),
             received=received if isinstance(received, datetime) else None,
         )
 
-    def _deliveries(self, written: list[str]) -> list[DeliveryView]:
+    def _deliveries(self, viewer: Viewer, written: list[str]) -> list[DeliveryView]:
         """The deliveries of the versions written, to the subscriptions whose criteria
         name their type (point reads: a delivery row is keyed by subscription and
-        version)."""
-        subscriptions = self._subscriptions() if written else []
+        version). A partner sees only its own subscriptions': that some other party
+        follows this patient is not the sender's to know."""
+        subscriptions = [
+            (sub, wanted)
+            for sub, owner, wanted in (self._subscriptions() if written else [])
+            if viewer.operator or owner == viewer.partner
+        ]
         found: list[DeliveryView] = []
         lookups = 0
         for reference in written:

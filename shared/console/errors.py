@@ -5,6 +5,7 @@ IntakeError
     ├── SignInRequiredError     no session, or one that ended: sign in again (permanent)
     ├── ConsoleForbiddenError   the viewer's roles do not allow this view or action
     ├── FormExpiredError        a form without this session's token (CSRF), or from elsewhere
+    ├── FormUnreadableError     a form body too large or with too many fields
     └── ActionRefusedError      an action that cannot be done now (a subscription that is off)
 """
 
@@ -17,6 +18,7 @@ __all__ = [
     "ConsoleError",
     "ConsoleForbiddenError",
     "FormExpiredError",
+    "FormUnreadableError",
     "SignInRequiredError",
 ]
 
@@ -39,3 +41,7 @@ class FormExpiredError(ConsoleError):
 
 class ActionRefusedError(ConsoleError):
     """The action cannot be done in the state things are in (say which, and what to do)."""
+
+
+class FormUnreadableError(ConsoleError):
+    """A form body the console does not read: too large, or too many fields."""

@@ -10,6 +10,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from shared import __version__
+
 __all__ = ["ASSETS", "SECURITY_HEADERS", "asset", "render"]
 
 ASSETS = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
@@ -36,8 +38,9 @@ def _environment() -> Environment:
 
 
 def render(template: str, **context: Any) -> str:
-    """A page, every value escaped."""
-    return _environment().get_template(template).render(**context)
+    """A page, every value escaped; its asset links carry the version, so a release is
+    never shown with the last one's cached stylesheet."""
+    return _environment().get_template(template).render(version=__version__, **context)
 
 
 @cache

@@ -18,9 +18,11 @@ from shared.security.audit import AdminAction, admin_audit_event
 from .errors import ActionRefusedError, ConsoleForbiddenError
 from .models import DeadLetterGroup, PoisonMessage, PoisonQueue, Viewer
 
-__all__ = ["PEEKED", "PipelineView", "PoisonPeek"]
+__all__ = ["DEAD_COUNTED", "PEEKED", "REPLAYED", "PipelineView", "PoisonPeek"]
 
 PEEKED = 32  # messages of each poison queue the page lists (the most a peek returns)
+REPLAYED = 500  # messages one press of a replay button moves (the request must end)
+DEAD_COUNTED = 1000  # dead letters counted per subscription (the page says "1000 or more")
 
 
 class PoisonPeek(Protocol):
@@ -37,7 +39,7 @@ class PipelineView:
         self,
         depths: Callable[[], dict[str, int]],
         peek: PoisonPeek,
-        replay_queue: Callable[[Queue], int],
+        replay_queue: Callable[[Queue, int], int],
         dead_letters: Callable[[], list[DeadLetterGroup]],
         replay_subscription: Callable[[str], int | None],
         audit: AuditLog,
@@ -82,8 +84,10 @@ class PipelineView:
         self._operator(viewer)
         return [g for g in self._dead_letters() if g.count]
 
-    def replay_queue(self, viewer: Viewer, queue: Queue) -> int:
-        """Send a poison queue's messages back to their stage; how many moved.
+    def replay_queue(self, viewer: Viewer, queue: Queue) -> tuple[int, bool]:
+        """Send up to ``REPLAYED`` of a poison queue's messages back to their stage: how
+        many moved, and whether more may wait. The replay is audited before it starts (a
+        request that stops half-way still left its trace) and again with its count.
 
         Raises:
             ConsoleForbiddenError: not an operator.
@@ -91,9 +95,11 @@ class PipelineView:
                 is sent before it is deleted).
         """
         self._operator(viewer)
-        moved = self._replay_queue(queue)
-        self._audited(AdminAction.QUEUE_REPLAY, viewer, f"urn:fhir-intake:queue:{queue}", moved)
-        return moved
+        target = f"urn:fhir-intake:queue:{queue}"
+        self._audited(AdminAction.QUEUE_REPLAY, viewer, target, "started")
+        moved = self._replay_queue(queue, REPLAYED)
+        self._audited(AdminAction.QUEUE_REPLAY, viewer, target, str(moved))
+        return moved, moved >= REPLAYED
 
     def replay_subscription(self, viewer: Viewer, subscription: str) -> int:
         """Queue a subscription's dead letters again; how many were queued.
@@ -104,17 +110,17 @@ class PipelineView:
             StorageUnavailableError: storage failed part-way (run it again).
         """
         self._operator(viewer)
+        target = f"Subscription/{subscription}"
+        self._audited(AdminAction.SUBSCRIPTION_REPLAY, viewer, target, "started")
         queued = self._replay_subscription(subscription)
         if queued is None:
             raise ActionRefusedError("the subscription is gone or off: turn it on first")
-        self._audited(
-            AdminAction.SUBSCRIPTION_REPLAY, viewer, f"Subscription/{subscription}", queued
-        )
+        self._audited(AdminAction.SUBSCRIPTION_REPLAY, viewer, target, str(queued))
         return queued
 
-    def _audited(self, action: AdminAction, viewer: Viewer, target: str, count: int) -> None:
+    def _audited(self, action: AdminAction, viewer: Viewer, target: str, queued: str) -> None:
         self._audit.write(
-            admin_audit_event(action, viewer.partner, target, self._clock(), {"queued": str(count)})
+            admin_audit_event(action, viewer.partner, target, self._clock(), {"queued": queued})
         )
 
 

@@ -12,8 +12,8 @@ own partner's ingestions, whatever it asks for.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.platform.ports import AuditLog
@@ -22,12 +22,13 @@ from shared.records.people import MAX_IDENTIFIER, IdentifierHolder
 from shared.security.audit import AdminAction, admin_audit_event
 
 from .errors import ConsoleForbiddenError
-from .models import IngestionFilter, IngestionSummary, Viewer
-from .status import ingestion_status
+from .models import IngestionFilter, IngestionStatus, IngestionSummary, Viewer
+from .status import STAGES, ingestion_status
 
 __all__ = ["RESULTS", "SCAN_LIMIT", "IngestionRows", "IngestionSearch", "SearchResult", "visible"]
 
 SCAN_LIMIT = 2000  # journey rows one search reads at most
+WINDOW = timedelta(days=1)  # searched when no time is given (a message id or patient: all)
 RESULTS = 100  # rows it shows
 PATIENT_INGESTIONS = 200  # ingestions of the Patients one identifier finds, at most
 
@@ -85,6 +86,13 @@ class IngestionSearch:
             raise ConsoleForbiddenError("a partner sees only its own ingestions")
         if not viewer.operator:
             partner = viewer.partner
+        if (
+            wanted.since is None
+            and wanted.until is None
+            and not (wanted.message_id or wanted.patient)
+        ):
+            # Rows come in key order, not time order: a window keeps "newest first" true.
+            wanted = replace(wanted, since=self._clock() - WINDOW)
         patients: tuple[str, ...] = ()
         if wanted.patient:
             rows, patients = self._by_patient(viewer, wanted.patient, partner)
@@ -120,13 +128,26 @@ class IngestionSearch:
         holders = [h for h in self._holders(system, value) if viewer.may_see(h.partner)]
         refs: dict[tuple[str, str], None] = {}
         for holder in holders:
+            if len(refs) >= PATIENT_INGESTIONS:
+                break  # the result says it was cut
             for ref in self._ingestions_of(holder.patient_id):
                 if viewer.may_see(ref.partner) and (partner is None or ref.partner == partner):
                     refs[(ref.partner, ref.correlation_id)] = None
-                if len(refs) >= PATIENT_INGESTIONS:
-                    break
+        refs = dict(list(refs.items())[:PATIENT_INGESTIONS])
         rows = [r for r in (self._rows.get(p, c) for p, c in refs) if r is not None]
         return rows, tuple(sorted({h.patient_id for h in holders}))
+
+
+# What the table can tell of a status on the server (spaced out: see ``_query``).
+_STATUS_FILTERS = {
+    IngestionStatus.FAILED: "( "
+    + " or ".join(f"{stage}_status eq 'failed'" for stage in STAGES)
+    + " )",
+    IngestionStatus.REJECTED: "normalize_status eq 'rejected'",
+    IngestionStatus.DENIED: "consent_status eq 'denied'",
+    IngestionStatus.STORED: "store_status eq 'stored'",
+    IngestionStatus.PARTIAL: "store_status eq 'stored'",
+}
 
 
 def _query(partner: str | None, wanted: IngestionFilter) -> tuple[str, dict[str, Any]]:
@@ -142,6 +163,8 @@ def _query(partner: str | None, wanted: IngestionFilter) -> tuple[str, dict[str,
     if wanted.until:
         parts.append("received_at lt @until")
         parameters["until"] = wanted.until
+    if wanted.status is not None and wanted.status in _STATUS_FILTERS:
+        parts.append(_STATUS_FILTERS[wanted.status])  # narrowed here, exact in ``search``
     if wanted.message_id:  # as the door read it (HL7 v2), or as normalization did (any)
         # Spaced out: the SDK finds parameters by splitting the filter at spaces.
         parts.append("( received_message_id eq @message or normalize_source_id eq @message )")

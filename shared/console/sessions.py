@@ -62,6 +62,9 @@ class SessionStore(Protocol):
     def delete(self, key: str) -> None:
         """End a session (nothing if there is none)."""
 
+    def delete_ended(self, now: datetime, idle: timedelta) -> int:
+        """Remove every session past its end or idle for ``idle``; how many."""
+
 
 class ConsoleSessions:
     """Signs viewers in and out and tells who a request's token belongs to."""
@@ -125,6 +128,15 @@ class ConsoleSessions:
             session = replace(session, roles=roles, seen=now)
             self._store.save(key, session)
         return session
+
+    def sweep(self) -> int:
+        """Remove sessions that have ended (a session nobody signed out of, or came back
+        to, would otherwise stay in the table); how many.
+
+        Raises:
+            StorageUnavailableError: storage failed.
+        """
+        return self._store.delete_ended(self._clock(), IDLE)
 
     def sign_out(self, token: str | None) -> None:
         """End the session a token names (nothing if none).

@@ -27,7 +27,8 @@ def ingestion_status(row: Mapping[str, Any]) -> IngestionStatus:
     if consent == "denied":
         return IngestionStatus.DENIED
     if store == "stored":
-        if normalize == "partial" or consent == "partial":
+        forward = row.get("forward_status")  # the existing FHIR server's answer, if any
+        if normalize == "partial" or consent == "partial" or forward in ("partial", "refused"):
             return IngestionStatus.PARTIAL
         return IngestionStatus.STORED
     return IngestionStatus.IN_PROGRESS

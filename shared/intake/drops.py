@@ -490,6 +490,7 @@ class DropProcessor:
                 stage="received",
                 outcome="stored",
                 counts={"bytes": len(payload), "records": count},
+                labels={"blob": name, "channel": "drop"},  # where the chunk is, as HTTP's
                 at=now,
             ),
         )

@@ -74,7 +74,7 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # printable ASCII, no s
 # over with a conditional write, so only one of several resumes. A request that ran past
 # its own lease checks it still holds it before enqueueing.
 CLAIM_LEASE = timedelta(seconds=15)
-MESSAGE_ID_CHARS = 100  # of MSH-10 kept on the journey (ids that long are unheard of)
+MESSAGE_ID_CHARS = 199  # of MSH-10 kept on the journey: all the door accepts
 _EXTENSIONS = {
     PayloadFormat.HL7V2: "hl7",
     PayloadFormat.FHIR: "json",

@@ -31,7 +31,7 @@ __all__ = ["RAW_METADATA", "NormalizeOutcome", "NormalizeStage"]
 
 log = logging.getLogger(__name__)
 RAW_METADATA = ("format", "mapping")  # raw blob metadata the stage reads
-SOURCE_ID_CHARS = 100  # of the sender's payload id and type kept on the journey
+SOURCE_ID_CHARS = 200  # of the sender's payload id and type kept on the journey
 
 
 @dataclass(frozen=True, slots=True)

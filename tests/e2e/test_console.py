@@ -269,8 +269,12 @@ def test_sessions_forms_and_headers(console: dict[str, Any]) -> None:
         # A sign-in posted without the form's token (from another site) starts nothing.
         anonymous.cookies.clear()
         forged = anonymous.post("/signin", data={"credential": console["keys"]["ops"]})
-        assert forged.status_code == 303 and forged.headers["location"].endswith("/signin")
-        assert "set-cookie" not in forged.headers
+        assert forged.status_code == 400 and "expired" in forged.text
+        assert "fik_console=" not in forged.headers["set-cookie"]  # only a new form's token
+        # Nor does one with too many fields, or too large: a 413 page, not a crash.
+        many = anonymous.post("/signin", data={f"f{n}": "1" for n in range(25)})
+        assert many.status_code == 413
+        assert anonymous.post("/signin", content=b"x=" + b"y" * 20_000).status_code == 413
         # Assets are ours, and nothing else is served under their name.
         css = anonymous.get("/assets/console.css")
         assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
@@ -294,6 +298,20 @@ def test_sessions_forms_and_headers(console: dict[str, Any]) -> None:
         assert other.status_code == 403
         done = ops.post("/pipeline/replay", data={"queue": "normalize", "csrf": csrf})
         assert done.status_code == 303
+        # Odd values in links and fields are refused as such, never a failed function.
+        for odd in ("/pipeline?done=normalize&moved=%C2%B2", "/pipeline?done=x&moved=" + "9" * 50):
+            assert ops.get(odd).status_code == 200
+        early = ops.post("", data={"csrf": csrf, "since": "0001-01-01T00:00+01:00"})
+        assert early.status_code == 400 and "within years" in early.text
+        linked = ops.get("", params={"patient": "urn:oid:1.2|MRN-1"})
+        assert linked.status_code == 400 and "with the form" in linked.text
+        # Another cookie on the origin, however malformed, does not lose the session;
+        # two session cookies (one tossed in at another path) are not trusted.
+        session = ops.cookies.get("fik_console") or ""
+        odd_cookies = f'prefs={{"a":1}}; x="unterminated; fik_console={session}'
+        assert ops.get("", headers={"cookie": odd_cookies}).status_code == 200
+        tossed = f"fik_console=forged; fik_console={session}"
+        assert ops.get("", headers={"cookie": tossed}).status_code == 303
         # A payload's own id is searchable on every format: a FHIR resource's, here.
         patient = {"resourceType": "Patient", "id": "console-fhir-1", "gender": "female"}
         posted = post_ingest(

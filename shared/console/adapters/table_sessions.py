@@ -3,7 +3,7 @@ token's hash, holding the partner id, roles and times (no credential, no patient
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
@@ -61,6 +61,19 @@ class TableSessionStore:
     def delete(self, key: str) -> None:
         with storage_errors("ending a console session"):
             self._table.delete_entity(key, "")
+
+    def delete_ended(self, now: datetime, idle: timedelta) -> int:
+        with storage_errors("sweeping console sessions"):
+            ended = list(
+                self._table.query_entities(
+                    "expires le @now or seen le @idle",
+                    parameters={"now": now, "idle": now - idle},
+                    select=["PartitionKey", "RowKey"],
+                )
+            )
+            for row in ended:
+                self._table.delete_entity(row["PartitionKey"], row["RowKey"])
+        return len(ended)
 
 
 def _aware(value: object) -> datetime:

@@ -1,5 +1,6 @@
 // fhir-intake console: the little the pages need beyond HTML. A form with data-confirm
-// asks first (replays); the page focuses its heading after a search, for screen readers.
+// asks first (replays); after a search the result count takes the focus, so a screen
+// reader says how many were found.
 "use strict";
 document.addEventListener("submit", (event) => {
   const form = event.target;
@@ -9,8 +10,9 @@ document.addEventListener("submit", (event) => {
   }
 });
 document.addEventListener("DOMContentLoaded", () => {
-  const status = document.querySelector("[data-testid='count']");
+  const status = document.querySelector("[data-focus]");
   if (status) {
     status.setAttribute("tabindex", "-1");
+    status.focus();
   }
 });

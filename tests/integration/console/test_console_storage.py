@@ -51,6 +51,17 @@ def test_sessions_round_trip_and_end(storage_env) -> None:  # type: ignore[no-un
     store.delete("a" * 64)
     store.delete("a" * 64)  # twice: nothing to end is fine
     assert store.load("a" * 64) is None
+    # The sweep removes what ended by idle or by lifetime, and nothing else.
+    hour, later = timedelta(hours=1), timedelta(hours=8)
+    for key, seen, expires in (
+        ("idle", NOW, NOW + later),  # unused for an hour
+        ("life", NOW + timedelta(minutes=55), NOW + hour),  # at its end
+        ("live", NOW + timedelta(minutes=50), NOW + later),
+    ):
+        store.save(key, Session("ops", frozenset({Role.ADMIN}), "", "c", NOW, expires, seen))
+    assert store.delete_ended(NOW + hour, timedelta(minutes=30)) == 2
+    rows = clients.table_client(Table.CONSOLE_SESSIONS).list_entities()
+    assert {r["PartitionKey"] for r in rows} == {"live"}
 
 
 def test_rows_come_page_by_page_and_a_budget_stops_the_reading(storage_env) -> None:  # type: ignore[no-untyped-def]

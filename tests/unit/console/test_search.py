@@ -108,7 +108,11 @@ def test_an_operator_sees_every_partner_newest_first() -> None:
         ("clinic-a", "a1", "M-1"),
         ("clinic-a", "a2", "M-2"),
     ]
-    assert rows.queries == [("", {})]
+    # No time given: the last day's (rows come in key order, so a window keeps the order
+    # true); a message id or a patient is looked for in all of time.
+    assert rows.queries == [("received_at ge @since", {"since": NOW - timedelta(days=1)})]
+    search.search(OPERATOR, IngestionFilter(message_id="M-9"))
+    assert "received_at" not in rows.queries[-1][0]
 
 
 def test_a_partner_sees_its_own_whatever_it_asks() -> None:
@@ -130,11 +134,17 @@ def test_status_and_time_narrow_the_search() -> None:
     since = NOW - timedelta(minutes=10)
     found = search.search(OPERATOR, IngestionFilter(since=since, status=IngestionStatus.STORED))
     assert {i.id for i in found.items} == {"a1", "b1"}
-    assert rows.queries[0] == ("received_at ge @since", {"since": since})
+    assert rows.queries[0] == (
+        "received_at ge @since and store_status eq 'stored'",
+        {"since": since},
+    )
     by_document = search.search(OPERATOR, IngestionFilter(message_id="doc-9"))
     assert [(i.id, i.message_type) for i in by_document.items] == [("b2", "CCD")]
     rejected = search.search(OPERATOR, IngestionFilter(status=IngestionStatus.REJECTED))
     assert [i.id for i in rejected.items] == ["a2"]
+    assert rows.queries[-1][0].endswith("normalize_status eq 'rejected'")
+    search.search(OPERATOR, IngestionFilter(status=IngestionStatus.FAILED))
+    assert "( received_status eq 'failed' or normalize_status eq 'failed'" in rows.queries[-1][0]
 
 
 def test_a_patient_identifier_finds_the_ingestions_that_carried_its_patients() -> None:

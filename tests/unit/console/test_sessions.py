@@ -30,6 +30,12 @@ class MemorySessions:
     def delete(self, key: str) -> None:
         self.rows.pop(key, None)
 
+    def delete_ended(self, now: datetime, idle: timedelta) -> int:
+        ended = [k for k, s in self.rows.items() if s.expires <= now or s.seen <= now - idle]
+        for key in ended:
+            del self.rows[key]
+        return len(ended)
+
 
 class Clock:
     def __init__(self) -> None:

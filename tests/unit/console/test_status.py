@@ -50,6 +50,15 @@ from shared.console.status import ingestion_status
             },
             IngestionStatus.STORED,
         ),
+        # Stored, but the existing FHIR server refused what was forwarded to it.
+        (
+            {
+                "normalize_status": "normalized",
+                "store_status": "stored",
+                "forward_status": "refused",
+            },
+            IngestionStatus.PARTIAL,
+        ),
         # Stored, but its notifications keep failing: an operator must look.
         ({"store_status": "stored", "notify_status": "failed"}, IngestionStatus.FAILED),
     ],
