@@ -1,5 +1,6 @@
 """Timer: finish HTTP submissions that stopped between storing and enqueueing, and report
-poison queues that hold messages (the poison-depth alert reads that line)."""
+how many messages wait in each queue and poison queue (the queue-depth gauges, which the
+poison-depth alert reads, and a log line per poison queue that holds messages)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import azure.functions as func
 from shared import wiring
 from shared.platform import Setting
 from shared.platform.errors import StorageUnavailableError
+from shared.platform.telemetry import record_queue_depths
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -20,7 +22,7 @@ GRACE = timedelta(minutes=2)  # longer than any submission takes from claim to e
 @bp.timer_trigger(arg_name="timer", schedule=f"%{Setting.SWEEP_SCHEDULE.value}%")
 def sweep_submissions(timer: func.TimerRequest) -> None:
     """Resume stalled submissions whose payload is stored; drop claims that stored nothing;
-    log each poison queue that is not empty."""
+    record every queue's depth; log each poison queue that is not empty."""
     result = wiring.submissions().sweep(GRACE)
     if result.resumed or result.dropped:
         log.info(
@@ -29,6 +31,7 @@ def sweep_submissions(timer: func.TimerRequest) -> None:
         )
     try:
         depths = wiring.poison_depths()
+        record_queue_depths(wiring.queue_depths(), depths)
     except StorageUnavailableError:
         log.warning("sweep: poison queues unreadable", extra={"stage": "sweep"})
         return
