@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTRIBUTE_PREFIX",
     "METRICS",
+    "OUTCOME",
+    "PARTNER",
+    "QUEUE",
+    "STAGE",
     "Exporting",
     "Hop",
     "configure_telemetry",
