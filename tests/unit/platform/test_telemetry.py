@@ -188,9 +188,10 @@ def test_a_stage_span_carries_our_attributes_and_a_failure_as_its_type() -> None
     assert failed["description"] == "RuntimeError" and failed["events"] == 0  # no message
     assert failed["attributes"]["fhir_intake.outcome"] == "failed"
     assert "Zyxcanary" not in done.stdout
-    messages = {(p["fhir_intake.stage"], p["fhir_intake.outcome"]) for p in found["metrics"][
-        "fhir_intake.messages"
-    ]}
+    messages = {
+        (p["fhir_intake.stage"], p["fhir_intake.outcome"])
+        for p in found["metrics"]["fhir_intake.messages"]
+    }
     assert messages == {("normalize", "normalized"), ("consent", "failed")}
     assert {p["fhir_intake.stage"] for p in found["metrics"]["fhir_intake.storage.operations"]} == {
         "normalize",
