@@ -29,7 +29,7 @@ from shared.pipeline.runner import MAX_DEQUEUE_COUNT
 from shared.platform.errors import StorageUnavailableError
 from shared.platform.names import Container, Queue, poison_queue
 from shared.platform.storage import StorageClients
-from shared.platform.telemetry import stage_span
+from shared.platform.telemetry import Hop, stage_span
 from shared.security.models import PARTNER_ID_PATTERN, Role
 from shared.security.partners import PartnerLookup
 
@@ -153,13 +153,9 @@ class QueueIntake:
             partner_id = request.partner
             # The ingestion's trace starts here, as the producer's child when it sent one.
             with stage_span(
-                "ingest",
-                Queue.INTAKE_REQUESTS,
-                attempt,
-                partner=request.partner,
-                traceparent=request.traceparent,
+                "ingest", Queue.INTAKE_REQUESTS, attempt, traceparent=request.traceparent
             ) as hop:
-                receipt = self._submit(request)
+                receipt = self._submit(request, hop)
                 hop.correlation_id = receipt.ingestion_id
                 hop.outcome = "duplicate" if receipt.duplicate else "stored"
         except SubmissionError as exc:
@@ -177,10 +173,11 @@ class QueueIntake:
         )
         return QueueOutcome(True, receipt.ingestion_id)
 
-    def _submit(self, request: IntakeRequest) -> Receipt:
+    def _submit(self, request: IntakeRequest, hop: Hop) -> Receipt:
         partner = self._partners.get(request.partner)
         if partner is None or Role.INGEST not in partner.roles:
             raise ForbiddenError("the partner does not exist or may not submit data")
+        hop.partner = partner.id  # only a registered partner's id goes into telemetry
         if not partner.queue_intake:
             raise ForbiddenError("the partner does not allow queue submission")
         return self._submissions.submit(
