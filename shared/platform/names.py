@@ -142,6 +142,9 @@ class Setting(StrEnum):
     OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"  # service.name (default fhir-intake)
     OTEL_METRIC_EXPORT_INTERVAL = "OTEL_METRIC_EXPORT_INTERVAL"  # milliseconds between exports
     OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"  # true: no telemetry whatever else is set
+    OTEL_TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"  # none: no spans (the others still go)
+    OTEL_METRICS_EXPORTER = "OTEL_METRICS_EXPORTER"  # none: no metrics
+    OTEL_LOGS_EXPORTER = "OTEL_LOGS_EXPORTER"  # none: no log records (the largest volume)
 
 
 # Set by the platform (App Service), never by our Bicep.
@@ -156,6 +159,9 @@ LOCAL_ONLY_SETTINGS: frozenset[Setting] = frozenset(
         Setting.OTEL_SERVICE_NAME,
         Setting.OTEL_METRIC_EXPORT_INTERVAL,
         Setting.OTEL_SDK_DISABLED,
+        Setting.OTEL_TRACES_EXPORTER,
+        Setting.OTEL_METRICS_EXPORTER,
+        Setting.OTEL_LOGS_EXPORTER,
     }
 )
 """Settings infrastructure never sets: a storage connection string (Azure uses identities),

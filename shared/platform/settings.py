@@ -253,6 +253,19 @@ class Settings(BaseSettings):
     otel_sdk_disabled: bool = Field(
         default=False, validation_alias=AliasChoices(Setting.OTEL_SDK_DISABLED.value)
     )
+    # Per signal, as the SDK spells it: "none" turns one off; anything else (otlp,
+    # azure_monitor, unset) means the exporter the deployment's settings choose.
+    otel_traces_exporter: str = Field(
+        default="", max_length=64, validation_alias=AliasChoices(Setting.OTEL_TRACES_EXPORTER.value)
+    )
+    otel_metrics_exporter: str = Field(
+        default="",
+        max_length=64,
+        validation_alias=AliasChoices(Setting.OTEL_METRICS_EXPORTER.value),
+    )
+    otel_logs_exporter: str = Field(
+        default="", max_length=64, validation_alias=AliasChoices(Setting.OTEL_LOGS_EXPORTER.value)
+    )
 
     @property
     def entra_audiences(self) -> list[str]:

@@ -206,19 +206,29 @@ def _start(settings: Settings) -> Exporting:
         {"service.name": settings.otel_service_name, "service.version": __version__}
     )
     # Each provider flushes and shuts down at interpreter exit (shutdown_on_exit), so the
-    # local host's graceful SIGTERM stop sends the last batch.
-    tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(BatchSpanProcessor(spans))
-    trace.set_tracer_provider(tracer_provider)
-    reader = PeriodicExportingMetricReader(
-        metric_exporter, export_interval_millis=settings.otel_metric_export_interval_ms
-    )
-    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
-    logger_provider = LoggerProvider(resource=resource)
-    logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
-    _logs.set_logger_provider(logger_provider)
-    logging.getLogger().addHandler(SafeLogHandler(logger_provider.get_logger("fhir_intake")))
+    # local host's graceful SIGTERM stop sends the last batch. A signal whose
+    # OTEL_<SIGNAL>_EXPORTER is "none" keeps the API's no-op (spans: envelopes then carry
+    # the traceparent they came with).
+    if not _off(settings.otel_traces_exporter):
+        tracer_provider = TracerProvider(resource=resource)
+        tracer_provider.add_span_processor(BatchSpanProcessor(spans))
+        trace.set_tracer_provider(tracer_provider)
+    if not _off(settings.otel_metrics_exporter):
+        reader = PeriodicExportingMetricReader(
+            metric_exporter, export_interval_millis=settings.otel_metric_export_interval_ms
+        )
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+    if not _off(settings.otel_logs_exporter):
+        logger_provider = LoggerProvider(resource=resource)
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+        _logs.set_logger_provider(logger_provider)
+        handler = SafeLogHandler(logger_provider.get_logger("fhir_intake"))
+        logging.getLogger().addHandler(handler)
     return exporting
+
+
+def _off(exporter: str) -> bool:
+    return exporter.strip().lower() == "none"
 
 
 def _otlp_exporters(endpoint: str) -> tuple[Any, Any, Any]:

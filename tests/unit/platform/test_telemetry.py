@@ -197,3 +197,45 @@ def test_a_stage_span_carries_our_attributes_and_a_failure_as_its_type() -> None
         "normalize",
         "consent",
     }
+
+
+_SIGNALS_OFF_SCRIPT = textwrap.dedent(
+    """
+    import json, logging
+    from opentelemetry import _logs, metrics, trace
+    from shared.platform.settings import Settings
+    from shared.platform.telemetry import configure_telemetry
+
+    before = len(logging.getLogger().handlers)
+    config = Settings(
+        AzureWebJobsStorage="UseDevelopmentStorage=true",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="None",
+    )
+    print(json.dumps({
+        "exporting": configure_telemetry(config),
+        "again": configure_telemetry(Settings(AzureWebJobsStorage="UseDevelopmentStorage=true")),
+        "tracer": type(trace.get_tracer_provider()).__name__,
+        "meter": type(metrics.get_meter_provider()).__name__,
+        "logger": type(_logs.get_logger_provider()).__name__,
+        "handlers": [type(h).__name__ for h in logging.getLogger().handlers[before:]],
+    }))
+    """
+)
+
+
+def test_a_signal_set_to_none_stays_off_and_configuring_twice_keeps_the_first() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGNALS_OFF_SCRIPT],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found = json.loads(done.stdout)
+    assert found["exporting"] == found["again"] == "otlp"
+    assert found["tracer"] == "ProxyTracerProvider" and found["logger"] == "ProxyLoggerProvider"
+    assert found["meter"] == "MeterProvider"  # the SDK's: metrics were not turned off
+    assert found["handlers"] == []
