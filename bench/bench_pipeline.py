@@ -111,8 +111,15 @@ def _storage_baseline(seconds: float = 5.0, threads: int = 16) -> float:
     return sum(done) / seconds
 
 
-def run(messages: int, concurrency: int, work: Path, azurite: int | None = None) -> dict[str, Any]:
-    """Post, wait until stored and notified, and measure; ``azurite``: its pid."""
+def run(
+    messages: int,
+    concurrency: int,
+    work: Path,
+    azurite: int | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Post, wait until stored and notified, and measure; ``azurite``: its pid;
+    ``extra_env``: more app settings for the host (``bench_telemetry``: OTLP on)."""
     from intake_cli.receiver import webhook_receiver
     from shared import wiring
     from shared.pipeline.journey import TableIngestionLog
@@ -126,6 +133,7 @@ def run(messages: int, concurrency: int, work: Path, azurite: int | None = None)
         "INTAKE_ENVIRONMENT": "development",
         "INTAKE_LOCAL_SECRETS_FILE": str(work / "secrets.json"),
         "INTAKE_SWEEP_SCHEDULE": "0 */5 * * * *",
+        **(extra_env or {}),
     }
     os.environ.update(env)
     wiring.reset_caches()

@@ -18,6 +18,7 @@ from shared.intake.hl7_ack import ACK_CONTENT_TYPE, encode_ack
 from shared.intake.hl7_header import MessageHeader, read_header
 from shared.intake.models import Submission
 from shared.platform import StorageUnavailableError
+from shared.platform.telemetry import Hop
 from shared.security.models import Role
 
 from .responses import FHIR_JSON, RETRY_AFTER_SECONDS, outcome, partner_with_role
@@ -39,7 +40,15 @@ def _ack(
 def ingest(req: func.HttpRequest) -> func.HttpResponse:
     """202 with the ingestion id once the payload is stored; 4xx OperationOutcome (or an
     AE ACK) when refused; 409 (the same submission being stored now) and 503 (storage
-    down) with Retry-After (an AR ACK: resend unchanged)."""
+    down) with Retry-After (an AR ACK: resend unchanged). One span, the ingestion's trace
+    root (or the child of the caller's traceparent)."""
+    with wiring.request_span("ingest", req.headers.get("traceparent")) as hop:
+        response = _ingest(req, hop)
+        hop.status_code = response.status_code
+        return response
+
+
+def _ingest(req: func.HttpRequest, hop: Hop) -> func.HttpResponse:
     wants_ack = ACK_CONTENT_TYPE in (req.headers.get("accept") or "")
     body = req.get_body()
     encoding = req.headers.get("content-encoding")
@@ -47,6 +56,7 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
     partner = partner_with_role(req, Role.INGEST)
     if isinstance(partner, func.HttpResponse):
         return partner
+    hop.partner = partner.id
     try:
         receipt = wiring.submissions().submit(
             partner,
@@ -76,6 +86,8 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
             ack = commit_ack(body, header, content_encoding=encoding)
             return _ack(ack, header, 503, {"Retry-After": RETRY_AFTER_SECONDS})
         return outcome(503, "transient", "storage is unavailable; resend later")
+    hop.correlation_id = receipt.ingestion_id
+    hop.outcome = "duplicate" if receipt.duplicate else "stored"
     location = f"/api/ingest/{receipt.ingestion_id}"
     if wants_ack:
         ack = commit_ack(body, header, receipt=receipt, content_encoding=encoding)

@@ -1,6 +1,7 @@
 """Timer: finish HTTP submissions that stopped between storing and enqueueing, remove
-console sessions that have ended, and report poison queues that hold messages (the
-poison-depth alert reads that line)."""
+console sessions that have ended, and report how many messages wait in each queue and
+poison queue (the queue-depth gauges, which the poison-depth alert reads, and a log line
+per poison queue that holds messages)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import azure.functions as func
 from shared import wiring
 from shared.platform import Setting
 from shared.platform.errors import StorageUnavailableError
+from shared.platform.telemetry import record_queue_depths
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -21,7 +23,7 @@ GRACE = timedelta(minutes=2)  # longer than any submission takes from claim to e
 @bp.timer_trigger(arg_name="timer", schedule=f"%{Setting.SWEEP_SCHEDULE.value}%")
 def sweep_submissions(timer: func.TimerRequest) -> None:
     """Resume stalled submissions whose payload is stored; drop claims that stored nothing;
-    log each poison queue that is not empty."""
+    record every queue's depth; log each poison queue that is not empty."""
     result = wiring.submissions().sweep(GRACE)
     if result.resumed or result.dropped:
         log.info(
@@ -36,6 +38,7 @@ def sweep_submissions(timer: func.TimerRequest) -> None:
         log.info("sweep: console sessions ended", extra={"stage": "sweep", "sessions": ended})
     try:
         depths = wiring.poison_depths()
+        record_queue_depths(wiring.queue_depths(), depths)
     except StorageUnavailableError:
         log.warning("sweep: poison queues unreadable", extra={"stage": "sweep"})
         return

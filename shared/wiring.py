@@ -6,6 +6,7 @@ environment. Constructors do no I/O, so importing the app never touches storage.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -71,6 +72,7 @@ from shared.platform.names import Container, Queue, Setting, Table
 from shared.platform.secrets import SecretStore
 from shared.platform.settings import Environment, Settings, load_settings
 from shared.platform.storage import StorageClients, build_storage_clients
+from shared.platform.telemetry import Hop, configure_telemetry, current_traceparent, server_span
 from shared.records.adapters import BlobResourceStore, TablePersonIndex
 from shared.records.adapters.export_files import ExportFiles, TableExportJobs, read_export_file
 from shared.records.adapters.fhir_token import managed_identity_token
@@ -121,10 +123,12 @@ __all__ = [
     "person_index",
     "poison_depths",
     "purger",
+    "queue_depths",
     "queue_stage",
     "record_reader",
     "record_search",
     "record_store",
+    "request_span",
     "reset_caches",
     "secrets",
     "settings",
@@ -140,8 +144,12 @@ __all__ = [
 
 @cache
 def settings() -> Settings:
-    """The app's settings, validated on first use."""
-    return load_settings()
+    """The app's settings, validated on first use. Telemetry starts with them (once per
+    process), so every function, HTTP, queue or timer, has it before its first span:
+    each asks for settings, or for something built from them, before any work."""
+    config = load_settings()
+    configure_telemetry(config)
+    return config
 
 
 @cache
@@ -159,6 +167,17 @@ def ingestion_log() -> TableIngestionLog:
 def poison_depths() -> dict[str, int]:
     """Messages waiting in each poison queue (see ``poison.py``)."""
     return poison.poison_depths(storage())
+
+
+def queue_depths() -> dict[str, int]:
+    """Messages waiting in each stage queue (see ``poison.py``)."""
+    return poison.queue_depths(storage())
+
+
+def request_span(name: str, traceparent: str | None) -> contextlib.AbstractContextManager[Hop]:
+    """The span of one HTTP request (``telemetry.server_span``), once telemetry is wired."""
+    settings()
+    return server_span(name, traceparent)
 
 
 @cache
@@ -450,7 +469,12 @@ def queue_export(job: ExportJob) -> None:
     """Queue a bulk export job's next (or first) slice."""
     envelope_sender().send(
         Queue.EXPORT,
-        Envelope(correlation_id=job.id, partner=job.partner, kind=EnvelopeKind.EXPORT_REQUESTED),
+        Envelope(
+            correlation_id=job.id,
+            partner=job.partner,
+            kind=EnvelopeKind.EXPORT_REQUESTED,
+            traceparent=current_traceparent(),  # a job's slices: one trace
+        ),
     )
 
 

@@ -1,7 +1,8 @@
-// Alerts for what means data is waiting on a person: messages in a -poison queue (the
-// sweeper timer logs "poison: <queue> holds <n>" every run while one is not empty; Storage
-// has no per-queue metric), a webhook delivery that ran out of attempts (the deliver stage
-// logs "deliver: dead"), and a drop event Event Grid could not deliver.
+// Alerts for what means data is waiting on a person, read from the app's OpenTelemetry
+// metrics (shared/platform/telemetry.py, in AppMetrics): messages in a -poison queue (the
+// sweeper timer records the fhir_intake.queue.poison_depth gauge every run; Storage has no
+// per-queue metric), a webhook delivery that ran out of attempts (fhir_intake.deliveries
+// with outcome dead), and a drop event Event Grid could not deliver.
 param namePrefix string
 param location string
 param tags object
@@ -48,7 +49,7 @@ resource poisonDepth 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview'
     criteria: {
       allOf: [
         {
-          query: 'AppTraces | where Message startswith "poison: " | parse Message with "poison: " queue " holds " depth:long'
+          query: 'AppMetrics | where Name == "fhir_intake.queue.poison_depth" | extend queue = tostring(Properties["fhir_intake.queue"]) | project TimeGenerated, queue, depth = Max'
           timeAggregation: 'Maximum'
           metricMeasureColumn: 'depth'
           dimensions: [
@@ -93,8 +94,9 @@ resource deadDeliveries 'Microsoft.Insights/scheduledQueryRules@2023-03-15-previ
     criteria: {
       allOf: [
         {
-          query: 'AppTraces | where Message == "deliver: dead"'
-          timeAggregation: 'Count'
+          query: 'AppMetrics | where Name == "fhir_intake.deliveries" and tostring(Properties["fhir_intake.outcome"]) == "dead" | project TimeGenerated, dead = Sum'
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'dead'
           operator: 'GreaterThan'
           threshold: 0
           failingPeriods: {

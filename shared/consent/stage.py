@@ -34,6 +34,7 @@ from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.errors import IntakeError
 from shared.platform.names import Container
 from shared.platform.ports import AuditLog, PayloadStore
+from shared.platform.telemetry import count_consent_decisions
 from shared.records.ingestions import ingestion_ref
 from shared.records.models import IngestionRef
 from shared.records.people import Person
@@ -367,6 +368,9 @@ class ConsentStage:
             )
             decision = decide_consent(found[keys], request, self._policy)
             work.decisions.setdefault(number, []).append((patient, decision))
+        made = [d for ds in work.decisions.values() for _, d in ds]
+        permitted = sum(1 for d in made if d.permitted)
+        count_consent_decisions(permitted, len(made) - permitted, work.envelope.partner)
 
     def _route(self, work: _Work) -> ConsentOutcome:
         envelope, bundle = work.envelope, work.bundle

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from shared.pipeline.journey import IngestionLog
 from shared.platform.errors import StorageUnavailableError
+from shared.platform.telemetry import server_span
 from shared.security.models import Role
 from shared.security.partners import PartnerLookup
 
@@ -91,21 +92,29 @@ class MllpIntake:
         enhanced = self._enhanced or (header is not None and header.enhanced)
         receipt: Receipt | None = None
         refused: SubmissionError | None = None
-        try:
-            check_one_message(data)
-            partner = self._partners.get(self._partner_id)
-            if partner is None or Role.INGEST not in partner.roles:
-                raise ForbiddenError("this listener's partner may not submit data (role ingest)")
-            receipt = self._submissions.submit(
-                partner, Submission(body=data, content_type=ACK_CONTENT_TYPE, channel="mllp")
-            )
-        except SubmissionError as exc:
-            refused = exc
-        except StorageUnavailableError:
-            log.warning(
-                "mllp: storage unavailable",
-                extra={"stage": "ingest", "partner": self._partner_id, "outcome": "retry"},
-            )
+        with server_span("ingest", None) as hop:  # the ingestion's trace starts here
+            hop.partner = self._partner_id
+            try:
+                check_one_message(data)
+                partner = self._partners.get(self._partner_id)
+                if partner is None or Role.INGEST not in partner.roles:
+                    raise ForbiddenError(
+                        "this listener's partner may not submit data (role ingest)"
+                    )
+                receipt = self._submissions.submit(
+                    partner, Submission(body=data, content_type=ACK_CONTENT_TYPE, channel="mllp")
+                )
+                hop.correlation_id = receipt.ingestion_id
+                hop.outcome = "duplicate" if receipt.duplicate else "stored"
+            except SubmissionError as exc:
+                refused = exc
+                hop.outcome = "refused"
+            except StorageUnavailableError:
+                hop.outcome = "retry"
+                log.warning(
+                    "mllp: storage unavailable",
+                    extra={"stage": "ingest", "partner": self._partner_id, "outcome": "retry"},
+                )
         ack = commit_ack(data, header, receipt=receipt, refused=refused, enhanced=enhanced)
         permanent = refused is not None and not refused.retryable
         transient = receipt is None and not permanent

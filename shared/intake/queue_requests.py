@@ -29,6 +29,7 @@ from shared.pipeline.runner import MAX_DEQUEUE_COUNT
 from shared.platform.errors import StorageUnavailableError
 from shared.platform.names import Container, Queue, poison_queue
 from shared.platform.storage import StorageClients
+from shared.platform.telemetry import Hop, stage_span
 from shared.security.models import PARTNER_ID_PATTERN, Role
 from shared.security.partners import PartnerLookup
 
@@ -39,7 +40,7 @@ from .errors import (
     SubmissionError,
     SubmissionInProgressError,
 )
-from .models import Submission
+from .models import Receipt, Submission
 from .submissions import Submitter
 
 __all__ = ["IntakeRequest", "QueueIntake", "QueueOutcome", "intake_request_schema"]
@@ -139,33 +140,24 @@ class QueueIntake:
                 retries the message (on the last attempt, after writing its report).
         """
         try:
-            return self._handle(body, message_id)
+            return self._handle(body, message_id, attempt)
         except (StorageUnavailableError, SubmissionInProgressError) as exc:
             if attempt >= MAX_DEQUEUE_COUNT:
                 self._report_last_attempt(message_id, type(exc).__name__, attempt)
             raise
 
-    def _handle(self, body: bytes, message_id: str) -> QueueOutcome:
+    def _handle(self, body: bytes, message_id: str, attempt: int) -> QueueOutcome:
         partner_id = "-"
         try:
             request = _parse(body)
             partner_id = request.partner
-            partner = self._partners.get(request.partner)
-            if partner is None or Role.INGEST not in partner.roles:
-                raise ForbiddenError("the partner does not exist or may not submit data")
-            if not partner.queue_intake:
-                raise ForbiddenError("the partner does not allow queue submission")
-            receipt = self._submissions.submit(
-                partner,
-                Submission(
-                    body=self._payload(request),
-                    content_type=request.content_type,
-                    idempotency_key=request.idempotency_key,
-                    mapping=request.mapping,
-                    traceparent=request.traceparent,
-                    channel="queue",
-                ),
-            )
+            # The ingestion's trace starts here, as the producer's child when it sent one.
+            with stage_span(
+                "ingest", Queue.INTAKE_REQUESTS, attempt, traceparent=request.traceparent
+            ) as hop:
+                receipt = self._submit(request, hop)
+                hop.correlation_id = receipt.ingestion_id
+                hop.outcome = "duplicate" if receipt.duplicate else "stored"
         except SubmissionError as exc:
             if exc.retryable:
                 raise
@@ -180,6 +172,25 @@ class QueueIntake:
             },
         )
         return QueueOutcome(True, receipt.ingestion_id)
+
+    def _submit(self, request: IntakeRequest, hop: Hop) -> Receipt:
+        partner = self._partners.get(request.partner)
+        if partner is None or Role.INGEST not in partner.roles:
+            raise ForbiddenError("the partner does not exist or may not submit data")
+        hop.partner = partner.id  # only a registered partner's id goes into telemetry
+        if not partner.queue_intake:
+            raise ForbiddenError("the partner does not allow queue submission")
+        return self._submissions.submit(
+            partner,
+            Submission(
+                body=self._payload(request),
+                content_type=request.content_type,
+                idempotency_key=request.idempotency_key,
+                mapping=request.mapping,
+                traceparent=request.traceparent,
+                channel="queue",
+            ),
+        )
 
     def _payload(self, request: IntakeRequest) -> bytes:
         if request.payload is not None:

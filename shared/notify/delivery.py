@@ -26,6 +26,7 @@ from shared.platform.envelope import Envelope, EnvelopeKind
 from shared.platform.names import Queue
 from shared.platform.ports import EnvelopeSender
 from shared.platform.secrets import SecretNotFoundError, SecretStore
+from shared.platform.telemetry import count_delivery, note_outcome
 from shared.records.reads import Reader
 from shared.security.models import Partner
 
@@ -98,6 +99,7 @@ class DeliveryStage:
         where = parse_version_blob(envelope.blob.name) if envelope.blob else None
         if envelope.kind is not EnvelopeKind.DELIVERY_DUE or not envelope.subscription or not where:
             log.warning("deliver: not a delivery envelope", extra={"stage": "deliver"})
+            note_outcome("rejected")
             return None
         key = "|".join(str(part) for part in where)
         delivery = self._deliveries.get(envelope.subscription, key)
@@ -107,15 +109,18 @@ class DeliveryStage:
             or delivery.sent != envelope.attempt
         ):
             log.info("deliver: stale message dropped", extra={"stage": "deliver"})
+            note_outcome("stale")
             return None
         sub = self._subscriptions.get(delivery.subscription)
         if sub is None or sub.status is SubscriptionStatus.OFF:
             self._deliveries.save(delivery.model_copy(update={"state": DeliveryState.SKIPPED}))
+            count_delivery(DeliveryState.SKIPPED.value)
             return DeliveryState.SKIPPED
         visible, resource = self._disclosed(sub, delivery, where)
         if not visible:  # the owner may not read it (now): it hears nothing of it, not even an id
             self._deliveries.save(delivery.model_copy(update={"state": DeliveryState.SKIPPED}))
             log.info("deliver: withheld", extra={"stage": "deliver", "subscription": sub.id})
+            count_delivery(DeliveryState.SKIPPED.value)
             return DeliveryState.SKIPPED
         now = self._clock()
         answer = self._post(sub, delivery, where, now, resource)
@@ -129,6 +134,7 @@ class DeliveryStage:
         attempts = (*delivery.attempts, attempt)[-_KEPT_ATTEMPTS:]
         tried = delivery.model_copy(update={"attempts": attempts, "sent": delivery.sent + 1})
         state = self._settle(sub, tried, answer, envelope, now)
+        count_delivery(state.value)
         log.info(  # the outcome in the text too: Azure's traces carry only the message
             "deliver: %s",
             state.value,

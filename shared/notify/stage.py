@@ -28,6 +28,7 @@ from shared.platform.concurrency import each
 from shared.platform.envelope import BlobRef, Envelope, EnvelopeKind
 from shared.platform.names import Container, Queue
 from shared.platform.ports import EnvelopeSender, PayloadStore
+from shared.platform.telemetry import note_report
 from shared.records.models import version_blob
 from shared.records.people import Person
 from shared.security.models import Partner
@@ -174,6 +175,7 @@ class NotifyStage:
                 "deliveries": queued,
             },
         )
+        note_report("notify", "matched", {"changes": len(changes), "deliveries": queued})
         return queued
 
     def _one(

@@ -15,6 +15,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.platform.errors import StorageUnavailableError
+from shared.platform.telemetry import note_report
 
 __all__ = [
     "IngestionLog",
@@ -92,9 +93,12 @@ class TableIngestionLog:
         self._table = table
 
     def record(self, partner: str, correlation_id: str, *reports: StageReport) -> None:
+        """Merge the reports into the row; their outcomes and counts also go on the
+        current span (every stage reports here, so none needs telemetry code of its own)."""
         row: dict[str, Any] = {"PartitionKey": partner, "RowKey": correlation_id}
         for report in reports:
             row.update(_columns(report))
+            note_report(report.stage, report.outcome, report.counts)
         try:
             self._table.upsert_entity(row, mode=UpdateMode.MERGE)
         except AzureError as exc:

@@ -8,6 +8,10 @@ a failure applies one policy: the failed attempt is noted on the ingestion's jou
 finally keeps it in the poison queue; a stage that can settle a message for good
 instead (an export job marked failed) says so with ``give_up``, which the runner calls
 for a permanent error or on the last attempt.
+
+Each message runs in its own span (``telemetry.stage_span``, named after the queue), the
+child of the span that sent its envelope; a message that is not an envelope (a
+BlobCreated event) starts a trace of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from shared.platform.envelope import Envelope
 from shared.platform.errors import IntakeError
 from shared.platform.logs import bound_to
 from shared.platform.names import Queue
+from shared.platform.telemetry import note_outcome, stage_span
 
 from .journey import IngestionLog, failed_attempt
 
@@ -56,13 +61,23 @@ def run(stage: QueueStage[M], body: bytes, attempt: int, journey: IngestionLog) 
     message = stage.decode(body)
     if message is None:
         return
-    bound = bound_to(message) if isinstance(message, Envelope) else contextlib.nullcontext()
-    with bound:
+    envelope = message if isinstance(message, Envelope) else None
+    bound = bound_to(envelope) if envelope is not None else contextlib.nullcontext()
+    span = stage_span(
+        stage.name,
+        stage.queue,
+        attempt,
+        partner=envelope.partner if envelope else None,
+        correlation_id=envelope.correlation_id if envelope else None,
+        traceparent=envelope.traceparent if envelope else None,
+    )
+    with bound, span:
         try:
             stage.handle(message)
         except IntakeError as exc:
             if stage.give_up is not None and (not exc.retryable or attempt >= MAX_DEQUEUE_COUNT):
                 stage.give_up(message, exc)
+                note_outcome("given-up")
                 return
             _note(stage, message, exc, attempt, journey)
             raise

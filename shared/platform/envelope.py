@@ -24,6 +24,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from .errors import EnvelopeError
 from .logs import new_traceparent, trace_ids
 from .names import Container
+from .telemetry import current_traceparent
 
 __all__ = [
     "CHANGES_PER_MESSAGE",
@@ -123,8 +124,10 @@ class Envelope(BaseModel):
             kind=EnvelopeKind.RAW_RECEIVED,
             created=created,
             blob=BlobRef(container=Container.RAW, name=raw_blob),
-            # One trace per ingestion: the caller's, if it sent a valid one, else a new one.
-            traceparent=traceparent if trace_ids(traceparent) else new_traceparent(),
+            # One trace per ingestion: the span receiving it (telemetry on), else the
+            # caller's if it sent a valid one, else a new one.
+            traceparent=current_traceparent()
+            or (traceparent if trace_ids(traceparent) else new_traceparent()),
         )
 
     def to_bytes(self) -> bytes:
@@ -148,9 +151,12 @@ class Envelope(BaseModel):
             raise EnvelopeError(f"invalid envelope ({fields})") from exc
 
     def next(self, kind: EnvelopeKind, blob: BlobRef | None) -> Envelope:
-        """The envelope for the next stage: new id, same correlation, attempt reset."""
+        """The envelope for the next stage: new id, same correlation, attempt reset; the
+        traceparent of the span handling this one when telemetry records it (so the next
+        stage's span is its child), else the one this envelope came with."""
         return self.model_copy(
             update={
+                "traceparent": current_traceparent() or self.traceparent,
                 "version": ENVELOPE_VERSION,
                 "id": uuid.uuid4(),
                 "kind": kind,

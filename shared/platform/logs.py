@@ -36,6 +36,7 @@ __all__ = [
     "configure_logging",
     "log_context",
     "new_traceparent",
+    "safe_fields",
     "trace_ids",
 ]
 
@@ -127,7 +128,10 @@ def _digest(value: str) -> str:
     return "sha256:" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:12]
 
 
-def _safe_fields(record: logging.LogRecord) -> dict[str, Any]:
+def safe_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """A record's bound ids and extra fields as they may leave the process: numbers,
+    booleans and our id fields as they are, any other value hashed (the stderr formatters
+    and the OpenTelemetry log export both write these, and only these)."""
     fields: dict[str, Any] = dict(_context.get())
     for name, value in vars(record).items():
         if name in _RECORD_FIELDS or name.startswith("_"):
@@ -172,7 +176,7 @@ class SafeTextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        fields = _safe_fields(record)
+        fields = safe_fields(record)
         if not fields:
             return text
         first, _, rest = text.partition("\n")
@@ -189,7 +193,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            **_safe_fields(record),
+            **safe_fields(record),
         }
         if record.exc_info:
             line["exception"] = _safe_exception(record.exc_info)

@@ -137,15 +137,37 @@ class Setting(StrEnum):
     AZURE_CLIENT_ID = "AZURE_CLIENT_ID"  # the user-assigned identity DefaultAzureCredential uses
     APPINSIGHTS_CONNECTION = "APPLICATIONINSIGHTS_CONNECTION_STRING"  # no key: local auth is off
     APPINSIGHTS_AUTHENTICATION = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"  # Entra ID telemetry
+    # OpenTelemetry outside Azure (shared/platform/telemetry.py); the SDK itself also reads
+    # the other standard OTEL_* variables (OTEL_BSP_SCHEDULE_DELAY, OTEL_EXPORTER_OTLP_HEADERS).
+    OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"  # OTLP/HTTP collector base URL: telemetry on
+    OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"  # service.name (default fhir-intake)
+    OTEL_METRIC_EXPORT_INTERVAL = "OTEL_METRIC_EXPORT_INTERVAL"  # milliseconds between exports
+    OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"  # true: no telemetry whatever else is set
+    OTEL_TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"  # none: no spans (the others still go)
+    OTEL_METRICS_EXPORTER = "OTEL_METRICS_EXPORTER"  # none: no metrics
+    OTEL_LOGS_EXPORTER = "OTEL_LOGS_EXPORTER"  # none: no log records (the largest volume)
 
 
 # Set by the platform (App Service), never by our Bicep.
 PLATFORM_SETTINGS: frozenset[Setting] = frozenset({Setting.WEBSITE_HOSTNAME})
 LOCAL_ONLY_SETTINGS: frozenset[Setting] = frozenset(
-    {Setting.STORAGE, Setting.STORAGE_PREFIX, Setting.LOCAL_SECRETS_FILE, Setting.LOG_FORMAT}
+    {
+        Setting.STORAGE,
+        Setting.STORAGE_PREFIX,
+        Setting.LOCAL_SECRETS_FILE,
+        Setting.LOG_FORMAT,
+        Setting.OTLP_ENDPOINT,
+        Setting.OTEL_SERVICE_NAME,
+        Setting.OTEL_METRIC_EXPORT_INTERVAL,
+        Setting.OTEL_SDK_DISABLED,
+        Setting.OTEL_TRACES_EXPORTER,
+        Setting.OTEL_METRICS_EXPORTER,
+        Setting.OTEL_LOGS_EXPORTER,
+    }
 )
 """Settings infrastructure never sets: a storage connection string (Azure uses identities),
-test isolation, and development conveniences."""
+test isolation, development conveniences, and OpenTelemetry's OTLP settings (in Azure
+telemetry goes to Application Insights, which the Bicep names)."""
 
 
 def poison_queue(queue: str) -> str:

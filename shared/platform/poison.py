@@ -1,8 +1,9 @@
-"""How many messages wait in each poison queue.
+"""How many messages wait in each queue and each poison queue.
 
-Azure Storage has no per-queue metric, so the sweeper timer reads each ``-poison`` queue's
-approximate count and logs the ones that are not empty; the poison-depth alert in
-``infra/modules/alerts.bicep`` fires on those lines and resolves once the queues are empty.
+Azure Storage has no per-queue metric, so the sweeper timer reads every queue's
+approximate count: as the ``fhir_intake.queue.depth`` and ``fhir_intake.queue.poison_depth``
+gauges (``telemetry``), which the poison-depth alert in ``infra/modules/alerts.bicep`` and
+the workbook read, and as a log line for each poison queue that is not empty.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from .errors import StorageUnavailableError
 from .names import Queue, poison_queue
 from .storage import StorageClients
 
-__all__ = ["poison_depths"]
+__all__ = ["poison_depths", "queue_depths"]
 
 
 def poison_depths(clients: StorageClients) -> dict[str, int]:
@@ -23,9 +24,21 @@ def poison_depths(clients: StorageClients) -> dict[str, int]:
     Raises:
         StorageUnavailableError: the queue service did not answer.
     """
+    return _depths(clients, [poison_queue(queue) for queue in Queue])
+
+
+def queue_depths(clients: StorageClients) -> dict[str, int]:
+    """Approximate message counts of every stage queue, by logical name.
+
+    Raises:
+        StorageUnavailableError: the queue service did not answer.
+    """
+    return _depths(clients, [str(queue) for queue in Queue])
+
+
+def _depths(clients: StorageClients, names: list[str]) -> dict[str, int]:
     depths: dict[str, int] = {}
-    for queue in Queue:
-        name = poison_queue(queue)
+    for name in names:
         try:
             properties = clients.queue_client(name).get_queue_properties()
         except ResourceNotFoundError:

@@ -225,6 +225,48 @@ class Settings(BaseSettings):
     )
     api_keys: bool = Field(default=True, validation_alias=AliasChoices(Setting.API_KEYS.value))
 
+    # Telemetry (shared/platform/telemetry.py): Application Insights in Azure, else OTLP.
+    appinsights_connection: str | None = Field(
+        default=None, validation_alias=AliasChoices(Setting.APPINSIGHTS_CONNECTION.value)
+    )
+    appinsights_authentication: str | None = Field(
+        default=None,
+        pattern=r"^(?i:(ClientId=[0-9a-fA-F-]{36};)?Authorization=AAD(;ClientId=[0-9a-fA-F-]{36})?)$|^$",
+        validation_alias=AliasChoices(Setting.APPINSIGHTS_AUTHENTICATION.value),
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$|^$",
+        validation_alias=AliasChoices(Setting.OTLP_ENDPOINT.value),
+    )
+    otel_service_name: str = Field(
+        default="fhir-intake",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
+        validation_alias=AliasChoices(Setting.OTEL_SERVICE_NAME.value),
+    )
+    otel_metric_export_interval_ms: int = Field(
+        default=60_000,
+        ge=100,
+        le=3_600_000,
+        validation_alias=AliasChoices(Setting.OTEL_METRIC_EXPORT_INTERVAL.value),
+    )
+    otel_sdk_disabled: bool = Field(
+        default=False, validation_alias=AliasChoices(Setting.OTEL_SDK_DISABLED.value)
+    )
+    # Per signal, as the SDK spells it: "none" turns one off; anything else (otlp,
+    # azure_monitor, unset) means the exporter the deployment's settings choose.
+    otel_traces_exporter: str = Field(
+        default="", max_length=64, validation_alias=AliasChoices(Setting.OTEL_TRACES_EXPORTER.value)
+    )
+    otel_metrics_exporter: str = Field(
+        default="",
+        max_length=64,
+        validation_alias=AliasChoices(Setting.OTEL_METRICS_EXPORTER.value),
+    )
+    otel_logs_exporter: str = Field(
+        default="", max_length=64, validation_alias=AliasChoices(Setting.OTEL_LOGS_EXPORTER.value)
+    )
+
     @property
     def entra_audiences(self) -> list[str]:
         """The audiences a token may be for (empty: Entra is off)."""
@@ -258,6 +300,17 @@ class Settings(BaseSettings):
             if parts.scheme not in ("https", "http") or not parts.netloc or parts.path.strip("/"):
                 raise ValueError(f"{Setting.PUBLIC_BASE_URL}: {url!r} is not scheme://host[:port]")
         return value
+
+    @property
+    def appinsights_client_id(self) -> str | None:
+        """The managed identity Application Insights telemetry is sent as
+        (``ClientId=...;Authorization=AAD``, as functionapp.bicep writes it); None with no
+        client id (the system-assigned identity) or no Entra authentication."""
+        for part in (self.appinsights_authentication or "").split(";"):
+            name, _, value = part.partition("=")
+            if name.strip().lower() == "clientid" and value.strip():
+                return value.strip()
+        return None
 
     @property
     def retry_delays(self) -> tuple[int, ...]:
@@ -300,6 +353,9 @@ class Settings(BaseSettings):
         "fhir_server_url",
         "entra_tenant_id",
         "entra_audience",
+        "appinsights_connection",
+        "appinsights_authentication",
+        "otlp_endpoint",
     )
     @classmethod
     def _blank_is_missing(cls, value: str | None) -> str | None:

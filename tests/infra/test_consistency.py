@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from shared.notify.models import DeliveryState
+from shared.platform import telemetry
 from shared.platform.names import (
     LOCAL_ONLY_SETTINGS,
     LOCAL_ONLY_TABLES,
@@ -25,6 +26,7 @@ from shared.platform.settings import Settings
 from shared.wiring import consent_policy_for
 from tests.support.app_routes import app_bindings
 from tests.support.bicep import (
+    INFRA,
     function_calls,
     main_doc,
     module_doc,
@@ -135,13 +137,25 @@ def test_the_parameters_that_feed_settings_allow_what_the_code_allows() -> None:
         )
 
 
-def test_alerts_match_what_the_code_and_host_log() -> None:
+def test_alerts_read_the_metrics_the_code_records() -> None:
     rules = resources(module_doc("alerts"), "Microsoft.Insights/scheduledQueryRules")
-    queries = {
-        name: rule["properties"]["criteria"]["allOf"][0]["query"] for name, rule in rules.items()
-    }
-    # The deliver stage logs "deliver: <state>" (tests/unit/notify/test_delivery.py).
-    assert f'Message == "deliver: {DeliveryState.DEAD}"' in queries["deadDeliveries"]
-    # The sweeper's report (tests/e2e/test_poison_depth.py shows the line it logs).
-    assert queries["poisonDepth"].startswith('AppTraces | where Message startswith "poison: "')
-    assert 'parse Message with "poison: " queue " holds " depth:long' in queries["poisonDepth"]
+    criteria = {name: rule["properties"]["criteria"]["allOf"][0] for name, rule in rules.items()}
+    queries = {name: c["query"] for name, c in criteria.items()}
+    # The deliver stage counts each attempt's state (tests/e2e/test_telemetry.py).
+    dead = queries["deadDeliveries"]
+    assert dead.startswith('AppMetrics | where Name == "fhir_intake.deliveries"')
+    assert f'tostring(Properties["{telemetry.OUTCOME}"]) == "{DeliveryState.DEAD}"' in dead
+    assert criteria["deadDeliveries"]["metricMeasureColumn"] == "dead"
+    # The sweeper's gauge, one series per poison queue.
+    poison = queries["poisonDepth"]
+    assert poison.startswith('AppMetrics | where Name == "fhir_intake.queue.poison_depth"')
+    assert f'queue = tostring(Properties["{telemetry.QUEUE}"])' in poison
+    assert criteria["poisonDepth"]["metricMeasureColumn"] == "depth"
+    assert [d["name"] for d in criteria["poisonDepth"]["dimensions"]] == ["queue"]
+
+
+def test_the_workbook_reads_only_metrics_the_code_records() -> None:
+    text = (INFRA / "modules" / "workbook.json").read_text(encoding="utf-8")
+    named = set(re.findall(r'Name == \\"(fhir_intake\.[a-z_.]+)\\"', text))
+    assert named and named <= set(telemetry.METRICS), named - set(telemetry.METRICS)
+    assert named == set(telemetry.METRICS)
