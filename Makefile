@@ -12,7 +12,7 @@ THO    := .cache/tho/package
 CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser || echo /usr/bin/chromium)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run demo test lint infra-check chaos bench bench-ops bench-latency bench-pipeline bench-http bench-mllp bench-convert bench-ccda bench-batch bench-consent bench-store bench-export bench-notify fuzz clean
+.PHONY: setup run demo test lint infra-check chaos bench bench-ops bench-latency bench-pipeline bench-http bench-mllp bench-convert bench-ccda bench-batch bench-consent bench-store bench-export bench-notify bench-console bench-telemetry fuzz clean
 
 setup: $(STAMP) node_modules/.bin/azurite $(THO)/package.json local.settings.json
 
@@ -99,6 +99,14 @@ fuzz: setup
 bench-notify: setup
 	$(BIN)/python -m bench.bench_notify --json bench/notify.json
 
+# What telemetry costs: the pipeline with telemetry off and with OTLP, alternating.
+bench-telemetry: setup
+	$(BIN)/python -m bench.bench_telemetry --json bench/telemetry.json
+
+# The console's searches over 20,000 journey rows, against one partner's last day.
+bench-console: setup
+	$(BIN)/python -m bench.bench_console --json bench/console.json
+
 # Storage requests and bytes per message, by function, through a counting proxy.
 bench-ops: setup
 	$(BIN)/python -m bench.bench_ops --messages 1000 --json bench/ops.json
@@ -118,7 +126,7 @@ bench-mllp: setup
 	$(BIN)/python -m bench.bench_mllp --json bench/mllp.json
 
 # Every benchmark, one after another (they share the machine; never run two at once).
-bench: bench-convert bench-ccda bench-batch bench-consent bench-store bench-export bench-notify bench-ops bench-latency bench-pipeline bench-http bench-mllp
+bench: bench-convert bench-ccda bench-batch bench-consent bench-store bench-export bench-notify bench-console bench-telemetry bench-ops bench-latency bench-pipeline bench-http bench-mllp
 
 clean:
 	rm -rf $(VENV) $(IAC) .cache node_modules .azurite .intake .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,7 @@ import pytest
 
 from bench import (
     bench_consent,
+    bench_console,
     bench_export,
     bench_mllp,
     bench_notify,
@@ -22,6 +23,12 @@ def test_bench_consent_runs(storage_env) -> None:  # type: ignore[no-untyped-def
     result = bench_consent.run(records=40, rounds=1)
     assert result["patients"] == 20 and result["opted_out"] == 1
     assert result["ours"]["records_per_s_best"] > 0 and result["engine"]["consents_per_decision"]
+
+
+def test_bench_console_runs(storage_env) -> None:  # type: ignore[no-untyped-def]
+    result = bench_console.run(rows=120, rounds=1)
+    assert result["message id, every partner"]["matched"] == 1  # the seeded message, found
+    assert result["one partner, last day (baseline)"]["vs_baseline"] == 1
 
 
 def test_bench_store_runs(storage_env) -> None:  # type: ignore[no-untyped-def]
