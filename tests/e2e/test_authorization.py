@@ -250,7 +250,11 @@ def ids(case: Case) -> str:
 
 
 def test_every_http_route_is_in_the_matrix() -> None:
-    assert {(name, method) for name, method, _ in http_routes()} == set(CASES_BY)
+    # The console's pages sign in once and then carry a session, not a credential on each
+    # request: their rules are tested route by route in test_console.py.
+    routes = {(name, method) for name, method, _ in http_routes()}
+    console = {r for r in routes if r[0].startswith("console_")}
+    assert console and routes - console == set(CASES_BY)
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)

@@ -25,6 +25,7 @@ from shared.security import Partner
 from shared.security.models import Role
 from shared.security.partners import TablePartnerDirectory
 from tests.e2e.conftest import post_ingest, product_api, wait_stage
+from tests.support.app_routes import http_routes
 from tests.support.browser import LAUNCH_ARGS, chromium, screenshot_path
 
 pytestmark = pytest.mark.azurite
@@ -254,6 +255,27 @@ def _signed_in_client(console: dict[str, Any], partner: str) -> httpx.Client:
     answer = client.post("/signin", data={"credential": console["keys"][partner], "login": login})
     assert answer.status_code == 303, answer.text
     return client
+
+
+def test_every_console_route_needs_a_session(console: dict[str, Any]) -> None:
+    # Anonymous to the Functions host (a browser sends no function key), so each route
+    # checks the session itself: without one, only the sign-in form and the assets answer.
+    public = {"console_signin", "console_asset"}
+    routes = [r for r in http_routes() if r[0].startswith("console_")]
+    assert {r[0] for r in routes} >= public | {"console_payload", "console_replay"}
+    with httpx.Client(base_url=f"{console['host'].base_url}/api", timeout=30) as client:
+        for name, method, route in routes:
+            if name in public:
+                continue
+            path = "/" + route.replace("{partner}", "clinic-a").replace(
+                "{id}", console["ids"]["clinic-a"]
+            )
+            forged = {"cookie": "fik_console=" + "A" * 43}  # no such session
+            for headers in ({}, forged):
+                answer = client.request(method, path, headers=headers, data={"csrf": "x"})
+                assert answer.status_code == 303, (name, method, answer.status_code)
+                assert answer.headers["location"] == "/api/console/signin"
+                assert "CANARYFAMILY" not in answer.text
 
 
 def test_sessions_forms_and_headers(console: dict[str, Any]) -> None:
