@@ -42,7 +42,8 @@ def ingest(req: func.HttpRequest) -> func.HttpResponse:
     AE ACK) when refused; 409 (the same submission being stored now) and 503 (storage
     down) with Retry-After (an AR ACK: resend unchanged). One span, the ingestion's trace
     root (or the child of the caller's traceparent)."""
-    with wiring.request_span("ingest", req.headers.get("traceparent")) as hop:
+    caller = req.headers.get("traceparent")
+    with wiring.request_span("ingest", caller, "POST", "/api/ingest") as hop:
         response = _ingest(req, hop)
         hop.status_code = response.status_code
         return response

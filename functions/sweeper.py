@@ -38,10 +38,13 @@ def sweep_submissions(timer: func.TimerRequest) -> None:
         log.info("sweep: console sessions ended", extra={"stage": "sweep", "sessions": ended})
     try:
         depths = wiring.poison_depths()
-        record_queue_depths(wiring.queue_depths(), depths)
     except StorageUnavailableError:
         log.warning("sweep: poison queues unreadable", extra={"stage": "sweep"})
         return
+    try:
+        record_queue_depths(wiring.queue_depths(), depths)
+    except StorageUnavailableError:  # the poison depths still count, and their lines
+        record_queue_depths({}, depths)
     for queue, depth in depths.items():
         if depth:
             # The text carries the numbers: Azure's traces keep only the message.

@@ -72,7 +72,13 @@ from shared.platform.names import Container, Queue, Setting, Table
 from shared.platform.secrets import SecretStore
 from shared.platform.settings import Environment, Settings, load_settings
 from shared.platform.storage import StorageClients, build_storage_clients
-from shared.platform.telemetry import Hop, configure_telemetry, current_traceparent, server_span
+from shared.platform.telemetry import (
+    Hop,
+    configure_telemetry,
+    current_traceparent,
+    note_outcome,
+    server_span,
+)
 from shared.records.adapters import BlobResourceStore, TablePersonIndex
 from shared.records.adapters.export_files import ExportFiles, TableExportJobs, read_export_file
 from shared.records.adapters.fhir_token import managed_identity_token
@@ -174,10 +180,12 @@ def queue_depths() -> dict[str, int]:
     return poison.queue_depths(storage())
 
 
-def request_span(name: str, traceparent: str | None) -> contextlib.AbstractContextManager[Hop]:
+def request_span(
+    name: str, traceparent: str | None, method: str, route: str
+) -> contextlib.AbstractContextManager[Hop]:
     """The span of one HTTP request (``telemetry.server_span``), once telemetry is wired."""
     settings()
-    return server_span(name, traceparent)
+    return server_span(name, traceparent, method, route)
 
 
 @cache
@@ -726,12 +734,20 @@ def console_figures() -> Figures:
     return Figures(_console_rows(), lambda: datetime.now(UTC))
 
 
+def _process_drop(event: Any) -> object:
+    """One dropped file, its outcome (stored, partial, rejected, gone) on its span: the
+    chunks' journey rows are other ingestions'."""
+    report = drop_processor().process(event)
+    note_outcome(report.status)
+    return report
+
+
 def queue_stage(queue: Queue) -> QueueStage[Any]:
     """How one queue's messages are run (``shared.pipeline.runner``); the stages
     themselves are built on first use."""
     envelope = Envelope.from_bytes
     if queue is Queue.BLOB_CREATED:
-        return QueueStage("drop", queue, decode_drop, lambda e: drop_processor().process(e))
+        return QueueStage("drop", queue, decode_drop, _process_drop)
     if queue is Queue.EXPORT:
         budget = settings().export_slice_seconds
         return QueueStage(

@@ -49,7 +49,7 @@ resource poisonDepth 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview'
     criteria: {
       allOf: [
         {
-          query: 'AppMetrics | where Name == "fhir_intake.queue.poison_depth" | extend queue = tostring(Properties["fhir_intake.queue"]) | project TimeGenerated, queue, depth = Max'
+          query: 'AppMetrics | where Name == "fhir_intake.queue.poison_depth" | extend queue = tostring(Properties["fhir_intake.queue"]) | project TimeGenerated, queue, depth = Sum'
           timeAggregation: 'Maximum'
           metricMeasureColumn: 'depth'
           dimensions: [

@@ -151,13 +151,20 @@ class QueueIntake:
         try:
             request = _parse(body)
             partner_id = request.partner
+            refused: SubmissionError | None = None
             # The ingestion's trace starts here, as the producer's child when it sent one.
             with stage_span(
                 "ingest", Queue.INTAKE_REQUESTS, attempt, traceparent=request.traceparent
             ) as hop:
-                receipt = self._submit(request, hop)
-                hop.correlation_id = receipt.ingestion_id
-                hop.outcome = "duplicate" if receipt.duplicate else "stored"
+                try:
+                    receipt = self._submit(request, hop)
+                except SubmissionError as exc:  # the producer's to fix: refused, not failed
+                    hop.outcome, refused = ("retry" if exc.retryable else "refused"), exc
+                else:
+                    hop.correlation_id = receipt.ingestion_id
+                    hop.outcome = "duplicate" if receipt.duplicate else "stored"
+            if refused is not None:
+                raise refused
         except SubmissionError as exc:
             if exc.retryable:
                 raise

@@ -231,7 +231,10 @@ class Settings(BaseSettings):
     )
     appinsights_authentication: str | None = Field(
         default=None,
-        pattern=r"^(?i:(ClientId=[0-9a-fA-F-]{36};)?Authorization=AAD(;ClientId=[0-9a-fA-F-]{36})?)$|^$",
+        # As Azure writes it, give or take spaces and a trailing ';' (a refusal here would
+        # stop every function: settings are each one's first call).
+        pattern=r"^(?i:\s*(ClientId\s*=\s*[0-9a-f-]{36}\s*;\s*)?Authorization\s*=\s*AAD"
+        r"(\s*;\s*ClientId\s*=\s*[0-9a-f-]{36})?\s*;?\s*)$|^$",
         validation_alias=AliasChoices(Setting.APPINSIGHTS_AUTHENTICATION.value),
     )
     otlp_endpoint: str | None = Field(

@@ -73,6 +73,8 @@ CORRELATION = "fhir_intake.correlation_id"
 ATTEMPT = "fhir_intake.attempt"
 QUEUE = "fhir_intake.queue"
 STORAGE_OPERATIONS = "fhir_intake.storage_operations"
+ERROR_TYPE = "fhir_intake.error_type"
+STATUS_CODE = "fhir_intake.status_code"
 # The loggers whose messages are our own constant format strings; others' (the Azure SDK,
 # urllib3, the exporters themselves) may quote URLs, and an exporter logging into itself
 # would loop.
@@ -84,6 +86,8 @@ _SEVERITY = {
     logging.ERROR: _logs.SeverityNumber.ERROR,
     logging.CRITICAL: _logs.SeverityNumber.FATAL,
 }
+EXPORT_TIMEOUT_SECONDS = 3
+GAUGE_MAX_AGE_SECONDS = 600  # a depth older than this is not sent again (two sweeps and more)
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _REQUESTS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -113,11 +117,37 @@ _storage_ops = _meter.create_histogram(
     description="Storage requests one message cost in its stage",
     explicit_bucket_boundaries_advisory=_REQUESTS,
 )
-_queue_depth = _meter.create_gauge(
-    "fhir_intake.queue.depth", unit="{message}", description="Messages waiting in a queue"
+# The latest depths the sweeper read, with when: the gauges report them only while they are
+# fresh (a synchronous gauge would send its last value every minute until the process
+# ends, long after the queue was emptied or the sweep moved to another instance).
+_depths: dict[tuple[str, str], tuple[float, int]] = {}
+_depths_lock = threading.Lock()
+
+
+def _observe(kind: str) -> Any:
+    def observe(options: Any) -> Iterator[metrics.Observation]:
+        now = time.monotonic()
+        with _depths_lock:
+            fresh = [
+                (queue, depth)
+                for (of, queue), (at, depth) in _depths.items()
+                if of == kind and now - at <= GAUGE_MAX_AGE_SECONDS
+            ]
+        for queue, depth in fresh:
+            yield metrics.Observation(depth, {QUEUE: queue})
+
+    return observe
+
+
+_queue_depth = _meter.create_observable_gauge(
+    "fhir_intake.queue.depth",
+    callbacks=[_observe("queue")],
+    unit="{message}",
+    description="Messages waiting in a queue",
 )
-_poison_depth = _meter.create_gauge(
+_poison_depth = _meter.create_observable_gauge(
     "fhir_intake.queue.poison_depth",
+    callbacks=[_observe("poison")],
     unit="{message}",
     description="Messages waiting in a poison queue for an operator",
 )
@@ -140,6 +170,7 @@ METRICS = (
 )
 """Every metric this module records (the docs, the workbook and the tests name them)."""
 
+log = logging.getLogger(__name__)
 _configured: Exporting | None = None
 _configure_lock = threading.Lock()
 
@@ -177,7 +208,17 @@ def configure_telemetry(settings: Settings) -> Exporting:
     global _configured
     with _configure_lock:
         if _configured is None:
-            _configured = _start(settings)
+            try:
+                _configured = _start(settings)
+            except Exception as exc:  # noqa: BLE001 - the boundary: telemetry is never worth an outage
+                # A malformed connection string, an exporter that will not build: every
+                # function would fail with it (settings are every function's first call).
+                log.warning(
+                    "telemetry off: it could not start (%s)",
+                    type(exc).__name__,
+                    extra={"stage": "telemetry"},
+                )
+                _configured = Exporting.OFF
         return _configured
 
 
@@ -200,6 +241,7 @@ def _start(settings: Settings) -> Exporting:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 
     spans, metric_exporter, log_exporter = exporters
     resource = Resource.create(
@@ -210,7 +252,10 @@ def _start(settings: Settings) -> Exporting:
     # OTEL_<SIGNAL>_EXPORTER is "none" keeps the API's no-op (spans: envelopes then carry
     # the traceparent they came with).
     if not _off(settings.otel_traces_exporter):
-        tracer_provider = TracerProvider(resource=resource)
+        # Every ingestion is traced: a caller's traceparent saying "not sampled" (a partner
+        # gateway's choice) still gives the parent, never the decision to record.
+        sampler = ParentBased(root=ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON)
+        tracer_provider = TracerProvider(resource=resource, sampler=sampler)
         tracer_provider.add_span_processor(BatchSpanProcessor(spans))
         trace.set_tracer_provider(tracer_provider)
     if not _off(settings.otel_metrics_exporter):
@@ -239,10 +284,13 @@ def _otlp_exporters(endpoint: str) -> tuple[Any, Any, Any]:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     base = endpoint.rstrip("/")
+    # A collector that hangs costs an export at most this long (the SDK's default is 10 s,
+    # retried with back-off: a stop or a CLI command waited for it).
+    wait = EXPORT_TIMEOUT_SECONDS
     return (
-        OTLPSpanExporter(endpoint=f"{base}/v1/traces"),
-        OTLPMetricExporter(endpoint=f"{base}/v1/metrics"),
-        OTLPLogExporter(endpoint=f"{base}/v1/logs"),
+        OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=wait),
+        OTLPMetricExporter(endpoint=f"{base}/v1/metrics", timeout=wait),
+        OTLPLogExporter(endpoint=f"{base}/v1/logs", timeout=wait),
     )
 
 
@@ -283,20 +331,30 @@ def _parent(traceparent: str | None) -> Any:
 
 
 @contextlib.contextmanager
-def server_span(name: str, traceparent: str | None) -> Iterator[Hop]:
+def server_span(
+    name: str, traceparent: str | None, method: str | None = None, route: str | None = None
+) -> Iterator[Hop]:
     """A span for one HTTP request (kind SERVER), the child of the caller's traceparent
     when it is valid; the caller sets ``status_code`` on the hop it gets."""
     hop = Hop(stage=name)
-    with _span(name, trace.SpanKind.SERVER, _parent(traceparent), hop, {STAGE: name}) as span:
+    # Method and route make the Azure Monitor exporter write a request with its result
+    # code, and success from it; the status goes on ours as well (it drops http.*).
+    attributes = {STAGE: name}
+    if method and route:  # an HTTP request (an MLLP frame is a server span without them)
+        attributes |= {"http.request.method": method, "http.route": route}
+    with _span(name, trace.SpanKind.SERVER, _parent(traceparent), hop, attributes) as span:
         yield hop
         if hop.status_code is not None:
             span.set_attribute("http.response.status_code", hop.status_code)
+            span.set_attribute(STATUS_CODE, hop.status_code)
+            if hop.status_code >= 500:
+                span.set_status(trace.StatusCode.ERROR, str(hop.status_code))
             if hop.outcome is None:
                 hop.outcome = _http_outcome(hop.status_code)
 
 
 def _http_outcome(status: int) -> str:
-    if status == 503:
+    if status in (409, 503):  # in progress, or storage away: the caller resends
         return "retry"
     return "refused" if status >= 400 else "accepted"
 
@@ -353,6 +411,9 @@ def _span(
                     hop.outcome = "failed"
                     span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
                     span.set_attribute("error.type", type(exc).__name__)
+                    # Ours too: the Azure Monitor exporter leaves error.type out of
+                    # Properties, where the workbook reads failures by type.
+                    span.set_attribute(ERROR_TYPE, type(exc).__name__)
                     raise
                 finally:
                     _finish(span, hop, time.perf_counter() - started)
@@ -427,10 +488,12 @@ def count_consent_decisions(permitted: int, denied: int, partner: str | None = N
 
 def record_queue_depths(depths: Mapping[str, int], poison: Mapping[str, int]) -> None:
     """Queue and poison-queue depths by logical name (the sweeper timer reads them)."""
-    for queue, depth in depths.items():
-        _queue_depth.set(depth, {QUEUE: queue})
-    for queue, depth in poison.items():
-        _poison_depth.set(depth, {QUEUE: queue})
+    now = time.monotonic()
+    with _depths_lock:
+        for queue, depth in depths.items():
+            _depths[("queue", queue)] = (now, depth)
+        for queue, depth in poison.items():
+            _depths[("poison", queue)] = (now, depth)
 
 
 class SafeLogHandler(logging.Handler):

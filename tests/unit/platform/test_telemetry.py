@@ -187,6 +187,8 @@ def test_a_stage_span_carries_our_attributes_and_a_failure_as_its_type() -> None
     assert failed["name"] == "consent-check" and failed["status"] == "ERROR"
     assert failed["description"] == "RuntimeError" and failed["events"] == 0  # no message
     assert failed["attributes"]["fhir_intake.outcome"] == "failed"
+    # Under a name of ours too: the Azure Monitor exporter leaves error.type out.
+    assert failed["attributes"]["fhir_intake.error_type"] == "RuntimeError"
     assert "Zyxcanary" not in done.stdout
     messages = {
         (p["fhir_intake.stage"], p["fhir_intake.outcome"])
@@ -239,3 +241,87 @@ def test_a_signal_set_to_none_stays_off_and_configuring_twice_keeps_the_first() 
     assert found["tracer"] == "ProxyTracerProvider" and found["logger"] == "ProxyLoggerProvider"
     assert found["meter"] == "MeterProvider"  # the SDK's: metrics were not turned off
     assert found["handlers"] == []
+
+
+_STARTS_SCRIPT = textwrap.dedent(
+    """
+    import json, time
+    from opentelemetry import trace
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from shared.platform import telemetry
+    from shared.platform.settings import Settings
+
+    broken = Settings(
+        AzureWebJobsStorage="UseDevelopmentStorage=true",
+        APPLICATIONINSIGHTS_CONNECTION_STRING="InstrumentationKey=not-a-guid",
+    )
+    exporting = telemetry.configure_telemetry(broken)  # must not raise: every function would
+
+    with telemetry.server_span("ingest", None, "POST", "/api/ingest") as hop:
+        recording = trace.get_current_span().is_recording()  # off: nothing is recorded
+        hop.status_code = 503
+    # Depths are reported while fresh only.
+    telemetry.record_queue_depths({"normalize": 3}, {"normalize-poison": 2})
+    fresh = [(o.value, dict(o.attributes)) for o in telemetry._observe("poison")(None)]
+    for key, (at, depth) in list(telemetry._depths.items()):
+        telemetry._depths[key] = (at - telemetry.GAUGE_MAX_AGE_SECONDS - 1, depth)
+    stale = list(telemetry._observe("poison")(None)) + list(telemetry._observe("queue")(None))
+    print(json.dumps({"exporting": exporting, "recording": recording, "fresh": fresh,
+                      "stale": len(stale), "outcome": hop.outcome}))
+    """
+)
+
+
+def test_a_misconfiguration_turns_telemetry_off_and_nothing_else() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _STARTS_SCRIPT],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["exporting"] == "off"
+    assert "telemetry off: it could not start (ValueError)" in done.stderr
+    assert found["recording"] is False
+    assert found["outcome"] == "retry"  # a 503: the caller resends
+    assert found["fresh"] == [[2, {"fhir_intake.queue": "normalize-poison"}]]
+    assert found["stale"] == 0  # an old reading is not sent again
+
+
+_UNSAMPLED_SCRIPT = textwrap.dedent(
+    """
+    import json
+    from opentelemetry import trace
+    from shared.platform import telemetry
+    from shared.platform.settings import Settings
+
+    telemetry.configure_telemetry(Settings(
+        AzureWebJobsStorage="UseDevelopmentStorage=true",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",  # nobody: exports fail quietly
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+    ))
+    unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    with telemetry.server_span("ingest", unsampled, "POST", "/api/ingest"):
+        recording = trace.get_current_span().is_recording()
+        carried = telemetry.current_traceparent()
+    print(json.dumps({"recording": recording, "carried": carried}))
+    """
+)
+
+
+def test_a_caller_saying_not_sampled_still_gets_the_pipeline_traced() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _UNSAMPLED_SCRIPT],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["recording"] is True
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    assert found["carried"].startswith(f"00-{trace_id}-") and found["carried"].endswith("-01")
