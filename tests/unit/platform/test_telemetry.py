@@ -41,6 +41,19 @@ def _envelope() -> Envelope:
     )
 
 
+def _child(script: str) -> subprocess.CompletedProcess[str]:
+    """Run a script in a fresh interpreter: OpenTelemetry's global providers are set once
+    per process, so each configuration gets a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
 def test_without_settings_telemetry_is_off_and_envelopes_carry_what_they_came_with() -> None:
     assert configure_telemetry(Settings(**STORAGE)) is Exporting.OFF  # type: ignore[arg-type]
     with stage_span("normalize", "normalize", 1, traceparent=INCOMING) as hop:
@@ -164,14 +177,7 @@ _SPAN_SCRIPT = textwrap.dedent(
 
 
 def test_a_stage_span_carries_our_attributes_and_a_failure_as_its_type() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _SPAN_SCRIPT],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = _child(_SPAN_SCRIPT)
     found = json.loads(done.stdout)
     ok, failed = found["spans"]
     assert ok["name"] == "normalize" and ok["kind"] == "CONSUMER"
@@ -228,14 +234,7 @@ _SIGNALS_OFF_SCRIPT = textwrap.dedent(
 
 
 def test_a_signal_set_to_none_stays_off_and_configuring_twice_keeps_the_first() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _SIGNALS_OFF_SCRIPT],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = _child(_SIGNALS_OFF_SCRIPT)
     found = json.loads(done.stdout)
     assert found["exporting"] == found["again"] == "otlp"
     assert found["tracer"] == "ProxyTracerProvider" and found["logger"] == "ProxyLoggerProvider"
@@ -273,14 +272,7 @@ _STARTS_SCRIPT = textwrap.dedent(
 
 
 def test_a_misconfiguration_turns_telemetry_off_and_nothing_else() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _STARTS_SCRIPT],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = _child(_STARTS_SCRIPT)
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["exporting"] == "off"
     assert "telemetry off: it could not start (ValueError)" in done.stderr
@@ -313,14 +305,7 @@ _UNSAMPLED_SCRIPT = textwrap.dedent(
 
 
 def test_a_caller_saying_not_sampled_still_gets_the_pipeline_traced() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _UNSAMPLED_SCRIPT],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = _child(_UNSAMPLED_SCRIPT)
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["recording"] is True
     trace_id = "0af7651916cd43dd8448eb211c80319c"
