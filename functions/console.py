@@ -7,25 +7,19 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import azure.functions as func
 
 from shared import wiring
 from shared.console import (
-    ActionRefusedError,
-    ConsoleForbiddenError,
-    FormExpiredError,
     FormUnreadableError,
     IngestionFilter,
     IngestionStatus,
     Session,
-    SignInRequiredError,
-    check_form,
 )
-from shared.console.pages import SECURITY_HEADERS, asset, render
+from shared.console.pages import asset, render
 from shared.console.pipeline import DEAD_COUNTED
 from shared.console.sessions import IDLE, LIFETIME, new_login_token
 from shared.platform.errors import StorageUnavailableError
@@ -35,135 +29,13 @@ from shared.security.api_keys import parse_key
 from shared.security.audit import AccessRefusal, AdminAction, admin_audit_event
 from shared.security.errors import SecurityUnavailableError
 
-from .responses import public_url
+from . import console_http as web
+from .console_http import BASE, LOGIN_COOKIE, SESSION_COOKIE
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
-BASE = "/api/console"
-SESSION_COOKIE = "fik_console"
-LOGIN_COOKIE = "fik_console_login"  # the sign-in form's own token (login CSRF)
-MAX_FORM_BYTES = 16 * 1024
-MAX_FORM_FIELDS = 20
 ANONYMOUS = func.AuthLevel.ANONYMOUS
 _REPLAYABLE = {q.value: q for q in Queue}
-
-
-def _origin(req: func.HttpRequest) -> str:
-    parts = urlsplit(public_url(req))
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _cookie(req: func.HttpRequest, name: str) -> str | None:
-    """One cookie's value, read by hand: a malformed cookie of someone else's on the same
-    origin must not hide ours (``SimpleCookie`` stops at the first), and two of ours (one
-    tossed in at another path) mean neither is trusted."""
-    found = [
-        value.strip()
-        for part in (req.headers.get("cookie") or "").split(";")
-        for key, eq, value in [part.strip().partition("=")]
-        if eq and key == name
-    ]
-    return found[0] if len(found) == 1 and found[0] else None
-
-
-def _set_cookie(req: func.HttpRequest, name: str, value: str, seconds: int) -> str:
-    """A cookie only our console's paths get, never script-readable or sent cross-site;
-    Secure wherever the public origin is HTTPS (everywhere but a local host)."""
-    secure = "; Secure" if _origin(req).startswith("https://") else ""
-    return f"{name}={value}; Path={BASE}; Max-Age={seconds}; HttpOnly; SameSite=Strict{secure}"
-
-
-def _page(html: str, status: int = 200, cookie: str = "", **headers: str) -> func.HttpResponse:
-    """An HTML answer with the console's security headers (and at most one cookie: the
-    Functions HTTP response holds one value per header)."""
-    extra = {name.replace("_", "-"): value for name, value in headers.items()}
-    if cookie:
-        extra["Set-Cookie"] = cookie
-    return func.HttpResponse(
-        html,
-        status_code=status,
-        mimetype="text/html",
-        charset="utf-8",
-        headers={**SECURITY_HEADERS, **extra},
-    )
-
-
-def _redirect(location: str, cookie: str = "") -> func.HttpResponse:
-    return _page("", 303, cookie, Location=location)
-
-
-def _notice(session: Session | None, status: int, title: str, text: str) -> func.HttpResponse:
-    html = render(
-        "notice.html",
-        base=BASE,
-        title=title,
-        text=text,
-        viewer=session.viewer if session else None,
-        csrf=session.csrf if session else "",
-        section="",
-        notice="",
-    )
-    return _page(html, status, **({"Retry_After": "5"} if status == 503 else {}))
-
-
-def _form(req: func.HttpRequest) -> dict[str, str]:
-    """A urlencoded form's fields (the first value of each).
-
-    Raises:
-        FormUnreadableError: over ``MAX_FORM_BYTES`` or ``MAX_FORM_FIELDS`` fields.
-    """
-    body = req.get_body()
-    if len(body) > MAX_FORM_BYTES:
-        raise FormUnreadableError(f"a form is at most {MAX_FORM_BYTES // 1024} KiB")
-    try:
-        parsed = parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
-    except ValueError as exc:
-        raise FormUnreadableError(f"a form has at most {MAX_FORM_FIELDS} fields") from exc
-    return {k: v[0] for k, v in parsed.items()}
-
-
-def _signed_in(
-    req: func.HttpRequest,
-    work: Callable[[Session, dict[str, str]], func.HttpResponse],
-    *,
-    posted: bool = False,
-) -> func.HttpResponse:
-    """Run ``work`` for the request's live session with the form it posted (its token and
-    origin checked) or {}; refusals become pages: sign in again, 400, 403 (audited), 503."""
-    session: Session | None = None
-    try:
-        session = wiring.console_sessions().resolve(_cookie(req, SESSION_COOKIE))
-        form = _form(req) if posted else {}
-        if posted:
-            check_form(session, form.get("csrf"), req.headers.get("origin"), _origin(req))
-        return work(session, form)
-    except SignInRequiredError:
-        return _redirect(f"{BASE}/signin")
-    except FormUnreadableError as exc:
-        return _notice(session, 413, "Not read", str(exc))
-    except (ConsoleForbiddenError, FormExpiredError) as exc:
-        partner = session.partner if session else "unknown"
-        wiring.console_access_audit().refused(AccessRefusal.AUTHORIZATION, partner, _route(req))
-        return _notice(session, 403, "Not allowed", str(exc))
-    except ActionRefusedError as exc:
-        return _notice(session, 409, "Not done", str(exc))
-    except StorageUnavailableError:
-        return _notice(session, 503, "Try again shortly", "Storage is unavailable right now.")
-
-
-def _route(req: func.HttpRequest) -> str:
-    """Method and path, for the audit trail (never the query)."""
-    return f"{req.method} {urlsplit(req.url).path}"[:300]
-
-
-def _context(session: Session, section: str, notice: str = "") -> dict[str, object]:
-    return {
-        "base": BASE,
-        "viewer": session.viewer,
-        "csrf": session.csrf,
-        "section": section,
-        "notice": notice,
-    }
 
 
 @bp.route(route="console/signin", methods=["GET", "POST"], auth_level=ANONYMOUS)
@@ -173,14 +45,14 @@ def console_signin(req: func.HttpRequest) -> func.HttpResponse:
     if req.method == "GET":
         return _signin_form(req)
     try:
-        form = _form(req)
+        form = web.form(req)
     except FormUnreadableError as exc:
         return _signin_form(req, str(exc), 413)
-    expected = _cookie(req, LOGIN_COOKIE)
+    expected = web.cookie(req, LOGIN_COOKIE)
     origin = req.headers.get("origin")
     if not expected or not hmac.compare_digest(form.get("login", ""), expected):
         return _signin_form(req, "The sign-in form expired; sign in again.", 400)
-    if origin and origin != _origin(req):
+    if origin and origin != web.origin(req):
         return _signin_form(req, "Sign in from this site's own page.", 400)
     credential = form.get("credential", "").strip()
     key = parse_key(credential)
@@ -188,29 +60,33 @@ def console_signin(req: func.HttpRequest) -> func.HttpResponse:
     sessions = wiring.console_sessions()
     try:
         partner = wiring.authenticator().authenticate(bearer, credential if key else None)
-        sessions.sign_out(_cookie(req, SESSION_COOKIE))  # no second session beside it
+        sessions.sign_out(web.cookie(req, SESSION_COOKIE))  # no second session beside it
         token, session = sessions.sign_in(partner, key[0] if key else "")
     except AuthenticationError as exc:
         # Anonymous: its own refusal budget, so a flood here cannot crowd the API's out.
         wiring.console_access_audit().refused(
-            AccessRefusal.AUTHENTICATION, exc.credential, _route(req), authenticated=False
+            AccessRefusal.AUTHENTICATION, exc.credential, web.route(req), authenticated=False
         )
         return _signin_form(req, "That credential is not valid here.", 401)
     except (SecurityUnavailableError, StorageUnavailableError):
-        return _notice(None, 503, "Try again shortly", "Credentials cannot be checked now.")
+        return web.notice(None, 503, "Try again shortly", "Credentials cannot be checked now.")
     wiring.audit_log().write(
         admin_audit_event(
             AdminAction.CONSOLE_SIGNIN, partner.id, "urn:fhir-intake:console", session.created
         )
     )
     # The sign-in form's cookie is left to expire (ten minutes): one cookie per answer.
-    return _redirect(BASE, _set_cookie(req, SESSION_COOKIE, token, int(LIFETIME.total_seconds())))
+    return web.redirect(
+        BASE, web.set_cookie(req, SESSION_COOKIE, token, int(LIFETIME.total_seconds()))
+    )
 
 
 def _signin_form(req: func.HttpRequest, error: str = "", status: int = 200) -> func.HttpResponse:
     """The form, with a fresh login token in its cookie and hidden field."""
     login = new_login_token()
-    return _page(_signin_page(login, error), status, _set_cookie(req, LOGIN_COOKIE, login, 600))
+    return web.page(
+        _signin_page(login, error), status, web.set_cookie(req, LOGIN_COOKIE, login, 600)
+    )
 
 
 def _signin_page(login: str, error: str = "") -> str:
@@ -231,15 +107,15 @@ def _signin_page(login: str, error: str = "") -> str:
 @bp.route(route="console/signout", methods=["POST"], auth_level=ANONYMOUS)
 def console_signout(req: func.HttpRequest) -> func.HttpResponse:
     """End the session; the cookie is forgotten even when the session had ended."""
-    token = _cookie(req, SESSION_COOKIE)
+    token = web.cookie(req, SESSION_COOKIE)
 
     def work(session: Session, form: dict[str, str]) -> func.HttpResponse:
         wiring.console_sessions().sign_out(token)
-        return _redirect(f"{BASE}/signin", _set_cookie(req, SESSION_COOKIE, "", 0))
+        return web.redirect(f"{BASE}/signin", web.set_cookie(req, SESSION_COOKIE, "", 0))
 
-    answer = _signed_in(req, work, posted=True)
+    answer = web.signed_in(req, work, posted=True)
     if answer.status_code == 303 and "Set-Cookie" not in answer.headers:
-        answer.headers["Set-Cookie"] = _set_cookie(req, SESSION_COOKIE, "", 0)
+        answer.headers["Set-Cookie"] = web.set_cookie(req, SESSION_COOKIE, "", 0)
     return answer
 
 
@@ -265,7 +141,7 @@ def console_ingestions(req: func.HttpRequest) -> func.HttpResponse:
         viewer = session.viewer
         fields = form if posted else {k: req.params.get(k) or "" for k in _SEARCH_FIELDS}
         query = {k: (fields.get(k) or "").strip() for k in _SEARCH_FIELDS}
-        context = _context(session, "ingestions")
+        context = web.context(session, "ingestions")
         error, result = "", None
         try:
             if query["patient"] and not posted:  # it would sit in URLs and request logs
@@ -294,9 +170,9 @@ def console_ingestions(req: func.HttpRequest) -> func.HttpResponse:
             error=error,
             searched=posted,
         )
-        return _page(html, 400 if error else 200)
+        return web.page(html, 400 if error else 200)
 
-    return _signed_in(req, work, posted=posted)
+    return web.signed_in(req, work, posted=posted)
 
 
 _SEARCH_FIELDS = ("partner", "since", "until", "status", "message", "patient")
@@ -310,17 +186,17 @@ def console_ingestion(req: func.HttpRequest) -> func.HttpResponse:
         partner, ingestion = req.route_params["partner"], req.route_params["id"].lower()
         item = wiring.console_detail().view(session.viewer, partner, ingestion)
         if item is None:
-            return _notice(session, 404, "Not found", "No ingestion with this id for you.")
+            return web.notice(session, 404, "Not found", "No ingestion with this id for you.")
         html = render(
             "ingestion.html",
-            **_context(session, "ingestions"),
+            **web.context(session, "ingestions"),
             title=f"Ingestion {item.id}",
             item=item,
             fhir="/api/fhir",
         )
-        return _page(html)
+        return web.page(html)
 
-    return _signed_in(req, work)
+    return web.signed_in(req, work)
 
 
 @bp.route(route="console/ingestions/{partner}/{id}/payload", methods=["POST"], auth_level=ANONYMOUS)
@@ -331,18 +207,18 @@ def console_payload(req: func.HttpRequest) -> func.HttpResponse:
         partner, ingestion = req.route_params["partner"], req.route_params["id"].lower()
         view = wiring.console_detail().payload(session.viewer, partner, ingestion)
         if view is None:
-            return _notice(session, 404, "Not found", "No ingestion with this id for you.")
+            return web.notice(session, 404, "Not found", "No ingestion with this id for you.")
         html = render(
             "payload.html",
-            **_context(session, "ingestions"),
+            **web.context(session, "ingestions"),
             title=f"Payload of {ingestion}",
             partner=partner,
             id=ingestion,
             view=view,
         )
-        return _page(html)
+        return web.page(html)
 
-    return _signed_in(req, work, posted=True)
+    return web.signed_in(req, work, posted=True)
 
 
 @bp.route(route="console/pipeline", methods=["GET"], auth_level=ANONYMOUS)
@@ -365,15 +241,15 @@ def console_pipeline(req: func.HttpRequest) -> func.HttpResponse:
         )
         html = render(
             "pipeline.html",
-            **_context(session, "pipeline", notice),
+            **web.context(session, "pipeline", notice),
             title="Pipeline",
             poison=poison,
             dead=dead,
             dead_counted=DEAD_COUNTED,
         )
-        return _page(html)
+        return web.page(html)
 
-    return _signed_in(req, work)
+    return web.signed_in(req, work)
 
 
 @bp.route(route="console/pipeline/replay", methods=["POST"], auth_level=ANONYMOUS)
@@ -384,12 +260,12 @@ def console_replay(req: func.HttpRequest) -> func.HttpResponse:
     def work(session: Session, form: dict[str, str]) -> func.HttpResponse:
         queue = _REPLAYABLE.get(form.get("queue", ""))
         if queue is None:
-            return _notice(session, 400, "Not done", "No such queue.")
+            return web.notice(session, 400, "Not done", "No such queue.")
         moved, more = wiring.console_pipeline().replay_queue(session.viewer, queue)
         done = {"done": queue.value, "moved": moved, "more": int(more)}
-        return _redirect(f"{BASE}/pipeline?{urlencode(done)}")
+        return web.redirect(f"{BASE}/pipeline?{urlencode(done)}")
 
-    return _signed_in(req, work, posted=True)
+    return web.signed_in(req, work, posted=True)
 
 
 @bp.route(route="console/pipeline/redeliver", methods=["POST"], auth_level=ANONYMOUS)
@@ -399,11 +275,11 @@ def console_redeliver(req: func.HttpRequest) -> func.HttpResponse:
     def work(session: Session, form: dict[str, str]) -> func.HttpResponse:
         subscription = form.get("subscription", "")
         if not subscription.isalnum() or len(subscription) != 32:
-            return _notice(session, 400, "Not done", "No such subscription.")
+            return web.notice(session, 400, "Not done", "No such subscription.")
         queued = wiring.console_pipeline().replay_subscription(session.viewer, subscription)
-        return _redirect(f"{BASE}/pipeline?{urlencode({'done': 'deliver', 'moved': queued})}")
+        return web.redirect(f"{BASE}/pipeline?{urlencode({'done': 'deliver', 'moved': queued})}")
 
-    return _signed_in(req, work, posted=True)
+    return web.signed_in(req, work, posted=True)
 
 
 @bp.route(route="console/figures", methods=["GET"], auth_level=ANONYMOUS)
@@ -413,11 +289,11 @@ def console_figures(req: func.HttpRequest) -> func.HttpResponse:
     def work(session: Session, form: dict[str, str]) -> func.HttpResponse:
         windows = wiring.console_figures().windows(session.viewer)
         html = render(
-            "figures.html", **_context(session, "figures"), title="Figures", windows=windows
+            "figures.html", **web.context(session, "figures"), title="Figures", windows=windows
         )
-        return _page(html)
+        return web.page(html)
 
-    return _signed_in(req, work)
+    return web.signed_in(req, work)
 
 
 @bp.route(route="console/assets/{name}", methods=["GET"], auth_level=ANONYMOUS)
