@@ -59,9 +59,9 @@ def console_signin(req: func.HttpRequest) -> func.HttpResponse:
     bearer = None if key else f"Bearer {credential}"
     sessions = wiring.console_sessions()
     try:
-        partner = wiring.authenticator().authenticate(bearer, credential if key else None)
+        partner, until = wiring.authenticator().identify(bearer, credential if key else None)
         sessions.sign_out(web.cookie(req, SESSION_COOKIE))  # no second session beside it
-        token, session = sessions.sign_in(partner, key[0] if key else "")
+        token, session = sessions.sign_in(partner, key[0] if key else "", until)
     except AuthenticationError as exc:
         # Anonymous: its own refusal budget, so a flood here cannot crowd the API's out.
         wiring.console_access_audit().refused(

@@ -81,9 +81,13 @@ class ConsoleSessions:
         self._key_live = key_live
         self._clock = clock
 
-    def sign_in(self, partner: Partner, key: str = "") -> tuple[str, Session]:
+    def sign_in(
+        self, partner: Partner, key: str = "", until: datetime | None = None
+    ) -> tuple[str, Session]:
         """A new session for an authenticated partner, with the id of the API key it
-        presented ("" for a token): (cookie token, session).
+        presented ("" for a token) and when its credential ends (a token's ``exp``: the
+        session ends then too, so an app role taken away in Entra counts within the
+        token's life): (cookie token, session).
 
         Raises:
             StorageUnavailableError: the session could not be kept.
@@ -96,7 +100,7 @@ class ConsoleSessions:
             key=key,
             csrf=secrets.token_urlsafe(24),
             created=now,
-            expires=now + LIFETIME,
+            expires=min(now + LIFETIME, until) if until else now + LIFETIME,
             seen=now,
         )
         self._store.save(session_key(token), session)

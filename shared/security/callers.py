@@ -3,6 +3,7 @@ deployment allows, resolved to a partner and the roles it may use."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from .api_keys import parse_key
@@ -61,6 +62,18 @@ class Authenticator:
             AuthenticationError: no credentials, or none that are valid here.
             SecurityUnavailableError, StorageUnavailableError: they cannot be checked now.
         """
+        return self.identify(authorization, api_key)[0]
+
+    def identify(
+        self, authorization: str | None, api_key: str | None
+    ) -> tuple[Partner, datetime | None]:
+        """The calling partner, and when its credential stops being valid (a token's
+        ``exp``; None for an API key, which lasts until revoked).
+
+        Raises:
+            AuthenticationError: no credentials, or none that are valid here.
+            SecurityUnavailableError, StorageUnavailableError: they cannot be checked now.
+        """
         scheme, _, token = (authorization or "").strip().partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             if self._entra is None:
@@ -78,7 +91,8 @@ class Authenticator:
                     f"token {identity.principal}",
                 )
             ours = {Role(r) for r in identity.roles if r in Role._value2member_map_}
-            return partner.model_copy(update={"roles": partner.roles & ours}) if ours else partner
+            narrowed = partner.model_copy(update={"roles": partner.roles & ours})
+            return (narrowed if ours else partner), identity.expires
         if api_key:
             parsed = parse_key(api_key)
             credential = f"api-key {parsed[0]}" if parsed else "api-key"
@@ -88,7 +102,7 @@ class Authenticator:
                 )
             found = self._directory.authenticate(api_key)
             if found is not None:
-                return found
+                return found, None
             raise AuthenticationError("the API key is not valid", credential)
         wanted = " or ".join(
             (["an Authorization: Bearer token"] if self._entra else [])

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -36,6 +37,7 @@ class TokenIdentity:
     principal: str  # the calling app's id (azp/appid), or the user's object id (oid)
     tenant: str
     roles: frozenset[str]  # app roles granted in the token
+    expires: datetime | None = None  # ``exp``: a console session opened with it ends then
 
 
 class JwksKeys:
@@ -142,8 +144,10 @@ class EntraTokenValidator:
         if not isinstance(principal, str) or not principal:
             raise AuthenticationError("the bearer token names no application or user")
         roles = claims.get("roles") or []
+        expires = claims.get("exp")
         return TokenIdentity(
             principal=principal,
             tenant=self._tenant,
             roles=frozenset(r for r in roles if isinstance(r, str)),
+            expires=datetime.fromtimestamp(expires, UTC) if isinstance(expires, int) else None,
         )

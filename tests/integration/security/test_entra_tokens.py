@@ -37,9 +37,11 @@ def validator(entra: Entra, clock: Clock | None = None) -> EntraTokenValidator:
 
 
 def test_a_good_token_names_its_application_and_roles(entra: Entra) -> None:
-    found = validator(entra).validate(entra.token("app-1", roles=["read", "Other.Role"]))
+    exp = int(time.time()) + 1800
+    found = validator(entra).validate(entra.token("app-1", roles=["read", "Other.Role"], exp=exp))
     assert found.principal == "app-1"
     assert found.roles == {"read", "Other.Role"}
+    assert found.expires is not None and found.expires.timestamp() == exp  # a session's end
     v1 = entra.token("ignored", azp=None, appid="app-2")  # v1 tokens say appid
     assert validator(entra).validate(v1).principal == "app-2"
 

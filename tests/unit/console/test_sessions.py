@@ -124,6 +124,19 @@ def test_revoking_the_key_it_signed_in_with_ends_the_session() -> None:
     assert sessions.resolve(with_token).partner == "ops"
 
 
+def test_a_session_opened_with_a_token_ends_when_the_token_does() -> None:
+    sessions, _, clock = _sessions()
+    token, session = sessions.sign_in(OPS, until=START + timedelta(minutes=20))
+    assert session.expires == START + timedelta(minutes=20)
+    clock.now = START + timedelta(minutes=19)
+    sessions.resolve(token)
+    clock.now = START + timedelta(minutes=20)
+    with pytest.raises(SignInRequiredError):
+        sessions.resolve(token)
+    _, longer = sessions.sign_in(OPS, until=START + timedelta(days=2))
+    assert longer.expires == clock.now + LIFETIME  # never past the session's own limit
+
+
 def test_unknown_missing_and_signed_out_tokens_sign_nobody_in() -> None:
     sessions, _, _ = _sessions()
     for token in (None, "", "x" * 200, "not-a-session"):
