@@ -28,7 +28,8 @@ def test_bench_consent_runs(storage_env) -> None:  # type: ignore[no-untyped-def
 def test_bench_console_runs(storage_env) -> None:  # type: ignore[no-untyped-def]
     result = bench_console.run(rows=120, rounds=1)
     assert result["message id, every partner"]["matched"] == 1  # the seeded message, found
-    assert result["one partner, last day (baseline)"]["vs_baseline"] == 1
+    # One partner of eight over the last of two days: some of its rows, never all of them.
+    assert 0 < result["one partner, last day (baseline)"]["matched"] < 120 // 8
 
 
 def test_bench_store_runs(storage_env) -> None:  # type: ignore[no-untyped-def]
